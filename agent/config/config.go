@@ -1,0 +1,286 @@
+// Package config owns edgefort's configuration file: its typed shape, strict
+// decoding from YAML with line numbers, the one place where defaults are
+// filled in, and validation that reports every problem at once as
+// FILE:LINE: FIELD: message.
+//
+// Every component has its section here from the start, even those built
+// later, so that one file describes the whole node. Components receive their
+// own section after Load has decoded, defaulted and validated it; they never
+// read the file themselves.
+package config
+
+import "time"
+
+// CurrentVersion is the only configuration format version this build reads.
+const CurrentVersion = 1
+
+// DefaultPath is where `edgefort run` looks when neither --config nor
+// EDGEFORT_CONFIG names a file.
+const DefaultPath = "/etc/edgefort/edgefort.yaml"
+
+// EnvConfig names the environment variable that overrides DefaultPath.
+const EnvConfig = "EDGEFORT_CONFIG"
+
+// Config is the whole configuration file.
+type Config struct {
+	// Version of the file format. Required; must be 1.
+	Version int `yaml:"version"`
+	// Device describes this node.
+	Device Device `yaml:"device"`
+	// StateDir holds the state database, keystores and the admin socket.
+	// Default /var/lib/edgefort. Created with mode 0700 if missing.
+	StateDir string `yaml:"state_dir"`
+	// Log configures the agent's log output (stderr).
+	Log Log `yaml:"log"`
+	// Admin configures the local admin API used by `edgefort status`.
+	Admin Admin `yaml:"admin"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+	// Supervisor configures how components are restarted and stopped.
+	Supervisor Supervisor `yaml:"supervisor"`
+	// Cloud configures the JWT-authenticated control-plane link.
+	Cloud Cloud `yaml:"cloud"`
+	// IoT configures the SigV4 MQTT event link to AWS IoT Core.
+	IoT IoT `yaml:"iot"`
+	// Updates configures the update channel to a Mender server.
+	Updates Updates `yaml:"updates"`
+	// Clients configures the private-network HTTPS server and the local
+	// backends it proxies to.
+	Clients Clients `yaml:"clients"`
+	// Keystores configures references to keystores and truststores.
+	Keystores Keystores `yaml:"keystores"`
+}
+
+// Device identifies this node.
+type Device struct {
+	// ID is the node's identity towards the cloud. Optional: enrollment
+	// assigns one; until then the host name is used.
+	ID string `yaml:"id"`
+	// DeviceType is the Mender device type that artifacts must be built
+	// for. Required when updates are enabled.
+	DeviceType string `yaml:"device_type"`
+	// Hostnames are the names clients reach this node by on the private
+	// network; the built-in certificate is issued for them. Default: the
+	// host name and localhost.
+	Hostnames []string `yaml:"hostnames"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// Admin configures the local admin API.
+type Admin struct {
+	// Socket is the unix socket path (mode 0600). Default
+	// <state_dir>/admin.sock.
+	Socket string `yaml:"socket"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Enabled turns the endpoint on. Default true.
+	Enabled *bool `yaml:"enabled"`
+	// Listen is the host:port to serve /metrics on. Default 127.0.0.1:9273.
+	// Must be a loopback address unless AllowNonLoopback is set.
+	Listen string `yaml:"listen"`
+	// AllowNonLoopback permits a Listen address reachable from the network.
+	AllowNonLoopback bool `yaml:"allow_non_loopback"`
+}
+
+// Supervisor configures component restarts and shutdown.
+type Supervisor struct {
+	// ShutdownTimeout bounds a graceful stop of all components. Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RestartInitial is the first delay before restarting a failed
+	// component. Default 1s.
+	RestartInitial time.Duration `yaml:"restart_initial"`
+	// RestartMax caps the restart delay. Default 2m.
+	RestartMax time.Duration `yaml:"restart_max"`
+	// RestartResetAfter is how long a component must stay up for its next
+	// failure to be treated as a first one again. Default 1m.
+	RestartResetAfter time.Duration `yaml:"restart_reset_after"`
+}
+
+// Cloud configures the control-plane link.
+type Cloud struct {
+	// Enabled turns the link on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// URL is the control plane's base URL (https). Required when enabled.
+	URL string `yaml:"url"`
+	// SSL is the TLS block for the connection.
+	SSL SSL `yaml:"ssl"`
+	// Timeout bounds each call. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Authorization configures the cache of authorization decisions.
+	Authorization Authorization `yaml:"authorization"`
+}
+
+// Authorization policies for when-unreachable.
+const (
+	FailClosed = "fail_closed"
+	ServeStale = "serve_stale"
+)
+
+// Authorization configures the decision cache.
+type Authorization struct {
+	// CacheSize bounds the number of cached decisions. Default 10000.
+	CacheSize int `yaml:"cache_size"`
+	// MaxTTL caps how long an allow is cached. Default 5m.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// MaxNegativeTTL caps how long a deny is cached. Default 1m.
+	MaxNegativeTTL time.Duration `yaml:"max_negative_ttl"`
+	// WhenUnreachable is fail_closed (deny) or serve_stale (use an expired
+	// decision up to MaxStaleness). Default fail_closed.
+	WhenUnreachable string `yaml:"when_unreachable"`
+	// MaxStaleness bounds serve_stale. Default 15m.
+	MaxStaleness time.Duration `yaml:"max_staleness"`
+}
+
+// IoT credential sources.
+const (
+	CredentialsCloud  = "cloud"
+	CredentialsAWS    = "aws"
+	CredentialsStatic = "static"
+)
+
+// IoT configures the event link.
+type IoT struct {
+	// Enabled turns the link on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Endpoint is the account's ATS data endpoint, host[:port], e.g.
+	// abc123-ats.iot.eu-west-1.amazonaws.com. Required when enabled.
+	Endpoint string `yaml:"endpoint"`
+	// Region is the AWS region the signature is made for. Required when
+	// enabled.
+	Region string `yaml:"region"`
+	// ThingName is the MQTT client id and thing name. Default device.id.
+	ThingName string `yaml:"thing_name"`
+	// EventsTopic carries cloud events. Default edgefort/<thing_name>/events.
+	EventsTopic string `yaml:"events_topic"`
+	// KeepAlive is the MQTT keep-alive, 30s to 20m as AWS IoT allows.
+	// Default 60s.
+	KeepAlive time.Duration `yaml:"keep_alive"`
+	// ReconnectMax caps the reconnect delay. Default 2m.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
+	// Credentials says where the AWS credentials come from.
+	Credentials IoTCredentials `yaml:"credentials"`
+	// SSL is the TLS block for the connection (truststore; Amazon's roots
+	// by default).
+	SSL SSL `yaml:"ssl"`
+}
+
+// IoTCredentials selects the AWS credentials for signing.
+type IoTCredentials struct {
+	// Source is cloud (temporary credentials from the control plane), aws
+	// (the standard AWS chain) or static. Default cloud.
+	Source string `yaml:"source"`
+	// AccessKeyID, SecretAccessKey and SessionToken are used with static.
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	SessionToken    string `yaml:"session_token"`
+}
+
+// Updates configures the Mender update channel.
+type Updates struct {
+	// Enabled turns the channel on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// ServerURL is the Mender server (https). Required when enabled.
+	ServerURL string `yaml:"server_url"`
+	// TenantToken identifies the tenant on a multi-tenant server.
+	TenantToken string `yaml:"tenant_token"`
+	// PollInterval is how often to ask for a deployment. Default 30m,
+	// Mender's UpdatePollIntervalSeconds.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// InventoryInterval is how often to send inventory. Default 8h.
+	InventoryInterval time.Duration `yaml:"inventory_interval"`
+	// RetryInterval caps retries after a failed call. Default 5m.
+	RetryInterval time.Duration `yaml:"retry_interval"`
+	// SSL is the mutual-TLS block: the device certificate from a keystore,
+	// the server's trust from a truststore plus the system roots.
+	SSL SSL `yaml:"ssl"`
+	// VerifyKeys are PEM public keys that artifact signatures are checked
+	// against. When any is set, unsigned artifacts are rejected.
+	VerifyKeys []string `yaml:"verify_keys"`
+	// ModulesDir holds the update modules. Default
+	// /usr/share/mender/modules/v3.
+	ModulesDir string `yaml:"modules_dir"`
+	// Inventory adds attributes to the inventory report.
+	Inventory map[string]string `yaml:"inventory"`
+}
+
+// Clients configures the private-network server.
+type Clients struct {
+	// VirtualHosts are the listeners clients connect to.
+	VirtualHosts []VirtualHost `yaml:"virtual_hosts"`
+	// TargetEndpoints are the local backends requests are proxied to.
+	TargetEndpoints []TargetEndpoint `yaml:"target_endpoints"`
+}
+
+// VirtualHost is one inbound listener.
+type VirtualHost struct {
+	// Name identifies the virtual host. Required, unique.
+	Name string `yaml:"name"`
+	// Listen is host:port on the private network. Required.
+	Listen string `yaml:"listen"`
+	// HostAliases are the Host header values this virtual host answers.
+	// Empty answers any.
+	HostAliases []string `yaml:"host_aliases"`
+	// SSL is the inbound TLS block.
+	SSL SSL `yaml:"ssl"`
+}
+
+// TargetEndpoint is one outbound backend.
+type TargetEndpoint struct {
+	// Name identifies the target. Required, unique.
+	Name string `yaml:"name"`
+	// URL is the backend's base URL (http or https). Required.
+	URL string `yaml:"url"`
+	// SSL is the outbound TLS block.
+	SSL SSL `yaml:"ssl"`
+}
+
+// SSL is the TLS block shared by virtual hosts (inbound) and target
+// endpoints and cloud links (outbound), after the API-gateway model.
+type SSL struct {
+	// Enabled turns TLS on. Default true for cloud links, false otherwise.
+	Enabled *bool `yaml:"enabled"`
+	// ClientAuthEnabled requires and verifies client certificates (inbound)
+	// or presents one (outbound).
+	ClientAuthEnabled bool `yaml:"client_auth_enabled"`
+	// Keystore names a keystore directly or as ref://reference.
+	Keystore string `yaml:"keystore"`
+	// KeyAlias selects the key and certificate in the keystore.
+	KeyAlias string `yaml:"key_alias"`
+	// Truststore names a truststore directly or as ref://reference.
+	Truststore string `yaml:"truststore"`
+	// IgnoreValidationErrors accepts a peer whose certificate does not
+	// verify. Logged as a warning at every use. Outbound only.
+	IgnoreValidationErrors bool `yaml:"ignore_validation_errors"`
+	// CommonName is the name the peer's certificate must carry. Outbound
+	// only.
+	CommonName string `yaml:"common_name"`
+	// WildcardMatch lets *.example.com in CommonName match one label.
+	WildcardMatch bool `yaml:"wildcard_match"`
+	// MinVersion is "1.2" or "1.3". Default "1.2".
+	MinVersion string `yaml:"min_version"`
+}
+
+// Keystores configures store references.
+type Keystores struct {
+	// References map a reference name to the keystore or truststore it
+	// points at when the agent first starts. Repointing at run time is
+	// persisted in the state directory and wins over this.
+	References map[string]string `yaml:"references"`
+}
+
+// IsEnabled reports b, or def when b is unset.
+func IsEnabled(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}

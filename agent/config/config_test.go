@@ -1,0 +1,269 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestExampleValidates(t *testing.T) {
+	if _, err := Parse("example.yaml", Example); err != nil {
+		t.Fatalf("the example does not validate:\n%v", err)
+	}
+}
+
+// TestExampleIsComplete keeps the example honest: every field a user can
+// set appears in it, so a field added to Config without documentation there
+// fails here.
+func TestExampleIsComplete(t *testing.T) {
+	_, lines, probs := decodeFile(Example)
+	if len(probs.list) > 0 {
+		t.Fatalf("decode example: %v", probs.list)
+	}
+	// Outbound-only settings that a virtual host rejects.
+	inboundOnly := map[string]bool{
+		"clients.virtual_hosts[0].ssl.ignore_validation_errors": true,
+		"clients.virtual_hosts[0].ssl.common_name":              true,
+		"clients.virtual_hosts[0].ssl.wildcard_match":           true,
+	}
+	for _, path := range fieldPaths(reflect.TypeFor[Config](), "") {
+		if _, ok := lines[path]; !ok && !inboundOnly[path] {
+			t.Errorf("example.yaml does not show %s", path)
+		}
+	}
+}
+
+// fieldPaths lists every settable path of t; list elements are expected at
+// index 0 and map contents are not descended into.
+func fieldPaths(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		path := join(prefix, name)
+		out = append(out, path)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]():
+			out = append(out, fieldPaths(ft, path)...)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, fieldPaths(ft.Elem(), index(path, 0))...)
+		}
+	}
+	return out
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse("min.yaml", []byte("version: 1\ndevice: {id: node-7}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"state_dir", cfg.StateDir, DefaultStateDir},
+		{"admin.socket", cfg.Admin.Socket, "/var/lib/edgefort/admin.sock"},
+		{"metrics.enabled", *cfg.Metrics.Enabled, true},
+		{"metrics.listen", cfg.Metrics.Listen, DefaultMetricsListen},
+		{"log.level", cfg.Log.Level, "info"},
+		{"supervisor.shutdown_timeout", cfg.Supervisor.ShutdownTimeout, 10 * time.Second},
+		{"iot.thing_name", cfg.IoT.ThingName, "node-7"},
+		{"iot.events_topic", cfg.IoT.EventsTopic, "edgefort/node-7/events"},
+		{"updates.poll_interval", cfg.Updates.PollInterval, 30 * time.Minute},
+		{"cloud.ssl.enabled", *cfg.Cloud.SSL.Enabled, true},
+		{"cloud.authorization.when_unreachable", cfg.Cloud.Authorization.WhenUnreachable, FailClosed},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	cfg, err = Parse("dir.yaml", []byte("version: 1\nstate_dir: /srv/ef\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Socket != "/srv/ef/admin.sock" {
+		t.Errorf("admin.socket = %q, want it under state_dir", cfg.Admin.Socket)
+	}
+}
+
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{
+			name: "unknown field, wrong type and out-of-range port at once",
+			yaml: `version: 1
+log:
+  levle: debug
+supervisor:
+  shutdown_timeout: soon
+metrics:
+  listen: 127.0.0.1:99999
+`,
+			want: []string{
+				"f.yaml:3: log.levle: unknown field (log accepts: format, level)",
+				`f.yaml:5: supervisor.shutdown_timeout: expected a duration such as 30s, 5m or 1h30m, got "soon"`,
+				`f.yaml:7: metrics.listen: port "99999" is out of range (0 to 65535)`,
+			},
+		},
+		{
+			name: "missing version names line 1",
+			yaml: "log: {level: info}\n",
+			want: []string{"f.yaml:1: version: required; this build reads version 1"},
+		},
+		{
+			name: "wrong types",
+			yaml: "version: one\nmetrics:\n  enabled: yes\ndevice: [a]\ncloud:\n  authorization:\n    cache_size: 1.5\n",
+			want: []string{
+				`f.yaml:1: version: expected an integer, got "one"`,
+				`f.yaml:3: metrics.enabled: expected true or false, got "yes"`,
+				"f.yaml:4: device: expected a mapping, got a list",
+				`f.yaml:7: cloud.authorization.cache_size: expected an integer, got "1.5"`,
+			},
+		},
+		{
+			name: "missing required fields point at their section",
+			yaml: "version: 1\nupdates:\n  enabled: true\niot:\n  enabled: true\n",
+			want: []string{
+				"f.yaml:1: device.device_type: required when updates are enabled (artifacts name the device types they install on)",
+				"f.yaml:2: updates.server_url: required",
+				"f.yaml:4: iot.endpoint: required when iot is enabled (the account's ATS endpoint, e.g. abc123-ats.iot.eu-west-1.amazonaws.com)",
+				"f.yaml:4: iot.region: required when iot is enabled",
+				"f.yaml:4: iot.thing_name: required when iot is enabled and device.id is empty",
+			},
+		},
+		{
+			name: "bad addresses",
+			yaml: "version: 1\nmetrics:\n  listen: 10.0.0.5:9273\nclients:\n  virtual_hosts:\n    - name: a\n      listen: nohostport\n    - name: b\n      listen: 'bad host!:443'\n",
+			want: []string{
+				`f.yaml:3: metrics.listen: "10.0.0.5:9273" is not a loopback address; metrics stay on the node unless allow_non_loopback is true`,
+				`f.yaml:7: clients.virtual_hosts[0].listen: "nohostport" is not host:port (missing port in address)`,
+				`f.yaml:9: clients.virtual_hosts[1].listen: "bad host!" is not an IP address or host name`,
+			},
+		},
+		{
+			name: "ssl rules by direction",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: :8443
+      ssl:
+        keystore: "{ssl.keystore}"
+        common_name: x.example.com
+        client_auth_enabled: true
+  target_endpoints:
+    - name: t
+      url: http://127.0.0.1:80
+      ssl:
+        enabled: true
+        keystore: "{ssl.keystore}"
+        wildcard_match: true
+        min_version: "1.1"
+    - name: t
+      url: ftp://x
+`,
+			want: []string{
+				`f.yaml:6: clients.virtual_hosts[0].ssl.truststore: required when client_auth_enabled is true (client certificates are verified against it)`,
+				`f.yaml:7: clients.virtual_hosts[0].ssl.keystore: "{ssl.keystore}": variables are allowed only on target endpoints, and only {ssl.keystore}`,
+				`f.yaml:8: clients.virtual_hosts[0].ssl.common_name: only target endpoints check a peer's common name; remove it from the virtual host`,
+				`f.yaml:14: clients.target_endpoints[0].ssl.enabled: TLS is enabled but the url is http://; use https://`,
+				`f.yaml:16: clients.target_endpoints[0].ssl.wildcard_match: set, but common_name is empty`,
+				`f.yaml:17: clients.target_endpoints[0].ssl.min_version: "1.1" is not one of 1.2, 1.3`,
+				`f.yaml:18: clients.target_endpoints[1].name: "t" is used twice`,
+				`f.yaml:19: clients.target_endpoints[1].url: "ftp://x" must be an http or https URL with a host`,
+			},
+		},
+		{
+			name: "duplicate key",
+			yaml: "version: 1\nlog:\n  level: info\n  level: debug\n",
+			want: []string{"f.yaml:4: log.level: field set twice (first on line 3)"},
+		},
+		{
+			name: "syntax error",
+			yaml: "version: 1\nlog:\n  level: [info\n",
+			want: []string{"f.yaml:2: invalid YAML: did not find expected ',' or ']'"},
+		},
+		{
+			name: "empty file",
+			yaml: "",
+			want: []string{"f.yaml:1: the file is empty; start from `edgefort config example`"},
+		},
+		{
+			name: "two documents",
+			yaml: "version: 1\n---\nversion: 1\n",
+			want: []string{"f.yaml:2: a second YAML document follows the first; one file holds one configuration"},
+		},
+		{
+			name: "reference to a reference",
+			yaml: "version: 1\nkeystores:\n  references:\n    a: ref://b\n",
+			want: []string{`f.yaml:4: keystores.references.a: "ref://b": a reference points at a keystore or truststore, not at another reference`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.yaml))
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("Parse error = %v, want *Error", err)
+			}
+			var got []string
+			for _, p := range cerr.Problems {
+				got = append(got, p.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, ErrNoConfig) {
+		t.Fatalf("Load of a missing file = %v, want ErrNoConfig", err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edgefort.yaml")
+	if err := os.WriteFile(path, Example, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Clients.TargetEndpoints[0].SSL.CommonName; got != "localhost" {
+		t.Errorf("target common_name = %q, want localhost", got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(Example)
+	f.Add([]byte("version: 1\nclients: {virtual_hosts: [{name: a, listen: ':1'}]}\n"))
+	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yaml", data)
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("Parse returned cfg=%v err=%v; want exactly one", cfg, err)
+		}
+		var cerr *Error
+		if err != nil && errors.As(err, &cerr) && len(cerr.Problems) == 0 {
+			t.Fatal("an *Error with no problems")
+		}
+	})
+}

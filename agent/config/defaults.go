@@ -1,0 +1,112 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Defaults, named once. Components read the filled-in Config, never these.
+const (
+	DefaultStateDir          = "/var/lib/edgefort"
+	DefaultLogLevel          = "info"
+	DefaultLogFormat         = "text"
+	DefaultMetricsListen     = "127.0.0.1:9273"
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultRestartInitial    = time.Second
+	DefaultRestartMax        = 2 * time.Minute
+	DefaultRestartResetAfter = time.Minute
+	DefaultCloudTimeout      = 10 * time.Second
+	DefaultAuthzCacheSize    = 10000
+	DefaultAuthzMaxTTL       = 5 * time.Minute
+	DefaultAuthzMaxNegTTL    = time.Minute
+	DefaultAuthzMaxStaleness = 15 * time.Minute
+	DefaultIoTKeepAlive      = 60 * time.Second
+	DefaultIoTReconnectMax   = 2 * time.Minute
+	// Mender's production defaults (UpdatePollIntervalSeconds,
+	// InventoryPollIntervalSeconds, RetryPollIntervalSeconds).
+	DefaultUpdatePoll        = 30 * time.Minute
+	DefaultInventoryInterval = 8 * time.Hour
+	DefaultUpdateRetry       = 5 * time.Minute
+	DefaultModulesDir        = "/usr/share/mender/modules/v3"
+	DefaultTLSMinVersion     = "1.2"
+	adminSocketName          = "admin.sock"
+)
+
+// setDefaults fills every unset field. It is the only place defaults are
+// applied; Validate then checks the result.
+func (c *Config) setDefaults() {
+	setString(&c.StateDir, DefaultStateDir)
+	setString(&c.Log.Level, DefaultLogLevel)
+	setString(&c.Log.Format, DefaultLogFormat)
+	setString(&c.Admin.Socket, filepath.Join(c.StateDir, adminSocketName))
+	setBool(&c.Metrics.Enabled, true)
+	setString(&c.Metrics.Listen, DefaultMetricsListen)
+
+	s := &c.Supervisor
+	setDuration(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	setDuration(&s.RestartInitial, DefaultRestartInitial)
+	setDuration(&s.RestartMax, DefaultRestartMax)
+	setDuration(&s.RestartResetAfter, DefaultRestartResetAfter)
+
+	setDuration(&c.Cloud.Timeout, DefaultCloudTimeout)
+	a := &c.Cloud.Authorization
+	setInt(&a.CacheSize, DefaultAuthzCacheSize)
+	setDuration(&a.MaxTTL, DefaultAuthzMaxTTL)
+	setDuration(&a.MaxNegativeTTL, DefaultAuthzMaxNegTTL)
+	setString(&a.WhenUnreachable, FailClosed)
+	setDuration(&a.MaxStaleness, DefaultAuthzMaxStaleness)
+	c.Cloud.SSL.setDefaults(true)
+
+	setString(&c.IoT.ThingName, c.Device.ID)
+	if c.IoT.ThingName != "" {
+		setString(&c.IoT.EventsTopic, "edgefort/"+c.IoT.ThingName+"/events")
+	}
+	setDuration(&c.IoT.KeepAlive, DefaultIoTKeepAlive)
+	setDuration(&c.IoT.ReconnectMax, DefaultIoTReconnectMax)
+	setString(&c.IoT.Credentials.Source, CredentialsCloud)
+	c.IoT.SSL.setDefaults(true)
+
+	u := &c.Updates
+	setDuration(&u.PollInterval, DefaultUpdatePoll)
+	setDuration(&u.InventoryInterval, DefaultInventoryInterval)
+	setDuration(&u.RetryInterval, DefaultUpdateRetry)
+	setString(&u.ModulesDir, DefaultModulesDir)
+	u.SSL.setDefaults(true)
+
+	for i := range c.Clients.VirtualHosts {
+		c.Clients.VirtualHosts[i].SSL.setDefaults(false)
+	}
+	for i := range c.Clients.TargetEndpoints {
+		t := &c.Clients.TargetEndpoints[i]
+		t.SSL.setDefaults(hasScheme(t.URL, "https"))
+	}
+}
+
+func (s *SSL) setDefaults(enabled bool) {
+	setBool(&s.Enabled, enabled)
+	setString(&s.MinVersion, DefaultTLSMinVersion)
+}
+
+func setString(p *string, def string) {
+	if *p == "" {
+		*p = def
+	}
+}
+
+func setDuration(p *time.Duration, def time.Duration) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+func setInt(p *int, def int) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+func setBool(p **bool, def bool) {
+	if *p == nil {
+		*p = &def
+	}
+}

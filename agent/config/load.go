@@ -1,0 +1,145 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrNoConfig reports that the configuration file does not exist, as
+// distinct from one that exists and is invalid.
+var ErrNoConfig = errors.New("configuration file not found")
+
+// Load reads, decodes, defaults and validates the file at path. An invalid
+// file yields an *Error listing every problem.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoConfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load on bytes already read; file names them in problems.
+func Parse(file string, data []byte) (*Config, error) {
+	cfg, lines, probs := decodeFile(data)
+	if probs.fatal {
+		return nil, locate(file, probs.list, lines)
+	}
+	// Validate even after decode problems so that one run reports
+	// everything, but drop what a decode problem already explains: a field
+	// that failed to decode is still zero, and "required" would mislead.
+	decoded := probs.list
+	cfg.setDefaults()
+	checked := &problems{}
+	cfg.validate(checked)
+	for _, p := range checked.list {
+		if !explained(p.Field, decoded) {
+			probs.list = append(probs.list, p)
+		}
+	}
+	if len(probs.list) == 0 {
+		return cfg, nil
+	}
+	return nil, locate(file, probs.list, lines)
+}
+
+// explained reports whether a decode problem concerns field or one of its
+// parents.
+func explained(field string, decoded []Problem) bool {
+	for _, d := range decoded {
+		if d.Field == "" || field == d.Field || strings.HasPrefix(field, d.Field+".") || strings.HasPrefix(field, d.Field+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func decodeFile(data []byte) (*Config, map[string]int, *problems) {
+	probs := &problems{}
+	lines := map[string]int{}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			probs.add(1, "", "the file is empty; start from `edgefort config example`")
+			probs.fatal = true
+		} else {
+			probs.add(syntaxLine(err), "", "invalid YAML: %s", syntaxMessage(err))
+		}
+		probs.fatal = true
+		return cfg, lines, probs
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		probs.add(extra.Line, "", "a second YAML document follows the first; one file holds one configuration")
+		probs.fatal = true
+		return cfg, lines, probs
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	d := &decoder{probs: probs, lines: lines}
+	d.decode(doc, reflect.ValueOf(cfg).Elem(), "")
+	return cfg, lines, probs
+}
+
+// locate attaches file names and, where the decoder did not already, lines:
+// a field that is in the file gets its own line, a missing field the line
+// of its nearest parent that is.
+func locate(file string, list []Problem, lines map[string]int) *Error {
+	for i := range list {
+		list[i].File = file
+		if list[i].Line == 0 {
+			list[i].Line = lineOf(list[i].Field, lines)
+		}
+	}
+	slices.SortStableFunc(list, func(a, b Problem) int { return a.Line - b.Line })
+	return &Error{Problems: list}
+}
+
+var parentPath = regexp.MustCompile(`(\.[^.\[\]]+|\[\d+\])$`)
+
+func lineOf(field string, lines map[string]int) int {
+	for p := field; p != ""; p = parentPath.ReplaceAllString(p, "") {
+		if l, ok := lines[p]; ok {
+			return l
+		}
+		if !parentPath.MatchString(p) {
+			break
+		}
+	}
+	return 1
+}
+
+var (
+	yamlLine   = regexp.MustCompile(`line (\d+)`)
+	yamlPrefix = regexp.MustCompile(`^yaml: (line \d+: )?`)
+)
+
+func syntaxLine(err error) int {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			return n
+		}
+	}
+	return 1
+}
+
+func syntaxMessage(err error) string {
+	return yamlPrefix.ReplaceAllString(err.Error(), "")
+}

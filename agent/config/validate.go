@@ -1,0 +1,363 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxSocketPath is the longest unix socket path Linux accepts (sun_path
+// holds 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+var (
+	namePattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+	thingNamePattern = regexp.MustCompile(`^[A-Za-z0-9:_-]{1,128}$`)
+	// storeVariables are the per-request variables a target endpoint may use
+	// instead of a store name.
+	storeVariables = map[string]string{
+		"keystore":   "{ssl.keystore}",
+		"truststore": "{ssl.truststore}",
+		"key_alias":  "{ssl.key_alias}",
+	}
+)
+
+// validate checks a defaulted Config. It changes nothing and reports every
+// problem with the path of the field it concerns.
+func (c *Config) validate(p *problems) {
+	switch {
+	case c.Version == 0:
+		p.add(0, "version", "required; this build reads version %d", CurrentVersion)
+	case c.Version != CurrentVersion:
+		p.add(0, "version", "unsupported version %d; this build reads version %d", c.Version, CurrentVersion)
+	}
+	for i, h := range c.Device.Hostnames {
+		if !validHostname(h) {
+			p.add(0, index("device.hostnames", i), "%q is not a valid host name", h)
+		}
+	}
+	checkAbsPath(p, "state_dir", c.StateDir)
+	checkOneOf(p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	checkOneOf(p, "log.format", c.Log.Format, "text", "json")
+	if checkAbsPath(p, "admin.socket", c.Admin.Socket) && len(c.Admin.Socket) > maxSocketPath {
+		p.add(0, "admin.socket", "path is %d bytes, longer than the %d a unix socket allows", len(c.Admin.Socket), maxSocketPath)
+	}
+	if checkAddress(p, "metrics.listen", c.Metrics.Listen, true) && !c.Metrics.AllowNonLoopback && !isLoopback(c.Metrics.Listen) {
+		p.add(0, "metrics.listen", "%q is not a loopback address; metrics stay on the node unless allow_non_loopback is true", c.Metrics.Listen)
+	}
+	c.Supervisor.validate(p)
+	c.Cloud.validate(p)
+	c.IoT.validate(p)
+	c.Updates.validate(p, c.Device)
+	c.Clients.validate(p)
+	c.Keystores.validate(p)
+}
+
+func (s Supervisor) validate(p *problems) {
+	checkRange(p, "supervisor.shutdown_timeout", s.ShutdownTimeout, time.Second, 10*time.Minute)
+	checkRange(p, "supervisor.restart_initial", s.RestartInitial, time.Millisecond, time.Hour)
+	checkRange(p, "supervisor.restart_max", s.RestartMax, time.Millisecond, 24*time.Hour)
+	checkRange(p, "supervisor.restart_reset_after", s.RestartResetAfter, time.Second, 24*time.Hour)
+	if s.RestartMax < s.RestartInitial {
+		p.add(0, "supervisor.restart_max", "%s is less than restart_initial (%s)", s.RestartMax, s.RestartInitial)
+	}
+}
+
+func (c Cloud) validate(p *problems) {
+	checkRequiredURL(p, "cloud.url", c.URL, c.Enabled, "https")
+	checkRange(p, "cloud.timeout", c.Timeout, 100*time.Millisecond, 5*time.Minute)
+	a := c.Authorization
+	if a.CacheSize < 1 || a.CacheSize > 10_000_000 {
+		p.add(0, "cloud.authorization.cache_size", "%d is out of range (1 to 10000000)", a.CacheSize)
+	}
+	checkRange(p, "cloud.authorization.max_ttl", a.MaxTTL, time.Second, 24*time.Hour)
+	checkRange(p, "cloud.authorization.max_negative_ttl", a.MaxNegativeTTL, time.Second, 24*time.Hour)
+	checkRange(p, "cloud.authorization.max_staleness", a.MaxStaleness, time.Second, 7*24*time.Hour)
+	checkOneOf(p, "cloud.authorization.when_unreachable", a.WhenUnreachable, FailClosed, ServeStale)
+	c.SSL.validate(p, "cloud.ssl", outbound)
+}
+
+func (c IoT) validate(p *problems) {
+	if c.Enabled && c.Endpoint == "" {
+		p.add(0, "iot.endpoint", "required when iot is enabled (the account's ATS endpoint, e.g. abc123-ats.iot.eu-west-1.amazonaws.com)")
+	}
+	if c.Endpoint != "" {
+		host := c.Endpoint
+		if strings.Contains(host, ":") {
+			if checkAddress(p, "iot.endpoint", c.Endpoint, false) {
+				host, _, _ = net.SplitHostPort(c.Endpoint)
+			}
+		}
+		if strings.Contains(c.Endpoint, "/") || !validHostname(host) {
+			p.add(0, "iot.endpoint", "%q is not host[:port]", c.Endpoint)
+		}
+	}
+	if c.Enabled && c.Region == "" {
+		p.add(0, "iot.region", "required when iot is enabled")
+	}
+	if c.Region != "" && !regionPattern.MatchString(c.Region) {
+		p.add(0, "iot.region", "%q is not an AWS region name such as eu-west-1", c.Region)
+	}
+	if c.Enabled && c.ThingName == "" {
+		p.add(0, "iot.thing_name", "required when iot is enabled and device.id is empty")
+	}
+	if c.ThingName != "" && !thingNamePattern.MatchString(c.ThingName) {
+		p.add(0, "iot.thing_name", "%q is not a valid AWS IoT thing name (letters, digits, ':', '_', '-'; at most 128)", c.ThingName)
+	}
+	if strings.ContainsAny(c.EventsTopic, "#+") {
+		p.add(0, "iot.events_topic", "%q must be a topic name, not a filter with wildcards", c.EventsTopic)
+	}
+	checkRange(p, "iot.keep_alive", c.KeepAlive, 30*time.Second, 1200*time.Second)
+	checkRange(p, "iot.reconnect_max", c.ReconnectMax, time.Second, time.Hour)
+	cr := c.Credentials
+	if checkOneOf(p, "iot.credentials.source", cr.Source, CredentialsCloud, CredentialsAWS, CredentialsStatic) {
+		static := cr.Source == CredentialsStatic
+		for field, value := range map[string]string{"access_key_id": cr.AccessKeyID, "secret_access_key": cr.SecretAccessKey} {
+			if static && value == "" {
+				p.add(0, "iot.credentials."+field, "required when source is static")
+			}
+		}
+		if !static && (cr.AccessKeyID != "" || cr.SecretAccessKey != "" || cr.SessionToken != "") {
+			p.add(0, "iot.credentials.source", "keys are set but source is %q; they are used only with source static", cr.Source)
+		}
+	}
+	c.SSL.validate(p, "iot.ssl", outbound)
+}
+
+func (u Updates) validate(p *problems, dev Device) {
+	checkRequiredURL(p, "updates.server_url", u.ServerURL, u.Enabled, "https")
+	if u.Enabled && dev.DeviceType == "" {
+		p.add(0, "device.device_type", "required when updates are enabled (artifacts name the device types they install on)")
+	}
+	checkRange(p, "updates.poll_interval", u.PollInterval, 5*time.Second, 7*24*time.Hour)
+	checkRange(p, "updates.inventory_interval", u.InventoryInterval, 5*time.Second, 7*24*time.Hour)
+	checkRange(p, "updates.retry_interval", u.RetryInterval, time.Second, 24*time.Hour)
+	for i, k := range u.VerifyKeys {
+		checkAbsPath(p, index("updates.verify_keys", i), k)
+	}
+	checkAbsPath(p, "updates.modules_dir", u.ModulesDir)
+	u.SSL.validate(p, "updates.ssl", outbound)
+}
+
+func (c Clients) validate(p *problems) {
+	names := map[string]bool{}
+	for i, vh := range c.VirtualHosts {
+		path := index("clients.virtual_hosts", i)
+		checkName(p, path+".name", vh.Name, names)
+		if vh.Listen == "" {
+			p.add(0, path+".listen", "required (host:port on the private network)")
+		} else {
+			checkAddress(p, path+".listen", vh.Listen, false)
+		}
+		for j, h := range vh.HostAliases {
+			if !validHostname(h) {
+				p.add(0, index(path+".host_aliases", j), "%q is not a valid host name", h)
+			}
+		}
+		vh.SSL.validate(p, path+".ssl", inbound)
+	}
+	names = map[string]bool{}
+	for i, t := range c.TargetEndpoints {
+		path := index("clients.target_endpoints", i)
+		checkName(p, path+".name", t.Name, names)
+		if checkRequiredURL(p, path+".url", t.URL, true, "http", "https") && hasScheme(t.URL, "http") && IsEnabled(t.SSL.Enabled, false) {
+			p.add(0, path+".ssl.enabled", "TLS is enabled but the url is http://; use https://")
+		}
+		t.SSL.validate(p, path+".ssl", outboundTarget)
+	}
+}
+
+func (k Keystores) validate(p *problems) {
+	for name, target := range k.References {
+		path := "keystores.references." + name
+		if !namePattern.MatchString(name) {
+			p.add(0, path, "%q is not a valid reference name (letters, digits, '.', '_', '-')", name)
+		}
+		if strings.HasPrefix(target, refScheme) {
+			p.add(0, path, "%q: a reference points at a keystore or truststore, not at another reference", target)
+		} else if !namePattern.MatchString(target) {
+			p.add(0, path, "%q is not a valid store name", target)
+		}
+	}
+}
+
+// direction says where an SSL block is used; some settings make sense only
+// one way.
+type direction int
+
+const (
+	inbound        direction = iota // a virtual host
+	outbound                        // a cloud link
+	outboundTarget                  // a target endpoint, which may use variables
+)
+
+const refScheme = "ref://"
+
+func (s SSL) validate(p *problems, path string, dir direction) {
+	checkStore(p, path+".keystore", s.Keystore, "keystore", dir)
+	checkStore(p, path+".truststore", s.Truststore, "truststore", dir)
+	if s.KeyAlias != "" {
+		if dir == outboundTarget && s.KeyAlias == storeVariables["key_alias"] {
+			// resolved per request
+		} else if strings.Contains(s.KeyAlias, "{") {
+			p.add(0, path+".key_alias", "%q: variables are allowed only on target endpoints, and only %s", s.KeyAlias, storeVariables["key_alias"])
+		} else if !namePattern.MatchString(s.KeyAlias) {
+			p.add(0, path+".key_alias", "%q is not a valid alias", s.KeyAlias)
+		}
+		if s.Keystore == "" {
+			p.add(0, path+".key_alias", "set, but no keystore is named")
+		}
+	}
+	checkOneOf(p, path+".min_version", s.MinVersion, "1.2", "1.3")
+	if dir == inbound {
+		if s.CommonName != "" || s.WildcardMatch {
+			p.add(0, path+".common_name", "only target endpoints check a peer's common name; remove it from the virtual host")
+		}
+		if s.IgnoreValidationErrors {
+			p.add(0, path+".ignore_validation_errors", "applies only to outbound connections")
+		}
+		if s.ClientAuthEnabled && s.Truststore == "" {
+			p.add(0, path+".truststore", "required when client_auth_enabled is true (client certificates are verified against it)")
+		}
+		return
+	}
+	if s.WildcardMatch && s.CommonName == "" {
+		p.add(0, path+".wildcard_match", "set, but common_name is empty")
+	}
+	if s.CommonName != "" && !validHostname(strings.TrimPrefix(s.CommonName, "*.")) {
+		p.add(0, path+".common_name", "%q is not a host name", s.CommonName)
+	}
+	if s.ClientAuthEnabled && s.Keystore == "" {
+		p.add(0, path+".keystore", "required when client_auth_enabled is true (the client certificate comes from it)")
+	}
+}
+
+func checkStore(p *problems, path, value, kind string, dir direction) {
+	switch {
+	case value == "":
+	case strings.Contains(value, "{"):
+		if dir != outboundTarget || value != storeVariables[kind] {
+			p.add(0, path, "%q: variables are allowed only on target endpoints, and only %s", value, storeVariables[kind])
+		}
+	case strings.HasPrefix(value, refScheme):
+		if !namePattern.MatchString(strings.TrimPrefix(value, refScheme)) {
+			p.add(0, path, "%q is not a valid reference (ref://NAME)", value)
+		}
+	case !namePattern.MatchString(value):
+		p.add(0, path, "%q is not a valid %s name or ref://reference", value, kind)
+	}
+}
+
+func checkName(p *problems, path, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		p.add(0, path, "required")
+	case !namePattern.MatchString(name):
+		p.add(0, path, "%q is not a valid name (letters, digits, '.', '_', '-')", name)
+	case seen[name]:
+		p.add(0, path, "%q is used twice", name)
+	}
+	seen[name] = true
+}
+
+func checkOneOf(p *problems, path, value string, allowed ...string) bool {
+	for _, a := range allowed {
+		if value == a {
+			return true
+		}
+	}
+	p.add(0, path, "%q is not one of %s", value, strings.Join(allowed, ", "))
+	return false
+}
+
+func checkRange(p *problems, path string, d, lo, hi time.Duration) {
+	if d < lo || d > hi {
+		p.add(0, path, "%s is out of range (%s to %s)", d, lo, hi)
+	}
+}
+
+func checkAbsPath(p *problems, path, value string) bool {
+	if !filepath.IsAbs(value) {
+		p.add(0, path, "%q must be an absolute path", value)
+		return false
+	}
+	return true
+}
+
+// checkAddress checks host:port. allowZero permits port 0 (any free port).
+func checkAddress(p *problems, path, addr string, allowZero bool) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(0, path, "%q is not host:port (%s)", addr, strings.TrimPrefix(err.Error(), "address "+addr+": "))
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	lo := 1
+	if allowZero {
+		lo = 0
+	}
+	if err != nil || n < lo || n > 65535 {
+		p.add(0, path, "port %q is out of range (%d to 65535)", port, lo)
+		return false
+	}
+	if host != "" && !validHostname(host) {
+		if _, err := netip.ParseAddr(host); err != nil {
+			p.add(0, path, "%q is not an IP address or host name", host)
+			return false
+		}
+	}
+	return true
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func checkRequiredURL(p *problems, path, value string, required bool, schemes ...string) bool {
+	if value == "" {
+		if required {
+			p.add(0, path, "required")
+		}
+		return false
+	}
+	u, err := url.Parse(value)
+	if err != nil {
+		p.add(0, path, "%q is not a URL", value)
+		return false
+	}
+	for _, s := range schemes {
+		if u.Scheme == s && u.Host != "" {
+			return true
+		}
+	}
+	p.add(0, path, "%q must be an %s URL with a host", value, strings.Join(schemes, " or "))
+	return false
+}
+
+func hasScheme(raw, scheme string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == scheme
+}
+
+var hostnamePattern = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+
+func validHostname(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	return len(h) <= 253 && hostnamePattern.MatchString(h)
+}
