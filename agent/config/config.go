@@ -9,7 +9,10 @@
 // read the file themselves.
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // CurrentVersion is the only configuration format version this build reads.
 const CurrentVersion = 1
@@ -49,6 +52,24 @@ type Config struct {
 	Clients Clients `yaml:"clients"`
 	// Keystores configures references to keystores and truststores.
 	Keystores Keystores `yaml:"keystores"`
+
+	// file and lines place problems found after loading (say, a keystore
+	// that does not exist) in the file, as Load does for its own.
+	file  string
+	lines map[string]int
+}
+
+// File is the name the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+// Problem builds a problem about field, placed at the field's line (or its
+// nearest parent's) in the file the configuration came from. Components use
+// it for checks that need more than the file, so that their errors read like
+// Load's.
+func (c *Config) Problem(field, format string, args ...any) Problem {
+	p := Problem{File: c.file, Field: field, Message: fmt.Sprintf(format, args...)}
+	p.Line = lineOf(field, c.lines)
+	return p
 }
 
 // Device identifies this node.

@@ -51,6 +51,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 	if len(probs.list) == 0 {
+		cfg.file, cfg.lines = file, lines
 		return cfg, nil
 	}
 	return nil, locate(file, probs.list, lines)
