@@ -1,0 +1,152 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgefort/edgefort/agent/supervisor"
+)
+
+// Status is what GET /v1/status answers and `edgefort status` prints.
+type Status struct {
+	Version    string              `json:"version"`
+	Commit     string              `json:"commit"`
+	PID        int                 `json:"pid"`
+	Started    time.Time           `json:"started"`
+	StateDir   string              `json:"state_dir"`
+	MetricsURL string              `json:"metrics_url,omitempty"`
+	Ready      bool                `json:"ready"`
+	Components []supervisor.Status `json:"components"`
+}
+
+// adminHandler serves the local admin API. It is reachable only through a
+// unix socket of mode 0600, so it needs no authentication of its own.
+func (a *Agent) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(a.Status())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		// Liveness: answering at all means the process and its admin
+		// loop are alive; a failing component is readiness, not liveness.
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		st := a.Status()
+		if st.Ready {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, c := range st.Components {
+			if c.State != supervisor.StateRunning {
+				fmt.Fprintf(w, "%s: %s\n", c.Name, c.State)
+			}
+		}
+	})
+	return mux
+}
+
+// listenAdmin binds the admin socket with mode 0600, replacing a stale
+// socket file left by a crash. Only one agent holds the state directory
+// lock, so a leftover socket at our path is never a live peer's.
+func listenAdmin(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("admin: socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("admin: %s exists and is not a socket; refusing to replace it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("admin: remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// ErrNotRunning reports that no agent answers on the admin socket.
+var ErrNotRunning = errors.New("no edgefort agent is running")
+
+// AdminClient talks to a running agent over its admin socket.
+type AdminClient struct {
+	socket string
+	http   *http.Client
+}
+
+// NewAdminClient returns a client for the agent whose admin socket is at
+// socket.
+func NewAdminClient(socket string) *AdminClient {
+	return &AdminClient{
+		socket: socket,
+		http: &http.Client{
+			Timeout: 5 * time.Second,
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", socket)
+				},
+			},
+		},
+	}
+}
+
+// Status fetches GET /v1/status.
+func (c *AdminClient) Status(ctx context.Context) (*Status, error) {
+	body, err := c.get(ctx, "/v1/status")
+	if err != nil {
+		return nil, err
+	}
+	var st Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("admin: decode status: %w", err)
+	}
+	return &st, nil
+}
+
+func (c *AdminClient) get(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://edgefort"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w (nothing answers on %s; is the agent started with the same config?)", ErrNotRunning, c.socket)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("admin: %s: permission denied (the socket is mode 0600: run as the agent's user)", c.socket)
+		}
+		return nil, fmt.Errorf("admin: GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("admin: GET %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin: GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}

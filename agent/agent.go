@@ -1,0 +1,212 @@
+// Package agent owns the edgefort process: it turns a loaded configuration
+// into running components, supervises them, holds the state store, and
+// serves the local admin API and the Prometheus metrics.
+//
+// Configuration lives in agent/config, the supervisor in agent/supervisor
+// and the state store in agent/store; components import those leaf
+// packages, never this one.
+package agent
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/agent/supervisor"
+)
+
+// BuildInfo identifies the binary.
+type BuildInfo struct {
+	Version string
+	Commit  string
+}
+
+// Agent is one running edgefort.
+type Agent struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	build   BuildInfo
+	reg     *prometheus.Registry
+	started time.Time
+
+	sup         atomic.Pointer[supervisor.Supervisor] // set once Run has opened the store and built the components
+	metricsAddr atomic.Pointer[string]                // bound address, known once the listener is up
+	db          *store.DB                             // open while Run runs
+}
+
+// New checks what a configuration asks of this build and prepares an agent;
+// it starts nothing.
+func New(cfg *config.Config, log *slog.Logger, build BuildInfo) (*Agent, error) {
+	if err := Check(cfg); err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, log: log, build: build, reg: newRegistry(build)}, nil
+}
+
+// Check reports what a valid configuration asks for that this build cannot
+// do, placed in the file like any other configuration problem. `edgefort
+// config validate` calls it too, so a dry run catches what `run` would.
+func Check(cfg *config.Config) error {
+	var probs []config.Problem
+	// Links whose components are not built yet: refuse rather than
+	// silently run without them.
+	for field, on := range map[string]bool{
+		"cloud.enabled":   cfg.Cloud.Enabled,
+		"iot.enabled":     cfg.IoT.Enabled,
+		"updates.enabled": cfg.Updates.Enabled,
+	} {
+		if on {
+			probs = append(probs, cfg.Problem(field, "this link is not available in edgefort %s yet; set it to false", Version()))
+		}
+	}
+	if len(cfg.Clients.VirtualHosts) > 0 {
+		probs = append(probs, cfg.Problem("clients.virtual_hosts", "serving clients is not available in edgefort %s yet; remove the virtual hosts", Version()))
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return &config.Error{Problems: sortProblems(probs)}
+}
+
+// Registry is the agent's metrics registry, for components to register on.
+func (a *Agent) Registry() *prometheus.Registry { return a.reg }
+
+// Run opens the state store, starts every component and blocks until ctx
+// is cancelled; it then stops them in reverse order within the configured
+// shutdown timeout. It returns an error if set-up fails (a second agent on
+// the same state directory, a busy port) or if a component does not stop in
+// time.
+func (a *Agent) Run(ctx context.Context) error {
+	a.started = time.Now()
+	db, err := store.Open(a.cfg.StateDir, store.Options{Logger: a.log.With(LogKeyComponent, "store")})
+	if err != nil {
+		return err
+	}
+	a.db = db
+	defer db.Close()
+
+	specs, err := a.components()
+	if err != nil {
+		return err
+	}
+	sup, err := supervisor.New(supervisor.Options{
+		Logger: a.log,
+		Backoff: supervisor.Backoff{
+			Initial:    a.cfg.Supervisor.RestartInitial,
+			Max:        a.cfg.Supervisor.RestartMax,
+			ResetAfter: a.cfg.Supervisor.RestartResetAfter,
+		},
+		Registerer: a.reg,
+	}, specs...)
+	if err != nil {
+		return err
+	}
+	a.sup.Store(sup)
+
+	supCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(supCtx) }()
+	a.log.Info("agent started", "version", a.build.Version, "state_dir", a.cfg.StateDir, "admin_socket", a.cfg.Admin.Socket)
+
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		return fmt.Errorf("supervisor stopped on its own: %w", err)
+	}
+	a.log.Info("shutting down", "timeout", a.cfg.Supervisor.ShutdownTimeout)
+	stop()
+	timer := time.NewTimer(a.cfg.Supervisor.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		a.log.Info("stopped")
+		return err
+	case <-timer.C:
+		return fmt.Errorf("shutdown timed out after %s; still running: %s", a.cfg.Supervisor.ShutdownTimeout, strings.Join(sup.Stuck(), ", "))
+	}
+}
+
+// components binds the agent's own listeners and lists every component in
+// start order. Later links join here.
+func (a *Agent) components() ([]supervisor.Spec, error) {
+	adminLog := a.log.With(LogKeyComponent, "admin")
+	adminLn, err := listenAdmin(a.cfg.Admin.Socket)
+	if err != nil {
+		return nil, err
+	}
+	specs := []supervisor.Spec{{
+		Name:         "admin",
+		SignalsReady: true,
+		Runner: &httpComponent{
+			name: "admin", log: adminLog, handler: a.adminHandler(), first: adminLn,
+			listen: func() (net.Listener, error) { return listenAdmin(a.cfg.Admin.Socket) },
+		},
+	}}
+	if config.IsEnabled(a.cfg.Metrics.Enabled, true) {
+		metricsLog := a.log.With(LogKeyComponent, "metrics")
+		listen := func() (net.Listener, error) {
+			ln, err := net.Listen("tcp", a.cfg.Metrics.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("metrics: listen %s: %w", a.cfg.Metrics.Listen, err)
+			}
+			addr := ln.Addr().String()
+			a.metricsAddr.Store(&addr)
+			return ln, nil
+		}
+		ln, err := listen()
+		if err != nil {
+			adminLn.Close()
+			return nil, err
+		}
+		specs = append(specs, supervisor.Spec{
+			Name:         "metrics",
+			SignalsReady: true,
+			Runner:       &httpComponent{name: "metrics", log: metricsLog, handler: metricsHandler(a.reg, metricsLog), first: ln, listen: listen},
+		})
+	}
+	return specs, nil
+}
+
+// Status reports the agent and its components.
+func (a *Agent) Status() Status {
+	st := Status{
+		Version:  a.build.Version,
+		Commit:   a.build.Commit,
+		PID:      os.Getpid(),
+		Started:  a.started,
+		StateDir: a.cfg.StateDir,
+	}
+	if addr := a.metricsAddr.Load(); addr != nil {
+		st.MetricsURL = "http://" + *addr + "/metrics"
+	}
+	if sup := a.sup.Load(); sup != nil {
+		st.Components = sup.Status()
+		st.Ready = sup.Ready()
+	}
+	return st
+}
+
+// Ready reports whether every component is running.
+func (a *Agent) Ready() bool {
+	sup := a.sup.Load()
+	return sup != nil && sup.Ready()
+}
+
+func sortProblems(ps []config.Problem) []config.Problem {
+	slices.SortFunc(ps, func(a, b config.Problem) int {
+		return cmp.Or(a.Line-b.Line, strings.Compare(a.Field, b.Field))
+	})
+	return ps
+}

@@ -1,0 +1,55 @@
+package agent
+
+import "runtime/debug"
+
+// version and commit are set at link time:
+//
+//	-ldflags "-X github.com/edgefort/edgefort/agent.version=1.2.3 -X github.com/edgefort/edgefort/agent.commit=abc123"
+//
+// Without them the module's build info fills in what it can.
+var (
+	version = ""
+	commit  = ""
+)
+
+// Version is the agent's version: the link-time value, else the module
+// version, else "dev".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Commit is the VCS revision the binary was built from, with "+dirty" if
+// the tree had changes, or "unknown".
+func Commit() string {
+	if commit != "" {
+		return commit
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	return rev + dirty
+}
+
+// Build is this binary's BuildInfo.
+func Build() BuildInfo { return BuildInfo{Version: Version(), Commit: Commit()} }

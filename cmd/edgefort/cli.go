@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// command is one verb of the CLI. A command either runs (exec) or groups
+// subcommands; every level answers -h/--help.
+type command struct {
+	name      string
+	args      string // usage of the positional arguments, e.g. "FILE"
+	short     string // one line for the parent's list
+	long      string // paragraph(s) for this command's help
+	flags     *flag.FlagSet
+	exec      func(ctx context.Context, st streams, args []string) error
+	subs      []*command
+	parent    *command
+}
+
+// streams are where commands write; tests capture them.
+type streams struct {
+	stdout, stderr io.Writer
+}
+
+// usageError marks a mistake in how a command was called (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func (c *command) path() string {
+	if c.parent == nil {
+		return c.name
+	}
+	return c.parent.path() + " " + c.name
+}
+
+func (c *command) fs() *flag.FlagSet {
+	if c.flags == nil {
+		c.flags = flag.NewFlagSet(c.name, flag.ContinueOnError)
+	}
+	return c.flags
+}
+
+func (c *command) usage(w io.Writer) {
+	line := c.path()
+	if hasFlags(c.fs()) {
+		line += " [flags]"
+	}
+	if len(c.subs) > 0 {
+		line += " COMMAND"
+	}
+	if c.args != "" {
+		line += " " + c.args
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n", line)
+	text := c.long
+	if text == "" {
+		text = c.short
+	}
+	fmt.Fprintf(w, "%s\n", strings.TrimSpace(text))
+	if len(c.subs) > 0 {
+		fmt.Fprintf(w, "\nCommands:\n")
+		for _, s := range c.subs {
+			fmt.Fprintf(w, "  %-10s %s\n", s.name, s.short)
+		}
+		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags and arguments.\n", c.path())
+	}
+	if hasFlags(c.fs()) {
+		fmt.Fprintf(w, "\nFlags:\n")
+		c.fs().SetOutput(w)
+		c.fs().PrintDefaults()
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// run parses flags and dispatches. Help goes to stdout and is not an error.
+func (c *command) run(ctx context.Context, st streams, args []string) error {
+	fs := c.fs()
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(st.stdout)
+			return nil
+		}
+		return usageError{fmt.Sprintf("%s: %v (see '%s --help')", c.path(), err, c.path())}
+	}
+	rest := fs.Args()
+	if len(c.subs) > 0 {
+		if len(rest) == 0 {
+			c.usage(st.stderr)
+			return usageError{fmt.Sprintf("%s: missing command", c.path())}
+		}
+		if rest[0] == "help" {
+			c.usage(st.stdout)
+			return nil
+		}
+		for _, s := range c.subs {
+			if s.name == rest[0] {
+				return s.run(ctx, st, rest[1:])
+			}
+		}
+		return usageError{fmt.Sprintf("%s: unknown command %q (see '%s --help')", c.path(), rest[0], c.path())}
+	}
+	return c.exec(ctx, st, rest)
+}
+
+// add attaches subcommands.
+func (c *command) add(subs ...*command) *command {
+	for _, s := range subs {
+		s.parent = c
+		c.subs = append(c.subs, s)
+	}
+	return c
+}
+
+// wantArgs checks the number of positional arguments.
+func (c *command) wantArgs(args []string, n int) error {
+	if len(args) != n {
+		return usageError{fmt.Sprintf("%s: want %d argument(s) %s, got %d (see '%s --help')", c.path(), n, c.args, len(args), c.path())}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+// Command edgefort is the edge node agent: one binary that runs the agent
+// (run, dev) and operates on it (status, config, version).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/edgefort/edgefort/agent/config"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], streams{stdout: os.Stdout, stderr: os.Stderr}))
+}
+
+// run executes the CLI and returns the exit status: 0 success, 1 failure,
+// 2 a usage mistake.
+func run(ctx context.Context, args []string, st streams) int {
+	err := newRoot().run(ctx, st, args)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(st.stderr, "edgefort %v\n", err)
+		return 2
+	default:
+		printError(st.stderr, err)
+		return 1
+	}
+}
+
+// printError prints configuration problems one per line, as editors and
+// CI annotate them, and anything else prefixed with the program name.
+func printError(w io.Writer, err error) {
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		for _, p := range cerr.Problems {
+			fmt.Fprintln(w, p.String())
+		}
+		return
+	}
+	fmt.Fprintf(w, "edgefort: %v\n", err)
+}
+
+func newRoot() *command {
+	root := &command{
+		name:  "edgefort",
+		short: "the edge node agent",
+		long: `edgefort is an edge node agent: it keeps outbound links to the cloud (update
+channel, event link, cloud calls) and serves clients on the private network,
+opening no public inbound port.
+
+New here? Run 'edgefort dev': it starts the agent on a built-in configuration
+in a temporary directory and tells you what to try.`,
+	}
+	return root.add(
+		newDevCmd(),
+		newRunCmd(),
+		newStatusCmd(),
+		newConfigCmd(),
+		newVersionCmd(),
+	)
+}
+
+// configPath is the --config default: $EDGEFORT_CONFIG, else the packaged
+// location.
+func configPath() string {
+	if p := os.Getenv(config.EnvConfig); p != "" {
+		return p
+	}
+	return config.DefaultPath
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/config"
+)
+
+func newRunCmd() *command {
+	c := &command{
+		name:  "run",
+		short: "run the agent until SIGTERM or SIGINT",
+		long: `Run the agent with a configuration file until SIGTERM or SIGINT, then stop
+every component gracefully within supervisor.shutdown_timeout (default 10s)
+and exit 0. A second signal exits at once.
+
+The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
+	}
+	cfgPath := c.fs().String("config", configPath(), "configuration `FILE`")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		log, _, err := agent.NewLogger(st.stderr, cfg.Log.Level, cfg.Log.Format)
+		if err != nil {
+			return err
+		}
+		return runAgent(ctx, cfg, log, nil)
+	}
+	return c
+}
+
+// runAgent runs an agent until SIGINT/SIGTERM. onReady, if set, is called
+// once every component is running.
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady func(*agent.Agent)) error {
+	// Everything the agent creates (state, keys, sockets) is private to its
+	// user unless a component widens it on purpose.
+	syscall.Umask(0o077)
+	a, err := agent.New(cfg, log, agent.Build())
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, restore the default so that a second one
+		// ends a shutdown that hangs.
+		<-ctx.Done()
+		stop()
+	}()
+	if onReady == nil {
+		return a.Run(ctx)
+	}
+	return runUntilReady(ctx, a, onReady)
+}
