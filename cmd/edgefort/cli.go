@@ -12,14 +12,14 @@ import (
 // command is one verb of the CLI. A command either runs (exec) or groups
 // subcommands; every level answers -h/--help.
 type command struct {
-	name      string
-	args      string // usage of the positional arguments, e.g. "FILE"
-	short     string // one line for the parent's list
-	long      string // paragraph(s) for this command's help
-	flags     *flag.FlagSet
-	exec      func(ctx context.Context, st streams, args []string) error
-	subs      []*command
-	parent    *command
+	name   string
+	args   string // usage of the positional arguments, e.g. "FILE"
+	short  string // one line for the parent's list
+	long   string // paragraph(s) for this command's help
+	flags  *flag.FlagSet
+	exec   func(ctx context.Context, st streams, args []string) error
+	subs   []*command
+	parent *command
 }
 
 // streams are where commands write; tests capture them.
