@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need on a fresh Debian
+# machine, then runs the format check, go vet, the race-enabled test suite
+# and the demo. CI runs it through .ci/run with EDGEFORT_REQUIRE_PEERS=1, so
+# a test whose real peer is missing fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# need CMD PACKAGE: install a Debian package when its command is missing.
+apt_updated=""
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: $1 is missing; install the Debian package $2" >&2
+    return 1
+  fi
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
+
+log "tools"
+command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl/)" >&2; exit 1; }
+need curl curl
+go version
+
+log "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+log "go vet"
+go vet ./...
+
+log "go test -race"
+go test -race -timeout 20m ./...
+
+log "demo"
+bash scripts/demo.sh
+
+log "all checks passed"
