@@ -43,6 +43,8 @@ type Agent struct {
 	sup         atomic.Pointer[supervisor.Supervisor] // set once Run has opened the store and built the components
 	metricsAddr atomic.Pointer[string]                // bound address, known once the listener is up
 	db          *store.DB                             // open while Run runs
+
+	extra []supervisor.Spec // components added by tests, started last
 }
 
 // New checks what a configuration asks of this build and prepares an agent;
@@ -176,7 +178,7 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 			Runner:       &httpComponent{name: "metrics", log: metricsLog, handler: metricsHandler(a.reg, metricsLog), first: ln, listen: listen},
 		})
 	}
-	return specs, nil
+	return append(specs, a.extra...), nil
 }
 
 // Status reports the agent and its components.

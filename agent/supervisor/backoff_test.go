@@ -1,0 +1,86 @@
+package supervisor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestBackoffPolicyNext(t *testing.T) {
+	const ms = time.Millisecond
+	cfg := Backoff{Initial: 100 * ms, Max: time.Second, ResetAfter: time.Minute}
+	tests := []struct {
+		name   string
+		rand   float64
+		uptime []time.Duration // how long each run stayed up before failing
+		want   []time.Duration
+	}{
+		{
+			name:   "no jitter doubles and caps at half of max",
+			rand:   0,
+			uptime: []time.Duration{ms, ms, ms, ms, ms, ms},
+			want:   []time.Duration{50 * ms, 100 * ms, 200 * ms, 400 * ms, 500 * ms, 500 * ms},
+		},
+		{
+			name:   "near-full jitter doubles and caps near max",
+			rand:   0.999,
+			uptime: []time.Duration{ms, ms, ms, ms, ms, ms},
+			want: []time.Duration{
+				99950 * time.Microsecond, 199900 * time.Microsecond, 399800 * time.Microsecond,
+				799600 * time.Microsecond, 999500 * time.Microsecond, 999500 * time.Microsecond,
+			},
+		},
+		{
+			name:   "staying up for ResetAfter starts over",
+			rand:   0,
+			uptime: []time.Duration{ms, ms, ms, time.Minute, ms, ms},
+			want:   []time.Duration{50 * ms, 100 * ms, 200 * ms, 50 * ms, 100 * ms, 200 * ms},
+		},
+		{
+			name:   "flapping just under ResetAfter keeps slowing down",
+			rand:   0,
+			uptime: []time.Duration{ms, time.Minute - 1, time.Minute - 1, time.Minute - 1},
+			want:   []time.Duration{50 * ms, 100 * ms, 200 * ms, 400 * ms},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := backoffPolicy{cfg: cfg, rand: func() float64 { return tt.rand }}
+			clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			var got []time.Duration
+			for _, up := range tt.uptime {
+				started := clock
+				clock = clock.Add(up)
+				d := p.next(started, clock)
+				got = append(got, d)
+				clock = clock.Add(d)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("delays (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBackoffDefaults(t *testing.T) {
+	got := Backoff{Initial: 5 * time.Second}.withDefaults()
+	want := Backoff{Initial: 5 * time.Second, Max: 2 * time.Minute, ResetAfter: time.Minute}
+	if got != want {
+		t.Errorf("withDefaults() = %+v, want %+v", got, want)
+	}
+}
+
+func TestBackoffHugeMaxDoesNotOverflow(t *testing.T) {
+	const maxDuration = time.Duration(1<<63 - 1)
+	p := backoffPolicy{cfg: Backoff{Initial: time.Second, Max: maxDuration, ResetAfter: time.Hour}, rand: func() float64 { return 0 }}
+	now := time.Now()
+	prev := time.Duration(0)
+	for i := range 100 {
+		d := p.next(now, now)
+		if d < prev || d <= 0 {
+			t.Fatalf("failure %d: delay %v after %v", i+1, d, prev)
+		}
+		prev = d
+	}
+}

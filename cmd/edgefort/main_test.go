@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/config"
+)
+
+// TestMain lets the test binary stand in for the edgefort binary, so that
+// process tests run the real main without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("EDGEFORT_TEST_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// edgefort runs the CLI in-process and returns its exit status and output.
+func edgefort(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, streams{stdout: &out, stderr: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpAtEveryLevel(t *testing.T) {
+	tests := [][]string{
+		{"--help"}, {"-h"}, {"help"},
+		{"run", "--help"}, {"dev", "--help"}, {"status", "--help"}, {"version", "--help"},
+		{"config", "--help"}, {"config", "help"}, {"config", "validate", "--help"}, {"config", "example", "-h"},
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := edgefort(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			if !strings.HasPrefix(out, "Usage: edgefort") {
+				t.Errorf("stdout does not start with usage:\n%s", out)
+			}
+		})
+	}
+	// Flags are documented where they apply.
+	_, out, _ := edgefort(t, "status", "--help")
+	for _, flag := range []string{"-config", "-socket", "-json"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("status --help does not mention %s", flag)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "edgefort edgefort: missing command"},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"config"}, "edgefort config: missing command"},
+		{[]string{"config", "validate"}, "want 1 argument(s) FILE, got 0"},
+		{[]string{"run", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"version", "extra"}, "want 0 argument(s)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errOut := edgefort(t, tt.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q does not contain %q", errOut, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := edgefort(t, "version")
+	if code != 0 || !strings.Contains(out, "edgefort ") || !strings.Contains(out, "go1.") || !strings.Contains(out, "commit ") {
+		t.Fatalf("version: exit %d, output %q", code, out)
+	}
+}
+
+func TestConfigExampleValidates(t *testing.T) {
+	code, example, _ := edgefort(t, "config", "example")
+	if code != 0 {
+		t.Fatalf("config example: exit %d", code)
+	}
+	path := writeFile(t, "x.yaml", example)
+	code, out, errOut := edgefort(t, "config", "validate", path)
+	if code != 0 || out != "ok\n" {
+		t.Fatalf("config validate example: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	path := writeFile(t, "bad.yaml", `version: 1
+device:
+  colour: blue
+metrics:
+  enabled: "maybe"
+  listen: 127.0.0.1:70000
+updates:
+  enabled: true
+  server_url: https://mender.example.com
+device_type: x
+`)
+	code, out, errOut := edgefort(t, "config", "validate", path)
+	if code != 1 || out != "" {
+		t.Errorf("exit %d, stdout %q; want 1 and nothing", code, out)
+	}
+	want := []string{
+		path + ":2: device.device_type: required when updates are enabled (artifacts name the device types they install on)",
+		path + ":3: device.colour: unknown field (device accepts: device_type, hostnames, id)",
+		path + `:5: metrics.enabled: expected true or false, got "maybe"`,
+		path + `:6: metrics.listen: port "70000" is out of range (0 to 65535)`,
+		path + ":10: device_type: unknown field (the top level accepts: admin, clients, cloud, device, iot, keystores, log, metrics, state_dir, supervisor, updates, version)",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(errOut), "\n")); diff != "" {
+		t.Errorf("stderr (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigValidateRefusesLinksNotBuilt(t *testing.T) {
+	path := writeFile(t, "links.yaml", "version: 1\ndevice: {device_type: x}\nupdates:\n  enabled: true\n  server_url: https://m.example.com\n")
+	code, _, errOut := edgefort(t, "config", "validate", path)
+	want := path + ":4: updates.enabled: this link is not available in edgefort"
+	if code != 1 || !strings.HasPrefix(errOut, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
+	}
+}
+
+func TestConfigValidateMissingFile(t *testing.T) {
+	code, _, errOut := edgefort(t, "config", "validate", "/nonexistent/edgefort.yaml")
+	if code != 1 || !strings.Contains(errOut, "/nonexistent/edgefort.yaml: configuration file not found") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestStatusWithoutAgent(t *testing.T) {
+	code, _, errOut := edgefort(t, "status", "--socket", filepath.Join(t.TempDir(), "admin.sock"))
+	if code != 1 || !strings.Contains(errOut, "no edgefort agent is running") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestRunProcess runs `edgefort run` as a real process on the example
+// configuration (moved into a temporary state directory) and checks what an
+// operator would: status lists the components, readyz answers 200, metrics
+// are scrapeable on loopback, a second agent on the same state directory is
+// refused, and SIGTERM stops it with exit status 0.
+func TestRunProcess(t *testing.T) {
+	stateDir := t.TempDir()
+	cfgText := strings.NewReplacer(
+		"state_dir: /var/lib/edgefort", "state_dir: "+stateDir,
+		"socket: /var/lib/edgefort/admin.sock", "socket: "+filepath.Join(stateDir, "admin.sock"),
+		"listen: 127.0.0.1:9273", "listen: 127.0.0.1:0",
+	).Replace(string(config.Example))
+	cfgPath := writeFile(t, "edgefort.yaml", cfgText)
+	socket := filepath.Join(stateDir, "admin.sock")
+
+	first, firstErr := startEdgefort(t, "run", "--config", cfgPath)
+	status := waitReady(t, socket, first)
+
+	code, out, errOut := edgefort(t, "status", "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("status: exit %d, stderr %q", code, errOut)
+	}
+	for _, name := range []string{"admin", "metrics"} {
+		if !regexp.MustCompile(`(?m)^` + name + ` +running `).MatchString(out) {
+			t.Errorf("status does not list %s running:\n%s", name, out)
+		}
+	}
+
+	if got := httpStatus(t, unixClient(socket), "http://edgefort/readyz"); got != http.StatusOK {
+		t.Errorf("readyz = %d, want 200", got)
+	}
+	if !strings.HasPrefix(status.MetricsURL, "http://127.0.0.1:") {
+		t.Fatalf("metrics URL %q is not on loopback", status.MetricsURL)
+	}
+	metrics := httpBody(t, http.DefaultClient, status.MetricsURL)
+	for _, want := range []string{`edgefort_supervisor_component_up{component="metrics"} 1`, "go_goroutines ", "process_resident_memory_bytes "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	second, secondErr := startEdgefort(t, "run", "--config", cfgPath)
+	if err := waitExit(second, 10*time.Second); exitCode(err) != 1 {
+		t.Errorf("second agent exit = %v, want status 1", err)
+	}
+	if !strings.Contains(secondErr.String(), "is in use by another edgefort process") {
+		t.Errorf("second agent's error is unclear: %q", secondErr.String())
+	}
+
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The shutdown bound is 10 s; give the process a little more to exit.
+	if err := waitExit(first, 15*time.Second); err != nil {
+		t.Errorf("after SIGTERM: %v; stderr:\n%s", err, firstErr.String())
+	}
+	if _, err := os.Stat(socket); err == nil {
+		t.Errorf("admin socket %s still present after a clean stop", socket)
+	}
+}
+
+func startEdgefort(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "EDGEFORT_TEST_AS_MAIN=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &stderr
+}
+
+func waitReady(t *testing.T, socket string, cmd *exec.Cmd) *agent.Status {
+	t.Helper()
+	client := agent.NewAdminClient(socket)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := client.Status(context.Background())
+		if err == nil && st.Ready {
+			return st
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("agent not ready within 20 s")
+	return nil
+}
+
+func waitExit(cmd *exec.Cmd, within time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		cmd.Process.Kill()
+		<-done
+		return errors.New("did not exit in time")
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
+}
+
+func unixClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
+}
+
+func httpStatus(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func httpBody(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
