@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ type Status struct {
 	MetricsURL string              `json:"metrics_url,omitempty"`
 	Ready      bool                `json:"ready"`
 	Components []supervisor.Status `json:"components"`
+	// CertificateWarnings name certificates that have expired or expire
+	// within 30 days, as "store/alias: what".
+	CertificateWarnings []string `json:"certificate_warnings,omitempty"`
+	// VirtualHosts are the client-facing base URLs by virtual host name.
+	VirtualHosts map[string]string `json:"virtual_hosts,omitempty"`
 }
 
 // adminHandler serves the local admin API. It is reachable only through a
@@ -57,6 +63,7 @@ func (a *Agent) adminHandler() http.Handler {
 			}
 		}
 	})
+	mux.HandleFunc("POST /v1/keystore", a.keystores.handle)
 	return mux
 }
 
@@ -112,9 +119,26 @@ func NewAdminClient(socket string) *AdminClient {
 	}
 }
 
+// Keystore performs a keystore operation in the running agent.
+func (c *AdminClient) Keystore(ctx context.Context, r *KeystoreRequest) (*KeystoreResponse, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	data, err := c.do(ctx, http.MethodPost, "/v1/keystore", body)
+	if err != nil {
+		return nil, err
+	}
+	var resp KeystoreResponse
+	if err := json.Unmarshal(data, &resp); err != nil {
+		return nil, fmt.Errorf("admin: decode keystore response: %w", err)
+	}
+	return &resp, nil
+}
+
 // Status fetches GET /v1/status.
 func (c *AdminClient) Status(ctx context.Context) (*Status, error) {
-	body, err := c.get(ctx, "/v1/status")
+	body, err := c.do(ctx, http.MethodGet, "/v1/status", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +149,8 @@ func (c *AdminClient) Status(ctx context.Context) (*Status, error) {
 	return &st, nil
 }
 
-func (c *AdminClient) get(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://edgefort"+path, nil)
+func (c *AdminClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://edgefort"+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -138,15 +162,20 @@ func (c *AdminClient) get(ctx context.Context, path string) ([]byte, error) {
 		if errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("admin: %s: permission denied (the socket is mode 0600: run as the agent's user)", c.socket)
 		}
-		return nil, fmt.Errorf("admin: GET %s: %w", path, err)
+		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return nil, fmt.Errorf("admin: GET %s: %w", path, err)
+		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin: GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			// The agent's own words, already phrased for the operator.
+			return nil, errors.New(e.Error)
+		}
+		return nil, fmt.Errorf("admin: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
 	}
-	return body, nil
+	return data, nil
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // BuildInfo identifies the binary.
@@ -43,6 +45,8 @@ type Agent struct {
 	sup         atomic.Pointer[supervisor.Supervisor] // set once Run has opened the store and built the components
 	metricsAddr atomic.Pointer[string]                // bound address, known once the listener is up
 	db          *store.DB                             // open while Run runs
+	keystores   *KeystoreService                      // open while Run runs
+	clients     atomic.Pointer[clientapi.Server]      // set when virtual hosts are configured
 
 	extra []supervisor.Spec // components added by tests, started last
 }
@@ -72,9 +76,6 @@ func Check(cfg *config.Config) error {
 			probs = append(probs, cfg.Problem(field, "this link is not available in edgefort %s yet; set it to false", Version()))
 		}
 	}
-	if len(cfg.Clients.VirtualHosts) > 0 {
-		probs = append(probs, cfg.Problem("clients.virtual_hosts", "serving clients is not available in edgefort %s yet; remove the virtual hosts", Version()))
-	}
 	if len(probs) == 0 {
 		return nil
 	}
@@ -97,6 +98,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.db = db
 	defer db.Close()
+
+	ksLog := a.log.With(LogKeyComponent, "keystore")
+	a.keystores, err = openKeystores(a.cfg.StateDir, ksLog)
+	if err != nil {
+		return err
+	}
+	if err := a.prepareKeystores(ksLog); err != nil {
+		return err
+	}
+	a.reg.MustRegister(a.keystores.Stores.ExpiryCollector())
 
 	specs, err := a.components()
 	if err != nil {
@@ -169,7 +180,7 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		}
 		ln, err := listen()
 		if err != nil {
-			adminLn.Close()
+			closeListeners(specs)
 			return nil, err
 		}
 		specs = append(specs, supervisor.Spec{
@@ -177,6 +188,19 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 			SignalsReady: true,
 			Runner:       &httpComponent{name: "metrics", log: metricsLog, handler: metricsHandler(a.reg, metricsLog), first: ln, listen: listen},
 		})
+	}
+	specs = append(specs, supervisor.Spec{
+		Name:   "keystore",
+		Runner: &keystore.ExpiryWatcher{Manager: a.keystores.Stores},
+	})
+	if len(a.cfg.Clients.VirtualHosts) > 0 {
+		srv, err := clientapi.New(a.cfg.Clients.VirtualHosts, a.keystores.Stores, a.log.With(LogKeyComponent, "clientapi"))
+		if err != nil {
+			closeListeners(specs)
+			return nil, a.storeProblems(err)
+		}
+		a.clients.Store(srv)
+		specs = append(specs, supervisor.Spec{Name: "clientapi", SignalsReady: true, Runner: srv})
 	}
 	return append(specs, a.extra...), nil
 }
@@ -196,6 +220,10 @@ func (a *Agent) Status() Status {
 	if sup := a.sup.Load(); sup != nil {
 		st.Components = sup.Status()
 		st.Ready = sup.Ready()
+		st.CertificateWarnings = certificateWarnings(a.keystores.Stores)
+	}
+	if srv := a.clients.Load(); srv != nil {
+		st.VirtualHosts = srv.URLs()
 	}
 	return st
 }

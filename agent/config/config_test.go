@@ -25,7 +25,7 @@ func TestExampleValidates(t *testing.T) {
 func fullExample(t *testing.T) []byte {
 	t.Helper()
 	s := string(Example)
-	for _, empty := range []string{"  virtual_hosts: []\n", "  target_endpoints: []\n"} {
+	for _, empty := range []string{"  virtual_hosts: []\n", "  target_endpoints: []\n", "  references: {}\n"} {
 		if !strings.Contains(s, empty) {
 			t.Fatalf("example lost %q", empty)
 		}

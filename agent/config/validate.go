@@ -147,13 +147,21 @@ func (u Updates) validate(p *problems, dev Device) {
 
 func (c Clients) validate(p *problems) {
 	names := map[string]bool{}
+	listens := map[string]string{}
 	for i, vh := range c.VirtualHosts {
 		path := index("clients.virtual_hosts", i)
 		checkName(p, path+".name", vh.Name, names)
-		if vh.Listen == "" {
+		switch {
+		case vh.Listen == "":
 			p.add(0, path+".listen", "required (host:port on the private network)")
-		} else {
-			checkAddress(p, path+".listen", vh.Listen, false)
+		case listens[vh.Listen] != "":
+			p.add(0, path+".listen", "%q is already the address of virtual host %q", vh.Listen, listens[vh.Listen])
+		default:
+			// Port 0 takes a free port, for tests and `edgefort dev`.
+			checkAddress(p, path+".listen", vh.Listen, true)
+			if !strings.HasSuffix(vh.Listen, ":0") {
+				listens[vh.Listen] = vh.Name
+			}
 		}
 		for j, h := range vh.HostAliases {
 			if !validHostname(h) {

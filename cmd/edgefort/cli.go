@@ -88,14 +88,14 @@ func (c *command) run(ctx context.Context, st streams, args []string) error {
 	fs := c.fs()
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
+	rest, err := c.parse(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			c.usage(st.stdout)
 			return nil
 		}
 		return usageError{fmt.Sprintf("%s: %v (see '%s --help')", c.path(), err, c.path())}
 	}
-	rest := fs.Args()
 	if len(c.subs) > 0 {
 		if len(rest) == 0 {
 			c.usage(st.stderr)
@@ -113,6 +113,28 @@ func (c *command) run(ctx context.Context, st streams, args []string) error {
 		return usageError{fmt.Sprintf("%s: unknown command %q (see '%s --help')", c.path(), rest[0], c.path())}
 	}
 	return c.exec(ctx, st, rest)
+}
+
+// parse parses flags. A command that runs takes flags anywhere among its
+// arguments ("import STORE ALIAS --key k"), as users expect; a command that
+// groups subcommands stops at the first argument, which names the
+// subcommand whose flags follow. "--" ends the flags.
+func (c *command) parse(args []string) ([]string, error) {
+	fs := c.fs()
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		endedByDashes := consumed > 0 && args[consumed-1] == "--"
+		if len(c.subs) > 0 || len(rest) == 0 || endedByDashes {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 // add attaches subcommands.

@@ -24,7 +24,7 @@ func run(ctx context.Context, args []string, st streams) int {
 	case err == nil:
 		return 0
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(st.stderr, "edgefort %v\n", err)
+		fmt.Fprintln(st.stderr, err)
 		return 2
 	default:
 		printError(st.stderr, err)
@@ -60,6 +60,10 @@ in a temporary directory and tells you what to try.`,
 		newDevCmd(),
 		newRunCmd(),
 		newStatusCmd(),
+		newKeystoreCmd(),
+		newTruststoreCmd(),
+		newRefCmd(),
+		newKeysCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
 	)

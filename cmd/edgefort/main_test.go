@@ -71,7 +71,9 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "edgefort edgefort: missing command"},
+		{nil, "\nedgefort: missing command"},
+		{[]string{"keystore", "import", "a", "b", "c"}, "want 2 argument(s) STORE ALIAS, got 3"},
+		{[]string{"keystore", "import", "a", "--", "--key", "x"}, "want 2 argument(s) STORE ALIAS, got 3"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"config"}, "edgefort config: missing command"},
 		{[]string{"config", "validate"}, "want 1 argument(s) FILE, got 0"},

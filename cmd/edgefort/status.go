@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -85,6 +87,12 @@ func printStatus(w io.Writer, s *agent.Status, now time.Time) {
 	fmt.Fprintf(w, "state dir %s\n", s.StateDir)
 	if s.MetricsURL != "" {
 		fmt.Fprintf(w, "metrics   %s\n", s.MetricsURL)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.VirtualHosts)) {
+		fmt.Fprintf(w, "vhost     %s %s\n", name, s.VirtualHosts[name])
+	}
+	for _, warning := range s.CertificateWarnings {
+		fmt.Fprintf(w, "CERTIFICATE %s\n", warning)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

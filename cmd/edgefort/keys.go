@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edgefort/edgefort/agent"
+)
+
+func newKeysCmd() *command {
+	return (&command{
+		name:  "keys",
+		short: "manage the OIDC token key pairs (ID tokens encrypted to the node)",
+		long: `Manage the RSA key pairs that identity providers encrypt ID tokens to.
+
+Rotation: 'keys generate' makes a new pair PENDING while the active one keeps
+serving; give the pending public key to the identity provider, sign in once
+to get a token encrypted to it, and 'keys verify --token FILE' makes it
+active. A failed verification leaves the active pair in place.`,
+	}).add(newKeysGenerateCmd(), newKeysShowCmd(), newKeysPublicCmd(), newKeysVerifyCmd(), newKeysDeleteCmd())
+}
+
+func newKeysGenerateCmd() *command {
+	c := &command{name: "generate", short: "generate a key pair (pending if one is active)"}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	typ := fs.String("type", "rsa-2048", "key `TYPE`: rsa-2048 or rsa-4096")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		bits := map[string]int{"rsa-2048": 2048, "rsa-4096": 4096}[*typ]
+		if bits == 0 {
+			return usageError{fmt.Sprintf("keys generate: --type %q: want rsa-2048 or rsa-4096", *typ)}
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.generate", Bits: bits})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newKeysShowCmd() *command {
+	c := &command{name: "show", short: "show the active and pending key pairs with fingerprints"}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.list"})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(st.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(resp.Keys)
+		}
+		if len(resp.Keys) == 0 {
+			fmt.Fprintln(st.stdout, "no key pairs; create one with 'edgefort keys generate'")
+			return nil
+		}
+		tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "STATE\tKID\tBITS\tCREATED\tSHA-256 FINGERPRINT")
+		for _, k := range resp.Keys {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", k.State, k.ID, k.Bits, k.Created.UTC().Format(time.RFC3339), k.Fingerprint)
+		}
+		return tw.Flush()
+	}
+	return c
+}
+
+func newKeysPublicCmd() *command {
+	c := &command{name: "public", short: "print a public key as PEM, a self-signed certificate, or JWKS"}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	format := fs.String("format", "pem", "`FORMAT`: pem, cert or jwks")
+	which := fs.String("which", "active", "`PAIR`: active or pending (jwks: empty for both)")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.public", Format: *format, Which: *which})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newKeysVerifyCmd() *command {
+	c := &command{
+		name:  "verify",
+		short: "verify the pending pair with a token encrypted to it, and make it active",
+		long: `Decrypt a token (compact JWE) with the pending key pair. On success the
+pending pair becomes active and the old one is deleted. On failure the active
+pair stays; the pending one is discarded unless --keep-pending.`,
+	}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	token := fs.String("token", "", "`FILE` holding the encrypted ID token")
+	keep := fs.Bool("keep-pending", false, "keep the pending pair if verification fails")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		if *token == "" {
+			return usageError{"keys verify: --token is required"}
+		}
+		data, err := readSecret(*token)
+		if err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.verify", Token: data, KeepPending: *keep})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newKeysDeleteCmd() *command {
+	c := &command{name: "delete", short: "delete the pending or the active key pair"}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	which := fs.String("which", "pending", "`PAIR`: pending or active")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.delete", Which: *which})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}

@@ -1,0 +1,415 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/keystore"
+)
+
+// target says where keystore commands act: the running agent's admin
+// socket when one answers (the change is live at the next handshake), else
+// the state directory directly.
+type target struct {
+	config, socket, stateDir *string
+}
+
+func addTargetFlags(fs *flag.FlagSet) target {
+	return target{
+		config:   fs.String("config", configPath(), "configuration `FILE` naming the state directory and admin socket"),
+		socket:   fs.String("socket", "", "admin socket `PATH` of a running agent (overrides the configuration)"),
+		stateDir: fs.String("state-dir", "", "state `DIR` to change when no agent is running (overrides the configuration)"),
+	}
+}
+
+func (t target) resolve() (socket, stateDir string, err error) {
+	socket, stateDir = *t.socket, *t.stateDir
+	cfg, err := config.Load(*t.config)
+	switch {
+	case errors.Is(err, config.ErrNoConfig):
+		if stateDir == "" {
+			stateDir = config.DefaultStateDir
+		}
+		if socket == "" {
+			socket = filepath.Join(stateDir, "admin.sock")
+		}
+	case err != nil:
+		return "", "", err
+	default:
+		if stateDir == "" {
+			stateDir = cfg.StateDir
+		}
+		if socket == "" {
+			socket = cfg.Admin.Socket
+		}
+	}
+	return socket, stateDir, nil
+}
+
+func (t target) do(ctx context.Context, req *agent.KeystoreRequest) (*agent.KeystoreResponse, error) {
+	socket, stateDir, err := t.resolve()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := agent.NewAdminClient(socket).Keystore(ctx, req)
+	if !errors.Is(err, agent.ErrNotRunning) {
+		return resp, err
+	}
+	svc, closeFn, err := agent.OpenKeystoresOffline(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	return svc.Do(req)
+}
+
+// report prints an operation's message and warnings.
+func report(st streams, resp *agent.KeystoreResponse) {
+	for _, w := range resp.Warnings {
+		fmt.Fprintf(st.stderr, "warning: %s\n", w)
+	}
+	if resp.Message != "" {
+		fmt.Fprintln(st.stdout, resp.Message)
+	}
+	if resp.Data != "" {
+		io.WriteString(st.stdout, resp.Data)
+	}
+}
+
+func newKeystoreCmd() *command {
+	return (&command{
+		name:  "keystore",
+		short: "manage keystores (private keys with their certificates)",
+		long: `Manage keystores: named sets of aliases, each a private key and its
+certificate chain, which TLS settings name directly or as ref://REFERENCE.
+
+Replacing an expiring certificate without a restart:
+  edgefort keystore create hub-2027
+  edgefort keystore import hub-2027 hub --key new.key --cert new.crt
+  edgefort ref set hub-tls hub-2027      # live at the next handshake
+
+Commands act on the running agent (over its admin socket) when one runs,
+else directly on the state directory.`,
+	}).add(
+		newStoreCreateCmd(keystore.KindKeystore),
+		newKeystoreImportCmd(),
+		newStoreListCmd(keystore.KindKeystore),
+		newStoreDeleteCmd(keystore.KindKeystore),
+		newExportCertCmd(),
+	)
+}
+
+func newTruststoreCmd() *command {
+	return (&command{
+		name:  "truststore",
+		short: "manage truststores (certificates to trust)",
+		long: `Manage truststores: named sets of CA or peer certificates that TLS settings
+use to verify the other side. Commands act on the running agent when one
+runs, else directly on the state directory.`,
+	}).add(
+		newStoreCreateCmd(keystore.KindTruststore),
+		newTruststoreImportCmd(),
+		newStoreListCmd(keystore.KindTruststore),
+		newStoreDeleteCmd(keystore.KindTruststore),
+	)
+}
+
+func newStoreCreateCmd(kind keystore.Kind) *command {
+	c := &command{name: "create", args: "NAME", short: "create an empty " + string(kind)}
+	t := addTargetFlags(c.fs())
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 1); err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "store.create", Store: args[0], Kind: string(kind)})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newKeystoreImportCmd() *command {
+	c := &command{
+		name:  "import",
+		args:  "STORE ALIAS",
+		short: "import a key and certificate chain (PEM or PKCS#12) under an alias",
+		long: `Import a private key and its certificate chain into a keystore under ALIAS,
+replacing what the alias held. PEM keys may be PKCS#1, PKCS#8 or SEC1,
+encrypted or not; the chain file may hold the leaf and intermediates in any
+order. Or give a PKCS#12 bundle. The key must match the certificate.`,
+	}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	keyFile := fs.String("key", "", "private key `FILE` (PEM)")
+	certFile := fs.String("cert", "", "certificate chain `FILE` (PEM)")
+	passFile := fs.String("passphrase-file", "", "`FILE` holding the passphrase of an encrypted key")
+	p12File := fs.String("pkcs12", "", "PKCS#12 `FILE` (instead of --key and --cert)")
+	p12PassFile := fs.String("password-file", "", "`FILE` holding the PKCS#12 password")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 2); err != nil {
+			return err
+		}
+		req := &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindKeystore), Store: args[0], Alias: args[1]}
+		var err error
+		switch {
+		case *p12File != "":
+			if *keyFile != "" || *certFile != "" {
+				return usageError{"keystore import: give --pkcs12 or --key and --cert, not both"}
+			}
+			if req.PKCS12, err = os.ReadFile(*p12File); err != nil {
+				return err
+			}
+			if *p12PassFile != "" {
+				pw, err := readSecret(*p12PassFile)
+				if err != nil {
+					return err
+				}
+				req.Password = string(pw)
+			}
+		case *keyFile != "" && *certFile != "":
+			if req.KeyPEM, err = os.ReadFile(*keyFile); err != nil {
+				return err
+			}
+			if req.CertPEM, err = os.ReadFile(*certFile); err != nil {
+				return err
+			}
+			if *passFile != "" {
+				if req.Passphrase, err = readSecret(*passFile); err != nil {
+					return err
+				}
+			}
+		default:
+			return usageError{"keystore import: give --key and --cert, or --pkcs12 (see 'edgefort keystore import --help')"}
+		}
+		resp, err := t.do(ctx, req)
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newTruststoreImportCmd() *command {
+	c := &command{
+		name:  "import",
+		args:  "STORE ALIAS",
+		short: "import PEM certificates under an alias",
+		long: `Import the certificates of a PEM file into a truststore: all under ALIAS as
+one bundle, or with --split one alias per certificate (ALIAS-1, ALIAS-2, …).`,
+	}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	certFile := fs.String("cert", "", "certificate `FILE` (PEM, one or more certificates)")
+	split := fs.Bool("split", false, "one alias per certificate")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 2); err != nil {
+			return err
+		}
+		if *certFile == "" {
+			return usageError{"truststore import: --cert is required"}
+		}
+		data, err := os.ReadFile(*certFile)
+		if err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindTruststore), Store: args[0], Alias: args[1], CertPEM: data, Split: *split})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newStoreListCmd(kind keystore.Kind) *command {
+	c := &command{name: "list", short: "list " + string(kind) + "s, their aliases and certificate expiry"}
+	fs := c.fs()
+	t := addTargetFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "store.list", Kind: string(kind)})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(st.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(resp.Stores)
+		}
+		printStores(st.stdout, resp.Stores, time.Now())
+		return nil
+	}
+	return c
+}
+
+func printStores(w io.Writer, stores []keystore.StoreInfo, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STORE\tALIAS\tSUBJECT\tNOT AFTER\tSTATUS\tREFERENCED BY")
+	for _, s := range stores {
+		name := s.Name
+		if s.Builtin {
+			name += " (built-in)"
+		}
+		refs := strings.Join(s.ReferencedBy, ", ")
+		if len(s.Entries) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t(empty)\t\t\t%s\n", name, refs)
+		}
+		for _, e := range s.Entries {
+			status := "ok"
+			switch {
+			case e.Expired:
+				status = "EXPIRED"
+			case e.Warning != "":
+				status = fmt.Sprintf("expires in %dd", int(e.NotAfter.Sub(now).Hours()/24))
+			}
+			if e.Certificates > 1 {
+				status += fmt.Sprintf(" (%d certs)", e.Certificates)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, e.Alias, e.Subject, e.NotAfter.UTC().Format(time.DateOnly), status, refs)
+		}
+	}
+	tw.Flush()
+}
+
+func newStoreDeleteCmd(kind keystore.Kind) *command {
+	c := &command{
+		name:  "delete",
+		args:  "NAME [ALIAS]",
+		short: "delete a " + string(kind) + ", or one alias of it",
+		long:  "Delete a " + string(kind) + " (refused while a reference points at it), or only ALIAS in it.",
+	}
+	t := addTargetFlags(c.fs())
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if len(args) != 1 && len(args) != 2 {
+			return c.wantArgs(args, 1)
+		}
+		req := &agent.KeystoreRequest{Op: "store.delete", Store: args[0], Kind: string(kind)}
+		if len(args) == 2 {
+			req.Op, req.Alias = "entry.delete", args[1]
+		}
+		resp, err := t.do(ctx, req)
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newExportCertCmd() *command {
+	c := &command{
+		name:  "export-cert",
+		args:  "STORE ALIAS",
+		short: "print an alias's certificate chain as PEM",
+		long:  "Print the certificate chain (leaf first) of ALIAS in a keystore; STORE may be ref://REFERENCE.",
+	}
+	t := addTargetFlags(c.fs())
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 2); err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "entry.cert", Store: args[0], Alias: args[1]})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
+func newRefCmd() *command {
+	set := &command{
+		name:  "set",
+		args:  "REF STORE",
+		short: "create a reference or repoint it at another store",
+		long: `Point ref://REF at STORE. Every listener and client whose TLS settings name
+ref://REF uses STORE from its next handshake: no restart, and connections
+already open are untouched. A reference keeps its kind (keystore or
+truststore).`,
+	}
+	setT := addTargetFlags(set.fs())
+	set.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := set.wantArgs(args, 2); err != nil {
+			return err
+		}
+		resp, err := setT.do(ctx, &agent.KeystoreRequest{Op: "ref.set", Ref: args[0], Store: args[1]})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	list := &command{name: "list", short: "list references and the stores they point at"}
+	listT := addTargetFlags(list.fs())
+	list.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := list.wantArgs(args, 0); err != nil {
+			return err
+		}
+		resp, err := listT.do(ctx, &agent.KeystoreRequest{Op: "ref.list"})
+		if err != nil {
+			return err
+		}
+		names := make([]string, 0, len(resp.Refs))
+		for n := range resp.Refs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "REFERENCE\tSTORE")
+		for _, n := range names {
+			fmt.Fprintf(tw, "ref://%s\t%s\n", n, resp.Refs[n])
+		}
+		return tw.Flush()
+	}
+	del := &command{name: "delete", args: "REF", short: "delete a reference"}
+	delT := addTargetFlags(del.fs())
+	del.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := del.wantArgs(args, 1); err != nil {
+			return err
+		}
+		resp, err := delT.do(ctx, &agent.KeystoreRequest{Op: "ref.delete", Ref: args[0]})
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return (&command{
+		name:  "ref",
+		short: "manage references (ref://NAME) to keystores and truststores",
+	}).add(set, list, del)
+}
+
+// readSecret reads a passphrase file, without its trailing newline.
+func readSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimRight(string(data), "\r\n")), nil
+}
