@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drives `edgefort dev` non-interactively and asserts what a newcomer would
-# see: every component running, readyz 200, metrics scrapeable, and a clean
-# exit on Ctrl-C (SIGINT) that removes the temporary state directory.
+# see: every component running, readyz 200, metrics scrapeable, the hub
+# virtual host over TLS and its certificate replaced with no restart, and a
+# clean exit on Ctrl-C (SIGINT) that removes the temporary state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +52,8 @@ check "admin socket is mode 0600" test "$(stat -c %a "$socket")" = 600
 cat "$work/status"
 check "status lists admin running" grep -Eq '^admin +running' "$work/status"
 check "status lists metrics running" grep -Eq '^metrics +running' "$work/status"
+check "status lists keystore running" grep -Eq '^keystore +running' "$work/status"
+check "status lists clientapi running" grep -Eq '^clientapi +running' "$work/status"
 check "status --json says ready" sh -c "'$ef' status --json --socket '$socket' | grep -q '\"ready\": true'"
 check "readyz answers 200" test "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$socket" http://edgefort/readyz)" = 200
 check "healthz answers 200" test "$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$socket" http://edgefort/healthz)" = 200
@@ -58,6 +61,32 @@ curl -sf "$metrics" >"$work/metrics" || true
 check "metrics are scrapeable" grep -q '^edgefort_supervisor_component_up{component="admin"} 1' "$work/metrics"
 check "metrics include the Go runtime" grep -q '^go_goroutines ' "$work/metrics"
 check "metrics include the process" grep -q '^process_resident_memory_bytes ' "$work/metrics"
+
+# The expired-certificate walkthrough the banner prints: a new keystore, the
+# new certificate under the same alias, the reference repointed; the virtual
+# host serves it from the next handshake, with no restart.
+export EDGEFORT_CONFIG=$(awk '$1 == "config" { print $2 }' "$work/out")
+hub=$(awk '$1 == "virtual" && $2 == "host" { print $4 }' "$work/out")
+ca="$state_dir/dev-ca/ca.crt"
+served() { openssl s_client -connect "${hub#https://}" -CAfile "$ca" -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+before=$(served)
+check "the hub serves a certificate the dev CA vouches for ($before)" test -n "$before"
+check "status warns that it expires soon" sh -c "'$ef' status | grep -q '^CERTIFICATE dev-hub-1/hub: certificate CN=localhost expires in'"
+check "healthz over TLS" test "$(curl -s --cacert "$ca" "$hub/healthz")" = ok
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+  -keyout "$work/new.key" -out "$work/new.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' >"$work/san.ext"
+openssl x509 -req -in "$work/new.csr" -CA "$ca" -CAkey "$state_dir/dev-ca/ca.key" -days 365 \
+  -extfile "$work/san.ext" -out "$work/new.crt" 2>/dev/null
+check "keystore create dev-hub-2" "$ef" keystore create dev-hub-2
+check "keystore import under the same alias" "$ef" keystore import dev-hub-2 hub --key "$work/new.key" --cert "$work/new.crt"
+check "ref set hub-tls dev-hub-2" "$ef" ref set hub-tls dev-hub-2
+after=$(served)
+want=$(openssl x509 -in "$work/new.crt" -noout -serial)
+check "the hub now serves the new certificate ($after)" test "$after" = "$want"
+check "the old keystore can go once nothing points at it" "$ef" keystore delete dev-hub-1
+check "status has no certificate warning left" sh -c "! '$ef' status | grep -q '^CERTIFICATE'"
+check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 
 kill -INT "$dev_pid"
 rc=0

@@ -26,6 +26,9 @@ need() {
 log "tools"
 command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl/)" >&2; exit 1; }
 need curl curl
+need openssl openssl   # independent TLS peer (keystore tests, demo)
+need node nodejs       # npm "jose": independent JWE implementation (keystore tests)
+need npm npm
 go version
 
 log "gofmt"
