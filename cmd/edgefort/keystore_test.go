@@ -1,0 +1,97 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSignedPEM makes a key and certificate as PEM files and returns their
+// paths.
+func selfSignedPEM(t *testing.T, cn string, notAfter time.Time) (keyFile, certFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter, DNSNames: []string{cn}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyFile = writeFile(t, cn+".key", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	certFile = writeFile(t, cn+".crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return keyFile, certFile
+}
+
+// TestKeystoreCommandsOffline drives the keystore, truststore and ref
+// commands on a state directory with no agent running, as an operator
+// preparing a node would, including the errors they must make clear.
+func TestKeystoreCommandsOffline(t *testing.T) {
+	dir := t.TempDir()
+	sd := "--state-dir=" + dir
+	cfg := "--config=" + filepath.Join(dir, "none.yaml")
+	keyFile, certFile := selfSignedPEM(t, "hub.example", time.Now().Add(90*24*time.Hour))
+	oldKey, oldCert := selfSignedPEM(t, "old.example", time.Now().Add(-time.Hour))
+	otherKey, _ := selfSignedPEM(t, "other.example", time.Now().Add(time.Hour))
+
+	steps := []struct {
+		args       []string
+		wantCode   int
+		wantOut    string
+		wantErrOut string
+	}{
+		{[]string{"keystore", "create", "hub-1"}, 0, `created keystore "hub-1"`, ""},
+		{[]string{"keystore", "import", "hub-1", "hub", "--key", keyFile, "--cert", certFile}, 0, `imported "hub" into keystore "hub-1"`, ""},
+		{[]string{"keystore", "import", "hub-1", "old", "--key", oldKey, "--cert", oldCert}, 0, `imported "old"`, "warning: certificate CN=old.example expired"},
+		{[]string{"keystore", "import", "hub-1", "bad", "--key", otherKey, "--cert", certFile}, 1, "", "private key does not match the certificate"},
+		{[]string{"keystore", "import", "hub-1", "bad", "--key", certFile, "--cert", certFile}, 1, "", "no PEM private key found"},
+		{[]string{"truststore", "create", "trust"}, 0, `created truststore "trust"`, ""},
+		{[]string{"truststore", "import", "trust", "ca", "--cert", certFile}, 0, `imported ca into truststore "trust"`, ""},
+		{[]string{"ref", "set", "hub-tls", "hub-1"}, 0, "ref://hub-tls -> hub-1", ""},
+		{[]string{"ref", "set", "hub-tls", "trust"}, 1, "", `it cannot point at truststore "trust": wrong kind of store`},
+		{[]string{"ref", "set", "x", "nope"}, 1, "", `store "nope": not found`},
+		{[]string{"keystore", "export-cert", "ref://nope", "hub"}, 1, "", `reference "nope": not found`},
+		{[]string{"keystore", "export-cert", "ref://hub-tls", "hub"}, 0, "-----BEGIN CERTIFICATE-----", ""},
+		{[]string{"keystore", "list"}, 0, "EXPIRED", ""},
+		{[]string{"truststore", "list"}, 0, "trust", ""},
+		{[]string{"truststore", "delete", "hub-1"}, 1, "", `"hub-1" is a keystore, not a truststore`},
+		{[]string{"keystore", "delete", "hub-1"}, 1, "", `in use by reference "hub-tls"`},
+		{[]string{"ref", "list"}, 0, "ref://hub-tls  hub-1", ""},
+	}
+	for _, s := range steps {
+		code, out, errOut := edgefort(t, append(s.args, sd, cfg)...)
+		if code != s.wantCode || !strings.Contains(out, s.wantOut) || !strings.Contains(errOut, s.wantErrOut) {
+			t.Errorf("edgefort %s: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				strings.Join(s.args, " "), code, out, errOut, s.wantCode, s.wantOut, s.wantErrOut)
+		}
+	}
+}
+
+// TestRunRefusesUnknownStore: a configuration that names a store that does
+// not exist fails at start, pointing at the line.
+func TestRunRefusesUnknownStore(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeFile(t, "edgefort.yaml", "version: 1\nstate_dir: "+dir+"\nmetrics: {enabled: false}\nclients:\n  virtual_hosts:\n    - name: hub\n      listen: 127.0.0.1:0\n      ssl:\n        enabled: true\n        keystore: ref://missing\nkeystores:\n  references:\n    other: nowhere\n")
+	code, _, errOut := edgefort(t, "run", "--config", cfgPath)
+	want := cfgPath + `:13: keystores.references.other: reference "other": store "nowhere": not found`
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
+	}
+	cfgPath = writeFile(t, "edgefort2.yaml", "version: 1\nstate_dir: "+dir+"\nmetrics: {enabled: false}\nclients:\n  virtual_hosts:\n    - name: hub\n      listen: 127.0.0.1:0\n      ssl:\n        enabled: true\n        keystore: ref://missing\n")
+	code, _, errOut = edgefort(t, "run", "--config", cfgPath)
+	want = cfgPath + `:8: clients.virtual_hosts[0].ssl: `
+	if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, `reference "missing"`) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q about the reference", code, errOut, want)
+	}
+}
