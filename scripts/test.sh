@@ -29,6 +29,7 @@ need curl curl
 need openssl openssl   # independent TLS peer (keystore tests, demo)
 need node nodejs       # npm "jose": independent JWE implementation (keystore tests)
 need npm npm
+need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 go version
 
 log "gofmt"
