@@ -64,6 +64,7 @@ in a temporary directory and tells you what to try.`,
 		newTruststoreCmd(),
 		newRefCmd(),
 		newKeysCmd(),
+		newArtifactCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
 	)
