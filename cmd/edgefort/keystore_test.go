@@ -68,6 +68,15 @@ func TestKeystoreCommandsOffline(t *testing.T) {
 		{[]string{"truststore", "delete", "hub-1"}, 1, "", `"hub-1" is a keystore, not a truststore`},
 		{[]string{"keystore", "delete", "hub-1"}, 1, "", `in use by reference "hub-tls"`},
 		{[]string{"ref", "list"}, 0, "ref://hub-tls  hub-1", ""},
+		{[]string{"keys", "show"}, 0, "no key pairs", ""},
+		{[]string{"keys", "generate", "--type", "rsa-1024"}, 2, "", "want rsa-2048 or rsa-4096"},
+		{[]string{"keys", "generate"}, 0, "generated RSA-2048 key pair", ""},
+		{[]string{"keys", "generate"}, 0, "pending (the active pair keeps serving", ""},
+		{[]string{"keys", "show"}, 0, "pending", ""},
+		{[]string{"keys", "public", "--format", "jwks", "--which", ""}, 0, `"use": "enc"`, ""},
+		{[]string{"keys", "public", "--format", "cert"}, 0, "-----BEGIN CERTIFICATE-----", ""},
+		{[]string{"keys", "verify", "--token", certFile}, 1, "", "a compact JWE has 5 (the pending pair is deleted; active pair"},
+		{[]string{"keys", "delete", "--which", "pending"}, 1, "", "no pending"},
 	}
 	for _, s := range steps {
 		code, out, errOut := edgefort(t, append(s.args, sd, cfg)...)
