@@ -2,38 +2,25 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgefort/edgefort/internal/peertest"
 )
 
-// artifactCLI runs the artifact command in-process (it is not wired into
-// the root here) and returns the exit status main would give and the
-// output.
+// artifactCLI runs `edgefort artifact ARGS...` in-process.
 func artifactCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	err := newArtifactCmd().run(context.Background(), streams{stdout: &out, stderr: &errOut}, args)
-	switch {
-	case err == nil:
-	case errors.As(err, new(usageError)):
-		code = 2
-		errOut.WriteString(err.Error())
-	default:
-		code = 1
-		errOut.WriteString(err.Error())
-	}
-	return code, out.String(), errOut.String()
+	return edgefort(t, append([]string{"artifact"}, args...)...)
 }
 
 // artifactTestKeys writes an ECDSA P-256 (SEC1) and an RSA (PKCS#1) key
@@ -62,7 +49,7 @@ func TestArtifactHelp(t *testing.T) {
 		{"write", "module-image", "--help"}, {"write", "rootfs-image", "--help"},
 	} {
 		code, out, errOut := artifactCLI(t, args...)
-		if code != 0 || !strings.HasPrefix(out, "Usage: artifact") {
+		if code != 0 || !strings.HasPrefix(out, "Usage: edgefort artifact") {
 			t.Errorf("artifact %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errOut)
 		}
 	}
@@ -186,12 +173,7 @@ func TestArtifactValidateMenderGolden(t *testing.T) {
 // passes 'mender-artifact validate' with the key. Skipped loudly without
 // the peer, failed under EDGEFORT_REQUIRE_PEERS=1.
 func TestArtifactWriteAcceptedByMender(t *testing.T) {
-	if _, err := exec.LookPath("mender-artifact"); err != nil {
-		if os.Getenv("EDGEFORT_REQUIRE_PEERS") == "1" {
-			t.Fatalf("mender-artifact is required (EDGEFORT_REQUIRE_PEERS=1): %v", err)
-		}
-		t.Skip("SKIPPED: mender-artifact not found in PATH (EDGEFORT_REQUIRE_PEERS=1 makes this fail)")
-	}
+	peertest.Require(t, "mender-artifact")
 	dir := t.TempDir()
 	ecKey, ecPub, rsaKey, rsaPub := artifactTestKeys(t, dir)
 	payload := filepath.Join(dir, "p.txt")
