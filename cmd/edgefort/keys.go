@@ -25,25 +25,14 @@ active. A failed verification leaves the active pair in place.`,
 
 func newKeysGenerateCmd() *command {
 	c := &command{name: "generate", short: "generate a key pair (pending if one is active)"}
-	fs := c.fs()
-	t := addTargetFlags(fs)
-	typ := fs.String("type", "rsa-2048", "key `TYPE`: rsa-2048 or rsa-4096")
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 0); err != nil {
-			return err
-		}
+	typ := c.fs().String("type", "rsa-2048", "key `TYPE`: rsa-2048 or rsa-4096")
+	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
 		bits := map[string]int{"rsa-2048": 2048, "rsa-4096": 4096}[*typ]
 		if bits == 0 {
-			return usageError{fmt.Sprintf("keys generate: --type %q: want rsa-2048 or rsa-4096", *typ)}
+			return nil, usageError{fmt.Sprintf("keys generate: --type %q: want rsa-2048 or rsa-4096", *typ)}
 		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.generate", Bits: bits})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+		return &agent.KeystoreRequest{Op: "keys.generate", Bits: bits}, nil
+	})
 }
 
 func newKeysShowCmd() *command {
@@ -80,22 +69,11 @@ func newKeysShowCmd() *command {
 
 func newKeysPublicCmd() *command {
 	c := &command{name: "public", short: "print a public key as PEM, a self-signed certificate, or JWKS"}
-	fs := c.fs()
-	t := addTargetFlags(fs)
-	format := fs.String("format", "pem", "`FORMAT`: pem, cert or jwks")
-	which := fs.String("which", "active", "`PAIR`: active or pending (jwks: empty for both)")
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 0); err != nil {
-			return err
-		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.public", Format: *format, Which: *which})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+	format := c.fs().String("format", "pem", "`FORMAT`: pem, cert or jwks")
+	which := c.fs().String("which", "active", "`PAIR`: active or pending (jwks: empty for both)")
+	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
+		return &agent.KeystoreRequest{Op: "keys.public", Format: *format, Which: *which}, nil
+	})
 }
 
 func newKeysVerifyCmd() *command {
@@ -106,46 +84,24 @@ func newKeysVerifyCmd() *command {
 pending pair becomes active and the old one is deleted. On failure the active
 pair stays; the pending one is discarded unless --keep-pending.`,
 	}
-	fs := c.fs()
-	t := addTargetFlags(fs)
-	token := fs.String("token", "", "`FILE` holding the encrypted ID token")
-	keep := fs.Bool("keep-pending", false, "keep the pending pair if verification fails")
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 0); err != nil {
-			return err
-		}
+	token := c.fs().String("token", "", "`FILE` holding the encrypted ID token")
+	keep := c.fs().Bool("keep-pending", false, "keep the pending pair if verification fails")
+	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
 		if *token == "" {
-			return usageError{"keys verify: --token is required"}
+			return nil, usageError{"keys verify: --token is required"}
 		}
 		data, err := readSecret(*token)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.verify", Token: data, KeepPending: *keep})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+		return &agent.KeystoreRequest{Op: "keys.verify", Token: data, KeepPending: *keep}, nil
+	})
 }
 
 func newKeysDeleteCmd() *command {
 	c := &command{name: "delete", short: "delete the pending or the active key pair"}
-	fs := c.fs()
-	t := addTargetFlags(fs)
-	which := fs.String("which", "pending", "`PAIR`: pending or active")
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 0); err != nil {
-			return err
-		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.delete", Which: *which})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+	which := c.fs().String("which", "pending", "`PAIR`: pending or active")
+	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
+		return &agent.KeystoreRequest{Op: "keys.delete", Which: *which}, nil
+	})
 }

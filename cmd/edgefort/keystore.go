@@ -7,9 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,6 +78,30 @@ func (t target) do(ctx context.Context, req *agent.KeystoreRequest) (*agent.Keys
 	return svc.Do(req)
 }
 
+// keystoreOp makes c a command that sends the one request build makes from
+// its arguments (nargs of them; -1 lets build check) and reports the answer.
+func keystoreOp(c *command, nargs int, build func(args []string) (*agent.KeystoreRequest, error)) *command {
+	t := addTargetFlags(c.fs())
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if nargs >= 0 {
+			if err := c.wantArgs(args, nargs); err != nil {
+				return err
+			}
+		}
+		req, err := build(args)
+		if err != nil {
+			return err
+		}
+		resp, err := t.do(ctx, req)
+		if err != nil {
+			return err
+		}
+		report(st, resp)
+		return nil
+	}
+	return c
+}
+
 // report prints an operation's message and warnings.
 func report(st streams, resp *agent.KeystoreResponse) {
 	for _, w := range resp.Warnings {
@@ -130,19 +155,9 @@ runs, else directly on the state directory.`,
 
 func newStoreCreateCmd(kind keystore.Kind) *command {
 	c := &command{name: "create", args: "NAME", short: "create an empty " + string(kind)}
-	t := addTargetFlags(c.fs())
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 1); err != nil {
-			return err
-		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "store.create", Store: args[0], Kind: string(kind)})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+	return keystoreOp(c, 1, func(args []string) (*agent.KeystoreRequest, error) {
+		return &agent.KeystoreRequest{Op: "store.create", Store: args[0], Kind: string(kind)}, nil
+	})
 }
 
 func newKeystoreImportCmd() *command {
@@ -156,56 +171,46 @@ encrypted or not; the chain file may hold the leaf and intermediates in any
 order. Or give a PKCS#12 bundle. The key must match the certificate.`,
 	}
 	fs := c.fs()
-	t := addTargetFlags(fs)
 	keyFile := fs.String("key", "", "private key `FILE` (PEM)")
 	certFile := fs.String("cert", "", "certificate chain `FILE` (PEM)")
 	passFile := fs.String("passphrase-file", "", "`FILE` holding the passphrase of an encrypted key")
 	p12File := fs.String("pkcs12", "", "PKCS#12 `FILE` (instead of --key and --cert)")
 	p12PassFile := fs.String("password-file", "", "`FILE` holding the PKCS#12 password")
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 2); err != nil {
-			return err
-		}
+	return keystoreOp(c, 2, func(args []string) (*agent.KeystoreRequest, error) {
 		req := &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindKeystore), Store: args[0], Alias: args[1]}
 		var err error
 		switch {
 		case *p12File != "":
 			if *keyFile != "" || *certFile != "" {
-				return usageError{"keystore import: give --pkcs12 or --key and --cert, not both"}
+				return nil, usageError{"keystore import: give --pkcs12 or --key and --cert, not both"}
 			}
 			if req.PKCS12, err = os.ReadFile(*p12File); err != nil {
-				return err
+				return nil, err
 			}
 			if *p12PassFile != "" {
 				pw, err := readSecret(*p12PassFile)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				req.Password = string(pw)
 			}
 		case *keyFile != "" && *certFile != "":
 			if req.KeyPEM, err = os.ReadFile(*keyFile); err != nil {
-				return err
+				return nil, err
 			}
 			if req.CertPEM, err = os.ReadFile(*certFile); err != nil {
-				return err
+				return nil, err
 			}
 			if *passFile != "" {
 				if req.Passphrase, err = readSecret(*passFile); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		default:
-			return usageError{"keystore import: give --key and --cert, or --pkcs12 (see 'edgefort keystore import --help')"}
+			return nil, usageError{"keystore import: give --key and --cert, or --pkcs12 (see 'edgefort keystore import --help')"}
 		}
-		resp, err := t.do(ctx, req)
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+		return req, nil
+	})
 }
 
 func newTruststoreImportCmd() *command {
@@ -216,29 +221,18 @@ func newTruststoreImportCmd() *command {
 		long: `Import the certificates of a PEM file into a truststore: all under ALIAS as
 one bundle, or with --split one alias per certificate (ALIAS-1, ALIAS-2, …).`,
 	}
-	fs := c.fs()
-	t := addTargetFlags(fs)
-	certFile := fs.String("cert", "", "certificate `FILE` (PEM, one or more certificates)")
-	split := fs.Bool("split", false, "one alias per certificate")
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 2); err != nil {
-			return err
-		}
+	certFile := c.fs().String("cert", "", "certificate `FILE` (PEM, one or more certificates)")
+	split := c.fs().Bool("split", false, "one alias per certificate")
+	return keystoreOp(c, 2, func(args []string) (*agent.KeystoreRequest, error) {
 		if *certFile == "" {
-			return usageError{"truststore import: --cert is required"}
+			return nil, usageError{"truststore import: --cert is required"}
 		}
 		data, err := os.ReadFile(*certFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindTruststore), Store: args[0], Alias: args[1], CertPEM: data, Split: *split})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+		return &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindTruststore), Store: args[0], Alias: args[1], CertPEM: data, Split: *split}, nil
+	})
 }
 
 func newStoreListCmd(kind keystore.Kind) *command {
@@ -301,23 +295,15 @@ func newStoreDeleteCmd(kind keystore.Kind) *command {
 		short: "delete a " + string(kind) + ", or one alias of it",
 		long:  "Delete a " + string(kind) + " (refused while a reference points at it), or only ALIAS in it.",
 	}
-	t := addTargetFlags(c.fs())
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if len(args) != 1 && len(args) != 2 {
-			return c.wantArgs(args, 1)
+	return keystoreOp(c, -1, func(args []string) (*agent.KeystoreRequest, error) {
+		switch len(args) {
+		case 1:
+			return &agent.KeystoreRequest{Op: "store.delete", Store: args[0], Kind: string(kind)}, nil
+		case 2:
+			return &agent.KeystoreRequest{Op: "entry.delete", Store: args[0], Alias: args[1], Kind: string(kind)}, nil
 		}
-		req := &agent.KeystoreRequest{Op: "store.delete", Store: args[0], Kind: string(kind)}
-		if len(args) == 2 {
-			req.Op, req.Alias = "entry.delete", args[1]
-		}
-		resp, err := t.do(ctx, req)
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+		return nil, c.wantArgs(args, 1)
+	})
 }
 
 func newExportCertCmd() *command {
@@ -327,23 +313,13 @@ func newExportCertCmd() *command {
 		short: "print an alias's certificate chain as PEM",
 		long:  "Print the certificate chain (leaf first) of ALIAS in a keystore; STORE may be ref://REFERENCE.",
 	}
-	t := addTargetFlags(c.fs())
-	c.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := c.wantArgs(args, 2); err != nil {
-			return err
-		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "entry.cert", Store: args[0], Alias: args[1]})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
-	return c
+	return keystoreOp(c, 2, func(args []string) (*agent.KeystoreRequest, error) {
+		return &agent.KeystoreRequest{Op: "entry.cert", Store: args[0], Alias: args[1]}, nil
+	})
 }
 
 func newRefCmd() *command {
-	set := &command{
+	set := keystoreOp(&command{
 		name:  "set",
 		args:  "REF STORE",
 		short: "create a reference or repoint it at another store",
@@ -351,19 +327,9 @@ func newRefCmd() *command {
 ref://REF uses STORE from its next handshake: no restart, and connections
 already open are untouched. A reference keeps its kind (keystore or
 truststore).`,
-	}
-	setT := addTargetFlags(set.fs())
-	set.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := set.wantArgs(args, 2); err != nil {
-			return err
-		}
-		resp, err := setT.do(ctx, &agent.KeystoreRequest{Op: "ref.set", Ref: args[0], Store: args[1]})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
+	}, 2, func(args []string) (*agent.KeystoreRequest, error) {
+		return &agent.KeystoreRequest{Op: "ref.set", Ref: args[0], Store: args[1]}, nil
+	})
 	list := &command{name: "list", short: "list references and the stores they point at"}
 	listT := addTargetFlags(list.fs())
 	list.exec = func(ctx context.Context, st streams, args []string) error {
@@ -374,31 +340,16 @@ truststore).`,
 		if err != nil {
 			return err
 		}
-		names := make([]string, 0, len(resp.Refs))
-		for n := range resp.Refs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
 		tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "REFERENCE\tSTORE")
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(resp.Refs)) {
 			fmt.Fprintf(tw, "ref://%s\t%s\n", n, resp.Refs[n])
 		}
 		return tw.Flush()
 	}
-	del := &command{name: "delete", args: "REF", short: "delete a reference"}
-	delT := addTargetFlags(del.fs())
-	del.exec = func(ctx context.Context, st streams, args []string) error {
-		if err := del.wantArgs(args, 1); err != nil {
-			return err
-		}
-		resp, err := delT.do(ctx, &agent.KeystoreRequest{Op: "ref.delete", Ref: args[0]})
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
-	}
+	del := keystoreOp(&command{name: "delete", args: "REF", short: "delete a reference"}, 1, func(args []string) (*agent.KeystoreRequest, error) {
+		return &agent.KeystoreRequest{Op: "ref.delete", Ref: args[0]}, nil
+	})
 	return (&command{
 		name:  "ref",
 		short: "manage references (ref://NAME) to keystores and truststores",
