@@ -1,8 +1,9 @@
 // Package devcloud is a local stand-in for the cloud side of edgefort,
-// used by `edgefort dev` and by tests: for now a small certificate
-// authority that issues the dev node's TLS certificates. The update
-// server, the SigV4-checking broker and the control plane join it as their
-// links are built.
+// used by `edgefort dev` and by tests: a small certificate authority that
+// issues the dev node's TLS certificates, and a Mender-compatible update
+// server (MenderServer) checked against the real Mender client. The
+// SigV4-checking broker and the control plane join it as their links are
+// built.
 package devcloud
 
 import (

@@ -30,6 +30,7 @@ need openssl openssl   # independent TLS peer (keystore tests, demo)
 need node nodejs       # npm "jose": independent JWE implementation (keystore tests)
 need npm npm
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
+need mender mender-client              # the real Mender client 3.4 against devcloud's update server
 go version
 
 log "gofmt"
