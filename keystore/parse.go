@@ -636,3 +636,10 @@ func certName(cert *x509.Certificate) string {
 	}
 	return "with empty subject"
 }
+
+// ParsePrivateKeyPEM reads one private key as `edgefort keystore import`
+// does (PKCS#1, PKCS#8, SEC1, encrypted with passphrase, or DER), for other
+// packages that load keys from files, such as artifact signing.
+func ParsePrivateKeyPEM(data, passphrase []byte) (crypto.Signer, error) {
+	return parseKeyPEM(data, passphrase)
+}

@@ -118,7 +118,7 @@ func TestArtifactWriteValidateRead(t *testing.T) {
 		{[]string{"write", "module-image", "-T", "x", "-t", "d", "-n", "x", "-o", unsigned, "--compression", "bzip2"}, 2, nil, `unknown compression "bzip2"`},
 		{[]string{"write", "module-image", "-T", "x", "-t", "d", "-n", "x", "-o", unsigned, "-p", "novalue"}, 2, nil, `--provides "novalue": want KEY:VALUE`},
 		{[]string{"write", "module-image", "-T", "x", "-t", "d", "-n", "x", "-o", unsigned, "-s", meta}, 1, nil, `"meta.json" is not State_(Enter|Leave|Error)_NN`},
-		{[]string{"write", "module-image", "-T", "x", "-t", "d", "-n", "x", "-o", unsigned, "-k", ecPub}, 1, nil, "want RSA PRIVATE KEY"},
+		{[]string{"write", "module-image", "-T", "x", "-t", "d", "-n", "x", "-o", unsigned, "-k", ecPub}, 1, nil, "found only PUBLIC KEY"},
 		{[]string{"frobnicate"}, 2, nil, `unknown command "frobnicate"`},
 	}
 	for _, s := range steps {

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // Artifact signatures, as mender-artifact makes and checks them: over the
@@ -52,38 +54,13 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	return pub, nil
 }
 
-// ParsePrivateKeyPEM parses the first PEM block of data as a signing key:
-// "RSA PRIVATE KEY" (PKCS#1), "EC PRIVATE KEY" (SEC1) or "PRIVATE KEY"
-// (PKCS#8). Only RSA and ECDSA P-256 keys are accepted.
+// ParsePrivateKeyPEM parses a signing key with the keystore's parser
+// (PKCS#1, SEC1 or PKCS#8 PEM, or DER). Only RSA and ECDSA P-256 keys are
+// accepted: those are the signatures Mender Artifacts carry.
 func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
-	var block *pem.Block
-	for rest := data; ; {
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, errors.New("no PEM private key found")
-		}
-		if block.Type != "EC PARAMETERS" { // openssl ecparam -genkey writes it first
-			break
-		}
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q: want RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY", block.Type)
-	}
+	signer, err := keystore.ParsePrivateKeyPEM(data, nil)
 	if err != nil {
-		return nil, fmt.Errorf("parse private key: %w", err)
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("unsupported private key type %T", key)
+		return nil, err
 	}
 	if err := checkKeyType(signer.Public()); err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ func TestParseKeys(t *testing.T) {
 		{"rsa pkcs8", pemOf("PRIVATE KEY", rsaPKCS8), ""},
 		{"p-384", pemOf("PRIVATE KEY", p384DER), "P-384"},
 		{"ed25519", pemOf("PRIVATE KEY", edDER), "unsupported key type"},
-		{"certificate", pemOf("CERTIFICATE", []byte{1}), "want RSA PRIVATE KEY"},
+		{"certificate", pemOf("CERTIFICATE", []byte{1}), "found only CERTIFICATE"},
 		{"not pem", []byte("hello"), "no PEM private key"},
 	}
 	for _, tt := range privTests {
