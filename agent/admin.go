@@ -33,6 +33,8 @@ type Status struct {
 	CertificateWarnings []string `json:"certificate_warnings,omitempty"`
 	// VirtualHosts are the client-facing base URLs by virtual host name.
 	VirtualHosts map[string]string `json:"virtual_hosts,omitempty"`
+	// Updates is the update state, when device.device_type is set.
+	Updates *UpdateStatus `json:"updates,omitempty"`
 }
 
 // adminHandler serves the local admin API. It is reachable only through a
@@ -64,6 +66,7 @@ func (a *Agent) adminHandler() http.Handler {
 		}
 	})
 	mux.HandleFunc("POST /v1/keystore", a.keystores.handle)
+	a.updateHandlers(mux)
 	return mux
 }
 
@@ -99,23 +102,23 @@ var ErrNotRunning = errors.New("no edgefort agent is running")
 // AdminClient talks to a running agent over its admin socket.
 type AdminClient struct {
 	socket string
-	http   *http.Client
+	http   *http.Client // short calls
+	long   *http.Client // calls that stream or wait for an install
 }
 
 // NewAdminClient returns a client for the agent whose admin socket is at
 // socket.
 func NewAdminClient(socket string) *AdminClient {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
 	return &AdminClient{
 		socket: socket,
-		http: &http.Client{
-			Timeout: 5 * time.Second,
-			Transport: &http.Transport{
-				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, "unix", socket)
-				},
-			},
-		},
+		http:   &http.Client{Timeout: 5 * time.Second, Transport: tr},
+		long:   &http.Client{Transport: tr},
 	}
 }
 
@@ -136,6 +139,13 @@ func (c *AdminClient) Keystore(ctx context.Context, r *KeystoreRequest) (*Keysto
 	return &resp, nil
 }
 
+// Ping returns nil when an agent answers on the socket, an error wrapping
+// ErrNotRunning when none does.
+func (c *AdminClient) Ping(ctx context.Context) error {
+	_, err := c.do(ctx, http.MethodGet, "/healthz", nil)
+	return err
+}
+
 // Status fetches GET /v1/status.
 func (c *AdminClient) Status(ctx context.Context) (*Status, error) {
 	body, err := c.do(ctx, http.MethodGet, "/v1/status", nil)
@@ -150,11 +160,21 @@ func (c *AdminClient) Status(ctx context.Context) (*Status, error) {
 }
 
 func (c *AdminClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://edgefort"+path, bytes.NewReader(body))
+	return c.send(ctx, c.http, method, path, bytes.NewReader(body))
+}
+
+// doStream is do without the short timeout, for request bodies that
+// stream and answers that wait for an install; ctx bounds it.
+func (c *AdminClient) doStream(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
+	return c.send(ctx, c.long, method, path, body)
+}
+
+func (c *AdminClient) send(ctx context.Context, hc *http.Client, method, path string, body io.Reader) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://edgefort"+path, body)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("%w (nothing answers on %s; is the agent started with the same config?)", ErrNotRunning, c.socket)

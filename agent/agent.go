@@ -10,6 +10,7 @@ package agent
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,6 +27,8 @@ import (
 	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/keystore"
+	"github.com/edgefort/edgefort/updater"
+	"github.com/edgefort/edgefort/updater/deploy"
 )
 
 // BuildInfo identifies the binary.
@@ -47,6 +50,10 @@ type Agent struct {
 	db          *store.DB                             // open while Run runs
 	keystores   *KeystoreService                      // open while Run runs
 	clients     atomic.Pointer[clientapi.Server]      // set when virtual hosts are configured
+	updates     *deploy.Machine                       // set while Run runs, when device_type is set
+	poller      *deploy.Poller                        // set while Run runs, when updates are enabled
+	restart     func()                                // stops Run with ErrRestart
+	runCtx      context.Context                       // Run's context, for work admin calls start
 
 	extra []supervisor.Spec // components added by tests, started last
 }
@@ -68,9 +75,8 @@ func Check(cfg *config.Config) error {
 	// Links whose components are not built yet: refuse rather than
 	// silently run without them.
 	for field, on := range map[string]bool{
-		"cloud.enabled":   cfg.Cloud.Enabled,
-		"iot.enabled":     cfg.IoT.Enabled,
-		"updates.enabled": cfg.Updates.Enabled,
+		"cloud.enabled": cfg.Cloud.Enabled,
+		"iot.enabled":   cfg.IoT.Enabled,
 	} {
 		if on {
 			probs = append(probs, cfg.Problem(field, "this link is not available in edgefort %s yet; set it to false", Version()))
@@ -91,6 +97,10 @@ func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 // the same state directory, a busy port) or if a component does not stop in
 // time.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	a.restart = func() { cancel(ErrRestart) }
+	a.runCtx = ctx
 	a.started = time.Now()
 	db, err := store.Open(a.cfg.StateDir, store.Options{Logger: a.log.With(LogKeyComponent, "store")})
 	if err != nil {
@@ -145,6 +155,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	select {
 	case err := <-done:
 		a.log.Info("stopped")
+		if err == nil && errors.Is(context.Cause(ctx), ErrRestart) {
+			return ErrRestart
+		}
 		return err
 	case <-timer.C:
 		return fmt.Errorf("shutdown timed out after %s; still running: %s", a.cfg.Supervisor.ShutdownTimeout, strings.Join(sup.Stuck(), ", "))
@@ -202,7 +215,53 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		a.clients.Store(srv)
 		specs = append(specs, supervisor.Spec{Name: "clientapi", SignalsReady: true, Runner: srv})
 	}
+	upd, err := a.updateComponents()
+	if err != nil {
+		closeListeners(specs)
+		return nil, err
+	}
+	specs = append(specs, upd...)
 	return append(specs, a.extra...), nil
+}
+
+// updateComponents builds the update machine (local installs need only a
+// device type) and, when the update channel is enabled, its poller.
+func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
+	if a.cfg.Device.DeviceType == "" {
+		return nil, nil
+	}
+	var client *updater.Client
+	deps := updateDeps{cfg: a.cfg, db: a.db, log: a.log, ready: a.waitReady}
+	if a.cfg.Updates.Enabled {
+		var err error
+		if client, err = a.newUpdateClient(); err != nil {
+			return nil, err
+		}
+		deps.reporter = client
+	}
+	m, err := newMachine(deps)
+	if err != nil {
+		return nil, err
+	}
+	a.updates = m
+	if client == nil {
+		return nil, nil
+	}
+	p, err := deploy.NewPoller(deploy.PollerOptions{
+		Client:            client,
+		Machine:           m,
+		PollInterval:      a.cfg.Updates.PollInterval,
+		InventoryInterval: a.cfg.Updates.InventoryInterval,
+		RetryInterval:     a.cfg.Updates.RetryInterval,
+		Inventory:         a.inventory,
+		Download:          updater.DownloadOptions{RateLimit: a.cfg.Updates.DownloadRateLimit},
+		Logger:            a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.poller = p
+	return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: &pollerRunner{poller: p, restart: a.restart}}}, nil
 }
 
 // Status reports the agent and its components.
@@ -224,6 +283,9 @@ func (a *Agent) Status() Status {
 	}
 	if srv := a.clients.Load(); srv != nil {
 		st.VirtualHosts = srv.URLs()
+	}
+	if a.updates != nil {
+		st.Updates, _ = a.updateStatus()
 	}
 	return st
 }

@@ -231,6 +231,23 @@ type Updates struct {
 	ModulesDir string `yaml:"modules_dir"`
 	// Inventory adds attributes to the inventory report.
 	Inventory map[string]string `yaml:"inventory"`
+	// ScriptsDir holds the node's own state scripts (Idle, Sync and
+	// Download states; Artifact scripts come in the Artifact). Default
+	// /etc/edgefort/scripts; a missing directory runs none.
+	ScriptsDir string `yaml:"scripts_dir"`
+	// ModuleTimeout bounds each update module call. Default 4h, Mender's
+	// ModuleTimeoutSeconds.
+	ModuleTimeout time.Duration `yaml:"module_timeout"`
+	// RebootCommand reboots the host for modules that answer
+	// NeedsArtifactReboot with Automatic (rootfs images). Empty, the
+	// default, refuses such Artifacts with a rollback.
+	RebootCommand []string `yaml:"reboot_command"`
+	// HealthTimeout is how long a self-updated agent has to become ready
+	// before it is rolled back to the previous binary. Default 1m.
+	HealthTimeout time.Duration `yaml:"health_timeout"`
+	// DownloadRateLimit caps artifact downloads, in bytes per second.
+	// Default 0, unlimited.
+	DownloadRateLimit int64 `yaml:"download_rate_limit"`
 }
 
 // Clients configures the private-network server.

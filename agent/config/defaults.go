@@ -28,6 +28,9 @@ const (
 	DefaultInventoryInterval = 8 * time.Hour
 	DefaultUpdateRetry       = 5 * time.Minute
 	DefaultModulesDir        = "/usr/share/mender/modules/v3"
+	DefaultScriptsDir        = "/etc/edgefort/scripts"
+	DefaultModuleTimeout     = 4 * time.Hour
+	DefaultHealthTimeout     = time.Minute
 	DefaultTLSMinVersion     = "1.2"
 	adminSocketName          = "admin.sock"
 )
@@ -71,6 +74,9 @@ func (c *Config) setDefaults() {
 	setDuration(&u.InventoryInterval, DefaultInventoryInterval)
 	setDuration(&u.RetryInterval, DefaultUpdateRetry)
 	setString(&u.ModulesDir, DefaultModulesDir)
+	setString(&u.ScriptsDir, DefaultScriptsDir)
+	setDuration(&u.ModuleTimeout, DefaultModuleTimeout)
+	setDuration(&u.HealthTimeout, DefaultHealthTimeout)
 	u.SSL.setDefaults(true)
 
 	for i := range c.Clients.VirtualHosts {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -142,6 +143,17 @@ func (u Updates) validate(p *problems, dev Device) {
 		checkAbsPath(p, index("updates.verify_keys", i), k)
 	}
 	checkAbsPath(p, "updates.modules_dir", u.ModulesDir)
+	checkAbsPath(p, "updates.scripts_dir", u.ScriptsDir)
+	checkRange(p, "updates.module_timeout", u.ModuleTimeout, time.Second, 7*24*time.Hour)
+	checkRange(p, "updates.health_timeout", u.HealthTimeout, time.Second, time.Hour)
+	if len(u.RebootCommand) > 0 && !filepath.IsAbs(u.RebootCommand[0]) {
+		if _, err := exec.LookPath(u.RebootCommand[0]); err != nil && u.Enabled {
+			p.add(0, "updates.reboot_command", "%q is not an absolute path and is not found in PATH", u.RebootCommand[0])
+		}
+	}
+	if u.DownloadRateLimit < 0 {
+		p.add(0, "updates.download_rate_limit", "%d is negative; use 0 for no limit", u.DownloadRateLimit)
+	}
 	u.SSL.validate(p, "updates.ssl", outbound)
 }
 

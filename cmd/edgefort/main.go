@@ -65,6 +65,7 @@ in a temporary directory and tells you what to try.`,
 		newRefCmd(),
 		newKeysCmd(),
 		newArtifactCmd(),
+		newUpdateCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
 	)

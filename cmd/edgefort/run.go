@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -34,9 +36,26 @@ The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
 		if err != nil {
 			return err
 		}
-		return runAgent(ctx, cfg, log, nil)
+		err = runAgent(ctx, cfg, log, nil)
+		if errors.Is(err, agent.ErrRestart) {
+			return reexec(log)
+		}
+		return err
 	}
 	return c
+}
+
+// reexec replaces this process with the agent's binary, same arguments
+// and environment: a self-update installed a new binary (or put the old
+// one back) and the next process verifies it. The PID stays, so a service
+// manager sees one service running throughout.
+func reexec(log *slog.Logger) error {
+	exe := agent.Executable()
+	log.Info("re-executing the agent binary", "path", exe)
+	if err := syscall.Exec(exe, os.Args, os.Environ()); err != nil {
+		return fmt.Errorf("re-execute %s: %w", exe, err)
+	}
+	return nil // not reached
 }
 
 // runAgent runs an agent until SIGINT/SIGTERM. onReady, if set, is called

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/updater/deploy"
+)
+
+func newUpdateCmd() *command {
+	c := &command{
+		name:  "update",
+		short: "install Mender Artifacts, check the server now, commit or roll back",
+		long: `Drive the update channel. With a running agent the commands go through its
+admin socket; install, commit, rollback and status also work with no agent
+running, on the state directory of the configuration (--config,
+$EDGEFORT_CONFIG, ` + config.DefaultPath + `).
+
+A local install runs Download and ArtifactInstall and then waits, like
+'mender install': check the result, then 'edgefort update commit' or
+'edgefort update rollback'. --commit goes straight through.`,
+	}
+	return c.add(newUpdateStatusCmd(), newUpdateCheckCmd(), newUpdateInstallCmd(), newUpdateCommitCmd("commit"), newUpdateCommitCmd("rollback"))
+}
+
+// updateTarget finds the agent, or the configuration to work offline.
+type updateTarget struct {
+	config, socket *string
+}
+
+func addUpdateTarget(c *command) updateTarget {
+	fs := c.fs()
+	return updateTarget{
+		config: fs.String("config", configPath(), "configuration `FILE`"),
+		socket: fs.String("socket", "", "admin socket `PATH` of a running agent (overrides the configuration)"),
+	}
+}
+
+func (t updateTarget) admin() (*agent.AdminClient, error) {
+	path := *t.socket
+	if path == "" {
+		var err error
+		if path, err = adminSocket(*t.config); err != nil {
+			return nil, err
+		}
+	}
+	return agent.NewAdminClient(path), nil
+}
+
+// offline opens the update machine of a state directory no agent runs on.
+func (t updateTarget) offline(st streams) (*deploy.Machine, func() error, error) {
+	cfg, err := config.Load(*t.config)
+	if errors.Is(err, config.ErrNoConfig) {
+		return nil, nil, fmt.Errorf("no agent is running and there is no configuration at %s to install with: pass --config", *t.config)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	log, _, err := agent.NewLogger(st.stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return nil, nil, err
+	}
+	return agent.OpenUpdatesOffline(cfg, log)
+}
+
+func newUpdateStatusCmd() *command {
+	c := &command{name: "status", short: "show the installed Artifact and any update in progress"}
+	t := addUpdateTarget(c)
+	asJSON := c.fs().Bool("json", false, "print JSON for machines")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		admin, err := t.admin()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		us, err := admin.UpdateStatus(ctx)
+		if errors.Is(err, agent.ErrNotRunning) {
+			m, closeFn, oerr := t.offline(st)
+			if oerr != nil {
+				return oerr
+			}
+			defer closeFn()
+			us, err = agent.UpdateStatusOf(m)
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(st.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(us)
+		}
+		printUpdateStatus(st.stdout, us)
+		return nil
+	}
+	return c
+}
+
+func printUpdateStatus(w io.Writer, us *agent.UpdateStatus) {
+	fmt.Fprintf(w, "artifact:   %s\n", us.ArtifactName)
+	if us.ArtifactGroup != "" {
+		fmt.Fprintf(w, "group:      %s\n", us.ArtifactGroup)
+	}
+	for _, k := range slices.Sorted(maps.Keys(us.Provides)) {
+		fmt.Fprintf(w, "provides:   %s=%s\n", k, us.Provides[k])
+	}
+	if us.Channel {
+		fmt.Fprintf(w, "server:     %s\n", us.ServerURL)
+	} else {
+		fmt.Fprintf(w, "server:     (update channel off)\n")
+	}
+	if p := us.Poller; p != nil {
+		if !p.LastCheck.IsZero() {
+			fmt.Fprintf(w, "last check: %s", p.LastCheck.Format(time.RFC3339))
+			if p.LastCheckErr != "" {
+				fmt.Fprintf(w, " (failed: %s)", p.LastCheckErr)
+			}
+			fmt.Fprintln(w)
+		}
+		if r := p.LastResult; r != nil {
+			fmt.Fprintf(w, "last:       %s %s %s\n", r.ArtifactName, r.Outcome, r.Reason)
+		}
+	}
+	if f := us.InFlight; f != nil {
+		fmt.Fprintf(w, "in flight:  %s at %s", f.ArtifactName, f.Step)
+		if f.DeploymentID != "" {
+			fmt.Fprintf(w, " (deployment %s)", f.DeploymentID)
+		}
+		fmt.Fprintln(w)
+		if f.Step == string(deploy.StepAwaitCommit) {
+			fmt.Fprintln(w, "            installed; run 'edgefort update commit' or 'edgefort update rollback'")
+		}
+	}
+}
+
+func newUpdateCheckCmd() *command {
+	c := &command{
+		name:  "check",
+		short: "make the running agent ask the update server for a deployment now",
+		long: `Make the running agent ask the Mender server for a deployment now instead of
+at the next poll (updates.poll_interval). Returns once the check is queued;
+follow it with 'edgefort update status' or the agent's log.`,
+	}
+	t := addUpdateTarget(c)
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		admin, err := t.admin()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := admin.UpdateCheck(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(st.stdout, "update check requested")
+		return nil
+	}
+	return c
+}
+
+func newUpdateInstallCmd() *command {
+	c := &command{
+		name:  "install",
+		args:  "FILE|URL",
+		short: "install a Mender Artifact from a file or an http(s) URL",
+		long: `Install a Mender Artifact: stream it, verify the manifest, the checksums and
+(with updates.verify_keys) the signature, then hand the payloads to their
+update modules (updates.modules_dir) or the built-in edgefort-agent
+installer. Nothing is activated before the whole Artifact verified.
+
+Without --commit the install stops after ArtifactInstall; commit it with
+'edgefort update commit' or undo it with 'edgefort update rollback'.
+Exits 0 on success (installed or committed), 1 otherwise with the reason.`,
+	}
+	t := addUpdateTarget(c)
+	commit := c.fs().Bool("commit", false, "commit right after a successful install")
+	noProgress := c.fs().Bool("no-progress", false, "do not draw the progress bar")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 1); err != nil {
+			return err
+		}
+		src, size, closeSrc, err := openArtifactSource(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		defer closeSrc()
+		var prog *progress
+		if !*noProgress {
+			prog = newProgress(st.stderr, args[0], size)
+			src = prog.reader(src)
+		}
+		admin, err := t.admin()
+		if err != nil {
+			return err
+		}
+		var res deploy.Result
+		if rerr := admin.Ping(ctx); errors.Is(rerr, agent.ErrNotRunning) {
+			m, closeFn, err := t.offline(st)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			res, err = m.Install(ctx, src, deploy.Job{Standalone: !*commit})
+			if err != nil {
+				return err
+			}
+		} else {
+			res, err = admin.UpdateInstall(ctx, src, *commit)
+			if err != nil {
+				return err
+			}
+		}
+		prog.done()
+		return printResult(st, res)
+	}
+	return c
+}
+
+func newUpdateCommitCmd(verb string) *command {
+	c := &command{name: verb, short: verb + " an installed Artifact waiting for it"}
+	if verb == "rollback" {
+		c.short = "roll back an installed Artifact waiting for commit"
+	}
+	t := addUpdateTarget(c)
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		admin, err := t.admin()
+		if err != nil {
+			return err
+		}
+		var res deploy.Result
+		op := admin.UpdateCommit
+		if verb == "rollback" {
+			op = admin.UpdateRollback
+		}
+		res, err = op(ctx)
+		if errors.Is(err, agent.ErrNotRunning) {
+			m, closeFn, oerr := t.offline(st)
+			if oerr != nil {
+				return oerr
+			}
+			defer closeFn()
+			if verb == "rollback" {
+				res, err = m.Rollback(ctx)
+			} else {
+				res, err = m.Commit(ctx)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		return printResult(st, res)
+	}
+	return c
+}
+
+func printResult(st streams, res deploy.Result) error {
+	switch res.Outcome {
+	case deploy.OutcomeSuccess:
+		fmt.Fprintf(st.stdout, "%s: installed and committed\n", res.ArtifactName)
+	case deploy.OutcomeInstalled:
+		fmt.Fprintf(st.stdout, "%s: installed; run 'edgefort update commit' to keep it or 'edgefort update rollback' to undo it\n", res.ArtifactName)
+	default:
+		name := res.ArtifactName
+		if name == "" {
+			name = "artifact"
+		}
+		return fmt.Errorf("%s: %s: %s", name, res.Outcome, res.Reason)
+	}
+	return nil
+}
+
+// openArtifactSource opens a file, or GETs an http(s) URL.
+func openArtifactSource(ctx context.Context, src string) (io.Reader, int64, func() error, error) {
+	if strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "http://") {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableCompression: true}}).Do(req)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("download %s: %w", src, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, 0, nil, fmt.Errorf("download %s: %s", src, resp.Status)
+		}
+		return resp.Body, resp.ContentLength, resp.Body.Close, nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return f, -1, f.Close, nil
+	}
+	return f, fi.Size(), f.Close, nil
+}

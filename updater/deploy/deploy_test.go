@@ -1,0 +1,481 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/updater"
+	"github.com/edgefort/edgefort/updater/artifact"
+	"github.com/edgefort/edgefort/updater/deploy"
+	"github.com/edgefort/edgefort/updater/module"
+	"github.com/edgefort/edgefort/updater/scripts"
+)
+
+const (
+	deviceType     = "edge-test"
+	stockModules   = "/usr/share/mender/modules/v3"
+	stockSingleFil = stockModules + "/single-file"
+)
+
+// env is one device against a devcloud Mender server over mTLS.
+type env struct {
+	t       *testing.T
+	srv     *devcloud.MenderServer
+	client  *updater.Client
+	db      *store.DB
+	m       *deploy.Machine
+	dest    string // where the single-file module installs app.conf
+	modules string
+}
+
+type envOptions struct {
+	// wrap lets a test see or alter status reports on their way.
+	wrap func(deploy.Reporter) deploy.Reporter
+	// modules is the modules directory; default the stock one.
+	modules string
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	peertest.Require(t, stockSingleFil)
+	ca, err := devcloud.NewCA("deploy test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(ca.Cert)
+	srv, err := devcloud.NewMenderServer(devcloud.MenderOptions{CA: ca, ClientCAs: clientCAs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+
+	certKey, cert, err := ca.Issue("edge-1", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs:      srv.ServerCA(),
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: certKey, Leaf: cert}},
+		MinVersion:   tls.VersionTLS12,
+	}, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	authKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := updater.NewClient(updater.ClientOptions{
+		ServerURL: srv.URL(), HTTP: &http.Client{Transport: tr}, Key: authKey,
+		Identity: map[string]any{"edgefort_id": t.Name()}, AgentVersion: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, client: client, dest: t.TempDir(), modules: o.modules}
+	if e.modules == "" {
+		e.modules = stockModules
+	}
+	state := t.TempDir()
+	e.db, err = store.Open(state, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.db.Close() })
+	var rep deploy.Reporter = client
+	if o.wrap != nil {
+		rep = o.wrap(client)
+	}
+	runner := &module.Runner{Dir: e.modules, Timeout: time.Minute, KillGrace: time.Second}
+	e.m, err = deploy.New(deploy.Options{
+		Store:       e.db,
+		DeviceType:  deviceType,
+		WorkDir:     filepath.Join(state, "updates"),
+		Installers:  runner.Lookup,
+		Scripts:     &scripts.Runner{ArtifactDir: filepath.Join(state, "updates", "scripts")},
+		Reporter:    rep,
+		ReportRetry: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The currently installed version of the file.
+	if err := os.WriteFile(e.appConf(), []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) appConf() string { return filepath.Join(e.dest, "app.conf") }
+
+func (e *env) content() string {
+	e.t.Helper()
+	b, err := os.ReadFile(e.appConf())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// singleFile builds a single-file Artifact installing app.conf in dest.
+func singleFile(t *testing.T, name, dest, content string, extra ...func(*artifact.Spec)) []byte {
+	t.Helper()
+	p := artifact.ModuleImage("single-file", name, artifact.ImageDefaults{})
+	p.Files = []artifact.Source{
+		bytesSource("app.conf", content),
+		bytesSource("dest_dir", dest),
+		bytesSource("filename", "app.conf"),
+		bytesSource("permissions", "0644"),
+	}
+	spec := &artifact.Spec{Name: name, Depends: artifact.Depends{DeviceTypes: []string{deviceType}}, Payloads: []artifact.PayloadSpec{p}}
+	for _, f := range extra {
+		f(spec)
+	}
+	var buf bytes.Buffer
+	if err := artifact.Write(&buf, spec); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func bytesSource(name, content string) artifact.Source {
+	return artifact.Source{Name: name, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(content)), nil
+	}}
+}
+
+// deploy uploads an Artifact and creates a deployment for every device.
+func (e *env) deploy(data []byte) string {
+	e.t.Helper()
+	name, err := e.srv.UploadArtifact(bytes.NewReader(data))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	id, err := e.srv.CreateDeployment(name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// runPoller runs the update loop until the deployment has a final status
+// on the server, and returns the statuses.
+func (e *env) runPoller(depID string) []string {
+	e.t.Helper()
+	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour, RetryInterval: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var runErr error
+	go func() {
+		defer wg.Done()
+		runErr = p.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			e.t.Errorf("poller: %v", runErr)
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := e.statuses(depID); len(st) > 0 && final(st[len(st)-1]) {
+			// Let the machine finish its bookkeeping after the report.
+			for time.Now().Before(deadline) {
+				if rec, _ := e.m.InFlight(); rec == nil {
+					return st
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if rec, _ := e.m.InFlight(); rec == nil && p.Status().LastResult != nil && p.Status().LastResult.Outcome == deploy.OutcomeAborted {
+			return e.statuses(depID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("deployment %s did not end; statuses %q, poller %+v", depID, e.statuses(depID), p.Status())
+	return nil
+}
+
+func final(s string) bool {
+	return s == updater.StatusSuccess || s == updater.StatusFailure || s == updater.StatusAlreadyInstalled
+}
+
+func (e *env) deviceID() string {
+	sets := e.srv.AuthSets()
+	if len(sets) == 0 {
+		return ""
+	}
+	return sets[0].DeviceID
+}
+
+func (e *env) statuses(depID string) []string { return e.srv.Statuses(e.deviceID(), depID) }
+
+func (e *env) device() deploy.Device {
+	e.t.Helper()
+	d, err := e.m.Device()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+func TestDeploymentSingleFile(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	dep := e.deploy(singleFile(t, "app-v2", e.dest, "v2\n"))
+	got := e.runPoller(dep)
+	want := []string{"downloading", "installing", "installing", "success"}
+	if !slices.Equal(got, want) {
+		t.Errorf("statuses = %q, want %q", got, want)
+	}
+	if c := e.content(); c != "v2\n" {
+		t.Errorf("app.conf = %q, want v2", c)
+	}
+	dev := e.device()
+	if dev.ArtifactName != "app-v2" || dev.Provides["rootfs-image.single-file.version"] != "app-v2" {
+		t.Errorf("device = %+v, want app-v2 with its provides", dev)
+	}
+	inv := e.srv.Inventory(e.deviceID())
+	if string(inv["device_type"].Value) != `"`+deviceType+`"` || string(inv["edgefort_version"].Value) != `"test"` {
+		t.Errorf("inventory = %+v", inv)
+	}
+
+	// The same Artifact again: the server sees it is installed.
+	dep2, err := e.srv.CreateDeployment("app-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.runPoller(dep2); !slices.Equal(got, []string{"already-installed"}) {
+		t.Errorf("second deployment statuses = %q, want already-installed", got)
+	}
+	if c := e.content(); c != "v2\n" {
+		t.Errorf("app.conf = %q after already-installed", c)
+	}
+}
+
+// abortAfterFirstInstalling aborts the deployment on the server right
+// after the device's first "installing" report got through, so that the
+// abort is found by the check before the commit.
+type abortAfterFirstInstalling struct {
+	deploy.Reporter
+	srv  *devcloud.MenderServer
+	once sync.Once
+}
+
+func (a *abortAfterFirstInstalling) ReportStatus(ctx context.Context, id, status, sub string) error {
+	err := a.Reporter.ReportStatus(ctx, id, status, sub)
+	if err == nil && status == updater.StatusInstalling {
+		a.once.Do(func() {
+			if aerr := a.srv.Abort(id); aerr != nil {
+				panic(aerr)
+			}
+		})
+	}
+	return err
+}
+
+func TestDeploymentAbortedMidwayRollsBack(t *testing.T) {
+	var ab *abortAfterFirstInstalling
+	e := newEnv(t, envOptions{wrap: func(r deploy.Reporter) deploy.Reporter {
+		ab = &abortAfterFirstInstalling{Reporter: r}
+		return ab
+	}})
+	ab.srv = e.srv
+	dep := e.deploy(singleFile(t, "app-v2", e.dest, "v2\n"))
+	got := e.runPoller(dep)
+	if want := []string{"downloading", "installing"}; !slices.Equal(got, want) {
+		t.Errorf("statuses = %q, want %q (the commit check got 409)", got, want)
+	}
+	if c := e.content(); c != "v1\n" {
+		t.Errorf("app.conf = %q, want the rolled back v1", c)
+	}
+	if dev := e.device(); dev.ArtifactName != deploy.UnknownArtifact {
+		t.Errorf("device artifact = %q, want it unchanged", dev.ArtifactName)
+	}
+}
+
+// flakyModule delegates to the stock single-file module but fails its
+// ArtifactInstall after the file was put in place.
+const flakyModule = `#!/bin/sh
+if [ "$1" = ArtifactInstall ]; then
+	` + stockSingleFil + ` "$@" || exit $?
+	echo "simulated failure: disk full" >&2
+	exit 3
+fi
+exec ` + stockSingleFil + ` "$@"
+`
+
+func TestDeploymentFailedModuleRollsBackAndUploadsLog(t *testing.T) {
+	mods := t.TempDir()
+	if err := os.WriteFile(filepath.Join(mods, "single-file"), []byte(flakyModule), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{modules: mods})
+	dep := e.deploy(singleFile(t, "app-v2", e.dest, "v2\n"))
+	got := e.runPoller(dep)
+	if want := []string{"downloading", "installing", "failure"}; !slices.Equal(got, want) {
+		t.Errorf("statuses = %q, want %q", got, want)
+	}
+	if c := e.content(); c != "v1\n" {
+		t.Errorf("app.conf = %q, want the rolled back v1", c)
+	}
+	logs := e.srv.Logs(e.deviceID(), dep)
+	var all []string
+	for _, l := range logs {
+		all = append(all, l.Level+": "+l.Message)
+	}
+	joined := strings.Join(all, "\n")
+	for _, want := range []string{"simulated failure: disk full", "rolling back", "deployment failed"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("uploaded log lacks %q:\n%s", want, joined)
+		}
+	}
+	if dev := e.device(); dev.ArtifactName != deploy.UnknownArtifact {
+		t.Errorf("device artifact = %q, want it unchanged", dev.ArtifactName)
+	}
+}
+
+// TestRejectedBeforeInstall: Artifacts that must not install fail in
+// Download, with the file untouched and the reason in the log.
+func TestRejectedBeforeInstall(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	good := singleFile(t, "app-v2", e.dest, "v2\n")
+	plain := singleFile(t, "app-v3", e.dest, "v3\n", func(s *artifact.Spec) { s.Compression = artifact.None })
+	tampered := bytes.Replace(plain, []byte("v3\n"), []byte("v4\n"), 1)
+	if bytes.Equal(plain, tampered) {
+		t.Fatal("the payload was not found to tamper with")
+	}
+	otherType := singleFile(t, "app-v5", e.dest, "v5\n", func(s *artifact.Spec) { s.Depends.DeviceTypes = []string{"other"} })
+	for _, tc := range []struct {
+		name, reason string
+		data         []byte
+		job          deploy.Job
+	}{
+		{"tampered payload", "checksum", tampered, deploy.Job{}},
+		{"wrong device type", "device type", otherType, deploy.Job{}},
+		{"name mismatch", "announced artifact", good, deploy.Job{ArtifactName: "app-v9"}},
+		{"garbage", "artifact", []byte("not a tar at all"), deploy.Job{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := e.m.Install(context.Background(), bytes.NewReader(tc.data), tc.job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != deploy.OutcomeFailure || !strings.Contains(res.Reason, tc.reason) {
+				t.Errorf("result = %+v, want failure mentioning %q", res, tc.reason)
+			}
+			if c := e.content(); c != "v1\n" {
+				t.Errorf("app.conf = %q, want v1 untouched", c)
+			}
+			if rec, _ := e.m.InFlight(); rec != nil {
+				t.Errorf("record left behind: %+v", rec)
+			}
+		})
+	}
+}
+
+func TestStandaloneInstallCommitRollback(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	res, err := e.m.Install(ctx, bytes.NewReader(singleFile(t, "app-v2", e.dest, "v2\n")), deploy.Job{Standalone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != deploy.OutcomeInstalled || e.content() != "v2\n" {
+		t.Fatalf("install: %+v, content %q", res, e.content())
+	}
+	// A restart keeps it waiting.
+	if res, err := e.m.Resume(ctx); err != nil || res.Outcome != deploy.OutcomeInstalled {
+		t.Fatalf("resume = %+v, %v", res, err)
+	}
+	if _, err := e.m.Install(ctx, bytes.NewReader(nil), deploy.Job{}); !errors.Is(err, deploy.ErrBusy) {
+		t.Errorf("second install: %v, want ErrBusy", err)
+	}
+	if e.device().ArtifactName != deploy.UnknownArtifact {
+		t.Errorf("device changed before commit: %+v", e.device())
+	}
+	res, err = e.m.Rollback(ctx)
+	if err != nil || res.Outcome != deploy.OutcomeFailure {
+		t.Fatalf("rollback = %+v, %v", res, err)
+	}
+	if c := e.content(); c != "v1\n" {
+		t.Errorf("after rollback app.conf = %q", c)
+	}
+	if _, err := e.m.Commit(ctx); !errors.Is(err, deploy.ErrNothingToCommit) {
+		t.Errorf("commit with nothing installed: %v", err)
+	}
+
+	res, err = e.m.Install(ctx, bytes.NewReader(singleFile(t, "app-v3", e.dest, "v3\n")), deploy.Job{Standalone: true})
+	if err != nil || res.Outcome != deploy.OutcomeInstalled {
+		t.Fatalf("install v3 = %+v, %v", res, err)
+	}
+	res, err = e.m.Commit(ctx)
+	if err != nil || res.Outcome != deploy.OutcomeSuccess {
+		t.Fatalf("commit = %+v, %v", res, err)
+	}
+	if c := e.content(); c != "v3\n" || e.device().ArtifactName != "app-v3" {
+		t.Errorf("after commit: content %q, device %+v", c, e.device())
+	}
+}
+
+// TestStateScriptsRun: Artifact state scripts run around the module's
+// states, in order, and a failing Leave script rolls the install back.
+func TestStateScriptsRun(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	trace := filepath.Join(t.TempDir(), "trace")
+	script := func(name string, exit int) artifact.Script {
+		return artifact.Script{Name: name, Data: []byte(fmt.Sprintf("#!/bin/sh\necho %s >> %s\nexit %d\n", name, trace, exit))}
+	}
+	ok := singleFile(t, "app-v2", e.dest, "v2\n", func(s *artifact.Spec) {
+		s.Scripts = []artifact.Script{script("ArtifactCommit_Enter_00", 0), script("ArtifactInstall_Enter_00", 0), script("ArtifactInstall_Leave_00", 0)}
+	})
+	res, err := e.m.Install(context.Background(), bytes.NewReader(ok), deploy.Job{})
+	if err != nil || res.Outcome != deploy.OutcomeSuccess {
+		t.Fatalf("install = %+v, %v", res, err)
+	}
+	b, _ := os.ReadFile(trace)
+	if got, want := strings.Fields(string(b)), []string{"ArtifactInstall_Enter_00", "ArtifactInstall_Leave_00", "ArtifactCommit_Enter_00"}; !slices.Equal(got, want) {
+		t.Errorf("scripts ran %q, want %q", got, want)
+	}
+
+	os.Remove(trace)
+	bad := singleFile(t, "app-v3", e.dest, "v3\n", func(s *artifact.Spec) {
+		s.Scripts = []artifact.Script{script("ArtifactInstall_Leave_00", 1), script("ArtifactRollback_Enter_00", 0), script("ArtifactFailure_Enter_00", 0)}
+	})
+	res, err = e.m.Install(context.Background(), bytes.NewReader(bad), deploy.Job{})
+	if err != nil || res.Outcome != deploy.OutcomeFailure || !strings.Contains(res.Reason, "ArtifactInstall_Leave") {
+		t.Fatalf("install = %+v, %v", res, err)
+	}
+	if c := e.content(); c != "v2\n" {
+		t.Errorf("app.conf = %q, want v2 restored", c)
+	}
+	b, _ = os.ReadFile(trace)
+	if got, want := strings.Fields(string(b)), []string{"ArtifactInstall_Leave_00", "ArtifactRollback_Enter_00", "ArtifactFailure_Enter_00"}; !slices.Equal(got, want) {
+		t.Errorf("scripts ran %q, want %q", got, want)
+	}
+}

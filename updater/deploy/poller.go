@@ -1,0 +1,296 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/updater"
+)
+
+// Mender's production defaults (UpdatePollIntervalSeconds,
+// InventoryPollIntervalSeconds, RetryPollIntervalSeconds).
+const (
+	DefaultPollInterval      = 30 * time.Minute
+	DefaultInventoryInterval = 8 * time.Hour
+	DefaultRetryInterval     = 5 * time.Minute
+)
+
+// PollerOptions configure a Poller.
+type PollerOptions struct {
+	Client  *updater.Client
+	Machine *Machine
+	// PollInterval, InventoryInterval and RetryInterval default to
+	// Mender's values. After a failed call the Poller waits RetryInterval
+	// (never more than PollInterval), or what a 429 asked for.
+	PollInterval      time.Duration
+	InventoryInterval time.Duration
+	RetryInterval     time.Duration
+	// Inventory returns the attributes sent besides artifact_name,
+	// device_type and the agent version. Optional.
+	Inventory func() []updater.Attribute
+	// Download configures the artifact download (resume, rate limit).
+	Download updater.DownloadOptions
+	Logger   *slog.Logger
+}
+
+// Poller is the update channel's loop: it resumes an interrupted
+// deployment, then sends inventory and asks the server for deployments at
+// their intervals, or at once when CheckNow is called, and runs each
+// deployment through the Machine. It is a supervisor component.
+type Poller struct {
+	opts  PollerOptions
+	log   *slog.Logger
+	check chan struct{}
+
+	mu     sync.Mutex
+	status PollerStatus
+}
+
+// PollerStatus is what `edgefort status` shows of the update channel.
+type PollerStatus struct {
+	LastCheck     time.Time `json:"last_check,omitzero"`
+	LastCheckErr  string    `json:"last_check_error,omitempty"`
+	NextCheck     time.Time `json:"next_check,omitzero"`
+	LastInventory time.Time `json:"last_inventory,omitzero"`
+	// LastResult is the outcome of the last deployment this process ran.
+	LastResult *Result `json:"last_result,omitempty"`
+	// Deploying names the Artifact being installed now.
+	Deploying string `json:"deploying,omitempty"`
+}
+
+// NewPoller returns a Poller; Run starts it.
+func NewPoller(opts PollerOptions) (*Poller, error) {
+	if opts.Client == nil || opts.Machine == nil {
+		return nil, errors.New("deploy: poller needs a Client and a Machine")
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.InventoryInterval <= 0 {
+		opts.InventoryInterval = DefaultInventoryInterval
+	}
+	if opts.RetryInterval <= 0 {
+		opts.RetryInterval = DefaultRetryInterval
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Poller{opts: opts, log: log.With("component", "updates"), check: make(chan struct{}, 1)}, nil
+}
+
+// CheckNow asks the running Poller to check for a deployment at once
+// (edgefort update check, or an update.check event from the cloud). It
+// never blocks; checks asked for while one runs fold into one.
+func (p *Poller) CheckNow() {
+	select {
+	case p.check <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns a snapshot of the loop's state.
+func (p *Poller) Status() PollerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+// Run runs the loop until ctx ends. It returns module.ErrRestartAgent when
+// an installer needs the agent to restart.
+func (p *Poller) Run(ctx context.Context) error {
+	// Ready first: the self-update's verify step waits for every
+	// component, this one included, to be ready.
+	supervisor.Ready(ctx)
+	if res, err := p.opts.Machine.Resume(ctx); err != nil {
+		return fmt.Errorf("resume the interrupted deployment: %w", err)
+	} else if res.Outcome != "" {
+		p.setResult(res)
+	}
+
+	nextInventory := time.Now()
+	nextCheck := time.Now()
+	for {
+		now := time.Now()
+		if !now.Before(nextInventory) {
+			if err := p.sendInventory(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.log.Warn("inventory not sent", "err", err)
+				nextInventory = now.Add(p.retryAfter(err))
+			} else {
+				nextInventory = now.Add(p.opts.InventoryInterval)
+			}
+		}
+		if !now.Before(nextCheck) {
+			wait, err := p.checkOnce(ctx)
+			if err != nil {
+				return err
+			}
+			nextCheck = time.Now().Add(wait)
+			p.mu.Lock()
+			p.status.NextCheck = nextCheck
+			p.mu.Unlock()
+		}
+		t := time.NewTimer(time.Until(earliest(nextCheck, nextInventory)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-p.check:
+			t.Stop()
+			nextCheck = time.Now()
+		case <-t.C:
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// retryAfter is the wait after a failed call.
+func (p *Poller) retryAfter(err error) time.Duration {
+	var ra *updater.RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		return ra.After
+	}
+	return min(p.opts.RetryInterval, p.opts.PollInterval)
+}
+
+func (p *Poller) deviceState() (updater.DeviceState, error) {
+	dev, err := p.opts.Machine.Device()
+	if err != nil {
+		return updater.DeviceState{}, err
+	}
+	return updater.DeviceState{ArtifactName: dev.ArtifactName, DeviceType: p.opts.Machine.opts.DeviceType, Provides: dev.extraProvides()}, nil
+}
+
+func (p *Poller) sendInventory(ctx context.Context) error {
+	st, err := p.deviceState()
+	if err != nil {
+		return err
+	}
+	var attrs []updater.Attribute
+	if p.opts.Inventory != nil {
+		attrs = p.opts.Inventory()
+	}
+	if err := p.opts.Client.SendInventory(ctx, st, attrs); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.status.LastInventory = time.Now()
+	p.mu.Unlock()
+	p.log.Debug("inventory sent", "artifact", st.ArtifactName)
+	return nil
+}
+
+// checkOnce asks for a deployment and runs it. It returns how long to wait
+// before the next check, or an error that ends Run (ctx ended is not one;
+// a needed restart or a store failure is).
+func (p *Poller) checkOnce(ctx context.Context) (time.Duration, error) {
+	wait, err := p.check1(ctx)
+	p.mu.Lock()
+	p.status.LastCheck = time.Now()
+	p.status.LastCheckErr = ""
+	if err != nil {
+		p.status.LastCheckErr = err.Error()
+	}
+	p.mu.Unlock()
+	var stop stopError
+	switch {
+	case ctx.Err() != nil:
+		return wait, nil
+	case errors.As(err, &stop):
+		return wait, stop.err
+	case err != nil:
+		p.log.Warn("update check failed", "err", err)
+		return p.retryAfter(err), nil
+	}
+	return wait, nil
+}
+
+// stopError wraps errors that end the loop.
+type stopError struct{ err error }
+
+func (e stopError) Error() string { return e.err.Error() }
+
+func (p *Poller) check1(ctx context.Context) (time.Duration, error) {
+	if rec, err := p.opts.Machine.InFlight(); err != nil {
+		return 0, stopError{err}
+	} else if rec != nil && rec.Step == StepAwaitCommit {
+		p.log.Info("a standalone install waits for `edgefort update commit` or `rollback`; not checking for deployments", "artifact", rec.ArtifactName)
+		return p.opts.PollInterval, nil
+	}
+	st, err := p.deviceState()
+	if err != nil {
+		return 0, stopError{err}
+	}
+	d, err := p.opts.Client.NextDeployment(ctx, st)
+	if err != nil {
+		return 0, err
+	}
+	if d == nil {
+		p.log.Debug("no deployment")
+		return p.opts.PollInterval, nil
+	}
+	log := p.log.With("deployment", d.ID, "artifact", d.ArtifactName)
+	if d.ArtifactName == st.ArtifactName {
+		log.Info("artifact already installed")
+		if err := p.opts.Client.ReportStatus(ctx, d.ID, updater.StatusAlreadyInstalled, ""); err != nil {
+			return 0, err
+		}
+		p.setResult(Result{ArtifactName: d.ArtifactName, Outcome: OutcomeAlreadyInstalled})
+		return p.opts.PollInterval, nil
+	}
+	log.Info("deployment received; downloading")
+	p.mu.Lock()
+	p.status.Deploying = d.ArtifactName
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.status.Deploying = ""
+		p.mu.Unlock()
+	}()
+	var src io.Reader
+	body, _, err := p.opts.Client.Download(ctx, d.URI, p.opts.Download)
+	if err != nil {
+		// Through the machine all the same, so that the failure is
+		// reported with its log like any other.
+		src = errReader{err}
+	} else {
+		defer body.Close()
+		src = body
+	}
+	res, err := p.opts.Machine.Install(ctx, src, Job{DeploymentID: d.ID, ArtifactName: d.ArtifactName})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		return 0, stopError{err}
+	}
+	p.setResult(res)
+	// Look again soon: the server may have queued another deployment.
+	return time.Second, nil
+}
+
+func (p *Poller) setResult(res Result) {
+	p.mu.Lock()
+	p.status.LastResult = &res
+	p.mu.Unlock()
+	p.log.Info("deployment ended", "artifact", res.ArtifactName, "outcome", res.Outcome, "reason", res.Reason)
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -1,0 +1,84 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// Resume carries on with the deployment a previous process left, from the
+// step the Mender client would resume at:
+//
+//	Download                           → Cleanup, failure (its data is not trusted)
+//	ArtifactReboot                     → ArtifactVerifyReboot
+//	ArtifactInstall, VerifyReboot,
+//	ArtifactCommit                     → ArtifactRollback, or ArtifactFailure
+//	                                     and inconsistent if a payload cannot roll back
+//	ArtifactRollbackReboot/VerifyReboot → ArtifactRollbackVerifyReboot
+//	anything else                      → the same step again
+//
+// A standalone install waiting for commit stays as it is. Resume returns a
+// zero Result when there is nothing to resume.
+func (m *Machine) Resume(ctx context.Context) (Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, err := loadRecord(m.opts.Store)
+	if err != nil || rec == nil {
+		return Result{}, err
+	}
+	if rec.Step == StepAwaitCommit {
+		return rec.result(), nil
+	}
+	next := resumeStep(rec)
+	m.note(rec, slog.LevelWarn, "resuming an interrupted deployment", "step", rec.Step, "resume_at", next, "deployment", rec.DeploymentID)
+	return m.drive(ctx, rec, next)
+}
+
+func resumeStep(rec *Record) Step {
+	switch rec.Step {
+	case StepDownload:
+		rec.fail("interrupted during download")
+		return StepCleanup
+	case StepReboot:
+		return StepVerifyReboot
+	case StepInstall, StepVerifyReboot, StepCommit:
+		rec.fail(fmt.Sprintf("interrupted during %s", rec.Step))
+		if rec.canRollback() {
+			return StepRollback
+		}
+		rec.Broken = true
+		return StepFailure
+	case StepRollbackReboot, StepRollbackVerifyReboot:
+		return StepRollbackVerifyReboot
+	}
+	return rec.Step
+}
+
+// Commit commits a standalone install waiting for it.
+func (m *Machine) Commit(ctx context.Context) (Result, error) {
+	return m.standalone(ctx, StepCommit)
+}
+
+// Rollback rolls back a standalone install waiting for commit.
+func (m *Machine) Rollback(ctx context.Context) (Result, error) {
+	return m.standalone(ctx, StepRollback)
+}
+
+func (m *Machine) standalone(ctx context.Context, next Step) (Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, err := loadRecord(m.opts.Store)
+	if err != nil {
+		return Result{}, err
+	}
+	if rec == nil || rec.Step != StepAwaitCommit {
+		if rec != nil {
+			return Result{}, fmt.Errorf("deploy: %w (a deployment of %s is at %s)", ErrNothingToCommit, rec.name(), rec.Step)
+		}
+		return Result{}, fmt.Errorf("deploy: %w", ErrNothingToCommit)
+	}
+	if next == StepRollback {
+		rec.fail("rolled back by the operator")
+	}
+	return m.drive(ctx, rec, next)
+}

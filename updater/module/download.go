@@ -1,0 +1,304 @@
+package module
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/edgefort/edgefort/updater/artifact"
+)
+
+// fifoPoll is how often a pending FIFO open is retried while waiting for
+// the module to open the read end.
+const fifoPoll = 5 * time.Millisecond
+
+// exitWait is how long a Store whose stream broke waits for the module to
+// exit, to report its exit status and stderr.
+const exitWait = time.Second
+
+// errNoReader: the module exited (or stop fired) before opening the FIFO
+// for reading.
+var errNoReader = errors.New("no reader")
+
+// Names inside the file tree used during Download.
+const (
+	streamNextName = "stream-next"
+	streamsName    = "streams"
+	filesName      = "files"
+)
+
+// download is a running Download state. Store and Finish are called from
+// one goroutine; Abort may be called from any.
+type download struct {
+	m  *module
+	p  Payload
+	pr *proc
+
+	streamNext, streamsDir, filesDir string
+
+	streamed bool  // the module has read stream-next at least once
+	fallback bool  // the module exited without reading stream-next: save to files/
+	finished bool  // Finish was called
+	result   error // Finish's result
+	failed   error // sticky Store failure
+}
+
+// Download creates the stream FIFOs in p.Tree and starts the module's
+// Download state. ctx bounds the whole Download: when it ends, the module
+// is killed as on timeout.
+func (m *module) Download(ctx context.Context, p Payload) (Download, error) {
+	d := &download{
+		m:          m,
+		p:          p,
+		streamNext: filepath.Join(p.Tree, streamNextName),
+		streamsDir: filepath.Join(p.Tree, streamsName),
+		filesDir:   filepath.Join(p.Tree, filesName),
+	}
+	if p.Tree == "" {
+		return nil, m.errorf(StateDownload, "", errors.New("no file tree given"))
+	}
+	d.removeStreams()
+	if err := os.Mkdir(d.streamsDir, 0o700); err != nil {
+		return nil, m.errorf(StateDownload, "", fmt.Errorf("create streams: %w", err))
+	}
+	if err := syscall.Mkfifo(d.streamNext, 0o600); err != nil {
+		d.removeStreams()
+		return nil, m.errorf(StateDownload, "", fmt.Errorf("create %s: %w", streamNextName, err))
+	}
+	pr, err := m.start(ctx, p, StateDownload, false)
+	if err != nil {
+		d.removeStreams()
+		return nil, err
+	}
+	d.pr = pr
+	return d, nil
+}
+
+// Store streams f to the module, or saves it under files/ when the module
+// exited without reading stream-next.
+func (d *download) Store(f *artifact.File, r io.Reader) error {
+	switch {
+	case d.failed != nil:
+		return d.failed
+	case d.finished:
+		return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: download already finished", f.Name))
+	case !plainName(f.Name):
+		return d.fail(d.m.errorf(StateDownload, "", fmt.Errorf("store %q: not a plain file name", f.Name)))
+	case f.Payload != d.p.Index:
+		return d.fail(d.m.errorf(StateDownload, "", fmt.Errorf("store %s: file of payload %d given to payload %d", f.Name, f.Payload, d.p.Index)))
+	}
+	if !d.fallback {
+		err := d.stream(f, r)
+		if !errors.Is(err, errNoReader) {
+			return d.fail(err)
+		}
+		// The module's Download exited without reading stream-next: if it
+		// succeeded, store the files for it, as Mender does.
+		if err := d.m.finish(d.pr, StateDownload); err != nil {
+			return d.fail(err)
+		}
+		d.m.log.Debug("update module did not read streams: storing files", logKeyTree, d.p.Tree)
+		d.fallback = true
+	}
+	return d.fail(d.saveFile(f, r))
+}
+
+// fail records a sticky failure.
+func (d *download) fail(err error) error {
+	if err != nil && d.failed == nil {
+		d.failed = err
+	}
+	return err
+}
+
+// stream hands f to the module through stream-next and streams/<name>.
+// It returns errNoReader when the module exited before ever opening
+// stream-next.
+func (d *download) stream(f *artifact.File, r io.Reader) error {
+	next, err := d.openFIFO(d.streamNext, nil)
+	if errors.Is(err, errNoReader) {
+		if !d.streamed {
+			return errNoReader
+		}
+		return d.exitedEarly(fmt.Errorf("exited before reading %s for %s", streamNextName, f.Name))
+	}
+	if err != nil {
+		return d.m.errorf(StateDownload, "", err)
+	}
+	d.streamed = true
+	rel := streamsName + "/" + f.Name
+	fifo := filepath.Join(d.streamsDir, f.Name)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		next.Close()
+		return d.m.errorf(StateDownload, "", fmt.Errorf("create %s: %w", rel, err))
+	}
+	_, err = io.WriteString(next, rel+"\n")
+	if cerr := next.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return d.exitedEarly(fmt.Errorf("write %s: %w", streamNextName, err))
+	}
+	w, err := d.openFIFO(fifo, nil)
+	if errors.Is(err, errNoReader) {
+		return d.exitedEarly(fmt.Errorf("exited without opening %s", rel))
+	}
+	if err != nil {
+		return d.m.errorf(StateDownload, "", err)
+	}
+	tw := &trackedWriter{w: w}
+	_, err = io.Copy(tw, r)
+	if cerr := w.Close(); err == nil && cerr != nil {
+		tw.err, err = cerr, cerr
+	}
+	switch {
+	case err == nil:
+		return nil
+	case err == tw.err:
+		return d.exitedEarly(fmt.Errorf("stopped reading %s: %w", rel, err))
+	default:
+		return err // the Artifact's reader: checksum or read error
+	}
+}
+
+// exitedEarly builds the error for a module that broke off the
+// streaming, with its exit status and stderr when it exits soon.
+func (d *download) exitedEarly(err error) error {
+	t := time.NewTimer(exitWait)
+	defer t.Stop()
+	select {
+	case <-d.pr.done:
+		if exitErr := d.pr.result(); exitErr != nil {
+			err = fmt.Errorf("%w (%v)", err, exitErr)
+		}
+	case <-t.C:
+	}
+	return d.m.errorf(StateDownload, d.pr.stderr.String(), err)
+}
+
+// openFIFO opens path for writing once the module has opened it for
+// reading. It returns errNoReader if the module exits, or stop fires,
+// first.
+func (d *download) openFIFO(path string, stop <-chan struct{}) (*os.File, error) {
+	t := time.NewTimer(fifoPoll)
+	defer t.Stop()
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.ENXIO) {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		t.Reset(fifoPoll)
+		select {
+		case <-d.pr.exited:
+			return nil, errNoReader
+		case <-stop:
+			return nil, errNoReader
+		case <-t.C:
+		}
+	}
+}
+
+// saveFile stores f as files/<name>, synced to disk.
+func (d *download) saveFile(f *artifact.File, r io.Reader) error {
+	if err := os.MkdirAll(d.filesDir, 0o755); err != nil {
+		return d.m.errorf(StateDownload, "", err)
+	}
+	path := filepath.Join(d.filesDir, f.Name)
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, err))
+	}
+	tw := &trackedWriter{w: out}
+	_, err = io.Copy(tw, r)
+	if err == nil {
+		err = out.Sync()
+		tw.err = err
+	}
+	if cerr := out.Close(); err == nil && cerr != nil {
+		tw.err, err = cerr, cerr
+	}
+	if err == nil {
+		err = syncDir(d.filesDir)
+		tw.err = err
+	}
+	if err != nil {
+		os.Remove(path)
+		if err == tw.err {
+			return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, err))
+		}
+		return err
+	}
+	return nil
+}
+
+// Finish ends the streams and waits for the module's Download to exit.
+func (d *download) Finish(ctx context.Context) error {
+	if d.finished {
+		return d.result
+	}
+	d.finished = true
+	d.result = d.end(ctx)
+	d.removeStreams()
+	return d.result
+}
+
+func (d *download) end(ctx context.Context) error {
+	if d.failed != nil {
+		d.pr.kill()
+		return d.failed
+	}
+	if !d.fallback {
+		next, err := d.openFIFO(d.streamNext, ctx.Done())
+		switch {
+		case err == nil:
+			next.Close() // a zero-length read: no more streams
+		case !errors.Is(err, errNoReader):
+			d.pr.kill()
+			return d.m.errorf(StateDownload, "", err)
+		}
+	}
+	select {
+	case <-d.pr.done:
+	case <-ctx.Done():
+		d.pr.kill()
+		return d.m.errorf(StateDownload, d.pr.stderr.String(), fmt.Errorf("%w (process group killed)", ctx.Err()))
+	}
+	return d.m.finish(d.pr, StateDownload)
+}
+
+// Abort kills the module's process group, waits for it and removes the
+// FIFOs.
+func (d *download) Abort() {
+	d.pr.kill()
+	d.removeStreams()
+}
+
+// removeStreams removes stream-next and streams/; files/ stays.
+func (d *download) removeStreams() {
+	os.Remove(d.streamNext)
+	os.RemoveAll(d.streamsDir)
+}
+
+// trackedWriter remembers its write error, to tell it from the reader's.
+type trackedWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *trackedWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
+}
+
+var _ Download = (*download)(nil)
