@@ -186,6 +186,9 @@ func (m *module) start(ctx context.Context, p Payload, state string, stdout bool
 	if p.Tree == "" {
 		return nil, m.errorf(state, "", errors.New("no file tree given"))
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, m.errorf(state, "", err)
+	}
 	cmd := exec.Command(m.path, state, p.Tree)
 	cmd.Dir = p.Tree
 	m.log.Debug("running update module", logKeyState, state, logKeyTree, p.Tree)
