@@ -9,42 +9,6 @@ const (
 	maxStdout = 64 << 10
 )
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu        sync.Mutex // guards the fields below
-	max       int
-	buf       []byte
-	truncated bool
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := len(p)
-	if len(p) >= b.max {
-		b.truncated = b.truncated || len(p) > b.max || len(b.buf) > 0
-		b.buf = append(b.buf[:0], p[len(p)-b.max:]...)
-		return n, nil
-	}
-	if over := len(b.buf) + len(p) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-		b.truncated = true
-	}
-	b.buf = append(b.buf, p...)
-	return n, nil
-}
-
-// String returns the kept bytes, prefixed with "..." when earlier ones
-// were dropped.
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.truncated {
-		return "..." + string(b.buf)
-	}
-	return string(b.buf)
-}
-
 // capBuffer keeps the first max bytes written to it and discards the rest.
 type capBuffer struct {
 	mu       sync.Mutex // guards the fields below

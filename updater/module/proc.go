@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/procgroup"
 )
 
 // pipeDrain is how long Wait waits, after the module has exited, for
@@ -23,7 +25,7 @@ var ErrTimeout = errors.New("timed out")
 // kill sends SIGTERM to the group, then SIGKILL after the grace period.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *tailBuffer
+	stderr *procgroup.TailBuffer
 	stdout *capBuffer // nil unless stdout is captured
 
 	exited chan struct{} // closed once the process has exited and been reaped
@@ -48,7 +50,7 @@ var errKilled = errors.New("killed")
 func startProc(ctx context.Context, cmd *exec.Cmd, captureStdout bool, timeout, grace time.Duration) (*proc, error) {
 	p := &proc{
 		cmd:    cmd,
-		stderr: &tailBuffer{max: maxStderr},
+		stderr: &procgroup.TailBuffer{Max: maxStderr},
 		exited: make(chan struct{}),
 		done:   make(chan struct{}),
 		killc:  make(chan struct{}),
@@ -61,7 +63,7 @@ func startProc(ctx context.Context, cmd *exec.Cmd, captureStdout bool, timeout, 
 		p.stdout = &capBuffer{max: maxStdout}
 		cmd.Stdout = p.stdout
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procgroup.Attr()
 	cmd.WaitDelay = pipeDrain
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/procgroup"
 )
 
 // maxStderr is how much of a script's stderr is kept: its tail.
@@ -25,11 +26,11 @@ var ErrTimeout = errors.New("timed out")
 // stdout on /dev/null, and returns the tail of its stderr. When timeout
 // expires or ctx ends, the whole group is SIGKILLed.
 func execScript(ctx context.Context, path, dir string, timeout time.Duration) (string, error) {
-	stderr := &tailBuffer{max: maxStderr}
+	stderr := &procgroup.TailBuffer{Max: maxStderr}
 	cmd := exec.Command(path)
 	cmd.Dir = dir
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procgroup.Attr()
 	cmd.WaitDelay = pipeDrain
 	if err := cmd.Start(); err != nil {
 		return "", err
@@ -58,40 +59,4 @@ func execScript(ctx context.Context, path, dir string, timeout time.Duration) (s
 		err = nil // exited 0; a child it left behind kept stderr open
 	}
 	return stderr.String(), err
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu        sync.Mutex // guards the fields below
-	max       int
-	buf       []byte
-	truncated bool
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := len(p)
-	if len(p) >= b.max {
-		b.truncated = b.truncated || len(p) > b.max || len(b.buf) > 0
-		b.buf = append(b.buf[:0], p[len(p)-b.max:]...)
-		return n, nil
-	}
-	if over := len(b.buf) + len(p) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-		b.truncated = true
-	}
-	b.buf = append(b.buf, p...)
-	return n, nil
-}
-
-// String returns the kept bytes, prefixed with "..." when earlier ones
-// were dropped.
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.truncated {
-		return "..." + string(b.buf)
-	}
-	return string(b.buf)
 }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package procgroup
+
+import "syscall"
+
+func attr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
