@@ -221,8 +221,13 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		return nil, err
 	}
 	specs = append(specs, upd...)
+	specs = append(specs, faultComponents...)
 	return append(specs, a.extra...), nil
 }
+
+// faultComponents are added by fault-injection builds only (build tags
+// edgefort_fault_*); release builds leave it empty.
+var faultComponents []supervisor.Spec
 
 // updateComponents builds the update machine (local installs need only a
 // device type) and, when the update channel is enabled, its poller.
