@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -280,6 +281,18 @@ func printResult(st streams, res deploy.Result) error {
 		fmt.Fprintf(st.stdout, "%s: installed and committed\n", res.ArtifactName)
 	case deploy.OutcomeInstalled:
 		fmt.Fprintf(st.stdout, "%s: installed; run 'edgefort update commit' to keep it or 'edgefort update rollback' to undo it\n", res.ArtifactName)
+	case deploy.OutcomeFailure:
+		name := cmp.Or(res.ArtifactName, "artifact")
+		switch {
+		case res.Inconsistent:
+			return fmt.Errorf("%s: failed and could not be rolled back; the node is inconsistent: %s", name, res.Reason)
+		case res.RolledBack && res.Reason == deploy.ReasonOperatorRollback:
+			fmt.Fprintf(st.stdout, "%s: rolled back\n", name)
+			return nil
+		case res.RolledBack:
+			return fmt.Errorf("%s: failed and was rolled back: %s", name, res.Reason)
+		}
+		return fmt.Errorf("%s: failed: %s", name, res.Reason)
 	default:
 		name := res.ArtifactName
 		if name == "" {

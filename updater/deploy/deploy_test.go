@@ -420,7 +420,7 @@ func TestStandaloneInstallCommitRollback(t *testing.T) {
 		t.Errorf("device changed before commit: %+v", e.device())
 	}
 	res, err = e.m.Rollback(ctx)
-	if err != nil || res.Outcome != deploy.OutcomeFailure {
+	if err != nil || res.Outcome != deploy.OutcomeFailure || !res.RolledBack {
 		t.Fatalf("rollback = %+v, %v", res, err)
 	}
 	if c := e.content(); c != "v1\n" {

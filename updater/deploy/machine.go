@@ -72,6 +72,12 @@ type Result struct {
 	Outcome      Outcome
 	// Reason is why it failed, empty on success.
 	Reason string
+	// RolledBack: the Artifact was installed and then rolled back; the
+	// device runs what it ran before.
+	RolledBack bool `json:",omitempty"`
+	// Inconsistent: a rollback failed or was impossible; the device
+	// reports <name>_INCONSISTENT until a later Artifact installs.
+	Inconsistent bool `json:",omitempty"`
 }
 
 // Machine runs one update at a time. Its methods may be called from
@@ -321,7 +327,7 @@ func (rec *Record) result() Result {
 	if rec.Step == StepAwaitCommit {
 		out = OutcomeInstalled
 	}
-	return Result{ArtifactName: rec.ArtifactName, Outcome: out, Reason: rec.Reason}
+	return Result{ArtifactName: rec.ArtifactName, Outcome: out, Reason: rec.Reason, RolledBack: rec.RolledBack && !rec.Broken, Inconsistent: rec.Broken}
 }
 
 // payloadsDir is where the payload trees live.

@@ -91,6 +91,9 @@ type Record struct {
 	// Broken: a rollback was impossible or failed; the device reports
 	// <name>_INCONSISTENT.
 	Broken bool `json:"broken,omitempty"`
+	// RolledBack: every payload was rolled back; the device runs what it
+	// ran before.
+	RolledBack bool `json:"rolled_back,omitempty"`
 	// Writes counts the times the record was written. Past maxWrites the
 	// machine forces its way to the end, so that a node that keeps
 	// crashing in one step cannot loop forever (Mender's state-loop guard).

@@ -54,6 +54,10 @@ func resumeStep(rec *Record) Step {
 	return rec.Step
 }
 
+// ReasonOperatorRollback is the Reason of a standalone install rolled back
+// on request.
+const ReasonOperatorRollback = "rolled back by the operator"
+
 // Commit commits a standalone install waiting for it.
 func (m *Machine) Commit(ctx context.Context) (Result, error) {
 	return m.standalone(ctx, StepCommit)
@@ -78,7 +82,7 @@ func (m *Machine) standalone(ctx context.Context, next Step) (Result, error) {
 		return Result{}, fmt.Errorf("deploy: %w", ErrNothingToCommit)
 	}
 	if next == StepRollback {
-		rec.fail("rolled back by the operator")
+		rec.fail(ReasonOperatorRollback)
 	}
 	return m.drive(ctx, rec, next)
 }

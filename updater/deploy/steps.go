@@ -408,6 +408,7 @@ func (m *Machine) rollback(ctx context.Context, rec *Record) (Step, error) {
 	}
 	m.runScripts(ctx, rec, "ArtifactRollback", leave) //nolint:errcheck // ignored, as in Mender
 	m.note(rec, slog.LevelInfo, "rolled back")
+	rec.RolledBack = true
 	return StepFailure, nil
 }
 
@@ -433,6 +434,7 @@ func (m *Machine) rollbackVerifyReboot(ctx context.Context, rec *Record) (Step, 
 	m.runScripts(ctx, rec, "ArtifactRollbackReboot", leave) //nolint:errcheck // ignored, as in Mender
 	m.runScripts(ctx, rec, "ArtifactRollback", leave)       //nolint:errcheck // ignored, as in Mender
 	m.note(rec, slog.LevelInfo, "rolled back")
+	rec.RolledBack = true
 	return StepFailure, nil
 }
 
