@@ -31,7 +31,7 @@ updates:
 	return cfgPath, state
 }
 
-func writeArtifactFile(t *testing.T, data []byte) string {
+func saveArtifact(t *testing.T, data []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "update.mender")
 	if err := os.WriteFile(path, data, 0o644); err != nil {
@@ -60,7 +60,7 @@ func TestUpdateInstallOffline(t *testing.T) {
 	if err := os.WriteFile(appConf, []byte("v1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v2 := writeArtifactFile(t, singleFileArtifact(t, "app-2", dest, []byte("v2\n")))
+	v2 := saveArtifact(t, singleFileArtifact(t, "app-2", dest, []byte("v2\n")))
 
 	code, out, errOut := edgefort(t, "update", "install", "--config", cfg, v2)
 	if code != 0 || !strings.Contains(out, "app-2: installed; run 'edgefort update commit'") {
@@ -93,7 +93,7 @@ func TestUpdateInstallOffline(t *testing.T) {
 		t.Errorf("commit with nothing installed: exit %d, stderr %q", code, errOut)
 	}
 
-	v3 := writeArtifactFile(t, singleFileArtifact(t, "app-3", dest, []byte("v3\n")))
+	v3 := saveArtifact(t, singleFileArtifact(t, "app-3", dest, []byte("v3\n")))
 	if code, out, errOut := edgefort(t, "update", "install", "--no-progress", "--config", cfg, v3); code != 0 || errOut != "" {
 		t.Fatalf("install v3: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -117,7 +117,7 @@ func TestUpdateInstallOffline(t *testing.T) {
 		{"truncated", "artifact", plain[:len(plain)/2]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, errOut := edgefort(t, "update", "install", "--commit", "--no-progress", "--config", cfg, writeArtifactFile(t, tc.data))
+			code, _, errOut := edgefort(t, "update", "install", "--commit", "--no-progress", "--config", cfg, saveArtifact(t, tc.data))
 			if code != 1 || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "failed") {
 				t.Errorf("exit %d, stderr %q, want 1 and %q", code, errOut, tc.want)
 			}
@@ -155,7 +155,7 @@ func TestUpdateInstallThroughAgent(t *testing.T) {
 	p := startProc(t, "", os.Stderr, "run", "--config", cfg)
 	waitSocketReady(t, filepath.Join(state, "admin.sock"), p)
 
-	v2 := writeArtifactFile(t, singleFileArtifact(t, "app-2", dest, []byte("v2\n")))
+	v2 := saveArtifact(t, singleFileArtifact(t, "app-2", dest, []byte("v2\n")))
 	code, out, errOut := edgefort(t, "update", "install", "--commit", "--no-progress", "--config", cfg, v2)
 	if code != 0 || out != "app-2: installed and committed\n" {
 		t.Fatalf("install: exit %d, stdout %q, stderr %q", code, out, errOut)
