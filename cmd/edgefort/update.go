@@ -68,7 +68,13 @@ func (t updateTarget) offline(st streams) (*deploy.Machine, func() error, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	log, _, err := agent.NewLogger(st.stderr, cfg.Log.Level, cfg.Log.Format)
+	// The command prints its own progress and result; the steps are
+	// logged only when something goes wrong.
+	level := "warn"
+	if cfg.Log.Level == "debug" {
+		level = "debug"
+	}
+	log, _, err := agent.NewLogger(st.stderr, level, cfg.Log.Format)
 	if err != nil {
 		return nil, nil, err
 	}
