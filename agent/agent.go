@@ -252,7 +252,12 @@ func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
 	if client == nil {
 		return nil, nil
 	}
+	metrics, err := deploy.NewMetrics(a.reg)
+	if err != nil {
+		return nil, err
+	}
 	p, err := deploy.NewPoller(deploy.PollerOptions{
+		Metrics:           metrics,
 		Client:            client,
 		Machine:           m,
 		PollInterval:      a.cfg.Updates.PollInterval,

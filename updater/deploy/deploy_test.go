@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
@@ -45,6 +47,41 @@ type env struct {
 	m       *deploy.Machine
 	dest    string // where the single-file module installs app.conf
 	modules string
+	reg     *prometheus.Registry
+	metrics *deploy.Metrics
+}
+
+// metric returns the value of a counter or gauge with the given labels.
+func (e *env) metric(name string, labels ...string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			if m.Counter != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 type envOptions struct {
@@ -183,7 +220,14 @@ func (e *env) deploy(data []byte) string {
 // on the server, and returns the statuses.
 func (e *env) runPoller(depID string) []string {
 	e.t.Helper()
-	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour, RetryInterval: 50 * time.Millisecond})
+	if e.reg == nil {
+		e.reg = prometheus.NewRegistry()
+		var err error
+		if e.metrics, err = deploy.NewMetrics(e.reg); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour, RetryInterval: 50 * time.Millisecond, Metrics: e.metrics})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -275,6 +319,15 @@ func TestDeploymentSingleFile(t *testing.T) {
 	}
 	if c := e.content(); c != "v2\n" {
 		t.Errorf("app.conf = %q after already-installed", c)
+	}
+	if n := e.metric("edgefort_updates_deployments_total", "outcome", "success"); n != 1 {
+		t.Errorf("deployments_total{success} = %v, want 1", n)
+	}
+	if n := e.metric("edgefort_updates_checks_total", "result", "deployment"); n != 1 {
+		t.Errorf("checks_total{deployment} = %v, want 1", n)
+	}
+	if e.metric("edgefort_updates_last_check_timestamp_seconds") == 0 {
+		t.Error("last check timestamp not set")
 	}
 }
 
@@ -477,5 +530,31 @@ func TestStateScriptsRun(t *testing.T) {
 	b, _ = os.ReadFile(trace)
 	if got, want := strings.Fields(string(b)), []string{"ArtifactInstall_Leave_00", "ArtifactRollback_Enter_00", "ArtifactFailure_Enter_00"}; !slices.Equal(got, want) {
 		t.Errorf("scripts ran %q, want %q", got, want)
+	}
+}
+
+// TestPollerHonoursRetryAfterAndCutDownloads: a 429 on the deployment
+// check is waited out as the server asks, and a download cut mid-way
+// resumes; the deployment still succeeds.
+func TestPollerHonoursRetryAfterAndCutDownloads(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	big := strings.Repeat("v2 with some bulk\n", 64<<10)
+	dep := e.deploy(singleFile(t, "app-v2", e.dest, big))
+	e.srv.SetFaults(devcloud.MenderFaults{TooMany: devcloud.EndpointNext, RetryAfter: time.Second, CutAfter: 300 << 10})
+	start := time.Now()
+	got := e.runPoller(dep)
+	if want := []string{"downloading", "installing", "installing", "success"}; !slices.Equal(got, want) {
+		t.Errorf("statuses = %q, want %q", got, want)
+	}
+	if c := e.content(); c != big {
+		t.Errorf("app.conf has %d bytes, want %d", len(c), len(big))
+	}
+	// The poller's own retry interval is 50 ms: only the server's
+	// Retry-After explains a second of waiting.
+	if waited := time.Since(start); waited < time.Second {
+		t.Errorf("deployment done %v after the 429 asked for 1 s", waited)
+	}
+	if n := e.metric("edgefort_updates_checks_total", "result", "error"); n != 1 {
+		t.Errorf("checks_total{error} = %v, want 1 (the 429)", n)
 	}
 }

@@ -36,7 +36,9 @@ type PollerOptions struct {
 	Inventory func() []updater.Attribute
 	// Download configures the artifact download (resume, rate limit).
 	Download updater.DownloadOptions
-	Logger   *slog.Logger
+	// Metrics, when not nil, records checks and deployments.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // Poller is the update channel's loop: it resumes an interrupted
@@ -199,9 +201,14 @@ func (p *Poller) sendInventory(ctx context.Context) error {
 // before the next check, or an error that ends Run (ctx ended is not one;
 // a needed restart or a store failure is).
 func (p *Poller) checkOnce(ctx context.Context) (time.Duration, error) {
-	wait, err := p.check1(ctx)
+	wait, result, err := p.check1(ctx)
+	now := time.Now()
+	if err != nil {
+		result = "error"
+	}
+	p.opts.Metrics.check(result, now)
 	p.mu.Lock()
-	p.status.LastCheck = time.Now()
+	p.status.LastCheck = now
 	p.status.LastCheckErr = ""
 	if err != nil {
 		p.status.LastCheckErr = err.Error()
@@ -225,25 +232,32 @@ type stopError struct{ err error }
 
 func (e stopError) Error() string { return e.err.Error() }
 
-func (p *Poller) check1(ctx context.Context) (time.Duration, error) {
+// check1 returns the wait before the next check and the check's result
+// for the metrics (none or deployment).
+func (p *Poller) check1(ctx context.Context) (time.Duration, string, error) {
 	if rec, err := p.opts.Machine.InFlight(); err != nil {
-		return 0, stopError{err}
+		return 0, "", stopError{err}
 	} else if rec != nil && rec.Step == StepAwaitCommit {
 		p.log.Info("a standalone install waits for `edgefort update commit` or `rollback`; not checking for deployments", "artifact", rec.ArtifactName)
-		return p.opts.PollInterval, nil
+		return p.opts.PollInterval, "none", nil
 	}
 	st, err := p.deviceState()
 	if err != nil {
-		return 0, stopError{err}
+		return 0, "", stopError{err}
 	}
 	d, err := p.opts.Client.NextDeployment(ctx, st)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if d == nil {
 		p.log.Debug("no deployment")
-		return p.opts.PollInterval, nil
+		return p.opts.PollInterval, "none", nil
 	}
+	wait, err := p.runDeployment(ctx, d, st)
+	return wait, "deployment", err
+}
+
+func (p *Poller) runDeployment(ctx context.Context, d *updater.Deployment, st updater.DeviceState) (time.Duration, error) {
 	log := p.log.With("deployment", d.ID, "artifact", d.ArtifactName)
 	if d.ArtifactName == st.ArtifactName {
 		log.Info("artifact already installed")
@@ -257,7 +271,9 @@ func (p *Poller) check1(ctx context.Context) (time.Duration, error) {
 	p.mu.Lock()
 	p.status.Deploying = d.ArtifactName
 	p.mu.Unlock()
+	p.opts.Metrics.setDeploying(true)
 	defer func() {
+		p.opts.Metrics.setDeploying(false)
 		p.mu.Lock()
 		p.status.Deploying = ""
 		p.mu.Unlock()
@@ -285,6 +301,7 @@ func (p *Poller) check1(ctx context.Context) (time.Duration, error) {
 }
 
 func (p *Poller) setResult(res Result) {
+	p.opts.Metrics.deployment(res.Outcome)
 	p.mu.Lock()
 	p.status.LastResult = &res
 	p.mu.Unlock()
