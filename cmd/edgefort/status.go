@@ -94,6 +94,16 @@ func printStatus(w io.Writer, s *agent.Status, now time.Time) {
 	for _, warning := range s.CertificateWarnings {
 		fmt.Fprintf(w, "CERTIFICATE %s\n", warning)
 	}
+	if u := s.Updates; u != nil {
+		line := "artifact  " + u.ArtifactName
+		switch {
+		case u.InFlight != nil:
+			line += fmt.Sprintf("; installing %s (%s)", u.InFlight.ArtifactName, u.InFlight.Step)
+		case u.Poller != nil && !u.Poller.LastCheck.IsZero():
+			line += fmt.Sprintf("; server checked %s ago", ago(now, u.Poller.LastCheck))
+		}
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tSTATE\tSINCE\tRESTARTS\tLAST ERROR")
