@@ -18,13 +18,21 @@ const (
 	DefaultResumeDelay      = time.Minute
 	DefaultMaxResumeDelay   = 5 * time.Minute
 	DefaultIdleTimeout      = time.Minute
+	// A connection counts as healthy again, resetting the attempts, once
+	// it has delivered resetBytes or stayed up for resetAfter: a link that
+	// delivers a few bytes and drops must still run out of attempts.
+	resetBytes = 1 << 20
+	resetAfter = 30 * time.Second
 )
 
 // DownloadOptions tunes Download. The zero value uses the defaults above
 // and no bandwidth limit.
 type DownloadOptions struct {
-	// Attempts is how many times in a row a cut download is resumed
-	// without receiving a byte before giving up. Zero means
+	// Attempts is how many times a cut download is resumed before giving
+	// up. The count starts again once a connection has proved healthy
+	// (delivered 1 MiB, or stayed up 30 s), so a long download over a
+	// link that drops now and then completes, while one that delivers a
+	// few bytes and drops does not retry forever. Zero means
 	// DefaultDownloadAttempts.
 	Attempts int
 	// InitialDelay is the wait before the first resume; it doubles with
@@ -102,8 +110,11 @@ type resumer struct {
 
 	size     int64
 	off      int64 // bytes handed to the caller
-	failures int   // resumes in a row without progress
+	failures int   // resumes since the last healthy connection
 	err      error // sticky error
+
+	connAt  time.Time // when the current connection started
+	connOff int64     // r.off when it started
 
 	body   io.ReadCloser // current response body, nil between connections
 	cancel context.CancelFunc
@@ -157,6 +168,7 @@ func (r *resumer) start() error {
 	}
 	r.size = resp.ContentLength
 	r.body = resp.Body
+	r.connAt, r.connOff = r.clock.Now(), r.off
 	r.idle.Stop() // runs again inside Read
 	return nil
 }
@@ -249,7 +261,9 @@ func (r *resumer) Read(p []byte) (int, error) {
 		r.idle.Stop()
 		r.off += int64(n)
 		if n > 0 {
-			r.failures = 0
+			if r.failures > 0 && (r.off-r.connOff >= resetBytes || r.clock.Now().Sub(r.connAt) >= resetAfter) {
+				r.failures = 0
+			}
 			if r.limit != nil {
 				if werr := r.limit.wait(r.ctx, int64(n)); werr != nil {
 					r.err = fmt.Errorf("updater: download: %w", werr)
@@ -338,6 +352,7 @@ func (r *resumer) resume() error {
 			}
 		}
 		r.body = resp.Body
+		r.connAt, r.connOff = r.clock.Now(), r.off
 		r.idle.Stop() // runs again inside Read
 		return nil
 	}

@@ -123,6 +123,7 @@ func TestDownload(t *testing.T) {
 	const size = 256 << 10
 	tests := []struct {
 		name       string
+		size       int // 0: size
 		setup      func(a *artifactServer)
 		opts       DownloadOptions
 		wantRanges []string
@@ -141,7 +142,31 @@ func TestDownload(t *testing.T) {
 			name:       "cut twice",
 			setup:      func(a *artifactServer) { a.cutAt[0] = 1000; a.cutAt[1] = 50000 },
 			wantRanges: []string{"", "bytes=1000-", "bytes=51000-"},
-			wantWaits:  []time.Duration{time.Second, time.Second},
+			// 50000 bytes over a connection that lasted no time is not yet
+			// a healthy link: the backoff goes on doubling.
+			wantWaits: []time.Duration{time.Second, 2 * time.Second},
+		},
+		{
+			name: "a flapping link runs out of attempts",
+			setup: func(a *artifactServer) {
+				for i := range 6 {
+					a.cutAt[i] = 1000
+				}
+			},
+			opts:       DownloadOptions{Attempts: 3},
+			wantRanges: []string{"", "bytes=1000-", "bytes=2000-", "bytes=3000-"},
+			wantWaits:  []time.Duration{time.Second, 2 * time.Second, 4 * time.Second},
+			wantErrMsg: "giving up after 3 attempts at byte 4000",
+		},
+		{
+			name: "a healthy connection resets the backoff",
+			size: 3 << 20,
+			setup: func(a *artifactServer) {
+				a.cutAt[0], a.cutAt[1], a.cutAt[2], a.cutAt[3] = 1000, 1000, 1<<20+10, 1000
+			},
+			opts:       DownloadOptions{Attempts: 3},
+			wantRanges: []string{"", "bytes=1000-", "bytes=2000-", "bytes=1050586-", "bytes=1051586-"},
+			wantWaits:  []time.Duration{time.Second, 2 * time.Second, time.Second, 2 * time.Second},
 		},
 		{
 			name:       "cut before any byte",
@@ -207,6 +232,7 @@ func TestDownload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			size := max(tt.size, size)
 			a := newArtifactServer(t, size)
 			if tt.setup != nil {
 				tt.setup(a)
@@ -222,7 +248,7 @@ func TestDownload(t *testing.T) {
 				t.Fatalf("Download: %v", err)
 			}
 			defer rc.Close()
-			if n != size {
+			if n != int64(size) {
 				t.Errorf("size = %d, want %d", n, size)
 			}
 			h := sha256.New()

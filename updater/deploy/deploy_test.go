@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,22 @@ type env struct {
 	modules string
 	reg     *prometheus.Registry
 	metrics *deploy.Metrics
+	// download tunes the artifact download; resumes wait 10 ms.
+	download updater.DownloadOptions
+	ranges   *rangeCounter
+}
+
+// rangeCounter counts the requests that resume a download.
+type rangeCounter struct {
+	next http.RoundTripper
+	n    atomic.Int32
+}
+
+func (c *rangeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Range") != "" {
+		c.n.Add(1)
+	}
+	return c.next.RoundTrip(r)
 }
 
 // metric returns the value of a counter or gauge with the given labels.
@@ -123,14 +140,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt := &rangeCounter{next: tr}
 	client, err := updater.NewClient(updater.ClientOptions{
-		ServerURL: srv.URL(), HTTP: &http.Client{Transport: tr}, Key: authKey,
+		ServerURL: srv.URL(), HTTP: &http.Client{Transport: rt}, Key: authKey,
 		Identity: map[string]any{"edgefort_id": t.Name()}, AgentVersion: "test",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: srv, client: client, dest: t.TempDir(), modules: o.modules}
+	e := &env{t: t, srv: srv, client: client, ranges: rt, dest: t.TempDir(), modules: o.modules, download: updater.DownloadOptions{InitialDelay: 10 * time.Millisecond}}
 	if e.modules == "" {
 		e.modules = stockModules
 	}
@@ -227,7 +245,7 @@ func (e *env) runPoller(depID string) []string {
 			e.t.Fatal(err)
 		}
 	}
-	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour, RetryInterval: 50 * time.Millisecond, Metrics: e.metrics})
+	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour, RetryInterval: 50 * time.Millisecond, Metrics: e.metrics, Download: e.download})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -538,9 +556,14 @@ func TestStateScriptsRun(t *testing.T) {
 // resumes; the deployment still succeeds.
 func TestPollerHonoursRetryAfterAndCutDownloads(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	big := strings.Repeat("v2 with some bulk\n", 64<<10)
-	dep := e.deploy(singleFile(t, "app-v2", e.dest, big))
-	e.srv.SetFaults(devcloud.MenderFaults{TooMany: devcloud.EndpointNext, RetryAfter: time.Second, CutAfter: 300 << 10})
+	var bulk strings.Builder
+	for i := range 40000 {
+		fmt.Fprintf(&bulk, "line %d of v2\n", i)
+	}
+	big := bulk.String()
+	data := singleFile(t, "app-v2", e.dest, big, func(s *artifact.Spec) { s.Compression = artifact.None })
+	dep := e.deploy(data)
+	e.srv.SetFaults(devcloud.MenderFaults{TooMany: devcloud.EndpointNext, RetryAfter: time.Second, CutAfter: int64(len(data) / 2)})
 	start := time.Now()
 	got := e.runPoller(dep)
 	if want := []string{"downloading", "installing", "installing", "success"}; !slices.Equal(got, want) {
@@ -548,6 +571,9 @@ func TestPollerHonoursRetryAfterAndCutDownloads(t *testing.T) {
 	}
 	if c := e.content(); c != big {
 		t.Errorf("app.conf has %d bytes, want %d", len(c), len(big))
+	}
+	if n := e.ranges.n.Load(); n != 1 {
+		t.Errorf("%d resumed requests, want 1 after the cut", n)
 	}
 	// The poller's own retry interval is 50 ms: only the server's
 	// Retry-After explains a second of waiting.
