@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,6 +130,27 @@ func TestUpdateInstallOffline(t *testing.T) {
 	}
 	if code, _, errOut := edgefort(t, "update", "install", "--config", cfg, "/nonexistent.mender"); code != 1 || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing file: exit %d, stderr %q", code, errOut)
+	}
+
+	// From a URL.
+	v5 := singleFileArtifact(t, "app-5", dest, []byte("v5\n"))
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/app-5.mender" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(v5)
+	}))
+	defer web.Close()
+	code, out, errOut = edgefort(t, "update", "install", "--commit", "--config", cfg, web.URL+"/app-5.mender")
+	if code != 0 || out != "app-5: installed and committed\n" || !strings.Contains(errOut, "app-5.mender: 100%") {
+		t.Errorf("install from URL: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if got := readString(t, appConf); got != "v5\n" {
+		t.Errorf("app.conf = %q after the URL install", got)
+	}
+	if code, _, errOut := edgefort(t, "update", "install", "--config", cfg, web.URL+"/missing.mender"); code != 1 || !strings.Contains(errOut, "404 Not Found") {
+		t.Errorf("missing URL: exit %d, stderr %q", code, errOut)
 	}
 }
 

@@ -97,6 +97,7 @@ updates:
   inventory_interval: 1h
   retry_interval: 1s
   scripts_dir: %s
+  inventory: {site: lab-7}
   ssl:
     client_auth_enabled: true
     keystore: device
@@ -343,6 +344,12 @@ func TestUpdateCrashSafety(t *testing.T) {
 		oldContent, oldName = wantContent, wantName
 	}
 	t.Logf("kill points: %v; outcomes: %v", seen, outcomes)
+	inv := r.srv.Inventory(r.deviceID())
+	for name, want := range map[string]string{"site": `"lab-7"`, "device_type": `"` + updateDeviceType + `"`, "artifact_name": `"` + oldName + `"`} {
+		if got := string(inv[name].Value); got != want {
+			t.Errorf("inventory %s = %s, want %s", name, got, want)
+		}
+	}
 	if outcomes["success"] == 0 || outcomes["failure"] == 0 {
 		t.Errorf("outcomes %v: the trials did not hit both sides of the commit", outcomes)
 	}
