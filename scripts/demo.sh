@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Drives `edgefort dev` non-interactively and asserts what a newcomer would
 # see: every component running, readyz 200, metrics scrapeable, the hub
-# virtual host over TLS and its certificate replaced with no restart, and a
-# clean exit on Ctrl-C (SIGINT) that removes the temporary state directory.
+# virtual host over TLS and its certificate replaced with no restart, files
+# deployed over the update channel (`edgefort dev deploy` against devcloud's
+# Mender server), and a clean exit on Ctrl-C (SIGINT) that removes the
+# temporary state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +88,52 @@ want=$(openssl x509 -in "$work/new.crt" -noout -serial)
 check "the hub now serves the new certificate ($after)" test "$after" = "$want"
 check "the old keystore can go once nothing points at it" "$ef" keystore delete dev-hub-1
 check "status has no certificate warning left" sh -c "! '$ef' status | grep -q '^CERTIFICATE'"
+# The update channel: `edgefort dev deploy` builds a single-file Artifact,
+# uploads it to the dev update server, deploys it and follows the statuses.
+check "banner names the update server" grep -Eq '^  update server https://127\.0\.0\.1:[0-9]+ ' "$work/out"
+printf 'hello from the update channel\n' >"$work/hello.txt"
+deploy() { # deploy OUT ARGS...: runs `edgefort dev deploy ARGS` with its output in OUT
+  local out=$1; shift
+  "$ef" dev deploy "$@" >"$out" 2>&1
+}
+rc=0; deploy "$work/deploy1" "$work/hello.txt" || rc=$?
+cat "$work/deploy1"
+check "dev deploy of a file ends in success (exit $rc)" sh -c "test $rc = 0 && grep -qx '  success' '$work/deploy1'"
+name1=$(awk '$1 == "built" { sub(":$", "", $2); print $2 }' "$work/deploy1")
+check "the file lands in the state dir's deployed/ with its content" cmp -s "$work/hello.txt" "$state_dir/deployed/hello.txt"
+check "update status names the new Artifact ($name1)" sh -c "'$ef' update status | grep -qx 'artifact:   $name1'"
+
+# A second version, built with `edgefort artifact write` and deployed with
+# --artifact; then the same Artifact again, which the server answers with
+# already-installed (names are unique, and the device runs it).
+mkdir "$work/v2"
+printf 'hello again, version 2\n' >"$work/v2/hello.txt"
+printf '%s' "$state_dir/deployed" >"$work/v2/dest_dir"
+printf 'hello.txt' >"$work/v2/filename"
+printf '644' >"$work/v2/permissions"
+check "artifact write module-image builds version 2" "$ef" artifact write module-image -T single-file -t edgefort-dev \
+  -n demo-hello-2 -o "$work/hello-2.mender" \
+  -f "$work/v2/hello.txt" -f "$work/v2/dest_dir" -f "$work/v2/filename" -f "$work/v2/permissions"
+rc=0; deploy "$work/deploy2" --artifact "$work/hello-2.mender" || rc=$?
+cat "$work/deploy2"
+check "dev deploy --artifact of version 2 ends in success (exit $rc)" test "$rc" = 0
+check "the deployed file now holds version 2" cmp -s "$work/v2/hello.txt" "$state_dir/deployed/hello.txt"
+check "update status names demo-hello-2" sh -c "'$ef' update status | grep -qx 'artifact:   demo-hello-2'"
+rc=0; deploy "$work/deploy3" --artifact "$work/hello-2.mender" || rc=$?
+cat "$work/deploy3"
+check "the same Artifact again ends already-installed, exit 1 (exit $rc)" \
+  sh -c "test $rc = 1 && grep -qx '  already-installed' '$work/deploy3' && grep -q 'on the update server already' '$work/deploy3'"
+check "the deployed file still holds version 2" cmp -s "$work/v2/hello.txt" "$state_dir/deployed/hello.txt"
+
+# A destination that cannot be created: the deployment fails, says why, and
+# the device keeps what it ran.
+: >"$work/not-a-dir"
+rc=0; deploy "$work/deploy4" --dest "$work/not-a-dir/sub" "$work/hello.txt" || rc=$?
+cat "$work/deploy4"
+check "a deployment into an impossible dest ends failure, exit 1 (exit $rc)" \
+  sh -c "test $rc = 1 && grep -qx '  failure' '$work/deploy4' && grep -q 'ended failure: .*ArtifactInstall' '$work/deploy4'"
+check "after the failure update status still names demo-hello-2" sh -c "'$ef' update status | grep -qx 'artifact:   demo-hello-2'"
+
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 
 kill -INT "$dev_pid"

@@ -9,8 +9,9 @@ import (
 	"strings"
 )
 
-// command is one verb of the CLI. A command either runs (exec) or groups
-// subcommands; every level answers -h/--help.
+// command is one verb of the CLI. A command runs (exec), groups
+// subcommands, or both: then it runs when no subcommand is named (`edgefort
+// dev` and `edgefort dev deploy`). Every level answers -h/--help.
 type command struct {
 	name   string
 	args   string // usage of the positional arguments, e.g. "FILE"
@@ -51,7 +52,10 @@ func (c *command) usage(w io.Writer) {
 	if hasFlags(c.fs()) {
 		line += " [flags]"
 	}
-	if len(c.subs) > 0 {
+	switch {
+	case len(c.subs) > 0 && c.exec != nil:
+		line += " [COMMAND]"
+	case len(c.subs) > 0:
 		line += " COMMAND"
 	}
 	if c.args != "" {
@@ -97,6 +101,9 @@ func (c *command) run(ctx context.Context, st streams, args []string) error {
 		return usageError{fmt.Sprintf("%s: %v (see '%s --help')", c.path(), err, c.path())}
 	}
 	if len(c.subs) > 0 {
+		if len(rest) == 0 && c.exec != nil {
+			return c.exec(ctx, st, rest)
+		}
 		if len(rest) == 0 {
 			c.usage(st.stderr)
 			return usageError{fmt.Sprintf("%s: missing command", c.path())}

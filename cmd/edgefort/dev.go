@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +36,110 @@ const (
 	devHubAlias    = "hub"
 	devTrustStore  = "dev-ca"
 	devHubValidity = 3 * 24 * time.Hour // short on purpose: the expiry warning and its fix are part of the tour
+
+	devDeviceStore    = "dev-device-1" // the update channel's client certificate
+	devDeviceAlias    = "device"
+	devDeviceValidity = 365 * 24 * time.Hour
+
+	devCloudDir     = "devcloud"    // what `edgefort dev deploy` needs to reach the update server
+	devMenderFile   = "mender.json" // devMenderInfo, 0600
+	devModulesDir   = "modules"     // dev's own single-file module when the stock one is absent
+	devScriptsDir   = "scripts"     // node state scripts (none unless a developer adds some)
+	devDeployedDir  = "deployed"    // where `edgefort dev deploy` puts files by default
+	devDeviceType   = "edgefort-dev"
+	stockModulesDir = "/usr/share/mender/modules/v3"
 )
+
+// devSingleFileModule is the single-file update module `edgefort dev`
+// installs when the stock one is absent, written from the update module
+// protocol (v3). Payload files: the file, and dest_dir, filename and
+// (optional) permissions holding its target directory, name and octal mode.
+// Download saves them under files/ (the module does not read streams);
+// ArtifactInstall keeps the file it replaces in tmp/backup and installs by
+// copy, sync and rename; ArtifactRollback puts the backup back (or removes
+// a file that had no predecessor).
+const devSingleFileModule = `#!/bin/sh
+# single-file update module, written by 'edgefort dev'.
+set -u
+state=$1
+tree=$2
+files=$tree/files
+backup=$tree/tmp/backup
+fresh=$tree/tmp/no-previous-file
+
+fail() {
+	echo "single-file: $*" >&2
+	exit 1
+}
+
+load() {
+	[ -f "$files/dest_dir" ] || fail "payload has no dest_dir file"
+	[ -f "$files/filename" ] || fail "payload has no filename file"
+	dest_dir=$(cat "$files/dest_dir")
+	filename=$(cat "$files/filename")
+	[ -n "$dest_dir" ] || fail "dest_dir is empty"
+	case $filename in
+	"" | . | .. | */*) fail "filename '$filename' is not a plain file name" ;;
+	esac
+	target=$dest_dir/$filename
+}
+
+# place SRC DST: copy next to DST, flush it, rename it over DST, flush the
+# directory: DST is the old file or the new one, never half of one.
+place() {
+	cp -p "$1" "$2.part" || return 1
+	sync "$2.part" 2>/dev/null || sync
+	mv -f "$2.part" "$2" || return 1
+	sync "$(dirname "$2")" 2>/dev/null || sync
+}
+
+case $state in
+NeedsArtifactReboot)
+	echo No
+	;;
+SupportsRollback)
+	echo Yes
+	;;
+ArtifactInstall)
+	load
+	[ -f "$files/$filename" ] || fail "payload has no file named '$filename'"
+	mkdir -p "$dest_dir" || fail "cannot create the destination directory $dest_dir"
+	rm -rf "$backup" "$fresh"
+	mkdir -p "$backup" || fail "cannot create $backup"
+	if [ -e "$target" ]; then
+		place "$target" "$backup/$filename" || fail "cannot back up $target"
+	else
+		: >"$fresh"
+	fi
+	if [ -f "$files/permissions" ]; then
+		mode=$(cat "$files/permissions")
+		case $mode in
+		"" | *[!0-7]*) fail "permissions '$mode' is not an octal mode" ;;
+		esac
+		chmod "$mode" "$files/$filename" || fail "cannot set mode $mode"
+	fi
+	place "$files/$filename" "$target" || fail "cannot install $target"
+	;;
+ArtifactRollback)
+	load
+	if [ -f "$backup/$filename" ]; then
+		place "$backup/$filename" "$target" || fail "cannot restore $target"
+	elif [ -e "$fresh" ]; then
+		rm -f "$target" || fail "cannot remove $target"
+	fi
+	;;
+esac
+exit 0
+`
+
+// devMenderInfo is <state>/devcloud/mender.json: how another process
+// reaches the management API of the update server a running `edgefort dev`
+// serves. It exists only while that server runs.
+type devMenderInfo struct {
+	ServerURL       string `json:"server_url"`
+	ManagementToken string `json:"management_token"`
+	PID             int    `json:"pid"`
+}
 
 func newDevCmd() *command {
 	c := &command{
@@ -40,8 +148,11 @@ func newDevCmd() *command {
 		long: `Run the agent on a built-in configuration, with nothing to write first and
 nothing but loopback: a fresh temporary state directory (removed on exit) or
 --state-dir (kept), metrics and an HTTPS virtual host on free loopback ports,
-a small dev CA with a keystore, a truststore and references made for it.
-Prints what runs and what to try, then runs until Ctrl-C.`,
+a small dev CA with a keystore, a truststore and references made for it,
+and devcloud's Mender-compatible update server (in this process, mutual
+TLS) that the agent's update channel polls: 'edgefort dev deploy FILE'
+deploys a file through it. Prints what runs and what to try, then runs
+until Ctrl-C.`,
 	}
 	fs := c.fs()
 	stateDir := fs.String("state-dir", "", "state `DIR` to use and keep (default: a new temporary directory, removed on exit)")
@@ -52,7 +163,10 @@ Prints what runs and what to try, then runs until Ctrl-C.`,
 			return err
 		}
 		if *printConfig {
-			data, err := devConfig("/tmp/edgefort-dev-XXXX", *logLevel)
+			const dir = "/tmp/edgefort-dev-XXXX"
+			data, err := devConfig(devConfigParams{
+				StateDir: dir, LogLevel: *logLevel, ServerURL: "https://127.0.0.1:PORT", ModulesDir: devModulesDirFor(dir),
+			})
 			if err != nil {
 				return err
 			}
@@ -72,55 +186,76 @@ Prints what runs and what to try, then runs until Ctrl-C.`,
 		if err != nil {
 			return err
 		}
-		data, err := devConfig(dir, *logLevel)
+		log, _, err := agent.NewLogger(st.stderr, *logLevel, "text")
 		if err != nil {
 			return err
 		}
-		if err := prepareDevState(dir, data); err != nil {
+		if err := prepareDevState(dir); err != nil {
 			return fmt.Errorf("dev: prepare %s: %w", dir, err)
 		}
+		srv, err := startDevMender(dir, log.With(agent.LogKeyComponent, "devcloud"))
+		if err != nil {
+			return fmt.Errorf("dev: update server: %w", err)
+		}
+		// Deferred first, so it runs last: the server outlives the agent
+		// that polls it, and its address file goes with it.
+		defer func() {
+			os.Remove(filepath.Join(dir, devCloudDir, devMenderFile))
+			srv.Close()
+		}()
+		data, err := devConfig(devConfigParams{
+			StateDir: dir, LogLevel: *logLevel, ServerURL: srv.URL(), ModulesDir: devModulesDirFor(dir),
+		})
+		if err != nil {
+			return err
+		}
 		cfgPath := filepath.Join(dir, devConfigFile)
+		if err := atomicfile.Write(cfgPath, data, 0o600); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
 		cfg, err := config.Parse(cfgPath, data)
 		if err != nil {
 			return err
 		}
-		log, _, err := agent.NewLogger(st.stderr, cfg.Log.Level, cfg.Log.Format)
-		if err != nil {
-			return err
-		}
-		return runAgent(ctx, cfg, log, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a) })
+		return runAgent(ctx, cfg, log, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL()) })
 	}
+	c.add(newDevDeployCmd())
 	return c
 }
 
-func devConfig(stateDir, logLevel string) ([]byte, error) {
+// devConfigParams fill the dev configuration template.
+type devConfigParams struct {
+	StateDir, LogLevel, ServerURL, ModulesDir string
+}
+
+func devConfig(p devConfigParams) ([]byte, error) {
 	var b strings.Builder
 	tmpl := template.Must(template.New("dev").Parse(devConfigTemplate))
 	err := tmpl.Execute(&b, map[string]string{
-		"StateDir": strconv.Quote(stateDir),
-		"LogLevel": strconv.Quote(logLevel),
+		"StateDir":   strconv.Quote(p.StateDir),
+		"LogLevel":   strconv.Quote(p.LogLevel),
+		"ServerURL":  strconv.Quote(p.ServerURL),
+		"ModulesDir": strconv.Quote(p.ModulesDir),
+		"ScriptsDir": strconv.Quote(filepath.Join(p.StateDir, devScriptsDir)),
 	})
 	return []byte(b.String()), err
 }
 
-// prepareDevState writes the dev configuration (so that every other command
-// can be pointed at it) and, the first time, a dev CA and the stores the
-// configuration names.
-func prepareDevState(dir string, cfgData []byte) error {
+// devModulesDirFor is the stock Mender modules directory when it has the
+// single-file module, else the state directory's own (see
+// prepareDevModules).
+func devModulesDirFor(stateDir string) string {
+	if fi, err := os.Stat(filepath.Join(stockModulesDir, "single-file")); err == nil && fi.Mode().IsRegular() {
+		return stockModulesDir
+	}
+	return filepath.Join(stateDir, devModulesDir)
+}
+
+// prepareDevState makes, the first time, a dev CA and the stores the
+// configuration names; it adds what later versions of `edgefort dev` need
+// to a state directory an earlier one prepared.
+func prepareDevState(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if err := atomicfile.Write(filepath.Join(dir, devConfigFile), cfgData, 0o600); err != nil {
-		return err
-	}
-	caDir := filepath.Join(dir, devCADir)
-	if _, err := os.Stat(filepath.Join(caDir, devcloud.CACertFile)); err == nil {
-		return nil // prepared by an earlier run on this --state-dir
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	ca, err := devcloud.NewCA("edgefort dev CA")
-	if err != nil {
 		return err
 	}
 	svc, closeFn, err := agent.OpenKeystoresOffline(dir)
@@ -128,11 +263,31 @@ func prepareDevState(dir string, cfgData []byte) error {
 		return err
 	}
 	defer closeFn()
-	key, leaf, err := ca.Issue("localhost", []string{"localhost", "127.0.0.1", "::1"}, devHubValidity)
+	ks := svc.Stores
+	caDir := filepath.Join(dir, devCADir)
+	ca, err := loadDevCA(caDir)
+	if errors.Is(err, os.ErrNotExist) {
+		ca, err = prepareDevCA(ks, caDir)
+	}
 	if err != nil {
 		return err
 	}
-	ks := svc.Stores
+	if err := prepareDevDevice(ks, ca); err != nil {
+		return err
+	}
+	return prepareDevModules(dir)
+}
+
+// prepareDevCA makes the dev CA, the hub keystore and the trust store.
+func prepareDevCA(ks *keystore.Manager, caDir string) (*devcloud.CA, error) {
+	ca, err := devcloud.NewCA("edgefort dev CA")
+	if err != nil {
+		return nil, err
+	}
+	key, leaf, err := ca.Issue("localhost", []string{"localhost", "127.0.0.1", "::1"}, devHubValidity)
+	if err != nil {
+		return nil, err
+	}
 	steps := []func() error{
 		func() error { return ks.CreateStore(devHubStore, keystore.KindKeystore) },
 		func() error { return ks.PutEntry(devHubStore, devHubAlias, key, []*x509.Certificate{leaf}) },
@@ -143,13 +298,112 @@ func prepareDevState(dir string, cfgData []byte) error {
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return ca, nil
 }
 
-func printDevBanner(st streams, cfgPath string, cfg *config.Config, a *agent.Agent) {
+// prepareDevDevice makes the keystore with the device's client
+// certificate for the update channel, unless it has its entry already.
+func prepareDevDevice(ks *keystore.Manager, ca *devcloud.CA) error {
+	st, err := ks.Resolve(devDeviceStore, keystore.KindKeystore)
+	switch {
+	case errors.Is(err, keystore.ErrNotFound):
+		if err := ks.CreateStore(devDeviceStore, keystore.KindKeystore); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case st.Entries[devDeviceAlias] != nil:
+		return nil
+	}
+	key, leaf, err := ca.Issue("dev-node", nil, devDeviceValidity)
+	if err != nil {
+		return err
+	}
+	return ks.PutEntry(devDeviceStore, devDeviceAlias, key, []*x509.Certificate{leaf})
+}
+
+// prepareDevModules writes dev's single-file update module into the state
+// directory when the stock one is not installed.
+func prepareDevModules(dir string) error {
+	mdir := devModulesDirFor(dir)
+	if mdir == stockModulesDir {
+		return nil
+	}
+	if err := os.MkdirAll(mdir, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(mdir, "single-file"), []byte(devSingleFileModule), 0o700)
+}
+
+// loadDevCA reads the dev CA that prepareDevState wrote into dir. An
+// unprepared directory gives an error matching os.ErrNotExist.
+func loadDevCA(dir string) (*devcloud.CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, devcloud.CACertFile))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, devcloud.CAKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	b, _ := pem.Decode(certPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("dev CA: %s: no PEM certificate", devcloud.CACertFile)
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %s: %w", devcloud.CACertFile, err)
+	}
+	key, err := keystore.ParsePrivateKeyPEM(keyPEM, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %s: %w", devcloud.CAKeyFile, err)
+	}
+	return &devcloud.CA{Key: key, Cert: cert}, nil
+}
+
+// startDevMender starts the update server the dev agent polls: a server
+// certificate from the dev CA, mutual TLS against the same CA, and the
+// management API behind a fresh token, written with the server's URL to
+// <state>/devcloud/mender.json for `edgefort dev deploy`. The caller closes
+// the server and removes that file.
+func startDevMender(dir string, log *slog.Logger) (*devcloud.MenderServer, error) {
+	ca, err := loadDevCA(filepath.Join(dir, devCADir))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	srv, err := devcloud.NewMenderServer(devcloud.MenderOptions{
+		CA: ca, ClientCAs: pool, ManagementToken: hex.EncodeToString(tok), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	info, err := json.MarshalIndent(devMenderInfo{
+		ServerURL: srv.URL(), ManagementToken: hex.EncodeToString(tok), PID: os.Getpid(),
+	}, "", "  ")
+	if err == nil {
+		err = os.MkdirAll(filepath.Join(dir, devCloudDir), 0o700)
+	}
+	if err == nil {
+		err = atomicfile.Write(filepath.Join(dir, devCloudDir, devMenderFile), append(info, '\n'), 0o600)
+	}
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return srv, nil
+}
+
+func printDevBanner(st streams, cfgPath string, cfg *config.Config, a *agent.Agent, updateURL string) {
 	s := a.Status()
 	var names []string
 	for _, c := range s.Components {
@@ -169,6 +423,7 @@ edgefort dev is running (version %s, pid %d)
   admin socket  %s
   metrics       %s
   virtual host  hub %s (certificate from ref://hub-tls -> %s, issued by the dev CA %s)
+  update server %s (devcloud Mender server, mutual TLS: device certificate ref://device-tls -> %s)
   components    %s (all running)
 
 Try, in another terminal (every command takes --config; the variable saves typing):
@@ -177,6 +432,11 @@ Try, in another terminal (every command takes --config; the variable saves typin
   curl --cacert %s %s/healthz
   curl -s %s | grep ^edgefort_
   %s keystore list
+
+Deploy a file over the update channel (an Artifact for the single-file module;
+it lands in %s), then see the installed Artifact:
+  %s dev deploy ./some-file
+  %s update status
 
 The hub certificate expires in a few days (status warns). Replace it with no restart:
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout new.key -out new.csr
@@ -188,8 +448,9 @@ The hub certificate expires in a few days (status warns). Replace it with no res
   openssl s_client -connect %s -CAfile %s </dev/null 2>/dev/null | openssl x509 -noout -enddate
 
 Ctrl-C stops it.
-`, s.Version, s.PID, cfgPath, cfg.StateDir, cfg.Admin.Socket, s.MetricsURL, hub, devHubStore, caFile, strings.Join(names, ", "),
+`, s.Version, s.PID, cfgPath, cfg.StateDir, cfg.Admin.Socket, s.MetricsURL, hub, devHubStore, caFile, updateURL, devDeviceStore, strings.Join(names, ", "),
 		cfgPath, self, caFile, hub, s.MetricsURL, self,
+		filepath.Join(cfg.StateDir, devDeployedDir), self, self,
 		caFile, caKey, self, self, self, strings.TrimPrefix(hub, "https://"), caFile)
 }
 

@@ -139,6 +139,7 @@ func TestUpdateInstallOffline(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(v5)))
 		w.Write(v5)
 	}))
 	defer web.Close()
