@@ -47,6 +47,13 @@ go vet ./...
 log "go test -race"
 go test -race -timeout 20m ./...
 
+log "fuzz the artifact reader briefly"
+# Each target runs for a few seconds on top of its seed corpus; a crash
+# fails the run and leaves the input under testdata/fuzz/ to commit.
+for target in FuzzReadArtifact FuzzParseHeader FuzzParseManifest; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "${EDGEFORT_FUZZTIME:-8s}" ./updater/artifact/
+done
+
 log "demo"
 bash scripts/demo.sh
 
