@@ -100,8 +100,8 @@ func TestSelfUpdate(t *testing.T) {
 
 	// A healthy new version.
 	dep := r.upload(agentArtifact(t, "agent-2", v2))
-	if err := r.admin().UpdateCheck(ctx); err != nil {
-		t.Fatal(err)
+	if code, out, errOut := edgefort(t, "update", "check", "--config", r.cfgPath); code != 0 || out != "update check requested\n" {
+		t.Fatalf("update check: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	final := r.waitFinal(dep, 60*time.Second)
 	if final[len(final)-1] != "success" {
