@@ -1,7 +1,8 @@
 // Package api holds the wire types and paths of the control plane API that
 // cloudclient calls and devcloud serves. The contract itself is
-// ../controlplane.openapi.yaml; these types follow it field for field, and
-// tests on both sides check requests and responses against its schemas.
+// controlplane.openapi.yaml beside this file (embedded as OpenAPI); these
+// types follow it field for field, and tests on both sides check requests
+// and responses against its schemas.
 package api
 
 import (
