@@ -151,19 +151,17 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
-	tw := &trackedWriter{w: w}
-	_, err = io.Copy(tw, r)
-	if cerr := w.Close(); err == nil && cerr != nil {
-		tw.err, err = cerr, cerr
+	werr, rerr := copyAhead(w, r)
+	if cerr := w.Close(); werr == nil && rerr == nil {
+		werr = cerr
 	}
 	switch {
-	case err == nil:
-		return nil
-	case err == tw.err:
-		return d.exitedEarly(fmt.Errorf("stopped reading %s: %w", rel, err))
-	default:
-		return err // the Artifact's reader: checksum or read error
+	case rerr != nil:
+		return rerr // the Artifact's reader: checksum or read error
+	case werr != nil:
+		return d.exitedEarly(fmt.Errorf("stopped reading %s: %w", rel, werr))
 	}
+	return nil
 }
 
 // exitedEarly builds the error for a module that broke off the
@@ -216,25 +214,24 @@ func (d *download) saveFile(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, err))
 	}
-	tw := &trackedWriter{w: out}
-	_, err = io.Copy(tw, r)
-	if err == nil {
-		err = out.Sync()
-		tw.err = err
+	// The same read-ahead as streaming: the files/ fallback is what stock
+	// modules such as single-file use, so it is the common path.
+	werr, rerr := copyAhead(out, r)
+	if werr == nil && rerr == nil {
+		werr = out.Sync()
 	}
-	if cerr := out.Close(); err == nil && cerr != nil {
-		tw.err, err = cerr, cerr
+	if cerr := out.Close(); werr == nil && rerr == nil {
+		werr = cerr
 	}
-	if err == nil {
-		err = syncDir(d.filesDir)
-		tw.err = err
+	if werr == nil && rerr == nil {
+		werr = syncDir(d.filesDir)
 	}
-	if err != nil {
+	if werr != nil || rerr != nil {
 		os.Remove(path)
-		if err == tw.err {
-			return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, err))
+		if rerr != nil {
+			return rerr // the Artifact's reader: checksum or read error
 		}
-		return err
+		return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, werr))
 	}
 	return nil
 }
@@ -288,17 +285,4 @@ func (d *download) removeStreams() {
 }
 
 // trackedWriter remembers its write error, to tell it from the reader's.
-type trackedWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (t *trackedWriter) Write(p []byte) (int, error) {
-	n, err := t.w.Write(p)
-	if err != nil {
-		t.err = err
-	}
-	return n, err
-}
-
 var _ Download = (*download)(nil)

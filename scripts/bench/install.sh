@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Install benchmark: a full offline `edgefort update install --commit` of
+# an uncompressed module-image Artifact (stream it, verify the manifest and
+# checksums, hand the payload through the v3 streaming FIFOs to an update
+# module that writes and fsyncs it), side by side in one run with
+#   cp PAYLOAD DEST && sync                (the bare write: the goal's peer)
+#   cat PAYLOAD >FIFO; cat FIFO >DEST; sync DEST  (the module's pipe hop)
+#   openssl dgst -sha256 PAYLOAD           (the SHA-256 floor)
+#   edgefort artifact validate ARTIFACT    (stream + verify, no write)
+# on one payload (default 1 GiB of random bytes). The update module is
+# scripts/bench/install/bench-file (shell, Update Module v3): it copies
+# each stream with cat to DEST/.NAME.tmp and fsyncs it during Download,
+# renames it into place and fsyncs DEST in ArtifactInstall.
+#
+# Each of ROUNDS rounds (default 3) runs every command once, in turn, with
+# a fresh state directory and an empty DEST, after a global `sync` (outside
+# the timing) so no command pays for another's dirty pages. The page cache
+# holds the payload and the Artifact throughout (they were just written);
+# nothing is dropped. Reported: the median wall time, its ratio to
+# cp + sync, and the highest peak RSS over the rounds (/usr/bin/time's %M:
+# the largest process of the command's tree, so for the install it is
+# max(edgefort, the module's sh and cat)).
+#   SIZE_MB=1024 ROUNDS=3 scripts/bench/install.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+size_mb=${SIZE_MB:-1024}
+rounds=${ROUNDS:-3}
+command -v openssl >/dev/null || { echo "install.sh: openssl is required (apt-get install openssl)" >&2; exit 1; }
+if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq --no-install-recommends time >/dev/null || true
+fi
+have_time=false
+[ -x /usr/bin/time ] && have_time=true
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+go build -trimpath -ldflags='-s -w' -o "$work/edgefort" ./cmd/edgefort
+ef="$work/edgefort"
+
+# A payload that does not compress, and an uncompressed Artifact of it for
+# the bench-file module.
+head -c "$((size_mb * 1024 * 1024))" /dev/urandom >"$work/payload.bin"
+"$ef" artifact write module-image -T bench-file -t bench-device -n bench-install \
+  --compression none -f "$work/payload.bin" -o "$work/bench.mender" >/dev/null
+
+mkdir -p "$work/dest"
+cat >"$work/edgefort.yaml" <<YAML
+version: 1
+device:
+  id: bench
+  device_type: bench-device
+state_dir: $work/state
+log:
+  level: warn
+admin:
+  socket: $work/state/admin.sock
+metrics:
+  enabled: false
+updates:
+  enabled: false
+  modules_dir: $repo/scripts/bench/install
+  scripts_dir: $work/scripts
+YAML
+mkdir -p "$work/scripts"
+"$ef" config validate "$work/edgefort.yaml" >/dev/null
+export BENCH_FILE_DEST="$work/dest"
+
+# measure NAME CMD...: runs CMD once on a clean slate, appends "seconds
+# rss_kib" to $work/NAME.
+measure() {
+  local name=$1 line s kb
+  shift
+  rm -rf "$work/state" "$work/dest"
+  mkdir -p "$work/dest"
+  sync
+  if $have_time; then
+    line=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1)
+  else
+    line="$( { TIMEFORMAT=%R; time "$@" >/dev/null 2>&1; } 2>&1 | tail -1) 0"
+  fi
+  s=${line% *}; kb=${line#* }
+  [[ $s =~ ^[0-9.]+$ && $kb =~ ^[0-9]+$ ]] || { echo "install.sh: $name failed: $line" >&2; exit 1; }
+  echo "$s $kb" >>"$work/$name"
+}
+cp_sync() { cp "$work/payload.bin" "$work/dest/payload.bin" && sync; }
+# The update module protocol's own cost without edgefort: the payload
+# through a FIFO into cat, as bench-file gets it, then fsynced.
+fifo_copy() {
+  rm -f "$work/pipe.fifo" && mkfifo "$work/pipe.fifo"
+  cat "$work/payload.bin" >"$work/pipe.fifo" &
+  cat "$work/pipe.fifo" >"$work/dest/payload.bin" && wait $! && sync "$work/dest/payload.bin"
+}
+export -f cp_sync fifo_copy
+export work
+
+for _ in $(seq "$rounds"); do
+  measure cp bash -c cp_sync
+  measure fifo bash -c fifo_copy
+  measure openssl openssl dgst -sha256 "$work/payload.bin"
+  measure validate "$ef" artifact validate "$work/bench.mender"
+  measure install "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/bench.mender"
+  # The install must have put the payload in place.
+  cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: installed file differs from the payload" >&2; exit 1; }
+done
+
+median() { sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+base=$(cut -d' ' -f1 "$work/cp" | median)
+echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(df -T "$work" | awk 'NR==2{print $2}') on $(df "$work" | awk 'NR==2{print $6}'), payload ${size_mb} MiB, median of $rounds, $(date -u +%Y-%m-%d)"
+printf '%-42s %10s %10s %12s\n' "command" "median" "vs cp+sync" "peak RSS"
+row() { # row LABEL NAME
+  local s kb rss
+  s=$(cut -d' ' -f1 "$work/$2" | median)
+  kb=$(cut -d' ' -f2 "$work/$2" | sort -n | tail -1)
+  if $have_time; then rss=$(awk -v k="$kb" 'BEGIN{printf "%.1f MiB", k/1024}'); else rss="n/a"; fi
+  printf '%-42s %8.2f s %9.2fx %12s\n' "$1" "$s" "$(awk -v a="$s" -v b="$base" 'BEGIN{print a/b}')" "$rss"
+}
+row "cp + sync (payload)" cp
+row "cat >FIFO, cat FIFO >dest + sync" fifo
+row "openssl dgst -sha256 (payload)" openssl
+row "edgefort artifact validate" validate
+row "edgefort update install --commit" install
+$have_time || echo "# /usr/bin/time is missing: peak RSS not measured"
