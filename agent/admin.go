@@ -35,6 +35,8 @@ type Status struct {
 	VirtualHosts map[string]string `json:"virtual_hosts,omitempty"`
 	// Updates is the update state, when device.device_type is set.
 	Updates *UpdateStatus `json:"updates,omitempty"`
+	// Cloud is the control plane link, when enabled.
+	Cloud *CloudStatus `json:"cloud,omitempty"`
 }
 
 // adminHandler serves the local admin API. It is reachable only through a
@@ -67,6 +69,7 @@ func (a *Agent) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/keystore", a.keystores.handle)
 	a.updateHandlers(mux)
+	a.cloudHandlers(mux)
 	return mux
 }
 

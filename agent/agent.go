@@ -54,6 +54,7 @@ type Agent struct {
 	poller      *deploy.Poller                        // set while Run runs, when updates are enabled
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start
+	cloud       *cloudLink                            // set while Run runs, when cloud.enabled
 
 	extra []supervisor.Spec // components added by tests, started last
 }
@@ -75,8 +76,7 @@ func Check(cfg *config.Config) error {
 	// Links whose components are not built yet: refuse rather than
 	// silently run without them.
 	for field, on := range map[string]bool{
-		"cloud.enabled": cfg.Cloud.Enabled,
-		"iot.enabled":   cfg.IoT.Enabled,
+		"iot.enabled": cfg.IoT.Enabled,
 	} {
 		if on {
 			probs = append(probs, cfg.Problem(field, "this link is not available in edgefort %s yet; set it to false", Version()))
@@ -221,6 +221,12 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		return nil, err
 	}
 	specs = append(specs, upd...)
+	cl, err := a.cloudComponents()
+	if err != nil {
+		closeListeners(specs)
+		return nil, err
+	}
+	specs = append(specs, cl...)
 	specs = append(specs, faultComponents...)
 	return append(specs, a.extra...), nil
 }
@@ -296,6 +302,9 @@ func (a *Agent) Status() Status {
 	}
 	if a.updates != nil {
 		st.Updates, _ = a.updateStatus()
+	}
+	if a.cloud != nil {
+		st.Cloud = a.cloudStatus()
 	}
 	return st
 }

@@ -134,6 +134,30 @@ check "a deployment into an impossible dest ends failure, exit 1 (exit $rc)" \
   sh -c "test $rc = 1 && grep -qx '  failure' '$work/deploy4' && grep -q 'ended failure: .*ArtifactInstall' '$work/deploy4'"
 check "after the failure update status still names demo-hello-2" sh -c "'$ef' update status | grep -qx 'artifact:   demo-hello-2'"
 
+# The control plane link: `edgefort dev` enrolled the node with devcloud's
+# control plane; decisions come from its policy (and then the node's
+# cache); reports go through the durable outbox to its sink.
+check "banner names the control plane and the enrollment" grep -Eq '^  control plane https://127\.0\.0\.1:[0-9]+ \(devcloud; enrolled as dev-[0-9a-f]+;' "$work/out"
+"$ef" cloud status >"$work/cloud" 2>&1 || true
+cat "$work/cloud"
+check "cloud status shows the enrolled device" grep -Eq '^device +dev-[0-9a-f]+ \(enrolled ' "$work/cloud"
+check "the device certificate is behind ref://device-tls" sh -c "'$ef' ref list | grep -Eq '^ref://device-tls +device-dev-'"
+rc=0; "$ef" cloud authorize --user alice --action app.reload --space sales --app q3-report >"$work/allow" 2>&1 || rc=$?
+cat "$work/allow"
+check "alice may reload an app in sales (exit $rc)" sh -c "test $rc = 0 && grep -q '^ALLOW alice has role developer in space sales (cloud)' '$work/allow'"
+rc=0; "$ef" cloud authorize --user bob --group analysts --action app.reload --space sales --app q3-report >"$work/deny" 2>&1 || rc=$?
+cat "$work/deny"
+check "bob (a viewer through analysts) may not, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^DENY ' '$work/deny'"
+check "the same question again comes from the cache" sh -c "'$ef' cloud authorize --user alice --action app.reload --space sales --app q3-report | grep -q '(cache)$'"
+check "a report is queued in the outbox" sh -c "'$ef' cloud report app.reloaded '{\"app\":\"q3-report\"}' | grep -Eq '^queued [A-Za-z0-9_-]+$'"
+delivered=false
+for _ in $(seq 50); do
+  if "$ef" cloud status | grep -Eq '^outbox +0 queued'; then delivered=true; break; fi
+  sleep 0.1
+done
+check "the report is delivered and acknowledged (outbox empty)" test "$delivered" = true
+check "the outbox metrics count one report sent" sh -c "curl -s '$metrics' | grep -q '^edgefort_cloud_outbox_sent_total 1'"
+
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 
 kill -INT "$dev_pid"

@@ -130,9 +130,12 @@ type Supervisor struct {
 type Cloud struct {
 	// Enabled turns the link on. Default false.
 	Enabled bool `yaml:"enabled"`
-	// URL is the control plane's base URL (https). Required when enabled.
+	// URL is the control plane's base URL (https). Empty: the one the
+	// enrollment (edgefort enroll) gave.
 	URL string `yaml:"url"`
-	// SSL is the TLS block for the connection.
+	// SSL is the TLS block for the connection. An enrolled node trusts
+	// ref://cloud-trust and presents ref://device-tls (alias device)
+	// unless a truststore or keystore is named here.
 	SSL SSL `yaml:"ssl"`
 	// Timeout bounds each call. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`

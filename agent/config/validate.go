@@ -71,7 +71,8 @@ func (s Supervisor) validate(p *problems) {
 }
 
 func (c Cloud) validate(p *problems) {
-	checkRequiredURL(p, "cloud.url", c.URL, c.Enabled, "https")
+	// Empty: the URL the enrollment gave.
+	checkRequiredURL(p, "cloud.url", c.URL, false, "https")
 	checkRange(p, "cloud.timeout", c.Timeout, 100*time.Millisecond, 5*time.Minute)
 	a := c.Authorization
 	if a.CacheSize < 1 || a.CacheSize > 10_000_000 {

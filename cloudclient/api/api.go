@@ -103,9 +103,22 @@ type OAuthError struct {
 
 // Error is the body of every other error answer.
 type Error struct {
-	Code    string `json:"error"` // unauthorized, forbidden, not_found, bad_request, unavailable, internal
+	Code    string `json:"error"` // one of the Code constants
 	Message string `json:"message"`
 }
+
+// Error codes (Error.Code), one per HTTP status.
+const (
+	CodeBadRequest   = "bad_request"  // 400
+	CodeUnauthorized = "unauthorized" // 401
+	CodeForbidden    = "forbidden"    // 403
+	CodeNotFound     = "not_found"    // 404
+	CodeConflict     = "conflict"     // 409: enrolling a key that is already enrolled
+	CodeTooLarge     = "too_large"    // 413
+	CodeRateLimited  = "rate_limited" // 429, with Retry-After
+	CodeInternal     = "internal"     // 500
+	CodeUnavailable  = "unavailable"  // 503, with Retry-After
+)
 
 // User is the person (or service) a client request acts for, as the node
 // authenticated it.

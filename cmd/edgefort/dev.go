@@ -217,7 +217,15 @@ until Ctrl-C.`,
 		if err != nil {
 			return err
 		}
-		return runAgent(ctx, cfg, log, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL()) })
+		cp, cpInfo, err := startDevControl(ctx, cfg, srv.URL(), log.With(agent.LogKeyComponent, "devcloud"))
+		if err != nil {
+			return fmt.Errorf("dev: control plane: %w", err)
+		}
+		defer func() {
+			os.Remove(filepath.Join(dir, devCloudDir, devControlFile))
+			cp.Close()
+		}()
+		return runAgent(ctx, cfg, log, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL(), cpInfo) })
 	}
 	c.add(newDevDeployCmd())
 	return c
@@ -403,7 +411,7 @@ func startDevMender(dir string, log *slog.Logger) (*devcloud.MenderServer, error
 	return srv, nil
 }
 
-func printDevBanner(st streams, cfgPath string, cfg *config.Config, a *agent.Agent, updateURL string) {
+func printDevBanner(st streams, cfgPath string, cfg *config.Config, a *agent.Agent, updateURL string, cp *devControlInfo) {
 	s := a.Status()
 	var names []string
 	for _, c := range s.Components {
@@ -423,7 +431,8 @@ edgefort dev is running (version %s, pid %d)
   admin socket  %s
   metrics       %s
   virtual host  hub %s (certificate from ref://hub-tls -> %s, issued by the dev CA %s)
-  update server %s (devcloud Mender server, mutual TLS: device certificate ref://device-tls -> %s)
+  update server %s (devcloud Mender server, mutual TLS: device certificate ref://device-tls)
+  control plane %s (devcloud; enrolled as %s; policy in %s)
   components    %s (all running)
 
 Try, in another terminal (every command takes --config; the variable saves typing):
@@ -432,6 +441,17 @@ Try, in another terminal (every command takes --config; the variable saves typin
   curl --cacert %s %s/healthz
   curl -s %s | grep ^edgefort_
   %s keystore list
+
+Ask the control plane whether users may act (through the node's decision cache),
+and send it a report through the durable outbox:
+  %s cloud authorize --user alice --action app.reload --space sales --app q3-report
+  %s cloud authorize --user bob --group analysts --action app.reload --space sales --app q3-report
+  %s cloud report app.reloaded '{"app":"q3-report"}'
+  curl -s --unix-socket %s -d '{"user":{"id":"alice","directory":"dev"},"action":"app.read","resource":{"type":"space","id":"sales"}}' http://edgefort/v1/cloud/authorize
+A user token for alice (a JWT signed with the control plane's keys, 24 h; the
+client API that accepts it comes with client authentication):
+  export EDGEFORT_USER_TOKEN=%s
+  curl -s --cacert %s %s/v1/.well-known/jwks.json
 
 Deploy a file over the update channel (an Artifact for the single-file module;
 it lands in %s), then see the installed Artifact:
@@ -448,8 +468,10 @@ The hub certificate expires in a few days (status warns). Replace it with no res
   openssl s_client -connect %s -CAfile %s </dev/null 2>/dev/null | openssl x509 -noout -enddate
 
 Ctrl-C stops it.
-`, s.Version, s.PID, cfgPath, cfg.StateDir, cfg.Admin.Socket, s.MetricsURL, hub, devHubStore, caFile, updateURL, devDeviceStore, strings.Join(names, ", "),
+`, s.Version, s.PID, cfgPath, cfg.StateDir, cfg.Admin.Socket, s.MetricsURL, hub, devHubStore, caFile, updateURL,
+		cp.URL, cp.DeviceID, filepath.Join(cfg.StateDir, devCloudDir, devPolicyFile), strings.Join(names, ", "),
 		cfgPath, self, caFile, hub, s.MetricsURL, self,
+		self, self, self, cfg.Admin.Socket, cp.UserToken, caFile, cp.URL,
 		filepath.Join(cfg.StateDir, devDeployedDir), self, self,
 		caFile, caKey, self, self, self, strings.TrimPrefix(hub, "https://"), caFile)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -86,7 +87,11 @@ $EDGEFORT_CONFIG), as its banner shows.`,
 			}
 			n := *name
 			if n == "" {
-				n = fmt.Sprintf("%s-%d", filepath.Base(args[0]), time.Now().Unix())
+				// Readable, and unique even for deploys in the same second
+				// (the server refuses a second Artifact of the same name).
+				var r [3]byte
+				rand.Read(r[:])
+				n = fmt.Sprintf("%s-%s-%x", filepath.Base(args[0]), time.Now().UTC().Format("20060102T150405"), r)
 			}
 			tmp, err := os.MkdirTemp("", "edgefort-deploy-")
 			if err != nil {

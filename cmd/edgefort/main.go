@@ -35,6 +35,9 @@ func run(ctx context.Context, args []string, st streams) int {
 // printError prints configuration problems one per line, as editors and
 // CI annotate them, and anything else prefixed with the program name.
 func printError(w io.Writer, err error) {
+	if errors.Is(err, errSilentDeny) {
+		return // the command printed the verdict already
+	}
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
 		for _, p := range cerr.Problems {
@@ -66,6 +69,8 @@ in a temporary directory and tells you what to try.`,
 		newKeysCmd(),
 		newArtifactCmd(),
 		newUpdateCmd(),
+		newEnrollCmd(),
+		newCloudCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
 	)

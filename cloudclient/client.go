@@ -1,0 +1,388 @@
+// Package cloudclient is the node's side of the "cloud calls" link: an
+// HTTPS client for the control plane API (package api and its OpenAPI
+// document) that proves the device's identity with RFC 7523 JWT assertions
+// signed by the device key and caches the short-lived access token it gets
+// back. On top of single calls it owns enrollment (Enroll), the cache of
+// authorization decisions with its policy for an unreachable cloud
+// (Authorizer), and the temporary AWS credentials of the event link
+// (NewIoTCredentials).
+//
+// Client makes one call at a time and owns no goroutines: retries happen
+// inside the call, bounded by its context, and only for calls that are
+// safe to repeat.
+package cloudclient
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/edgefort/edgefort/cloudclient/api"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultTimeout       = 10 * time.Second
+	DefaultRetryAttempts = 4
+	DefaultRetryInitial  = 200 * time.Millisecond
+	DefaultRetryMax      = 5 * time.Second
+)
+
+// maxBody caps how much of a response is read.
+const maxBody = 4 << 20
+
+// Options configures a Client.
+type Options struct {
+	// BaseURL is the control plane's base URL, https://host[:port][/prefix].
+	// Required.
+	BaseURL string
+	// TokenURL is the token endpoint, also the audience of assertions.
+	// Empty means BaseURL + api.PathToken.
+	TokenURL string
+	// HTTP sends every request. The caller configures its TLS (from the
+	// keystore; optionally with the device certificate for mutual TLS).
+	// Its own Timeout, if any, applies on top of Timeout. Required.
+	HTTP *http.Client
+	// DeviceID is the device's identity from enrollment: the issuer and
+	// subject of assertions. Required for device calls (all but JWKS).
+	DeviceID string
+	// Key is the device key that signs assertions: *ecdsa.PrivateKey on
+	// P-256 (ES256) or *rsa.PrivateKey (RS256), or a crypto.Signer whose
+	// public key is one of those. Required for device calls.
+	Key crypto.Signer
+	// Timeout bounds each attempt of a call, reading the answer included.
+	// Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Retry shapes the retries of idempotent calls.
+	Retry Retry
+	// Logger receives debug and warning logs; never tokens, assertions or
+	// secrets. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for assertions and token lifetimes. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Retry is exponential backoff with full jitter: before retry n (from 0)
+// the call sleeps a random duration in [0, min(Max, Initial·2ⁿ)), or what a
+// 429 or 503 answer's Retry-After asks, capped at 4·Max.
+type Retry struct {
+	// Attempts is the total number of tries, the first included. Zero
+	// means DefaultRetryAttempts; 1 disables retries.
+	Attempts int
+	// Initial is the first backoff bound. Zero means DefaultRetryInitial.
+	Initial time.Duration
+	// Max caps a backoff. Zero means DefaultRetryMax.
+	Max time.Duration
+}
+
+// Client calls the control plane. It is safe for concurrent use.
+type Client struct {
+	base     string // without trailing slash
+	tokenURL string
+	http     *http.Client
+	deviceID string
+	key      crypto.Signer // nil: no device calls
+	kid      string
+	alg      jwt.SigningMethod
+	timeout  time.Duration
+	retry    Retry
+	log      *slog.Logger
+	now      func() time.Time
+	flight   singleflight.Group // one token fetch at a time
+
+	mu  sync.Mutex   // guards tok
+	tok *accessToken // nil until the first fetch
+}
+
+// New checks opts and returns a client. It sends nothing.
+func New(opts Options) (*Client, error) {
+	var errs []error
+	if err := checkURL("base URL", opts.BaseURL); err != nil {
+		errs = append(errs, err)
+	}
+	if opts.TokenURL != "" {
+		if err := checkURL("token URL", opts.TokenURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if opts.HTTP == nil {
+		errs = append(errs, errors.New("HTTP client is required"))
+	}
+	if opts.DeviceID != "" && opts.Key == nil {
+		errs = append(errs, errors.New("device key is required with a device ID"))
+	}
+	if opts.Key != nil && opts.DeviceID == "" {
+		errs = append(errs, errors.New("device ID is required with a device key"))
+	}
+	var kid string
+	var alg jwt.SigningMethod
+	if opts.Key != nil {
+		var err error
+		if alg, err = signingMethod(opts.Key.Public()); err != nil {
+			errs = append(errs, fmt.Errorf("device key: %w", err))
+		} else if kid, err = KeyID(opts.Key.Public()); err != nil {
+			errs = append(errs, fmt.Errorf("device key: %w", err))
+		}
+	}
+	if opts.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s is negative", opts.Timeout))
+	}
+	r := opts.Retry
+	if r.Attempts < 0 || r.Initial < 0 || r.Max < 0 {
+		errs = append(errs, fmt.Errorf("retry %+v has a negative field", r))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("cloudclient: new: %w", err)
+	}
+	c := &Client{
+		base:     strings.TrimRight(opts.BaseURL, "/"),
+		tokenURL: opts.TokenURL,
+		http:     opts.HTTP,
+		deviceID: opts.DeviceID,
+		key:      opts.Key,
+		kid:      kid,
+		alg:      alg,
+		timeout:  orDefault(opts.Timeout, DefaultTimeout),
+		retry: Retry{
+			Attempts: orDefault(r.Attempts, DefaultRetryAttempts),
+			Initial:  orDefault(r.Initial, DefaultRetryInitial),
+			Max:      orDefault(r.Max, DefaultRetryMax),
+		},
+		log: opts.Logger,
+		now: opts.Now,
+	}
+	if c.tokenURL == "" {
+		c.tokenURL = c.base + api.PathToken
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c, nil
+}
+
+// orDefault returns v, or def when v is the zero value.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func checkURL(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is required", what)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s %q: want https://host", what, s)
+	}
+	return nil
+}
+
+// Log keys.
+const (
+	logKeyCall    = "call"
+	logKeyAttempt = "attempt"
+	logKeyDelay   = "delay"
+	logKeyError   = "error"
+)
+
+// call is one API call.
+type call struct {
+	name   string // for errors and logs: "authorize"
+	method string
+	path   string // relative to the base URL
+	body   any    // marshalled to JSON; nil sends none
+	// device sends the access token and refreshes it once on a 401.
+	device bool
+	// retry allows retries on ErrUnavailable: the call is a read or keyed.
+	retry bool
+	// out receives the decoded 2xx body; a *[]byte receives it raw.
+	out any
+}
+
+// do makes cl, retrying as allowed, and names the call in its error.
+func (c *Client) do(ctx context.Context, cl call) error {
+	if err := c.doRetry(ctx, cl); err != nil {
+		return fmt.Errorf("cloudclient: %s: %w", cl.name, err)
+	}
+	return nil
+}
+
+func (c *Client) doRetry(ctx context.Context, cl call) error {
+	var body []byte
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = b
+	}
+	if cl.device && c.key == nil {
+		return errors.New("no device ID and key configured")
+	}
+	attempts := 1
+	if cl.retry {
+		attempts = c.retry.Attempts
+	}
+	reauthorized := false
+	for n := 0; ; n++ {
+		var token string
+		if cl.device {
+			t, err := c.token(ctx)
+			if err != nil {
+				return err // Token retried already
+			}
+			token = t
+		}
+		err := c.attempt(ctx, cl, body, token)
+		if err == nil {
+			return nil
+		}
+		if cl.device && !reauthorized && errors.Is(err, ErrUnauthorized) {
+			// The token may have been revoked or the server's clock may
+			// disagree: fetch a new one and try once more.
+			reauthorized = true
+			c.log.Debug("cloudclient: token refused, refreshing", logKeyCall, cl.name)
+			c.dropToken(token)
+			n--
+			continue
+		}
+		if !errors.Is(err, ErrUnavailable) || n+1 >= attempts || ctx.Err() != nil {
+			return err
+		}
+		delay := c.backoff(n, err)
+		c.log.Debug("cloudclient: retrying", logKeyCall, cl.name, logKeyAttempt, n+1, logKeyDelay, delay, logKeyError, err)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+}
+
+// attempt sends one request bounded by the per-attempt timeout and reads
+// the answer.
+func (c *Client) attempt(ctx context.Context, cl call, body []byte, token string) error {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(actx, cl.method, c.base+cl.path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return transportError(ctx, fmt.Errorf("read response: %w", err))
+	}
+	if resp.StatusCode/100 != 2 {
+		return c.statusError(resp, b)
+	}
+	switch out := cl.out.(type) {
+	case nil:
+	case *[]byte:
+		*out = b
+	default:
+		if err := json.Unmarshal(b, out); err != nil {
+			return &ResponseError{Status: resp.StatusCode, Message: fmt.Sprintf("decode response: %v", err)}
+		}
+	}
+	return nil
+}
+
+// transportError classifies a failure to get an answer: the caller's
+// context ending is returned as is; anything else (refused, reset, the
+// attempt's own timeout) is ErrUnavailable.
+func transportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return unavailable(err)
+}
+
+// statusError turns an error answer into a *ResponseError, reading the
+// api.Error body when there is one.
+func (c *Client) statusError(resp *http.Response, b []byte) *ResponseError {
+	return newResponseError(resp, b, c.now())
+}
+
+func newResponseError(resp *http.Response, b []byte, now time.Time) *ResponseError {
+	e := &ResponseError{Status: resp.StatusCode}
+	var body api.Error
+	if json.Unmarshal(b, &body) == nil && (body.Code != "" || body.Message != "") {
+		e.Code, e.Message = body.Code, body.Message
+	} else {
+		e.Message = strings.TrimSpace(string(b[:min(len(b), 200)]))
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	return e
+}
+
+// backoff is the delay before retry n (from 0): full jitter under
+// min(Max, Initial·2ⁿ), or the server's Retry-After capped at 4·Max.
+func (c *Client) backoff(n int, err error) time.Duration {
+	var re *ResponseError
+	if errors.As(err, &re) && re.retryAfter > 0 {
+		return min(re.retryAfter, 4*c.retry.Max)
+	}
+	bound := c.retry.Max
+	if n < 30 {
+		bound = min(bound, c.retry.Initial<<n)
+	}
+	if bound <= 0 {
+		return 0
+	}
+	return rand.N(bound)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}

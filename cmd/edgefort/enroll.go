@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/config"
+)
+
+func newEnrollCmd() *command {
+	c := &command{
+		name:  "enroll",
+		short: "enroll this node with the control plane (one-time token)",
+		long: `Enroll this node with the control plane: make the device key here (ECDSA
+P-256 by default; the private key never leaves the node), send a CSR with the
+one-time enrollment token, and keep the device certificate and the cloud's CA
+in new stores behind the references ` + agent.RefDeviceTLS + ` and ` + agent.RefCloudTrust + `,
+which the links use. The device ID and the endpoints the cloud names (update
+server, AWS IoT) are kept in the state directory, not in the configuration
+file.
+
+Run it with the agent stopped. Enrolling an enrolled node is refused unless
+--force is given (with a new token). The token may come from --token,
+--token-file, or $EDGEFORT_ENROLL_TOKEN (keeps it out of the shell history).`,
+	}
+	fs := c.fs()
+	cfgPath := fs.String("config", configPath(), "configuration `FILE` naming the state directory")
+	url := fs.String("url", "", "control plane base `URL` (https)")
+	token := fs.String("token", "", "one-time enrollment `TOKEN`")
+	tokenFile := fs.String("token-file", "", "read the token from `FILE`")
+	keyType := fs.String("key-type", "ecdsa", "device key `TYPE`: ecdsa (P-256) or rsa (3072)")
+	caFile := fs.String("ca-file", "", "PEM `FILE` of CAs to trust for the enrollment call (default: system roots)")
+	force := fs.Bool("force", false, "enroll again although the node is enrolled")
+	c.exec = func(ctx context.Context, st streams, args []string) error {
+		if err := c.wantArgs(args, 0); err != nil {
+			return err
+		}
+		tok := *token
+		switch {
+		case tok != "" && *tokenFile != "":
+			return usageError{"enroll: give --token or --token-file, not both"}
+		case *tokenFile != "":
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return err
+			}
+			tok = strings.TrimSpace(string(b))
+		case tok == "":
+			tok = os.Getenv("EDGEFORT_ENROLL_TOKEN")
+		}
+		if tok == "" {
+			return usageError{"enroll: no token (--token, --token-file or $EDGEFORT_ENROLL_TOKEN)"}
+		}
+		if *url == "" {
+			return usageError{"enroll: --url is required"}
+		}
+		cfg, err := config.Load(*cfgPath)
+		if errors.Is(err, config.ErrNoConfig) {
+			return fmt.Errorf("%w: enroll needs the configuration naming the state directory (--config)", err)
+		}
+		if err != nil {
+			return err
+		}
+		log, _, err := agent.NewLogger(st.stderr, "warn", cfg.Log.Format)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		e, err := agent.EnrollOffline(ctx, cfg, agent.EnrollOptions{URL: *url, Token: tok, KeyType: *keyType, CAFile: *caFile, Force: *force}, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(st.stdout, "enrolled as %s (%s key)\n", e.DeviceID, e.KeyType)
+		fmt.Fprintf(st.stdout, "  control plane  %s\n", e.Endpoints.ControlPlaneURL)
+		if e.Endpoints.UpdateServerURL != "" {
+			fmt.Fprintf(st.stdout, "  update server  %s\n", e.Endpoints.UpdateServerURL)
+		}
+		if iot := e.Endpoints.IoT; iot != nil {
+			fmt.Fprintf(st.stdout, "  AWS IoT        %s (%s), thing %s\n", iot.Endpoint, iot.Region, iot.ThingName)
+		}
+		fmt.Fprintf(st.stdout, "  ref://%s -> %s, ref://%s -> %s\n", agent.RefDeviceTLS, e.Keystore, agent.RefCloudTrust, e.Truststore)
+		return nil
+	}
+	return c
+}
