@@ -3,6 +3,7 @@ package cloudclient
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -88,4 +89,43 @@ func BenchmarkAuthorizeCold(b *testing.B) {
 		r.User.Groups = []string{"analysts"}
 		return r
 	}, SourceCloud)
+}
+
+// BenchmarkRoundTripFloor is the peer of BenchmarkAuthorizeCold in the same
+// run: a bare HTTPS GET of devcloud's JWKS over the same keep-alive TLS
+// client, no token, no JSON request, no policy. A cold decision cannot be
+// faster than this; the gap is edgefort's and the policy's cost.
+func BenchmarkRoundTripFloor(b *testing.B) {
+	tc := newTestCloud(b, nil)
+	url := tc.cp.URL() + api.PathJWKS
+	var (
+		mu  sync.Mutex
+		all []time.Duration
+	)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		lat := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			t0 := time.Now()
+			resp, err := tc.raw.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			lat = append(lat, time.Since(t0))
+		}
+		mu.Lock()
+		all = append(all, lat...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(float64(len(all))/elapsed.Seconds(), "requests/s")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	}
 }
