@@ -1,9 +1,10 @@
 // Package devcloud is a local stand-in for the cloud side of edgefort,
 // used by `edgefort dev` and by tests: a small certificate authority that
-// issues the dev node's TLS certificates, and a Mender-compatible update
-// server (MenderServer) checked against the real Mender client. The
-// SigV4-checking broker and the control plane join it as their links are
-// built.
+// issues the dev node's TLS certificates, a Mender-compatible update
+// server (MenderServer) checked against the real Mender client, and the
+// control plane (ControlPlane) that implements
+// cloudclient/api/controlplane.openapi.yaml. The SigV4-checking broker
+// joins it with the event link.
 package devcloud
 
 import (
