@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -64,6 +65,11 @@ type ControlPlaneOptions struct {
 	// IoT is returned in the enrollment endpoints, its ThingName set to
 	// the device ID when empty. Nil: none.
 	IoT *api.IoTEndpoint
+	// ManagementToken, when set, serves GET
+	// /api/management/dev/devices/{id}/reports (what the sink recorded, and
+	// the deliveries per key) to callers presenting it as a bearer token,
+	// for scripts in another process. It is not part of the contract.
+	ManagementToken string
 	// Wrap, when set, wraps the whole handler (faults included), e.g. with
 	// openapitest.Handler in tests. Nil: nothing.
 	Wrap func(http.Handler) http.Handler
@@ -326,7 +332,34 @@ func (c *ControlPlane) routes() http.Handler {
 	m.HandleFunc("GET "+api.PathIoTCredentials, c.device(c.handleIoTCredentials))
 	m.HandleFunc("POST "+api.PathReports, c.device(c.handleReports))
 	m.HandleFunc("GET "+api.PathJWKS, c.handleJWKS)
+	if c.opts.ManagementToken != "" {
+		m.HandleFunc("GET /api/management/dev/devices/{id}/reports", c.handleManageReports)
+	}
 	return m
+}
+
+// ManagedReports is the answer of the management reports call.
+type ManagedReports struct {
+	Reports    []api.Report   `json:"reports"`
+	Deliveries map[string]int `json:"deliveries"` // per idempotency key
+}
+
+func (c *ControlPlane) handleManageReports(w http.ResponseWriter, r *http.Request) {
+	want := "Bearer " + c.opts.ManagementToken
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+		c.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "management token required")
+		return
+	}
+	dev := r.PathValue("id")
+	out := ManagedReports{Reports: c.Reports(dev), Deliveries: map[string]int{}}
+	if out.Reports == nil {
+		out.Reports = []api.Report{}
+	}
+	for _, rep := range out.Reports {
+		out.Deliveries[rep.IdempotencyKey] = c.Deliveries(dev, rep.IdempotencyKey)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
 }
 
 // injectFaults applies the knobs that hit every call: Down, Slow,

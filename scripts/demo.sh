@@ -156,6 +156,13 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 check "the report is delivered and acknowledged (outbox empty)" test "$delivered" = true
+cp_json="$state_dir/devcloud/controlplane.json"
+cp_url=$(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$cp_json")
+cp_dev=$(sed -n 's/.*"device_id": "\(.*\)".*/\1/p' "$cp_json")
+cp_tok=$(sed -n 's/.*"management_token": "\(.*\)".*/\1/p' "$cp_json")
+curl -s --cacert "$state_dir/dev-ca/ca.crt" -H "Authorization: Bearer $cp_tok" "$cp_url/api/management/dev/devices/$cp_dev/reports" >"$work/sink" || true
+cat "$work/sink"; echo
+check "the control plane's sink recorded the report, once" sh -c "grep -q '\"type\":\"app.reloaded\"' '$work/sink' && grep -Eq '\"deliveries\":\{\"[A-Za-z0-9_-]+\":1\}' '$work/sink'"
 check "the outbox metrics count one report sent" sh -c "curl -s '$metrics' | grep -q '^edgefort_cloud_outbox_sent_total 1'"
 
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +52,10 @@ type devControlInfo struct {
 	// UserToken is a user JWT for alice, signed with the control plane's
 	// JWKS keys, valid for a day.
 	UserToken string `json:"user_token"`
-	PID       int    `json:"pid"`
+	// ManagementToken reads what the sink recorded:
+	// GET URL/api/management/dev/devices/DEVICE_ID/reports.
+	ManagementToken string `json:"management_token"`
+	PID             int    `json:"pid"`
 }
 
 // startDevControl starts the control plane and enrolls the dev node with
@@ -80,7 +85,11 @@ func startDevControl(ctx context.Context, cfg *config.Config, updateURL string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", policyPath, err)
 	}
-	cp, err := devcloud.NewControlPlane(devcloud.ControlPlaneOptions{CA: ca, Policy: policy, UpdateServerURL: updateURL, Logger: log})
+	mtok := make([]byte, 32)
+	rand.Read(mtok)
+	cp, err := devcloud.NewControlPlane(devcloud.ControlPlaneOptions{
+		CA: ca, Policy: policy, UpdateServerURL: updateURL, ManagementToken: hex.EncodeToString(mtok), Logger: log,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -99,7 +108,7 @@ func startDevControl(ctx context.Context, cfg *config.Config, updateURL string, 
 		cp.Close()
 		return nil, nil, err
 	}
-	info := &devControlInfo{URL: cp.URL(), DeviceID: e.DeviceID, UserToken: tok, PID: os.Getpid()}
+	info := &devControlInfo{URL: cp.URL(), DeviceID: e.DeviceID, UserToken: tok, ManagementToken: hex.EncodeToString(mtok), PID: os.Getpid()}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := atomicfile.Write(filepath.Join(dir, devCloudDir, devControlFile), append(b, '\n'), 0o600); err != nil {
 		cp.Close()
