@@ -27,6 +27,7 @@ import (
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/artifact"
 	"github.com/edgefort/edgefort/updater/deploy"
+	"github.com/edgefort/edgefort/updater/fileinstall"
 	"github.com/edgefort/edgefort/updater/module"
 	"github.com/edgefort/edgefort/updater/scripts"
 	"github.com/edgefort/edgefort/updater/selfupdate"
@@ -82,14 +83,18 @@ func newMachine(d updateDeps) (*deploy.Machine, error) {
 	log := d.log.With(LogKeyComponent, "updates")
 	runner := &module.Runner{Dir: u.ModulesDir, Timeout: u.ModuleTimeout, Logger: log}
 	self := &selfupdate.Installer{Binary: Executable(), Ready: d.ready, HealthTimeout: u.HealthTimeout, Logger: log}
+	file := &fileinstall.Installer{Logger: log}
 	work := filepath.Join(d.cfg.StateDir, updatesDir)
 	opts := deploy.Options{
 		Store:      d.db,
 		DeviceType: d.cfg.Device.DeviceType,
 		WorkDir:    work,
 		Installers: func(typ string) (module.Installer, error) {
-			if typ == selfupdate.Type {
+			switch typ {
+			case selfupdate.Type:
 				return self, nil
+			case fileinstall.Type:
+				return file, nil
 			}
 			return runner.Lookup(typ)
 		},

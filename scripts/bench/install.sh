@@ -44,6 +44,12 @@ head -c "$((size_mb * 1024 * 1024))" /dev/urandom >"$work/payload.bin"
 "$ef" artifact write module-image -T bench-file -t bench-device -n bench-install \
   --compression none -f "$work/payload.bin" -o "$work/bench.mender" >/dev/null
 
+# The same payload for the built-in streaming installer (edgefort-file):
+# no module, no pipe; its meta-data names the destination.
+printf '{"path": "%s/dest/payload.bin", "mode": "0644"}' "$work" >"$work/meta.json"
+"$ef" artifact write module-image -T edgefort-file -t bench-device -n bench-install-builtin \
+  --compression none -m "$work/meta.json" -f "$work/payload.bin" -o "$work/builtin.mender" >/dev/null
+
 mkdir -p "$work/dest"
 cat >"$work/edgefort.yaml" <<YAML
 version: 1
@@ -102,6 +108,8 @@ for _ in $(seq "$rounds"); do
   measure install "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/bench.mender"
   # The install must have put the payload in place.
   cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: installed file differs from the payload" >&2; exit 1; }
+  measure builtin "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/builtin.mender"
+  cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: the built-in install differs from the payload" >&2; exit 1; }
 done
 
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -119,5 +127,6 @@ row "cp + sync (payload)" cp
 row "cat >FIFO, cat FIFO >dest + sync" fifo
 row "openssl dgst -sha256 (payload)" openssl
 row "edgefort artifact validate" validate
-row "edgefort update install --commit" install
+row "edgefort update install (bench-file module)" install
+row "edgefort update install (built-in edgefort-file)" builtin
 $have_time || echo "# /usr/bin/time is missing: peak RSS not measured"

@@ -151,7 +151,7 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
-	werr, rerr := copyAhead(w, r)
+	werr, rerr := CopyAhead(w, r)
 	if cerr := w.Close(); werr == nil && rerr == nil {
 		werr = cerr
 	}
@@ -216,7 +216,7 @@ func (d *download) saveFile(f *artifact.File, r io.Reader) error {
 	}
 	// The same read-ahead as streaming: the files/ fallback is what stock
 	// modules such as single-file use, so it is the common path.
-	werr, rerr := copyAhead(out, r)
+	werr, rerr := CopyAhead(out, r)
 	if werr == nil && rerr == nil {
 		werr = out.Sync()
 	}

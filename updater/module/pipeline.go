@@ -14,11 +14,11 @@ const (
 	aheadChunks = 4
 )
 
-// copyAhead copies r to w with read-ahead. It returns the error of the
+// CopyAhead copies r to w with read-ahead. It returns the error of the
 // write side (the module stopped reading) and of the read side (the
 // Artifact: a checksum mismatch or a cut download) separately; the read
 // goroutine has ended when it returns.
-func copyAhead(w io.Writer, r io.Reader) (werr, rerr error) {
+func CopyAhead(w io.Writer, r io.Reader) (werr, rerr error) {
 	type chunk struct {
 		b   []byte
 		err error
