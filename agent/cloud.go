@@ -90,12 +90,27 @@ func (a *Agent) cloudComponents() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	ob, err := outbox.New(outbox.Options{Store: a.db, Sender: client, Logger: log, Registerer: a.reg})
+	ob, err := outbox.New(outbox.Options{Store: a.db, Sender: client, Logger: log, Registerer: a.reg, Refused: refusedReport})
 	if err != nil {
 		return nil, err
 	}
 	a.cloud = &cloudLink{enrollment: e, client: client, authorizer: authz, outbox: ob}
 	return []supervisor.Spec{{Name: "outbox", Runner: ob}}, nil
+}
+
+// refusedReport says whether the control plane refuses a batch of reports
+// for what is in it (so the outbox must find and drop the bad one), rather
+// than being unreachable or refusing this node.
+func refusedReport(err error) bool {
+	var re *cloudclient.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	switch re.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 // CloudStatus is what GET /v1/cloud answers.

@@ -11,6 +11,7 @@ const (
 	dropFullLow     = "full_low"    // the oldest low-priority item, to make room
 	dropFullHigh    = "full_high"   // the oldest high-priority item, when no low one was queued
 	dropUndecodable = "undecodable" // a stored item that no longer decodes
+	dropRefused     = "refused"     // the control plane refuses the item on its own (400, 413)
 )
 
 type metrics struct {
@@ -46,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Batches that failed to send, or whose answer settled no item.",
 		}),
 	}
-	for _, r := range []string{dropFullLow, dropFullHigh, dropUndecodable} {
+	for _, r := range []string{dropFullLow, dropFullHigh, dropUndecodable, dropRefused} {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg == nil {

@@ -173,6 +173,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now stamps items enqueued without a Time. Nil means time.Now.
 	Now func() time.Time
+	// Refused reports whether a send error means the control plane will
+	// never take this batch as it is (a 400 or 413, say), as opposed to
+	// being unreachable. Run then halves the batch until the one item at
+	// fault is alone, and drops it (logged, counted as "refused"), so that
+	// one bad report cannot block the queue. Nil: every error is treated
+	// as the cloud being unreachable.
+	Refused func(error) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -225,6 +232,7 @@ type Outbox struct {
 	sender   Sender
 	maxItems int
 	batch    int
+	refused  func(error) bool
 	backoff  Backoff
 	log      *slog.Logger
 	now      func() time.Time
@@ -272,6 +280,7 @@ func New(opts Options) (*Outbox, error) {
 		sender:   opts.Sender,
 		maxItems: opts.MaxItems,
 		batch:    opts.Batch,
+		refused:  opts.Refused,
 		backoff:  opts.Backoff,
 		log:      opts.Logger,
 		now:      opts.Now,

@@ -150,7 +150,7 @@ func TestEnqueueDurable(t *testing.T) {
 	if diff := cmp.Diff(want, queuedKeys(t, db)); diff != "" {
 		t.Errorf("queue after reopen (-want +got):\n%s", diff)
 	}
-	batch, err := o.head()
+	batch, err := o.head(o.batch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 	defer o.running.Store(false)
 
 	bo := backoffPolicy{cfg: o.backoff, rand: o.rand}
+	limit := o.batch // shrinks while the control plane refuses a batch
 	for ctx.Err() == nil {
 		// Drain the wake-up before reading, so an Enqueue that commits after
 		// the read leaves a token for the wait below.
@@ -47,7 +48,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		case <-o.wake:
 		default:
 		}
-		batch, err := o.head()
+		batch, err := o.head(limit)
 		if err != nil {
 			return fmt.Errorf("outbox: read queue: %w", err)
 		}
@@ -62,6 +63,18 @@ func (o *Outbox) Run(ctx context.Context) error {
 		if sendErr != nil && ctx.Err() != nil {
 			return nil // the batch stays queued; it goes again next time
 		}
+		if sendErr != nil && o.refused != nil && o.refused(sendErr) {
+			if len(batch) > 1 {
+				// Find the item at fault: send halves until it is alone.
+				limit = max(1, len(batch)/2)
+				o.log.Warn("outbox: control plane refused a batch; sending smaller ones", logKeyError, sendErr, "batch", limit)
+				continue
+			}
+			if err := o.dropRefused(batch[0], sendErr); err != nil {
+				return fmt.Errorf("outbox: drop a refused item: %w", err)
+			}
+			continue
+		}
 		if sendErr == nil {
 			// Settled even if ctx ended meanwhile: the answer is in hand, and
 			// a shutdown should not cause resends.
@@ -70,6 +83,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 				return fmt.Errorf("outbox: remove delivered items: %w", err)
 			}
 			if settled > 0 {
+				limit = o.batch
 				if bo.failures > 0 {
 					o.log.Info("outbox: delivering again", logKeyFailures, bo.failures, logKeyQueued, o.Len())
 				}
@@ -93,16 +107,26 @@ func (o *Outbox) Run(ctx context.Context) error {
 	return nil
 }
 
-// head reads the oldest items, up to Options.Batch, in sequence order.
+// dropRefused removes an item the control plane refuses on its own, so
+// that the rest of the queue can go.
+func (o *Outbox) dropRefused(q queued, why error) error {
+	return o.remove([]uint64{q.seq}, func() {
+		o.metrics.dropped.WithLabelValues(dropRefused).Inc()
+		o.log.Error("outbox: control plane refuses an item; dropped",
+			logKeyStream, q.rec.Stream, logKeyType, q.rec.Type, logKeyKey, q.rec.Key, logKeySeq, q.seq, logKeyError, why)
+	})
+}
+
+// head reads the oldest items, up to limit, in sequence order.
 // Items that no longer decode are dropped on the way (logged and counted).
 // Because the batch is a prefix of the queue, every earlier item of a stream
 // in it is either before it in the batch or already delivered.
-func (o *Outbox) head() ([]queued, error) {
+func (o *Outbox) head(limit int) ([]queued, error) {
 	var batch []queued
 	var bad []uint64
 	err := o.db.View(func(tx *store.Tx) error {
 		return tx.Bucket(bucketName).ForEach(func(key string, raw json.RawMessage) error {
-			if len(batch) == o.batch {
+			if len(batch) == limit {
 				return errStopWalk
 			}
 			seq, ok := parseSeq(key)

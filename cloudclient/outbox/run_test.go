@@ -498,3 +498,41 @@ func TestConcurrentEnqueue(t *testing.T) {
 	}
 	t.Logf("%d calls, %d resends", len(s.calls), dups)
 }
+
+var errRefused = errors.New("400 bad request")
+
+// TestRunRefusedItem: a batch the control plane refuses (one bad item in
+// it) is halved until the bad item is alone; it is dropped with a metric,
+// and every other item is delivered in order.
+func TestRunRefusedItem(t *testing.T) {
+	s := &scriptSender{answer: func(_ int, rs []api.Report) (api.ReportsResponse, error) {
+		for _, r := range rs {
+			if r.IdempotencyKey == "a05" {
+				return api.ReportsResponse{}, errRefused
+			}
+		}
+		return ackAll(rs), nil
+	}}
+	o := newTestOutbox(t, Options{Sender: s, Batch: 8, Refused: func(err error) bool { return errors.Is(err, errRefused) }})
+	var keys []string
+	for i := range 12 {
+		keys = append(keys, fmt.Sprintf("a%02d", i))
+	}
+	enqueueN(t, o, keys...)
+	startRun(t, o)
+	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+
+	var delivered []string // the calls that went through
+	for _, call := range s.callKeys() {
+		if !slices.Contains(call, "a05") {
+			delivered = append(delivered, call...)
+		}
+	}
+	want := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "a05" })
+	if diff := cmp.Diff(want, delivered); diff != "" {
+		t.Errorf("delivered (-want +got):\n%s\ncalls: %v", diff, s.callKeys())
+	}
+	if got := metricValue(t, o, "edgefort_cloud_outbox_dropped_total", "refused"); got != 1 {
+		t.Errorf("dropped_total{refused} = %v, want 1", got)
+	}
+}
