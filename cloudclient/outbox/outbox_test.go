@@ -358,7 +358,7 @@ func TestMetricsRegistered(t *testing.T) {
 	want := map[string]int{
 		"edgefort_cloud_outbox_queued":              1,
 		"edgefort_cloud_outbox_sent_total":          1,
-		"edgefort_cloud_outbox_dropped_total":       3, // one per reason, from zero
+		"edgefort_cloud_outbox_dropped_total":       4, // one per reason, from zero
 		"edgefort_cloud_outbox_rejected_total":      1,
 		"edgefort_cloud_outbox_send_failures_total": 1,
 	}
