@@ -256,7 +256,9 @@ func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
 	}
 	a.updates = m
 	if client == nil {
-		return nil, nil
+		// No server to poll, but an update interrupted by a crash (a local
+		// install, or a self-update's restart) must still be carried on.
+		return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: &resumeRunner{m: m, restart: a.restart}}}, nil
 	}
 	metrics, err := deploy.NewMetrics(a.reg)
 	if err != nil {

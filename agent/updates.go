@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/internal/atomicfile"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
@@ -254,6 +255,27 @@ func (r *pollerRunner) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// resumeRunner carries on an interrupted update when there is no poller to
+// do it: it signals ready first (a self-update's verify step waits for
+// every component), resumes, then idles.
+type resumeRunner struct {
+	m       *deploy.Machine
+	restart func()
+}
+
+func (r *resumeRunner) Run(ctx context.Context) error {
+	supervisor.Ready(ctx)
+	_, err := r.m.Resume(ctx)
+	switch {
+	case errors.Is(err, module.ErrRestartAgent):
+		r.restart()
+	case err != nil && ctx.Err() == nil:
+		return fmt.Errorf("resume the interrupted update: %w", err)
+	}
+	<-ctx.Done()
+	return nil
 }
 
 // OpenUpdatesOffline opens the update state machine of a state directory

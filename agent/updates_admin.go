@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/updater/deploy"
+	"github.com/edgefort/edgefort/updater/module"
 )
 
 // UpdateStatus is what GET /v1/update answers and `edgefort update status`
@@ -69,6 +70,10 @@ func (a *Agent) updateStatus() (*UpdateStatus, error) {
 	return st, nil
 }
 
+// OutcomeRestarting is the admin answer when the update goes on after the
+// agent restarts; follow it with GET /v1/update.
+const OutcomeRestarting deploy.Outcome = "restarting"
+
 // errNoUpdates is the admin answer when the machine is not configured.
 var errNoUpdates = errors.New("updates are not configured: set device.device_type in the configuration")
 
@@ -118,6 +123,12 @@ func (a *Agent) updateOp(w http.ResponseWriter, op func(context.Context) (deploy
 	}
 	res, err := op(a.runCtx)
 	switch {
+	case errors.Is(err, module.ErrRestartAgent):
+		// The update goes on in the next process (a new agent binary to
+		// verify, or the old one back): answer, then restart.
+		res.Outcome = OutcomeRestarting
+		writeAdminJSON(w, res)
+		a.restart()
 	case errors.Is(err, deploy.ErrBusy), errors.Is(err, deploy.ErrNothingToCommit):
 		writeAdminError(w, http.StatusConflict, err)
 	case err != nil:

@@ -285,6 +285,8 @@ func printResult(st streams, res deploy.Result) error {
 	switch res.Outcome {
 	case deploy.OutcomeSuccess:
 		fmt.Fprintf(st.stdout, "%s: installed and committed\n", res.ArtifactName)
+	case agent.OutcomeRestarting:
+		fmt.Fprintf(st.stdout, "%s: the agent restarts to finish the update; follow it with 'edgefort update status'\n", res.ArtifactName)
 	case deploy.OutcomeInstalled:
 		fmt.Fprintf(st.stdout, "%s: installed; run 'edgefort update commit' to keep it or 'edgefort update rollback' to undo it\n", res.ArtifactName)
 	case deploy.OutcomeFailure:

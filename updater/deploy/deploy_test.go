@@ -584,3 +584,43 @@ func TestPollerHonoursRetryAfterAndCutDownloads(t *testing.T) {
 		t.Errorf("checks_total{error} = %v, want 1 (the 429)", n)
 	}
 }
+
+// TestWriteGuard: a deployment that keeps being resumed (a crash loop) is
+// forced to its end once the record was written too often: rolled back and
+// reported as a failure, once, with no further forcing on the way out.
+func TestWriteGuard(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rec := deploy.Record{DeploymentID: "", ArtifactName: "app-v9", Step: deploy.StepInstall, Installed: true, Writes: 29}
+	if err := e.db.Bucket("updates").Put("inflight", rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.m.Resume(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != deploy.OutcomeFailure || !res.RolledBack || res.Inconsistent || !strings.Contains(res.Reason, "interrupted during ArtifactInstall") {
+		t.Errorf("result = %+v, want a rolled back failure", res)
+	}
+	if left, _ := e.m.InFlight(); left != nil {
+		t.Errorf("record left: %+v", left)
+	}
+	if dev := e.device(); dev.ArtifactName != deploy.UnknownArtifact {
+		t.Errorf("device = %q", dev.ArtifactName)
+	}
+
+	// At the limit during the rollback: marked inconsistent, ended.
+	rec = deploy.Record{ArtifactName: "app-v9", Step: deploy.StepRollback, Installed: true, Writes: 31}
+	if err := e.db.Bucket("updates").Put("inflight", rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err = e.m.Resume(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != deploy.OutcomeFailure || !res.Inconsistent || !strings.Contains(res.Reason, "looped") {
+		t.Errorf("result = %+v, want an inconsistent failure", res)
+	}
+	if dev := e.device(); dev.ArtifactName != "app-v9_INCONSISTENT" {
+		t.Errorf("device = %q, want app-v9_INCONSISTENT", dev.ArtifactName)
+	}
+}

@@ -148,7 +148,10 @@ func (m *Machine) Install(ctx context.Context, src io.Reader, job Job) (Result, 
 	if rec, err := loadRecord(m.opts.Store); err != nil {
 		return Result{}, err
 	} else if rec != nil {
-		return Result{}, fmt.Errorf("deploy: %w: %s at %s", ErrBusy, rec.name(), rec.Step)
+		if rec.Step == StepAwaitCommit {
+			return Result{}, fmt.Errorf("deploy: %w: %s is installed and waits for 'edgefort update commit' or 'rollback'", ErrBusy, rec.name())
+		}
+		return Result{}, fmt.Errorf("deploy: %w: %s at %s (the agent carries it on when it runs)", ErrBusy, rec.name(), rec.Step)
 	}
 	rec := &Record{
 		DeploymentID: job.DeploymentID,
@@ -181,7 +184,8 @@ func (m *Machine) drive(ctx context.Context, rec *Record, next Step) (Result, er
 			return rec.result(), nil
 		}
 		rec.Step = next
-		if rec.Writes >= maxWrites {
+		if rec.Writes >= maxWrites && !rec.Forced {
+			rec.Forced = true
 			next = m.loopGuard(rec)
 			rec.Step = next
 		}
@@ -234,23 +238,33 @@ func (m *Machine) step(ctx context.Context, rec *Record) (Step, error) {
 }
 
 // loopGuard picks where to go once the record was written too often.
+//
+// It fires once per deployment: the path it picks then runs to its end.
+// After the commit the outcome stands (the new Artifact is in); before it,
+// the deployment fails: rolled back if it can be, else marked
+// inconsistent.
 func (m *Machine) loopGuard(rec *Record) Step {
 	m.note(rec, slog.LevelError, "too many state changes; forcing the deployment to end", "writes", rec.Writes, "step", rec.Step)
-	rec.fail("the update looped through too many states (crash loop?)")
+	const why = "the update looped through too many states (crash loop?)"
 	switch rec.Step {
+	case StepDownload:
+		rec.fail(why)
+		return StepCleanup
 	case StepInstall, StepReboot, StepVerifyReboot, StepCommit:
+		rec.fail(why)
 		if rec.Installed && !rec.canRollback() {
 			rec.Broken = true
 			return StepFailure
 		}
 		return StepRollback
-	case StepRollback, StepRollbackReboot, StepRollbackVerifyReboot, StepFailure:
+	case StepRollback, StepRollbackReboot, StepRollbackVerifyReboot:
+		// The way back keeps failing: say so, and end.
+		rec.fail(why)
 		rec.Broken = true
-		return StepCleanup
-	case StepCleanup, StepAfterCommit:
-		return StepReport
+		return StepFailure
 	}
-	return stepDone
+	// AfterCommit, Failure, Cleanup, Report: already on their way out.
+	return rec.Step
 }
 
 // persist writes rec, counting the write.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/updater"
+	"github.com/edgefort/edgefort/updater/module"
 )
 
 // Mender's production defaults (UpdatePollIntervalSeconds,
@@ -52,6 +53,7 @@ type Poller struct {
 
 	mu     sync.Mutex
 	status PollerStatus
+	ended  int // deployments run to an end
 }
 
 // PollerStatus is what `edgefort status` shows of the update channel.
@@ -111,6 +113,9 @@ func (p *Poller) Run(ctx context.Context) error {
 	// component, this one included, to be ready.
 	supervisor.Ready(ctx)
 	if res, err := p.opts.Machine.Resume(ctx); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, module.ErrRestartAgent) {
+			return nil // shutting down; the record waits for the next start
+		}
 		return fmt.Errorf("resume the interrupted deployment: %w", err)
 	} else if res.Outcome != "" {
 		p.setResult(res)
@@ -132,11 +137,17 @@ func (p *Poller) Run(ctx context.Context) error {
 			}
 		}
 		if !now.Before(nextCheck) {
+			deployed := p.deployments()
 			wait, err := p.checkOnce(ctx)
 			if err != nil {
 				return err
 			}
 			nextCheck = time.Now().Add(wait)
+			if p.deployments() != deployed {
+				// The server should see the new artifact_name soon, not
+				// at the next inventory interval.
+				nextInventory = time.Now()
+			}
 			p.mu.Lock()
 			p.status.NextCheck = nextCheck
 			p.mu.Unlock()
@@ -240,6 +251,10 @@ func (p *Poller) check1(ctx context.Context) (time.Duration, string, error) {
 	} else if rec != nil && rec.Step == StepAwaitCommit {
 		p.log.Info("a standalone install waits for `edgefort update commit` or `rollback`; not checking for deployments", "artifact", rec.ArtifactName)
 		return p.opts.PollInterval, "none", nil
+	} else if rec != nil {
+		// A local install is under way (edgefort update install).
+		p.log.Info("an update is in progress; checking for deployments later", "artifact", rec.ArtifactName, "step", rec.Step)
+		return p.opts.RetryInterval, "none", nil
 	}
 	st, err := p.deviceState()
 	if err != nil {
@@ -289,10 +304,15 @@ func (p *Poller) runDeployment(ctx context.Context, d *updater.Deployment, st up
 		src = body
 	}
 	res, err := p.opts.Machine.Install(ctx, src, Job{DeploymentID: d.ID, ArtifactName: d.ArtifactName})
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0, nil
-		}
+	switch {
+	case errors.Is(err, ErrBusy):
+		// A local install started meanwhile; the server offers the
+		// deployment again at the next check.
+		p.log.Info("an update is in progress; the deployment waits", "err", err)
+		return p.opts.RetryInterval, nil
+	case err != nil && ctx.Err() != nil && !errors.Is(err, module.ErrRestartAgent):
+		return 0, nil
+	case err != nil:
 		return 0, stopError{err}
 	}
 	p.setResult(res)
@@ -300,9 +320,17 @@ func (p *Poller) runDeployment(ctx context.Context, d *updater.Deployment, st up
 	return time.Second, nil
 }
 
+// deployments counts the deployments this Poller ran to an end.
+func (p *Poller) deployments() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
+}
+
 func (p *Poller) setResult(res Result) {
 	p.opts.Metrics.deployment(res.Outcome)
 	p.mu.Lock()
+	p.ended++
 	p.status.LastResult = &res
 	p.mu.Unlock()
 	p.log.Info("deployment ended", "artifact", res.ArtifactName, "outcome", res.Outcome, "reason", res.Reason)

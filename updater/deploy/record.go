@@ -97,7 +97,9 @@ type Record struct {
 	// Writes counts the times the record was written. Past maxWrites the
 	// machine forces its way to the end, so that a node that keeps
 	// crashing in one step cannot loop forever (Mender's state-loop guard).
-	Writes  int       `json:"writes"`
+	Writes int `json:"writes"`
+	// Forced: the write guard fired and chose the way to the end.
+	Forced  bool      `json:"forced,omitempty"`
 	Started time.Time `json:"started"`
 	// Log is the deployment log, uploaded to the server on failure.
 	Log []updater.LogEntry `json:"log,omitempty"`

@@ -81,8 +81,13 @@ func (m *Machine) standalone(ctx context.Context, next Step) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("deploy: %w", ErrNothingToCommit)
 	}
-	if next == StepRollback {
+	switch {
+	case next == StepRollback:
 		rec.fail(ReasonOperatorRollback)
+	case rec.needsReboot():
+		// A payload that must reboot (the agent's own binary, say) is
+		// verified after its reboot before it is committed.
+		next = StepReboot
 	}
 	return m.drive(ctx, rec, next)
 }

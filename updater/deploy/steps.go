@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/updater"
@@ -171,6 +172,10 @@ func (m *Machine) install(ctx context.Context, rec *Record) (Step, error) {
 	if err := m.runScripts(ctx, rec, "ArtifactInstall", enter); err != nil {
 		return m.errorPath(ctx, rec, "ArtifactInstall", err)
 	}
+	rec.Installed = true
+	if err := m.persist(rec); err != nil {
+		return "", err
+	}
 	for _, ps := range rec.Payloads {
 		if err := m.call(ctx, ps, module.StateArtifactInstall); err != nil {
 			if mustStop(ctx, err) {
@@ -286,9 +291,26 @@ func (m *Machine) doReboot(ctx context.Context, rec *Record, state string, next 
 		return StepFailure, nil
 	}
 	// The reboot is under way; the next boot resumes at the verify step.
-	<-ctx.Done()
-	return "", ctx.Err()
+	// If it never comes (an inhibitor, a command that lied), fail rather
+	// than hold the machine forever.
+	t := time.NewTimer(hostRebootWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-t.C:
+	}
+	err := fmt.Errorf("the host did not reboot within %s of the reboot command", hostRebootWait)
+	if next == StepVerifyReboot {
+		return m.errorPath(ctx, rec, scriptState, err)
+	}
+	rec.Broken = true
+	rec.fail(err.Error())
+	return StepFailure, nil
 }
+
+// hostRebootWait is how long a reboot command has to take the host down.
+var hostRebootWait = 10 * time.Minute
 
 func (m *Machine) verifyReboot(ctx context.Context, rec *Record) (Step, error) {
 	for _, ps := range rec.Payloads {

@@ -34,6 +34,13 @@ func CopyAhead(w io.Writer, r io.Reader) (werr, rerr error) {
 		defer close(done)
 		defer close(full)
 		for {
+			// Stop first: after a write error, read no further (it may be
+			// a slow download) even if a buffer is free.
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			var b []byte
 			select {
 			case b = <-free:
