@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -134,6 +135,29 @@ func TestSelfUpdate(t *testing.T) {
 	}
 	if us.ArtifactName != "agent-2" {
 		t.Errorf("device reports %q, want agent-2", us.ArtifactName)
+	}
+
+	// A local install through the running agent's admin API (no server):
+	// the agent restarts into the new binary, verifies it and commits.
+	local := saveArtifact(t, agentArtifact(t, "agent-4", v1))
+	code, out, errOut := edgefort(t, "update", "install", "--commit", "--no-progress", "--config", r.cfgPath, local)
+	if code != 0 || !strings.Contains(out, "agent-4: the agent restarts to finish the update") {
+		t.Fatalf("local install: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	waitVersion(t, r, "1.0.0-test", p.pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		us, err := r.admin().UpdateStatus(ctx)
+		if err == nil && us.InFlight == nil && us.ArtifactName == "agent-4" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("local self-update not committed: %+v, %v", us, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if fileSum(t, bin) != fileSum(t, v1) {
+		t.Error("the binary on disk is not the one installed locally")
 	}
 
 	if err := p.sig(syscall.SIGTERM); err != nil {

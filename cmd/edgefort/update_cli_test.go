@@ -218,3 +218,70 @@ func waitSocketReady(t *testing.T, socket string, p *execProc) {
 	}
 	t.Fatal("agent did not answer within 20 s")
 }
+
+// TestUpdateResumedWithoutServer: a local install killed (SIGKILL) after
+// the module put the new file in place is rolled back when the agent
+// starts, although no update server is configured.
+func TestUpdateResumedWithoutServer(t *testing.T) {
+	peertest.Require(t, stockSingleFile)
+	cfg, state := localUpdateConfig(t)
+	dest := t.TempDir()
+	appConf := filepath.Join(dest, "app.conf")
+	if err := os.WriteFile(appConf, []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := artifact.ModuleImage("single-file", "app-2", artifact.ImageDefaults{})
+	p.Files = []artifact.Source{bytesSrc("app.conf", "v2\n"), bytesSrc("dest_dir", dest), bytesSrc("filename", "app.conf"), bytesSrc("permissions", "0644")}
+	var buf bytes.Buffer
+	err := artifact.Write(&buf, &artifact.Spec{
+		Name: "app-2", Depends: artifact.Depends{DeviceTypes: []string{updateDeviceType}}, Payloads: []artifact.PayloadSpec{p},
+		Scripts: []artifact.Script{{Name: "ArtifactInstall_Leave_00_wait", Data: []byte("#!/bin/sh\nsleep 30\n")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := saveArtifact(t, buf.Bytes())
+
+	install := startProc(t, "", io.Discard, "update", "install", "--commit", "--no-progress", "--config", cfg, file)
+	deadline := time.Now().Add(20 * time.Second)
+	for readString(t, appConf) != "v2\n" {
+		if time.Now().After(deadline) || install.exited() {
+			t.Fatalf("the module never installed v2 (exited %v: %v)", install.exited(), install.err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := install.kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-install.done
+	code, out, _ := edgefort(t, "update", "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "in flight:  app-2 at ArtifactInstall") {
+		t.Fatalf("status after the kill: exit %d\n%s", code, out)
+	}
+
+	agentProc := startProc(t, "", io.Discard, "run", "--config", cfg)
+	waitSocketReady(t, filepath.Join(state, "admin.sock"), agentProc)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		code, out, _ = edgefort(t, "update", "status", "--config", cfg)
+		if code == 0 && !strings.Contains(out, "in flight") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted install was not carried on:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := readString(t, appConf); got != "v1\n" {
+		t.Errorf("app.conf = %q, want v1 rolled back", got)
+	}
+	if !strings.Contains(out, "artifact:   unknown") {
+		t.Errorf("status:\n%s", out)
+	}
+	if err := agentProc.sig(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := agentProc.wait(15 * time.Second); err != nil {
+		t.Errorf("agent: %v", err)
+	}
+}
