@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -224,7 +225,7 @@ func (d *download) saveFile(f *artifact.File, r io.Reader) error {
 		werr = cerr
 	}
 	if werr == nil && rerr == nil {
-		werr = syncDir(d.filesDir)
+		werr = atomicfile.SyncDir(d.filesDir)
 	}
 	if werr != nil || rerr != nil {
 		os.Remove(path)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -113,7 +114,7 @@ func (w *treeWriter) file(path string, data []byte) {
 
 func (w *treeWriter) sync(dir string) {
 	if w.err == nil {
-		w.err = syncDir(dir)
+		w.err = atomicfile.SyncDir(dir)
 	}
 }
 
@@ -128,19 +129,6 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir syncs a directory, making the entries created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err

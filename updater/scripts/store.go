@@ -3,6 +3,7 @@ package scripts
 import (
 	"errors"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -54,7 +55,7 @@ func (r *Runner) store(scripts []artifact.Script) error {
 		err = swapDir(tmp, dir)
 	}
 	if err == nil {
-		err = syncDir(parent)
+		err = atomicfile.SyncDir(parent)
 	}
 	if rerr := os.RemoveAll(tmp); err == nil {
 		err = rerr
@@ -73,7 +74,7 @@ func writeScripts(dir string, scripts []artifact.Script) error {
 	if err := writeFileSync(filepath.Join(dir, versionFile), []byte("3"), 0o644); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // swapDir moves the directory src to dst. When dst exists the two are
@@ -111,7 +112,7 @@ func (r *Runner) Clear() error {
 			return fmt.Errorf("clear state scripts: %w", err)
 		}
 	}
-	if err := syncDir(filepath.Dir(r.ArtifactDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := atomicfile.SyncDir(filepath.Dir(r.ArtifactDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("clear state scripts: %w", err)
 	}
 	return nil
@@ -131,19 +132,6 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir syncs a directory, making the entries created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	return err
