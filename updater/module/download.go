@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/edgefort/edgefort/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/edgefort/edgefort/internal/atomicfile"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 

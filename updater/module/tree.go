@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/edgefort/edgefort/internal/atomicfile"
 	"os"
 	"path/filepath"
 
+	"github.com/edgefort/edgefort/internal/atomicfile"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 

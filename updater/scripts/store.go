@@ -3,12 +3,12 @@ package scripts
 import (
 	"errors"
 	"fmt"
-	"github.com/edgefort/edgefort/internal/atomicfile"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/edgefort/edgefort/internal/atomicfile"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 
