@@ -190,8 +190,11 @@ func newUpdateInstallCmd() *command {
 		short: "install a Mender Artifact from a file or an http(s) URL",
 		long: `Install a Mender Artifact: stream it, verify the manifest, the checksums and
 (with updates.verify_keys) the signature, then hand the payloads to their
-update modules (updates.modules_dir) or the built-in edgefort-agent
-installer. Nothing is activated before the whole Artifact verified.
+update modules (updates.modules_dir) or the built-in installers
+(edgefort-agent: the agent's own binary; edgefort-file: one file streamed
+into the path its meta-data names). Nothing is activated before the whole
+Artifact verified. With an agent running, the install goes through it (a
+self-update then restarts it to finish).
 
 Without --commit the install stops after ArtifactInstall; commit it with
 'edgefort update commit' or undo it with 'edgefort update rollback'.
