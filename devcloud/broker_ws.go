@@ -1,0 +1,231 @@
+package devcloud
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/edgefort/edgefort/iot/sigv4"
+)
+
+// mochi's own WebSocket listener upgrades every request and never shows
+// the HTTP request to its hooks, so the broker brings its own listener: an
+// http.Server on the TLS listener that checks SigV4 before upgrading and
+// hands mochi the upgraded connection, tagged with the thing the
+// credentials belong to, through the listener's EstablishFn.
+
+const brokerListenerID = "sigv4-wss"
+
+// wsListener is a mochi listeners.Listener serving GET /mqtt.
+type wsListener struct {
+	b        *Broker
+	ln       net.Listener // TLS
+	srv      *http.Server
+	upgrader websocket.Upgrader
+	log      *slog.Logger
+
+	establish listeners.EstablishFn // set by Serve before the server runs
+	served    chan struct{}         // closed when Serve returned
+	conns     sync.WaitGroup        // connection goroutines after upgrade
+	closeOnce sync.Once
+}
+
+func newWSListener(b *Broker, ln net.Listener) *wsListener {
+	l := &wsListener{
+		b:      b,
+		ln:     ln,
+		log:    b.log,
+		served: make(chan struct{}),
+		upgrader: websocket.Upgrader{
+			Subprotocols:      []string{"mqtt"},
+			HandshakeTimeout:  10 * time.Second,
+			EnableCompression: false,
+			// Devices are not browsers; AWS IoT does not check Origin.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", l.handle)
+	l.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
+	}
+	return l
+}
+
+func (l *wsListener) ID() string       { return brokerListenerID }
+func (l *wsListener) Address() string  { return l.ln.Addr().String() }
+func (l *wsListener) Protocol() string { return "wss" }
+
+// Init takes mochi's logger for the listener.
+func (l *wsListener) Init(log *slog.Logger) error {
+	if log != nil {
+		l.log = log
+	}
+	return nil
+}
+
+// Serve serves HTTP until Close; mochi runs it on its own goroutine.
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	defer close(l.served)
+	l.establish = establish
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.log.Error("broker listener stopped", "error", err)
+	}
+}
+
+// Close stops accepting and lets mochi disconnect the clients.
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.shutdown()
+	closeClients(l.ID())
+}
+
+func (l *wsListener) shutdown() {
+	l.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		l.srv.Shutdown(ctx)
+		l.ln.Close()
+	})
+}
+
+// wait waits for Serve and every upgraded connection to end.
+func (l *wsListener) wait() {
+	<-l.served
+	l.conns.Wait()
+}
+
+// handle verifies the presigned request, upgrades it, and runs the MQTT
+// connection on this goroutine until it ends.
+func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	b := l.b
+	if b.refuse.Load() {
+		b.stats.refuse(RefusedFault)
+		l.log.Info("broker refused connection", "remote", r.RemoteAddr, "reason", RefusedFault)
+		http.Error(w, "service unavailable (injected)", http.StatusServiceUnavailable)
+		return
+	}
+	var thing string
+	lookup := func(accessKeyID string) (string, string, bool) {
+		secret, token, th, ok := b.opts.Lookup(accessKeyID)
+		thing = th
+		return secret, token, ok
+	}
+	akid, err := sigv4.Verify(r.Context(), r, "", b.opts.Region, lookup, b.now())
+	if err != nil {
+		reason := refusalFor(err)
+		b.stats.refuse(reason)
+		l.log.Info("broker refused connection", "remote", r.RemoteAddr, "reason", reason, "error", err)
+		http.Error(w, "forbidden: "+string(reason), http.StatusForbidden)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		b.stats.refuse(RefusedMalformed)
+		l.log.Info("broker refused connection", "remote", r.RemoteAddr, "reason", RefusedMalformed, "error", "not a WebSocket upgrade")
+		http.Error(w, "WebSocket upgrade required", http.StatusBadRequest)
+		return
+	}
+	ws, err := l.upgrader.Upgrade(w, r, nil) // answers the client itself on error
+	if err != nil {
+		b.stats.refuse(RefusedMalformed)
+		l.log.Info("broker refused connection", "remote", r.RemoteAddr, "reason", RefusedMalformed, "error", err)
+		return
+	}
+	b.stats.upgrades.Add(1)
+	l.log.Debug("broker upgraded connection", "remote", r.RemoteAddr, "thing", thing, "access_key_id", akid)
+	l.conns.Add(1)
+	defer l.conns.Done()
+	c := &wsConn{ws: ws, thing: thing, accessKeyID: akid}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(brokerConnectTimeout)) // mochi sets keep-alive deadlines after CONNECT
+	if err := l.establish(l.ID(), c); err != nil && !errors.Is(err, io.EOF) {
+		l.log.Debug("broker connection ended", "thing", thing, "error", err)
+	}
+}
+
+// refusalFor maps a sigv4.Verify error to its reason.
+func refusalFor(err error) BrokerRefusal {
+	switch {
+	case errors.Is(err, sigv4.ErrExpired):
+		return RefusedExpired
+	case errors.Is(err, sigv4.ErrClockSkew):
+		return RefusedClockSkew
+	case errors.Is(err, sigv4.ErrUnknownKey):
+		return RefusedUnknownKey
+	case errors.Is(err, sigv4.ErrBadToken):
+		return RefusedBadToken
+	case errors.Is(err, sigv4.ErrBadSignature):
+		return RefusedBadSignature
+	}
+	return RefusedMalformed
+}
+
+// wsConn carries MQTT over binary WebSocket messages as a net.Conn, and
+// the identity the upgrade was signed with. One goroutine reads (mochi's
+// read loop) and writes are serialised by mochi's client lock, as gorilla
+// requires. A packet may span messages and a message may hold several.
+type wsConn struct {
+	ws          *websocket.Conn
+	thing       string // the thing the signing credentials were vended to
+	accessKeyID string
+
+	r io.Reader // the message being read; only the reader touches it
+}
+
+var errNotBinary = errors.New("websocket: MQTT needs binary messages")
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errNotBinary
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error         { return c.ws.Close() }
+func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
+
+// The deadlines go to the TLS connection itself: mochi refreshes the read
+// deadline from its read loop while another goroutine writes, and
+// gorilla's own deadline fields are not safe for that.
+func (c *wsConn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.NetConn().SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
+
+var (
+	_ listeners.Listener = (*wsListener)(nil)
+	_ net.Conn           = (*wsConn)(nil)
+)
