@@ -84,7 +84,11 @@ var (
 	ErrBadSignature = errors.New("signature does not match")
 )
 
-var signer = v4.NewSigner()
+// newSigner returns a fresh signer per use: the SDK caches derived signing
+// keys by access key ID, region, service and day, not by secret, so one
+// shared signer would let a URL signed with a wrong secret for a known key
+// ID verify within the same process.
+func newSigner() *v4.Signer { return v4.NewSigner() }
 
 // Presign returns the wss:// URL for AWS IoT Core's MQTT-over-WebSocket
 // endpoint on host (a host name, with ":port" only when not 443): GET
@@ -120,7 +124,7 @@ func Presign(ctx context.Context, creds aws.Credentials, host, region string, ex
 	if err != nil {
 		return "", fmt.Errorf("presign: %w", err)
 	}
-	signed, _, err := signer.PresignHTTP(ctx, creds, req, emptySHA256, Service, region, now.UTC(), withoutToken)
+	signed, _, err := newSigner().PresignHTTP(ctx, creds, req, emptySHA256, Service, region, now.UTC(), withoutToken)
 	if err != nil {
 		return "", fmt.Errorf("presign: %w", err)
 	}
@@ -298,7 +302,7 @@ func signature(ctx context.Context, q url.Values, host string, p params, secret 
 		Header: make(http.Header),
 	}
 	creds := aws.Credentials{AccessKeyID: p.accessKeyID, SecretAccessKey: secret}
-	out, _, err := signer.PresignHTTP(ctx, creds, req.WithContext(ctx), emptySHA256, p.service, p.region, p.date, withoutToken)
+	out, _, err := newSigner().PresignHTTP(ctx, creds, req.WithContext(ctx), emptySHA256, p.service, p.region, p.date, withoutToken)
 	if err != nil {
 		return "", fmt.Errorf("%w: recompute: %v", ErrMalformed, err)
 	}

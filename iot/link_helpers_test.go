@@ -1,0 +1,324 @@
+package iot
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/url"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// testBroker is an embedded mochi broker with a TLS WebSocket listener on a
+// fixed loopback port, so that it can be stopped and started again there.
+type testBroker struct {
+	t      testing.TB
+	addr   string
+	server *tls.Config // the listener's
+	client *tls.Config // trusts the listener's certificate
+
+	mu  sync.Mutex // guards srv
+	srv *mqtt.Server
+}
+
+func startTestBroker(t testing.TB) *testBroker {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srvTLS, cliTLS := selfSignedTLS(t)
+	b := &testBroker{t: t, addr: addr, server: srvTLS, client: cliTLS}
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *testBroker) start() {
+	b.t.Helper()
+	srv := mqtt.New(&mqtt.Options{
+		InlineClient: true,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err := srv.AddHook(new(allowAll), nil); err != nil {
+		b.t.Fatal(err)
+	}
+	ws := listeners.NewWebsocket(listeners.Config{ID: "wss", Address: b.addr, TLSConfig: b.server})
+	if err := srv.AddListener(ws); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.mu.Lock()
+	b.srv = srv
+	b.mu.Unlock()
+}
+
+func (b *testBroker) stop() {
+	b.mu.Lock()
+	srv := b.srv
+	b.srv = nil
+	b.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+// restart stops the broker, waits pause and starts it again on the same
+// port; the sessions are lost, as a broker without persistence loses them.
+func (b *testBroker) restart(pause time.Duration) {
+	b.stop()
+	time.Sleep(pause)
+	b.start()
+}
+
+func (b *testBroker) mochi() *mqtt.Server {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.srv
+}
+
+// publish sends a QoS 1 message from the cloud side.
+func (b *testBroker) publish(topic, payload string) {
+	b.t.Helper()
+	if err := b.mochi().Publish(topic, []byte(payload), false, 1); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// kick closes the connection of client id, as a network failure would.
+func (b *testBroker) kick(id string) {
+	b.t.Helper()
+	cl, ok := b.mochi().Clients.Get(id)
+	if !ok {
+		b.t.Fatalf("kick: no client %q", id)
+	}
+	cl.Stop(fmt.Errorf("kicked by the test"))
+}
+
+// inflight returns how many messages to id the broker holds unacknowledged.
+func (b *testBroker) inflight(id string) int {
+	cl, ok := b.mochi().Clients.Get(id)
+	if !ok {
+		return -1
+	}
+	return cl.State.Inflight.Len()
+}
+
+// selfSignedTLS returns a server config for 127.0.0.1 and a client config
+// that trusts it.
+func selfSignedTLS(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "iot test broker"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return server, client
+}
+
+// countingCreds returns new credentials (AKID1, AKID2, …) on every Retrieve,
+// each expiring after ttl.
+type countingCreds struct {
+	ttl time.Duration
+
+	mu sync.Mutex // guards n
+	n  int
+}
+
+func (c *countingCreds) Retrieve(context.Context) (aws.Credentials, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return aws.Credentials{
+		AccessKeyID:     fmt.Sprintf("AKID%d", c.n),
+		SecretAccessKey: "secret",
+		SessionToken:    "token",
+		CanExpire:       c.ttl > 0,
+		Expires:         time.Now().Add(c.ttl),
+	}, nil
+}
+
+func (c *countingCreds) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// presignStub stands in for SigV4 against the plain test broker: it records
+// each call and returns a distinct URL naming the access key.
+type presignStub struct {
+	mu    sync.Mutex // guards the fields below
+	akids []string
+	urls  []string
+}
+
+func (p *presignStub) presign(_ context.Context, creds aws.Credentials, host, region string, expires time.Duration, now time.Time) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := url.Values{
+		"X-Amz-Credential": {creds.AccessKeyID + "/" + now.UTC().Format("20060102") + "/" + region + "/iotdevicegateway/aws4_request"},
+		"X-Amz-Expires":    {fmt.Sprint(int(expires.Seconds()))},
+		"attempt":          {fmt.Sprint(len(p.urls) + 1)},
+	}
+	u := "wss://" + host + "/mqtt?" + q.Encode()
+	p.akids = append(p.akids, creds.AccessKeyID)
+	p.urls = append(p.urls, u)
+	return u, nil
+}
+
+func (p *presignStub) snapshot() (akids, urls []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.akids...), append([]string(nil), p.urls...)
+}
+
+const testThing = "fort-1"
+
+// testOptions are Options for a link to b with fast reconnects; set
+// Subscriptions and Handler as needed.
+func testOptions(b *testBroker, creds aws.CredentialsProvider, ps *presignStub) Options {
+	return Options{
+		Host:             b.addr,
+		Region:           "eu-west-1",
+		ThingName:        testThing,
+		Credentials:      creds,
+		TLS:              b.client,
+		Presign:          ps.presign,
+		ReconnectInitial: 50 * time.Millisecond,
+		ReconnectMax:     200 * time.Millisecond,
+		ConnectTimeout:   5 * time.Second,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer:       prometheus.NewRegistry(),
+	}
+}
+
+// runLink starts l.Run and registers a cleanup that stops it, checks that it
+// returned nil within 5s and that its goroutines are gone.
+func runLink(t *testing.T, l *Link) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return within 5s of cancel")
+		}
+		if got := l.Status().State; got != StateStopped {
+			t.Errorf("state after Run = %q, want %q", got, StateStopped)
+		}
+		// Everything Run started must be gone; the broker's connection
+		// goroutines for the link end with it, so allow a moment.
+		waitFor(t, "goroutines back to the count before Run", func() bool {
+			return runtime.NumGoroutine() <= before
+		})
+	})
+}
+
+// waitFor polls cond for up to 10s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("timed out waiting for %s\n%s", what, buf[:n])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// counterValue reads a counter (with the given label, if any) from reg.
+func counterValue(t testing.TB, reg prometheus.Gatherer, name, labelValue string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if labelValue == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == labelValue) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s} not found", name, labelValue)
+	return 0
+}
+
+// Short names for mochi's inline subscription callback types.
+type (
+	mqttClient = mqtt.Client
+	mqttSub    = packets.Subscription
+	mqttPacket = packets.Packet
+)
+
+// awsCache wraps p in aws.CredentialsCache with no early expiry window.
+func awsCache(p aws.CredentialsProvider) aws.CredentialsProvider {
+	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 0 })
+}
+
+// allowAll lets every client connect and use every topic; devcloud's broker
+// is where authentication is tested.
+type allowAll struct{ mqtt.HookBase }
+
+func (h *allowAll) ID() string { return "allow-all" }
+
+func (h *allowAll) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+func (h *allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+func (h *allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
