@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/iot"
 )
 
 // Status is what GET /v1/status answers and `edgefort status` prints.
@@ -37,6 +38,8 @@ type Status struct {
 	Updates *UpdateStatus `json:"updates,omitempty"`
 	// Cloud is the control plane link, when enabled.
 	Cloud *CloudStatus `json:"cloud,omitempty"`
+	// IoT is the event link, when enabled.
+	IoT *iot.Status `json:"iot,omitempty"`
 }
 
 // adminHandler serves the local admin API. It is reachable only through a

@@ -55,6 +55,7 @@ type Agent struct {
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start
 	cloud       *cloudLink                            // set while Run runs, when cloud.enabled
+	iot         *iotLink                              // set while Run runs, when iot.enabled
 
 	extra []supervisor.Spec // components added by tests, started last
 }
@@ -73,14 +74,10 @@ func New(cfg *config.Config, log *slog.Logger, build BuildInfo) (*Agent, error) 
 // config validate` calls it too, so a dry run catches what `run` would.
 func Check(cfg *config.Config) error {
 	var probs []config.Problem
-	// Links whose components are not built yet: refuse rather than
+	// Settings this build does not carry out yet: refuse rather than
 	// silently run without them.
-	for field, on := range map[string]bool{
-		"iot.enabled": cfg.IoT.Enabled,
-	} {
-		if on {
-			probs = append(probs, cfg.Problem(field, "this link is not available in edgefort %s yet; set it to false", Version()))
-		}
+	if cfg.IoT.Enabled && cfg.IoT.Credentials.Source == config.CredentialsAWS {
+		probs = append(probs, cfg.Problem("iot.credentials.source", "%q is not available in edgefort %s yet; use cloud or static", config.CredentialsAWS, Version()))
 	}
 	if len(probs) == 0 {
 		return nil
@@ -227,6 +224,12 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		return nil, err
 	}
 	specs = append(specs, cl...)
+	il, err := a.iotComponents()
+	if err != nil {
+		closeListeners(specs)
+		return nil, err
+	}
+	specs = append(specs, il...)
 	specs = append(specs, faultComponents...)
 	return append(specs, a.extra...), nil
 }
@@ -307,6 +310,10 @@ func (a *Agent) Status() Status {
 	}
 	if a.cloud != nil {
 		st.Cloud = a.cloudStatus()
+	}
+	if a.iot != nil {
+		ls := a.iot.link.Status()
+		st.IoT = &ls
 	}
 	return st
 }

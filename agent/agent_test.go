@@ -211,14 +211,14 @@ func TestShutdownIsBounded(t *testing.T) {
 }
 
 func TestCheckRefusesLinksNotBuilt(t *testing.T) {
-	cfg, err := config.Parse("links.yaml", []byte("version: 1\niot:\n  enabled: true\n  endpoint: a1-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n"))
+	cfg, err := config.Parse("links.yaml", []byte("version: 1\niot:\n  enabled: true\n  endpoint: a1-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: aws}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = Check(cfg)
 	var cerr *config.Error
-	if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || cerr.Problems[0].Line != 3 || cerr.Problems[0].Field != "iot.enabled" {
-		t.Fatalf("Check = %v, want one problem at links.yaml:3 iot.enabled", err)
+	if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || cerr.Problems[0].Line != 7 || cerr.Problems[0].Field != "iot.credentials.source" {
+		t.Fatalf("Check = %v, want one problem at links.yaml:7 iot.credentials.source", err)
 	}
 }
 

@@ -195,6 +195,10 @@ type IoT struct {
 	// SSL is the TLS block for the connection (truststore; Amazon's roots
 	// by default).
 	SSL SSL `yaml:"ssl"`
+	// WebhookTarget names the clients.target_endpoints entry that cloud
+	// "webhook" events are POSTed to (e.g. the local engine's reload API).
+	// Empty: webhook events are rejected as unknown.
+	WebhookTarget string `yaml:"webhook_target"`
 }
 
 // IoTCredentials selects the AWS credentials for signing.

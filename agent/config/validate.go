@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ func (c *Config) validate(p *problems) {
 	}
 	c.Supervisor.validate(p)
 	c.Cloud.validate(p)
-	c.IoT.validate(p)
+	c.IoT.validate(p, c.Clients.TargetEndpoints)
 	c.Updates.validate(p, c.Device)
 	c.Clients.validate(p)
 	c.Keystores.validate(p)
@@ -85,7 +86,7 @@ func (c Cloud) validate(p *problems) {
 	c.SSL.validate(p, "cloud.ssl", outbound)
 }
 
-func (c IoT) validate(p *problems) {
+func (c IoT) validate(p *problems, targets []TargetEndpoint) {
 	if c.Enabled && c.Endpoint == "" {
 		p.add(0, "iot.endpoint", "required when iot is enabled (the account's ATS endpoint, e.g. abc123-ats.iot.eu-west-1.amazonaws.com)")
 	}
@@ -117,6 +118,9 @@ func (c IoT) validate(p *problems) {
 	}
 	checkRange(p, "iot.keep_alive", c.KeepAlive, 30*time.Second, 1200*time.Second)
 	checkRange(p, "iot.reconnect_max", c.ReconnectMax, time.Second, time.Hour)
+	if c.WebhookTarget != "" && !slices.ContainsFunc(targets, func(t TargetEndpoint) bool { return t.Name == c.WebhookTarget }) {
+		p.add(0, "iot.webhook_target", "no target endpoint named %q in clients.target_endpoints", c.WebhookTarget)
+	}
 	cr := c.Credentials
 	if checkOneOf(p, "iot.credentials.source", cr.Source, CredentialsCloud, CredentialsAWS, CredentialsStatic) {
 		static := cr.Source == CredentialsStatic

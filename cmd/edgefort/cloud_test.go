@@ -26,6 +26,7 @@ spaces:
 // cloudRig is an agent configuration with the control plane link on,
 // against a devcloud control plane in this process.
 type cloudRig struct {
+	ca      *devcloud.CA
 	cp      *devcloud.ControlPlane
 	caFile  string
 	cfgPath string
@@ -55,7 +56,7 @@ func newCloudRig(t *testing.T) *cloudRig {
 	if err := ca.WriteFiles(caDir); err != nil {
 		t.Fatal(err)
 	}
-	r := &cloudRig{cp: cp, caFile: filepath.Join(caDir, devcloud.CACertFile), state: t.TempDir()}
+	r := &cloudRig{ca: ca, cp: cp, caFile: filepath.Join(caDir, devcloud.CACertFile), state: t.TempDir()}
 	r.socket = filepath.Join(r.state, "admin.sock")
 	r.cfgPath = writeFile(t, "edgefort.yaml", fmt.Sprintf(`version: 1
 state_dir: %s

@@ -141,9 +141,9 @@ device_type: x
 }
 
 func TestConfigValidateRefusesLinksNotBuilt(t *testing.T) {
-	path := writeFile(t, "links.yaml", "version: 1\ndevice: {device_type: x}\niot:\n  enabled: true\n  endpoint: a1b2c3-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n")
+	path := writeFile(t, "links.yaml", "version: 1\ndevice: {device_type: x}\niot:\n  enabled: true\n  endpoint: a1b2c3-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: aws}\n")
 	code, _, errOut := edgefort(t, "config", "validate", path)
-	want := path + ":4: iot.enabled: this link is not available in edgefort"
+	want := path + `:8: iot.credentials.source: "aws" is not available in edgefort`
 	if code != 1 || !strings.HasPrefix(errOut, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
 	}

@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/cloudclient"
+	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/iot"
+	"github.com/edgefort/edgefort/iot/events"
+	"github.com/edgefort/edgefort/keystore"
+)
+
+// iotLink is the running event link and its event dispatcher.
+type iotLink struct {
+	link   *iot.Link
+	events *events.Dispatcher
+}
+
+// iotComponents builds the event link when iot.enabled: MQTT over
+// WebSocket/TLS to AWS IoT Core, each connection signed with fresh
+// credentials, cloud events handled exactly once through the dispatcher.
+func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
+	c := a.cfg.IoT
+	if !c.Enabled {
+		return nil, nil
+	}
+	log := a.log.With(LogKeyComponent, "iot")
+	creds, err := a.iotCredentials(c)
+	if err != nil {
+		return nil, err
+	}
+	host, _, err := net.SplitHostPort(c.Endpoint)
+	if err != nil {
+		host = c.Endpoint
+	}
+	tlsCfg, err := a.keystores.Stores.ClientTLS(c.SSL, host, keystore.Vars{})
+	if err != nil {
+		return nil, fmt.Errorf("iot.ssl: %w", err)
+	}
+	opts := events.Options{Store: a.db, Logger: log, Registerer: a.reg}
+	if a.cloud != nil {
+		opts.Reporter = outboxReporter{a.cloud.outbox}
+	}
+	d, err := events.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.registerEvents(d); err != nil {
+		return nil, err
+	}
+	link, err := iot.New(iot.Options{
+		Host:          c.Endpoint,
+		Region:        c.Region,
+		ThingName:     c.ThingName,
+		Credentials:   creds,
+		TLS:           tlsCfg,
+		KeepAlive:     c.KeepAlive,
+		ReconnectMax:  c.ReconnectMax,
+		Subscriptions: []string{c.EventsTopic},
+		Handler: func(ctx context.Context, m iot.Message) error {
+			return d.Handle(ctx, m.Topic, m.Payload)
+		},
+		Logger:     log,
+		Registerer: a.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.iot = &iotLink{link: link, events: d}
+	// Not SignalsReady: the agent is healthy while the cloud is away (a
+	// self-update's health check must not depend on AWS).
+	return []supervisor.Spec{{Name: "iot", Runner: link}}, nil
+}
+
+// iotCredentials is where the SigV4 credentials come from.
+func (a *Agent) iotCredentials(c config.IoT) (aws.CredentialsProvider, error) {
+	switch c.Credentials.Source {
+	case config.CredentialsCloud:
+		if a.cloud == nil {
+			return nil, &config.Error{Problems: []config.Problem{a.cfg.Problem("iot.credentials.source", "cloud needs the control plane link: enroll the node and set cloud.enabled: true, or use static")}}
+		}
+		return cloudclient.NewIoTCredentials(a.cloud.client), nil
+	case config.CredentialsStatic:
+		static := aws.Credentials{
+			AccessKeyID: c.Credentials.AccessKeyID, SecretAccessKey: c.Credentials.SecretAccessKey,
+			SessionToken: c.Credentials.SessionToken, Source: "edgefort-config",
+		}
+		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return static, nil }), nil
+	}
+	return nil, &config.Error{Problems: []config.Problem{a.cfg.Problem("iot.credentials.source", "%q is not available in edgefort %s yet; use cloud or static", c.Credentials.Source, Version())}}
+}
+
+// registerEvents adds the built-in event types.
+func (a *Agent) registerEvents(d *events.Dispatcher) error {
+	check := func() {}
+	if a.poller != nil {
+		check = a.poller.CheckNow
+	}
+	if err := d.Register("update.check", events.UpdateCheck(check)); err != nil {
+		return err
+	}
+	if err := d.Register("keystore.repoint", events.KeystoreRepoint(a.keystores.Stores.SetRef)); err != nil {
+		return err
+	}
+	if name := a.cfg.IoT.WebhookTarget; name != "" {
+		url, hc, err := a.targetClient(name)
+		if err != nil {
+			return err
+		}
+		if err := d.Register("webhook", events.Webhook(hc, url)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// targetClient is an HTTP client for a configured target endpoint.
+func (a *Agent) targetClient(name string) (string, *http.Client, error) {
+	for _, t := range a.cfg.Clients.TargetEndpoints {
+		if t.Name != name {
+			continue
+		}
+		tr := &http.Transport{IdleConnTimeout: 90 * time.Second}
+		if config.IsEnabled(t.SSL.Enabled, false) {
+			host := t.URL
+			if req, err := http.NewRequest(http.MethodGet, t.URL, nil); err == nil {
+				host = req.URL.Hostname()
+			}
+			tlsCfg, err := a.keystores.Stores.ClientTLS(t.SSL, host, keystore.Vars{})
+			if err != nil {
+				return "", nil, fmt.Errorf("clients.target_endpoints %s: %w", name, err)
+			}
+			tr.TLSClientConfig = tlsCfg
+		}
+		return t.URL, &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+	}
+	return "", nil, &config.Error{Problems: []config.Problem{a.cfg.Problem("iot.webhook_target", "no target endpoint named %q in clients.target_endpoints", name)}}
+}
+
+// outboxReporter sends event results to the control plane through the
+// durable outbox.
+type outboxReporter struct{ o *outbox.Outbox }
+
+func (r outboxReporter) Report(ctx context.Context, ev events.Event, res events.Result) error {
+	body, err := json.Marshal(map[string]any{"event_id": ev.ID, "event_type": ev.Type, "result": res})
+	if err != nil {
+		return err
+	}
+	_, err = r.o.Enqueue(ctx, outbox.Item{Stream: "events", Type: "event.result", Body: body, Priority: outbox.High, Key: "event-" + ev.ID})
+	if errors.Is(err, outbox.ErrFull) {
+		return nil // logged and counted by the outbox
+	}
+	return err
+}

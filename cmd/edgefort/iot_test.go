@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgefort/edgefort/devcloud"
+)
+
+// TestEventLink runs the agent with the event link to devcloud's
+// SigV4-checking broker (credentials vended by devcloud's control plane):
+// a cloud "webhook" event reaches a local HTTP target once although it is
+// delivered twice, and its result reaches the control plane's reports sink;
+// a keystore.repoint event repoints a reference; an unknown type is
+// rejected and reported.
+func TestEventLink(t *testing.T) {
+	r := newCloudRig(t)
+	if code, out, errOut := edgefort(t, "enroll", "--config", r.cfgPath, "--url", r.cp.URL(), "--token", r.cp.NewEnrollmentToken(), "--ca-file", r.caFile); code != 0 {
+		t.Fatalf("enroll: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	dev := r.cp.Devices()[0].ID
+	broker, err := devcloud.NewBroker(devcloud.BrokerOptions{CA: r.ca, Lookup: devcloud.ControlPlaneLookup(r.cp)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+
+	var (
+		mu    sync.Mutex
+		posts []*http.Request
+		seen  []string
+	)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		posts = append(posts, req)
+		seen = append(seen, string(b))
+		mu.Unlock()
+		fmt.Fprint(w, `{"reloaded":true}`)
+	}))
+	defer target.Close()
+
+	// The configuration, now that the thing name (the device ID) is known.
+	if err := os.WriteFile(r.cfgPath, []byte(fmt.Sprintf(`version: 1
+state_dir: %s
+admin: {socket: %s}
+metrics: {enabled: false}
+cloud:
+  enabled: true
+iot:
+  enabled: true
+  endpoint: %s
+  region: %s
+  thing_name: %s
+  webhook_target: engine
+  ssl:
+    truststore: ref://cloud-trust
+clients:
+  target_endpoints:
+    - name: engine
+      url: %s/reload
+`, r.state, r.socket, broker.Host(), broker.Region(), dev, target.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	p := startProc(t, "", log, "run", "--config", r.cfgPath)
+	waitSocketReady(t, r.socket, p)
+	waitUntil(t, "the link connects", func() bool { return broker.Connections() == 1 })
+
+	topic := "edgefort/" + dev + "/events"
+	publish := func(ev string) {
+		t.Helper()
+		if err := broker.Publish(topic, []byte(ev), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	webhook := `{"id":"ev-1","type":"webhook","time":"2026-11-23T18:00:00Z","body":{"app":"q3-report"}}`
+	publish(webhook)
+	publish(webhook) // a redelivery: handled once
+	publish(`{"id":"ev-2","type":"keystore.repoint","time":"2026-11-23T18:00:01Z","body":{"ref":"spare-trust","store":"cloud-ca-` + dev + `"}}`)
+	publish(`{"id":"ev-3","type":"launch.rocket","time":"2026-11-23T18:00:02Z","body":{}}`)
+
+	results := func() map[string]string { // event id -> result status, from the sink
+		out := map[string]string{}
+		for _, rep := range r.cp.Reports(dev) {
+			if rep.Type != "event.result" {
+				continue
+			}
+			var b struct {
+				EventID string `json:"event_id"`
+				Result  struct {
+					Status string `json:"status"`
+				} `json:"result"`
+			}
+			if json.Unmarshal(rep.Body, &b) == nil {
+				out[b.EventID] = b.Result.Status
+			}
+		}
+		return out
+	}
+	waitUntil(t, "three results in the sink", func() bool { return len(results()) == 3 })
+	if got := results(); got["ev-1"] != "done" || got["ev-2"] != "done" || got["ev-3"] != "rejected" {
+		t.Errorf("results = %v", got)
+	}
+	mu.Lock()
+	if len(posts) != 1 || seen[0] != `{"app":"q3-report"}` || posts[0].Header.Get("Idempotency-Key") != "ev-1" || posts[0].Method != http.MethodPost {
+		t.Errorf("target got %d requests (%q)", len(posts), seen)
+	}
+	mu.Unlock()
+	code, out, _ := edgefort(t, "ref", "list", "--config", r.cfgPath)
+	if code != 0 || !strings.Contains(out, "ref://spare-trust") {
+		t.Errorf("ref list after keystore.repoint:\n%s", out)
+	}
+	code, out, _ = edgefort(t, "status", "--json", "--config", r.cfgPath)
+	if code != 0 || !strings.Contains(out, `"iot"`) {
+		t.Errorf("status lacks the link: exit %d\n%s", code, out)
+	}
+	if err := p.sig(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(15 * time.Second); err != nil {
+		t.Errorf("agent: %v", err)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
