@@ -72,6 +72,11 @@ type BrokerOptions struct {
 	// Now is the clock SigV4 dates are checked against. Nil: time.Now.
 	// MQTT timers (keep-alive, session expiry) use the real clock.
 	Now func() time.Time
+	// ManagementToken, when set, serves POST /api/management/dev/publish
+	// ({"topic", "payload" (any JSON), "qos"}) on the broker's HTTPS port
+	// to callers presenting it as a bearer token: how another process
+	// (edgefort dev event) publishes as the cloud. Not part of AWS's API.
+	ManagementToken string
 }
 
 // BrokerFaults are failure-injection knobs; set them with SetFaults. The

@@ -2,6 +2,8 @@ package devcloud
 
 import (
 	"context"
+	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -54,6 +56,9 @@ func newWSListener(b *Broker, ln net.Listener) *wsListener {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", l.handle)
+	if b.opts.ManagementToken != "" {
+		mux.HandleFunc("POST /api/management/dev/publish", l.handlePublish)
+	}
 	l.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -229,3 +234,28 @@ var (
 	_ listeners.Listener = (*wsListener)(nil)
 	_ net.Conn           = (*wsConn)(nil)
 )
+
+// BrokerPublishRequest is the body of the management publish call.
+type BrokerPublishRequest struct {
+	Topic   string          `json:"topic"`
+	Payload json.RawMessage `json:"payload"`
+	QoS     byte            `json:"qos"`
+}
+
+func (l *wsListener) handlePublish(w http.ResponseWriter, r *http.Request) {
+	want := "Bearer " + l.b.opts.ManagementToken
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+		http.Error(w, "management token required", http.StatusUnauthorized)
+		return
+	}
+	var req BrokerPublishRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&req); err != nil || req.Topic == "" || req.QoS > 1 {
+		http.Error(w, "want {\"topic\": ..., \"payload\": ..., \"qos\": 0|1}", http.StatusBadRequest)
+		return
+	}
+	if err := l.b.Publish(req.Topic, req.Payload, req.QoS); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
