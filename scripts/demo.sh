@@ -165,6 +165,21 @@ cat "$work/sink"; echo
 check "the control plane's sink recorded the report, once" sh -c "grep -q '\"type\":\"app.reloaded\"' '$work/sink' && grep -Eq '\"deliveries\":\{\"[A-Za-z0-9_-]+\":1\}' '$work/sink'"
 check "the outbox metrics count one report sent" sh -c "curl -s '$metrics' | grep -q '^edgefort_cloud_outbox_sent_total 1'"
 
+# The event link: a cloud event published on devcloud's SigV4-checking
+# broker reaches the node over its own outbound connection; a webhook
+# event is POSTed to the local engine stand-in and its result comes back to
+# the control plane's sink through the outbox.
+check "banner names the event link" grep -Eq '^  event link    wss://127\.0\.0\.1:[0-9]+/mqtt ' "$work/out"
+check "status shows the event link connected" sh -c "'$ef' status | grep -Eq '^event link connected '"
+rc=0; "$ef" dev event webhook '{"app":"q3-report","action":"reload"}' >"$work/event1" 2>&1 || rc=$?
+cat "$work/event1"
+check "a webhook event ends done, its result back in the sink (exit $rc)" sh -c "test $rc = 0 && grep -q '^result done' '$work/event1'"
+ev1=$(awk '$1 == "published" { print $2 }' "$work/event1")
+check "the local engine received the webhook ($ev1) once" sh -c "test \$(grep -c '\"event_id\":\"$ev1\"' '$state_dir/dev-engine/requests.jsonl') = 1 && grep -q '\"app\":\"q3-report\"' '$state_dir/dev-engine/requests.jsonl'"
+rc=0; "$ef" dev event launch.rocket >"$work/event2" 2>&1 || rc=$?
+cat "$work/event2"
+check "an unknown event type is rejected, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^result rejected unknown event type' '$work/event2'"
+
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 
 kill -INT "$dev_pid"

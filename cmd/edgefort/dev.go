@@ -203,9 +203,10 @@ until Ctrl-C.`,
 			os.Remove(filepath.Join(dir, devCloudDir, devMenderFile))
 			srv.Close()
 		}()
-		data, err := devConfig(devConfigParams{
+		params := devConfigParams{
 			StateDir: dir, LogLevel: *logLevel, ServerURL: srv.URL(), ModulesDir: devModulesDirFor(dir),
-		})
+		}
+		data, err := devConfig(params)
 		if err != nil {
 			return err
 		}
@@ -225,15 +226,49 @@ until Ctrl-C.`,
 			os.Remove(filepath.Join(dir, devCloudDir, devControlFile))
 			cp.Close()
 		}()
+		// The event link needs the thing name, which is the device ID the
+		// enrollment just gave: the configuration is written again with it.
+		broker, err := startDevBroker(dir, cp, cpInfo.DeviceID, log.With(agent.LogKeyComponent, "devcloud"))
+		if err != nil {
+			return fmt.Errorf("dev: broker: %w", err)
+		}
+		defer func() {
+			os.Remove(filepath.Join(dir, devCloudDir, devBrokerFile))
+			broker.Close()
+		}()
+		engine, err := startDevEngine(dir)
+		if err != nil {
+			return fmt.Errorf("dev: engine: %w", err)
+		}
+		defer engine.Close()
+		params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = cpInfo.DeviceID, broker.Host(), broker.Region(), engine.URL()
+		if data, err = devConfig(params); err != nil {
+			return err
+		}
+		if err := atomicfile.Write(cfgPath, data, 0o600); err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		if cfg, err = config.Parse(cfgPath, data); err != nil {
+			return err
+		}
 		return runAgent(ctx, cfg, log, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL(), cpInfo) })
 	}
-	c.add(newDevDeployCmd())
+	c.add(newDevDeployCmd(), newDevEventCmd())
 	return c
 }
 
 // devConfigParams fill the dev configuration template.
 type devConfigParams struct {
 	StateDir, LogLevel, ServerURL, ModulesDir string
+	// The event link, once the enrollment named the thing.
+	ThingName, BrokerHost, BrokerRegion, EngineURL string
+}
+
+func quoteIf(s string) string {
+	if s == "" {
+		return ""
+	}
+	return strconv.Quote(s)
 }
 
 func devConfig(p devConfigParams) ([]byte, error) {
@@ -245,6 +280,12 @@ func devConfig(p devConfigParams) ([]byte, error) {
 		"ServerURL":  strconv.Quote(p.ServerURL),
 		"ModulesDir": strconv.Quote(p.ModulesDir),
 		"ScriptsDir": strconv.Quote(filepath.Join(p.StateDir, devScriptsDir)),
+		// Empty until the enrollment: the template leaves the event link
+		// out while they are.
+		"ThingName":    quoteIf(p.ThingName),
+		"BrokerHost":   quoteIf(p.BrokerHost),
+		"BrokerRegion": quoteIf(p.BrokerRegion),
+		"EngineURL":    p.EngineURL,
 	})
 	return []byte(b.String()), err
 }
@@ -433,6 +474,7 @@ edgefort dev is running (version %s, pid %d)
   virtual host  hub %s (certificate from ref://hub-tls -> %s, issued by the dev CA %s)
   update server %s (devcloud Mender server, mutual TLS: device certificate ref://device-tls)
   control plane %s (devcloud; enrolled as %s; policy in %s)
+  event link    wss://%s/mqtt (devcloud broker, SigV4; thing %s)
   components    %s (all running)
 
 Try, in another terminal (every command takes --config; the variable saves typing):
@@ -448,6 +490,12 @@ and send it a report through the durable outbox:
   %s cloud authorize --user bob --group analysts --action app.reload --space sales --app q3-report
   %s cloud report app.reloaded '{"app":"q3-report"}'
   curl -s --unix-socket %s -d '{"user":{"id":"alice","directory":"dev"},"action":"app.read","resource":{"type":"space","id":"sales"}}' http://edgefort/v1/cloud/authorize
+Send the node a cloud event over the event link (MQTT over WebSocket/TLS to
+devcloud's broker, the URL signed with SigV4); a webhook reaches the dev
+engine (its requests land in %s), and the result
+comes back through the outbox:
+  %s dev event webhook '{"app":"q3-report","action":"reload"}'
+  %s dev event update.check
 A user token for alice (a JWT signed with the control plane's keys, 24 h; the
 client API that accepts it comes with client authentication):
   export EDGEFORT_USER_TOKEN=%s
@@ -469,9 +517,11 @@ The hub certificate expires in a few days (status warns). Replace it with no res
 
 Ctrl-C stops it.
 `, s.Version, s.PID, cfgPath, cfg.StateDir, cfg.Admin.Socket, s.MetricsURL, hub, devHubStore, caFile, updateURL,
-		cp.URL, cp.DeviceID, filepath.Join(cfg.StateDir, devCloudDir, devPolicyFile), strings.Join(names, ", "),
+		cp.URL, cp.DeviceID, filepath.Join(cfg.StateDir, devCloudDir, devPolicyFile), cfg.IoT.Endpoint, cfg.IoT.ThingName, strings.Join(names, ", "),
 		cfgPath, self, caFile, hub, s.MetricsURL, self,
-		self, self, self, cfg.Admin.Socket, cp.UserToken, caFile, cp.URL,
+		self, self, self, cfg.Admin.Socket,
+		filepath.Join(cfg.StateDir, devEngineDir, devEngineLog), self, self,
+		cp.UserToken, caFile, cp.URL,
 		filepath.Join(cfg.StateDir, devDeployedDir), self, self,
 		caFile, caKey, self, self, self, strings.TrimPrefix(hub, "https://"), caFile)
 }

@@ -104,6 +104,13 @@ func printStatus(w io.Writer, s *agent.Status, now time.Time) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if l := s.IoT; l != nil {
+		line := fmt.Sprintf("event link %s for %s, %d in, %d out, %d reconnects", l.State, ago(now, l.Since), l.MessagesIn, l.MessagesOut, l.Reconnects)
+		if l.LastError != "" {
+			line += fmt.Sprintf("; last error %s ago: %s", ago(now, l.LastErrorAt), l.LastError)
+		}
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tSTATE\tSINCE\tRESTARTS\tLAST ERROR")
