@@ -107,12 +107,14 @@ func (l *Link) Run(ctx context.Context) error {
 	lost := make(chan error, 1)
 	client := paho.NewClient(l.clientOptions(ctx, in, lost))
 	l.client.Store(&client)
+	var hooks sync.WaitGroup // OnConnect calls
 	defer func() {
 		l.client.Store(nil)
 		cancel()
 		client.Disconnect(250) // no-op when not connected
 		in.close()
 		workers.Wait()
+		hooks.Wait()
 	}()
 
 	bo := newBackoff(l.opts.ReconnectInitial, l.opts.ReconnectMax)
@@ -123,6 +125,12 @@ func (l *Link) Run(ctx context.Context) error {
 		up, err := l.connect(ctx, client, attempt)
 		if err == nil {
 			supervisor.Ready(ctx)
+			if l.opts.OnConnect != nil {
+				// Off the loop: the hook publishes (Jobs start-next, the
+				// Shadow's reported state), which needs the loop watching
+				// the connection.
+				hooks.Go(func() { l.opts.OnConnect(ctx) })
+			}
 			err = l.stayConnected(ctx, client, lost)
 			uptime := l.opts.Now().Sub(up)
 			if uptime >= backoffResetAfter || errors.Is(err, errMaxAge) {

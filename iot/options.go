@@ -119,6 +119,10 @@ type Options struct {
 	Now func() time.Time
 	// Registerer, if set, receives the edgefort_iot_* metrics.
 	Registerer prometheus.Registerer
+	// OnConnect, when set, is called after every connection is up and
+	// subscribed, on its own goroutine (Run waits for it before it
+	// returns): where Jobs asks for the next job and the Shadow reports.
+	OnConnect func(ctx context.Context)
 }
 
 // withDefaults returns o with the zero fields set to their defaults.

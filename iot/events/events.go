@@ -217,6 +217,13 @@ func (d *Dispatcher) Register(typ string, h HandlerFunc, opts ...RegisterOption)
 	return nil
 }
 
+// Handler returns the handler registered for typ, for other carriers of
+// the same operations (AWS IoT Jobs run their documents through it).
+func (d *Dispatcher) Handler(typ string) (HandlerFunc, bool) {
+	reg, ok := d.handler(typ)
+	return reg.h, ok
+}
+
 func (d *Dispatcher) handler(typ string) (registration, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
