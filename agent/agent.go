@@ -56,6 +56,7 @@ type Agent struct {
 	runCtx      context.Context                       // Run's context, for work admin calls start
 	cloud       *cloudLink                            // set while Run runs, when cloud.enabled
 	iot         *iotLink                              // set while Run runs, when iot.enabled
+	level       *slog.LevelVar                        // the logger's level, for settings driven at run time; may be nil
 
 	extra []supervisor.Spec // components added by tests, started last
 }
@@ -84,6 +85,10 @@ func Check(cfg *config.Config) error {
 	}
 	return &config.Error{Problems: sortProblems(probs)}
 }
+
+// SetLevelVar hands the agent its logger's level so that the level can be
+// driven at run time (the device shadow's log_level). Call before Run.
+func (a *Agent) SetLevelVar(lv *slog.LevelVar) { a.level = lv }
 
 // Registry is the agent's metrics registry, for components to register on.
 func (a *Agent) Registry() *prometheus.Registry { return a.reg }

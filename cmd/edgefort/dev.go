@@ -186,7 +186,7 @@ until Ctrl-C.`,
 		if err != nil {
 			return err
 		}
-		log, _, err := agent.NewLogger(st.stderr, *logLevel, "text")
+		log, level, err := agent.NewLogger(st.stderr, *logLevel, "text")
 		if err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ until Ctrl-C.`,
 		if cfg, err = config.Parse(cfgPath, data); err != nil {
 			return err
 		}
-		return runAgent(ctx, cfg, log, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL(), cpInfo) })
+		return runAgent(ctx, cfg, log, level, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL(), cpInfo) })
 	}
 	c.add(newDevDeployCmd(), newDevEventCmd())
 	return c

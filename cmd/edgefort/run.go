@@ -32,11 +32,11 @@ The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
 		if err != nil {
 			return err
 		}
-		log, _, err := agent.NewLogger(st.stderr, cfg.Log.Level, cfg.Log.Format)
+		log, level, err := agent.NewLogger(st.stderr, cfg.Log.Level, cfg.Log.Format)
 		if err != nil {
 			return err
 		}
-		err = runAgent(ctx, cfg, log, nil)
+		err = runAgent(ctx, cfg, log, level, nil)
 		if errors.Is(err, agent.ErrRestart) {
 			return reexec(log)
 		}
@@ -60,7 +60,7 @@ func reexec(log *slog.Logger) error {
 
 // runAgent runs an agent until SIGINT/SIGTERM. onReady, if set, is called
 // once every component is running.
-func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady func(*agent.Agent)) error {
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, onReady func(*agent.Agent)) error {
 	// Everything the agent creates (state, keys, sockets) is private to its
 	// user unless a component widens it on purpose.
 	syscall.Umask(0o077)
@@ -68,6 +68,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, onReady
 	if err != nil {
 		return err
 	}
+	a.SetLevelVar(level)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -53,7 +53,8 @@ type Poller struct {
 
 	mu     sync.Mutex
 	status PollerStatus
-	ended  int // deployments run to an end
+	ended  int           // deployments run to an end
+	poll   time.Duration // set at run time; zero: opts.PollInterval
 }
 
 // PollerStatus is what `edgefort status` shows of the update channel.
@@ -87,6 +88,30 @@ func NewPoller(opts PollerOptions) (*Poller, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Poller{opts: opts, log: log.With("component", "updates"), check: make(chan struct{}, 1)}, nil
+}
+
+// SetPollInterval changes how often the server is asked, at run time (a
+// setting the cloud may drive through the device shadow). It applies from
+// the next check, which it makes happen now.
+func (p *Poller) SetPollInterval(d time.Duration) error {
+	if d < 5*time.Second || d > 7*24*time.Hour {
+		return fmt.Errorf("poll interval %s is outside 5s to 168h", d)
+	}
+	p.mu.Lock()
+	p.poll = d
+	p.mu.Unlock()
+	p.log.Info("poll interval changed", "poll_interval", d)
+	p.CheckNow()
+	return nil
+}
+
+func (p *Poller) pollInterval() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.poll > 0 {
+		return p.poll
+	}
+	return p.opts.PollInterval
 }
 
 // CheckNow asks the running Poller to check for a deployment at once
@@ -178,7 +203,7 @@ func (p *Poller) retryAfter(err error) time.Duration {
 	if errors.As(err, &ra) && ra.After > 0 {
 		return ra.After
 	}
-	return min(p.opts.RetryInterval, p.opts.PollInterval)
+	return min(p.opts.RetryInterval, p.pollInterval())
 }
 
 func (p *Poller) deviceState() (updater.DeviceState, error) {
@@ -250,7 +275,7 @@ func (p *Poller) check1(ctx context.Context) (time.Duration, string, error) {
 		return 0, "", stopError{err}
 	} else if rec != nil && rec.Step == StepAwaitCommit {
 		p.log.Info("a standalone install waits for `edgefort update commit` or `rollback`; not checking for deployments", "artifact", rec.ArtifactName)
-		return p.opts.PollInterval, "none", nil
+		return p.pollInterval(), "none", nil
 	} else if rec != nil {
 		// A local install is under way (edgefort update install).
 		p.log.Info("an update is in progress; checking for deployments later", "artifact", rec.ArtifactName, "step", rec.Step)
@@ -266,7 +291,7 @@ func (p *Poller) check1(ctx context.Context) (time.Duration, string, error) {
 	}
 	if d == nil {
 		p.log.Debug("no deployment")
-		return p.opts.PollInterval, "none", nil
+		return p.pollInterval(), "none", nil
 	}
 	wait, err := p.runDeployment(ctx, d, st)
 	return wait, "deployment", err
@@ -280,7 +305,7 @@ func (p *Poller) runDeployment(ctx context.Context, d *updater.Deployment, st up
 			return 0, err
 		}
 		p.setResult(Result{ArtifactName: d.ArtifactName, Outcome: OutcomeAlreadyInstalled})
-		return p.opts.PollInterval, nil
+		return p.pollInterval(), nil
 	}
 	log.Info("deployment received; downloading")
 	p.mu.Lock()
