@@ -624,3 +624,22 @@ func TestWriteGuard(t *testing.T) {
 		t.Errorf("device = %q, want app-v9_INCONSISTENT", dev.ArtifactName)
 	}
 }
+
+func TestSetPollInterval(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Status().PollInterval; got != time.Hour {
+		t.Errorf("poll interval = %v, want 1h", got)
+	}
+	for _, bad := range []time.Duration{time.Second, 8 * 24 * time.Hour} {
+		if err := p.SetPollInterval(bad); err == nil {
+			t.Errorf("SetPollInterval(%v) accepted", bad)
+		}
+	}
+	if err := p.SetPollInterval(10 * time.Second); err != nil || p.Status().PollInterval != 10*time.Second {
+		t.Errorf("SetPollInterval(10s) = %v, interval %v", err, p.Status().PollInterval)
+	}
+}

@@ -67,6 +67,8 @@ type PollerStatus struct {
 	LastResult *Result `json:"last_result,omitempty"`
 	// Deploying names the Artifact being installed now.
 	Deploying string `json:"deploying,omitempty"`
+	// PollInterval is the interval in force.
+	PollInterval time.Duration `json:"poll_interval"`
 }
 
 // NewPoller returns a Poller; Run starts it.
@@ -126,9 +128,12 @@ func (p *Poller) CheckNow() {
 
 // Status returns a snapshot of the loop's state.
 func (p *Poller) Status() PollerStatus {
+	iv := p.pollInterval()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.status
+	st := p.status
+	st.PollInterval = iv
+	return st
 }
 
 // Run runs the loop until ctx ends. It returns module.ErrRestartAgent when
