@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +19,8 @@ import (
 	"github.com/edgefort/edgefort/cloudclient/outbox"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
+	"github.com/edgefort/edgefort/iot/jobs"
+	"github.com/edgefort/edgefort/iot/shadow"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -24,6 +28,7 @@ import (
 type iotLink struct {
 	link   *iot.Link
 	events *events.Dispatcher
+	shadow *shadow.Shadow
 }
 
 // iotComponents builds the event link when iot.enabled: MQTT over
@@ -58,7 +63,24 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	if err := a.registerEvents(d); err != nil {
 		return nil, err
 	}
-	link, err := iot.New(iot.Options{
+	// Jobs and the Shadow publish through the link, which needs their
+	// subscriptions first: they get a publisher that finds the link later.
+	var link *iot.Link
+	pub := publishFunc(func(ctx context.Context, topic string, payload []byte) error {
+		return link.Publish(ctx, topic, payload)
+	})
+	jr, err := jobs.New(jobs.Options{Thing: c.ThingName, Publisher: pub, Handlers: d, Store: a.db, Logger: log, Registerer: a.reg})
+	if err != nil {
+		return nil, err
+	}
+	sh, err := shadow.New(shadow.Options{Thing: c.ThingName, Publisher: pub, Settings: a.shadowSettings(), Logger: log, Registerer: a.reg})
+	if err != nil {
+		return nil, err
+	}
+	subs := append([]string{c.EventsTopic}, jr.Subscriptions()...)
+	subs = append(subs, sh.Subscriptions()...)
+	jobsPrefix := "$aws/things/" + c.ThingName + "/jobs/"
+	link, err = iot.New(iot.Options{
 		Host:          c.Endpoint,
 		Region:        c.Region,
 		ThingName:     c.ThingName,
@@ -66,9 +88,22 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 		TLS:           tlsCfg,
 		KeepAlive:     c.KeepAlive,
 		ReconnectMax:  c.ReconnectMax,
-		Subscriptions: []string{c.EventsTopic},
+		Subscriptions: subs,
 		Handler: func(ctx context.Context, m iot.Message) error {
-			return d.Handle(ctx, m.Topic, m.Payload)
+			switch {
+			case m.Topic == c.EventsTopic:
+				return d.Handle(ctx, m.Topic, m.Payload)
+			case sh.Owns(m.Topic):
+				return sh.Handle(ctx, m.Topic, m.Payload)
+			case strings.HasPrefix(m.Topic, jobsPrefix):
+				return jr.Handle(ctx, m.Topic, m.Payload)
+			}
+			log.Warn("message on an unexpected topic; dropped", "topic", m.Topic)
+			return nil
+		},
+		OnConnect: func(ctx context.Context) {
+			jr.OnConnect(ctx)
+			sh.OnConnect(ctx)
 		},
 		Logger:     log,
 		Registerer: a.reg,
@@ -76,10 +111,119 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.iot = &iotLink{link: link, events: d}
+	a.iot = &iotLink{link: link, events: d, shadow: sh}
 	// Not SignalsReady: the agent is healthy while the cloud is away (a
 	// self-update's health check must not depend on AWS).
-	return []supervisor.Spec{{Name: "iot", Runner: link}}, nil
+	return []supervisor.Spec{
+		{Name: "iot", Runner: link},
+		{Name: "iot-jobs", Runner: jr},
+		{Name: "iot-shadow", Runner: &shadowReporter{a: a, sh: sh}},
+	}, nil
+}
+
+type publishFunc func(ctx context.Context, topic string, payload []byte) error
+
+func (f publishFunc) Publish(ctx context.Context, topic string, payload []byte) error {
+	return f(ctx, topic, payload)
+}
+
+// shadowSettings are what the cloud may drive through desired state.
+func (a *Agent) shadowSettings() []shadow.Setting {
+	var out []shadow.Setting
+	if a.level != nil {
+		out = append(out, shadow.Setting{
+			Name: "log_level",
+			Apply: func(v json.RawMessage) (any, error) {
+				var name string
+				if err := json.Unmarshal(v, &name); err != nil {
+					return nil, errors.New("not a string")
+				}
+				var l slog.Level
+				if err := l.UnmarshalText([]byte(name)); err != nil {
+					return nil, fmt.Errorf("%q is not debug, info, warn or error", name)
+				}
+				a.level.Set(l)
+				return name, nil
+			},
+			Current: func() any { return strings.ToLower(a.level.Level().String()) },
+		})
+	}
+	if a.poller != nil {
+		out = append(out, shadow.Setting{
+			Name: "poll_interval",
+			Apply: func(v json.RawMessage) (any, error) {
+				var s string
+				if err := json.Unmarshal(v, &s); err != nil {
+					return nil, errors.New("not a string such as \"30m\"")
+				}
+				d, err := time.ParseDuration(s)
+				if err != nil {
+					return nil, errors.New("not a duration")
+				}
+				if err := a.poller.SetPollInterval(d); err != nil {
+					return nil, err
+				}
+				return s, nil
+			},
+			Current: func() any { return a.poller.Status().PollInterval.String() },
+		})
+	}
+	return out
+}
+
+// shadowReporter keeps the device shadow's reported state current: the
+// agent's version, the installed Artifact, the links, certificate
+// warnings and the last update result. The Shadow publishes only what
+// changed.
+type shadowReporter struct {
+	a  *Agent
+	sh *shadow.Shadow
+}
+
+func (r *shadowReporter) Run(ctx context.Context) error {
+	defer r.sh.Close()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		r.sh.Report(ctx, r.a.reportedState())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (a *Agent) reportedState() map[string]any {
+	st := map[string]any{"agent_version": a.build.Version}
+	if a.updates != nil {
+		if us, err := a.updateStatus(); err == nil {
+			st["artifact_name"] = us.ArtifactName
+			if us.Poller != nil && us.Poller.LastResult != nil {
+				r := us.Poller.LastResult
+				st["last_update"] = map[string]any{"artifact": r.ArtifactName, "outcome": string(r.Outcome), "reason": r.Reason}
+			}
+		}
+	}
+	links := map[string]any{}
+	if a.iot != nil {
+		links["iot"] = string(a.iot.link.Status().State)
+	}
+	if a.cloud != nil {
+		links["cloud"] = "enrolled"
+	}
+	if a.poller != nil {
+		links["updates"] = "enabled"
+	}
+	st["links"] = links
+	if ks := a.keystores; ks != nil {
+		warnings := certificateWarnings(ks.Stores)
+		if warnings == nil {
+			warnings = []string{}
+		}
+		st["certificate_warnings"] = warnings
+	}
+	return st
 }
 
 // iotCredentials is where the SigV4 credentials come from.

@@ -22,7 +22,9 @@ import (
 // a cloud "webhook" event reaches a local HTTP target once although it is
 // delivered twice, and its result reaches the control plane's reports sink;
 // a keystore.repoint event repoints a reference; an unknown type is
-// rejected and reported.
+// rejected and reported; AWS IoT Jobs run their documents through the same
+// handlers (SUCCEEDED, and REJECTED for an unknown operation); the device
+// shadow carries the reported state and applies a desired log level.
 func TestEventLink(t *testing.T) {
 	r := newCloudRig(t)
 	if code, out, errOut := edgefort(t, "enroll", "--config", r.cfgPath, "--url", r.cp.URL(), "--token", r.cp.NewEnrollmentToken(), "--ca-file", r.caFile); code != 0 {
@@ -37,6 +39,10 @@ func TestEventLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
+	jobsSvc := devcloud.NewJobs(broker, nil)
+	defer jobsSvc.Close()
+	shadowSvc := devcloud.NewShadow(broker, nil)
+	defer shadowSvc.Close()
 
 	var (
 		mu    sync.Mutex
@@ -115,7 +121,7 @@ clients:
 		}
 		return out
 	}
-	waitUntil(t, "three results in the sink", func() bool { return len(results()) == 3 })
+	waitUntil(t, "three results in the sink", func() bool { return len(results()) >= 3 })
 	if got := results(); got["ev-1"] != "done" || got["ev-2"] != "done" || got["ev-3"] != "rejected" {
 		t.Errorf("results = %v", got)
 	}
@@ -124,6 +130,43 @@ clients:
 		t.Errorf("target got %d requests (%q)", len(posts), seen)
 	}
 	mu.Unlock()
+	// AWS IoT Jobs: documents run through the same handlers.
+	if err := jobsSvc.Create(dev, "job-1", []byte(`{"operation":"webhook","app":"q4-report"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobsSvc.Create(dev, "job-2", []byte(`{"operation":"self.destruct"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "both jobs end", func() bool {
+		e1, ok1 := jobsSvc.Execution(dev, "job-1")
+		e2, ok2 := jobsSvc.Execution(dev, "job-2")
+		return ok1 && ok2 && e1.Status == "SUCCEEDED" && e2.Status == "REJECTED"
+	})
+	mu.Lock()
+	jobPosts := 0
+	for _, p := range posts {
+		if p.Header.Get("Idempotency-Key") == "job-job-1" {
+			jobPosts++
+		}
+	}
+	mu.Unlock()
+	if jobPosts != 1 {
+		t.Errorf("the job's webhook reached the target %d times, want 1", jobPosts)
+	}
+
+	// The device shadow: reported state, and a setting driven by the cloud.
+	waitUntil(t, "the shadow has the reported state", func() bool {
+		doc, ok := shadowSvc.Document(dev)
+		return ok && doc.State.Reported["agent_version"] != nil && doc.State.Reported["links"] != nil
+	})
+	if err := shadowSvc.SetDesired(dev, []byte(`{"log_level":"debug"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "log_level applied and reported", func() bool {
+		doc, _ := shadowSvc.Document(dev)
+		return doc.State.Reported["log_level"] == "debug" && len(doc.State.Delta) == 0
+	})
+
 	code, out, _ := edgefort(t, "ref", "list", "--config", r.cfgPath)
 	if code != 0 || !strings.Contains(out, "ref://spare-trust") {
 		t.Errorf("ref list after keystore.repoint:\n%s", out)
