@@ -180,6 +180,15 @@ rc=0; "$ef" dev event launch.rocket >"$work/event2" 2>&1 || rc=$?
 cat "$work/event2"
 check "an unknown event type is rejected, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^result rejected unknown event type' '$work/event2'"
 
+printf '{"operation":"webhook","app":"q3-report","action":"reload"}' >"$work/job.json"
+rc=0; "$ef" dev job "$work/job.json" >"$work/job1" 2>&1 || rc=$?
+cat "$work/job1"
+check "an AWS IoT job runs to SUCCEEDED (exit $rc)" sh -c "test $rc = 0 && grep -q '^  SUCCEEDED' '$work/job1'"
+printf '{"operation":"self.destruct"}' >"$work/job2.json"
+rc=0; "$ef" dev job "$work/job2.json" >"$work/job2" 2>&1 || rc=$?
+cat "$work/job2"
+check "a job with an unknown operation is REJECTED, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^  REJECTED .*unknown operation' '$work/job2'"
+
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 
 kill -INT "$dev_pid"

@@ -241,6 +241,19 @@ until Ctrl-C.`,
 			return fmt.Errorf("dev: engine: %w", err)
 		}
 		defer engine.Close()
+		devLog := log.With(agent.LogKeyComponent, "devcloud")
+		jobsSvc := devcloud.NewJobs(broker, devLog)
+		defer jobsSvc.Close()
+		shadowSvc := devcloud.NewShadow(broker, devLog)
+		defer shadowSvc.Close()
+		jobsSrv, err := startDevJobs(dir, cpInfo.DeviceID, jobsSvc)
+		if err != nil {
+			return fmt.Errorf("dev: jobs: %w", err)
+		}
+		defer func() {
+			os.Remove(filepath.Join(dir, devCloudDir, devJobsFile))
+			jobsSrv.Close()
+		}()
 		params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = cpInfo.DeviceID, broker.Host(), broker.Region(), engine.URL()
 		if data, err = devConfig(params); err != nil {
 			return err
@@ -253,7 +266,7 @@ until Ctrl-C.`,
 		}
 		return runAgent(ctx, cfg, log, level, func(a *agent.Agent) { printDevBanner(st, cfgPath, cfg, a, srv.URL(), cpInfo) })
 	}
-	c.add(newDevDeployCmd(), newDevEventCmd())
+	c.add(newDevDeployCmd(), newDevEventCmd(), newDevJobCmd())
 	return c
 }
 
@@ -496,6 +509,8 @@ engine (its requests land in %s), and the result
 comes back through the outbox:
   %s dev event webhook '{"app":"q3-report","action":"reload"}'
   %s dev event update.check
+Run an AWS IoT job the same way (its "operation" picks the handler):
+  echo '{"operation":"webhook","app":"q3-report"}' > job.json && %s dev job job.json
 A user token for alice (a JWT signed with the control plane's keys, 24 h; the
 client API that accepts it comes with client authentication):
   export EDGEFORT_USER_TOKEN=%s
@@ -520,7 +535,7 @@ Ctrl-C stops it.
 		cp.URL, cp.DeviceID, filepath.Join(cfg.StateDir, devCloudDir, devPolicyFile), cfg.IoT.Endpoint, cfg.IoT.ThingName, strings.Join(names, ", "),
 		cfgPath, self, caFile, hub, s.MetricsURL, self,
 		self, self, self, cfg.Admin.Socket,
-		filepath.Join(cfg.StateDir, devEngineDir, devEngineLog), self, self,
+		filepath.Join(cfg.StateDir, devEngineDir, devEngineLog), self, self, self,
 		cp.UserToken, caFile, cp.URL,
 		filepath.Join(cfg.StateDir, devDeployedDir), self, self,
 		caFile, caKey, self, self, self, strings.TrimPrefix(hub, "https://"), caFile)
