@@ -31,6 +31,8 @@ need node nodejs       # npm "jose": independent JWE implementation (keystore te
 need npm npm
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
+PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
+need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
 go version
 
 log "gofmt"
