@@ -1,0 +1,396 @@
+package iot_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/iot"
+)
+
+// These helpers run Debian's mosquitto, a real broker, as a child process:
+// a WebSocket listener with TLS for the link and a plain TCP listener for
+// the cloud side, persistence on so that the queued QoS 1 messages of a
+// persistent session survive its restarts.
+
+// mosquittoBin finds the mosquitto binary. Debian installs it in /usr/sbin,
+// which is not in every user's PATH, so that is tried before peertest
+// decides whether its absence skips or fails the test.
+func mosquittoBin(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	if fi, err := os.Stat("/usr/sbin/mosquitto"); err == nil && !fi.IsDir() {
+		return "/usr/sbin/mosquitto"
+	}
+	return peertest.Require(t, "mosquitto")
+}
+
+// mosquitto is one broker, stopped and started again on the same ports
+// with the same persistence directory.
+type mosquitto struct {
+	t       testing.TB
+	bin     string
+	dir     string
+	conf    string
+	wssAddr string // 127.0.0.1:port, TLS WebSocket (the link's)
+	tcpAddr string // 127.0.0.1:port, plain MQTT (the cloud side's)
+	caPEM   string // file holding the CA certificate the link trusts
+	client  *tls.Config
+
+	mu       sync.Mutex // guards cmd and exited
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has been waited for
+	restarts int
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startMosquitto writes the certificates and the configuration into a
+// temporary directory and starts the broker. It is stopped (SIGTERM) when
+// the test ends; its log is printed if the test failed.
+func startMosquitto(t testing.TB) *mosquitto {
+	t.Helper()
+	bin := mosquittoBin(t)
+	dir := t.TempDir()
+	ca, err := devcloud.NewCA("mosquitto test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, cert, err := ca.Issue("127.0.0.1", []string{"127.0.0.1", "localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mosquitto{
+		t: t, bin: bin, dir: dir,
+		conf:    filepath.Join(dir, "mosquitto.conf"),
+		wssAddr: freePort(t),
+		tcpAddr: freePort(t),
+		caPEM:   filepath.Join(dir, "ca.crt"),
+	}
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	writeFile(t, m.caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}))
+	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	m.client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+
+	_, wssPort, _ := net.SplitHostPort(m.wssAddr)
+	_, tcpPort, _ := net.SplitHostPort(m.tcpAddr)
+	conf := strings.Join([]string{
+		// Run as root, mosquitto would switch to user mosquitto, which
+		// cannot read this directory; "root" keeps the user it runs as.
+		"user root",
+		"per_listener_settings false",
+		"allow_anonymous true",
+		// The persistent sessions, their subscriptions and queued QoS 1
+		// messages are saved to mosquitto.db on SIGTERM (and every 5 s)
+		// and read back on start.
+		"persistence true",
+		"persistence_location " + dir + "/",
+		"autosave_interval 5",
+		"persistent_client_expiration 1h",
+		// The soak queues thousands of messages for the link while it is
+		// away; mosquitto's default queue (1000) would drop the rest.
+		"max_queued_messages 100000",
+		"max_queued_bytes 0",
+		"max_inflight_messages 20",
+		"log_dest file " + filepath.Join(dir, "mosquitto.log"),
+		"log_type error",
+		"log_type warning",
+		"log_type notice",
+		"log_type information",
+		"connection_messages true",
+		"",
+		"listener " + wssPort + " 127.0.0.1",
+		"protocol websockets",
+		"certfile " + certFile,
+		"keyfile " + keyFile,
+		"",
+		"listener " + tcpPort + " 127.0.0.1",
+		"protocol mqtt",
+		"",
+	}, "\n")
+	writeFile(t, m.conf, []byte(conf))
+	m.start()
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "mosquitto.log")); err == nil {
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				t.Logf("mosquitto log (tail):\n%s", strings.Join(lines, "\n"))
+			}
+		}
+	})
+	return m
+}
+
+func writeFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start starts the broker and returns when both listeners accept
+// connections; it returns that moment.
+func (m *mosquitto) start() time.Time {
+	m.t.Helper()
+	cmd := exec.Command(m.bin, "-c", m.conf)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard // it logs to its file
+	if err := cmd.Start(); err != nil {
+		m.t.Fatalf("start mosquitto: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	m.mu.Lock()
+	m.cmd, m.exited = cmd, exited
+	m.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, addr := range []string{m.tcpAddr, m.wssAddr} {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				m.t.Fatalf("mosquitto exited at start (%v); see %s", cmd.ProcessState, filepath.Join(m.dir, "mosquitto.log"))
+			default:
+			}
+			if time.Now().After(deadline) {
+				m.t.Fatalf("mosquitto does not accept on %s: %v", addr, err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return time.Now()
+}
+
+// stop ends the broker with SIGTERM, on which it saves its database, and
+// waits for it.
+func (m *mosquitto) stop() {
+	m.mu.Lock()
+	cmd, exited := m.cmd, m.exited
+	m.cmd = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		m.t.Errorf("mosquitto did not end within 10s of SIGTERM")
+	}
+}
+
+// restart stops the broker and starts it again on the same ports; it
+// returns when it accepts connections again.
+func (m *mosquitto) restart() time.Time {
+	m.t.Helper()
+	m.stop()
+	m.restarts++
+	return m.start()
+}
+
+// cloud is the cloud side: a paho client over plain TCP with a persistent
+// session, which publishes QoS 1 events and retries each one until the
+// broker acknowledged it, across broker restarts.
+type cloud struct {
+	t testing.TB
+	c paho.Client
+}
+
+func newCloud(t testing.TB, m *mosquitto, id string) *cloud {
+	t.Helper()
+	o := paho.NewClientOptions()
+	o.AddBroker("tcp://" + m.tcpAddr)
+	o.SetClientID(id)
+	o.SetCleanSession(false)
+	o.SetAutoReconnect(true)
+	o.SetConnectRetry(true)
+	o.SetConnectRetryInterval(20 * time.Millisecond)
+	o.SetMaxReconnectInterval(100 * time.Millisecond)
+	o.SetConnectTimeout(5 * time.Second)
+	o.SetWriteTimeout(5 * time.Second)
+	o.SetKeepAlive(30 * time.Second)
+	o.SetOrderMatters(false)
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("cloud client: connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return &cloud{t: t, c: c}
+}
+
+// publishOnce sends one QoS 1 message and reports whether the broker
+// acknowledged it within timeout.
+func (c *cloud) publishOnce(topic string, payload []byte, timeout time.Duration) error {
+	tok := c.c.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(timeout) {
+		return errors.New("no PUBACK in time")
+	}
+	return tok.Error()
+}
+
+// publishAll sends every payload with QoS 1, window at a time, and sends
+// again each one whose PUBACK did not come (a restart in between); a
+// message may thus reach the broker twice, as with any QoS 1 publisher.
+// between, if set, is called before each window (with its number) but the
+// first. It returns how many publishes were retried.
+func (c *cloud) publishAll(ctx context.Context, topic string, payloads [][]byte, window int, between func(w int)) (retried int, err error) {
+	type pending struct {
+		i   int
+		tok paho.Token
+	}
+	for start := 0; start < len(payloads); start += window {
+		if between != nil && start > 0 {
+			between(start / window)
+		}
+		todo := make([]int, 0, window)
+		for i := start; i < min(start+window, len(payloads)); i++ {
+			todo = append(todo, i)
+		}
+		for attempt := 0; len(todo) > 0; attempt++ {
+			if ctx.Err() != nil {
+				return retried, ctx.Err()
+			}
+			if attempt > 0 {
+				retried += len(todo)
+				time.Sleep(20 * time.Millisecond)
+			}
+			if attempt > 100 {
+				return retried, fmt.Errorf("message %d: no PUBACK after %d attempts", todo[0], attempt)
+			}
+			ps := make([]pending, 0, len(todo))
+			for _, i := range todo {
+				ps = append(ps, pending{i, c.c.Publish(topic, 1, false, payloads[i])})
+			}
+			todo = todo[:0]
+			for _, p := range ps {
+				if !p.tok.WaitTimeout(3*time.Second) || p.tok.Error() != nil {
+					todo = append(todo, p.i)
+				}
+			}
+		}
+	}
+	return retried, nil
+}
+
+// eventPayload is an event of type typ as the cloud sends it.
+func eventPayload(t testing.TB, id, typ string) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"id": id, "type": typ, "time": time.Now().UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// staticCreds stand in for SigV4 credentials, which mosquitto ignores.
+var staticCreds = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: "AKIDMOSQUITTO", SecretAccessKey: "secret", Source: "test"}, nil
+})
+
+// plainPresign returns wss://host/mqtt with a query that looks like a
+// presigned one; mosquitto ignores the query.
+func plainPresign(_ context.Context, creds aws.Credentials, host, _ string, _ time.Duration, now time.Time) (string, error) {
+	return "wss://" + host + "/mqtt?X-Amz-Credential=" + creds.AccessKeyID + "&X-Amz-Date=" + now.UTC().Format("20060102T150405Z"), nil
+}
+
+// mosquittoLinkOptions are the link's Options against a mosquitto whose
+// WebSocket listener is at wssAddr and whose CA is trusted by tlsCfg.
+func mosquittoLinkOptions(wssAddr string, tlsCfg *tls.Config, thing string, handler func(context.Context, iot.Message) error) iot.Options {
+	return iot.Options{
+		Host:             wssAddr,
+		Region:           "local",
+		ThingName:        thing,
+		Credentials:      staticCreds,
+		TLS:              tlsCfg,
+		Presign:          plainPresign,
+		ReconnectInitial: 50 * time.Millisecond,
+		ReconnectMax:     250 * time.Millisecond,
+		ConnectTimeout:   5 * time.Second,
+		Subscriptions:    []string{"edgefort/" + thing + "/events"},
+		Handler:          handler,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer:       prometheus.NewRegistry(),
+	}
+}
+
+// runMosquittoLink runs l until the test ends and waits for the first
+// connection.
+func runMosquittoLink(t testing.TB, l *iot.Link) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of cancel")
+		}
+	})
+	waitUntil(t, 15*time.Second, "link connected", func() bool { return l.Status().State == iot.StateConnected })
+}
+
+// waitUntil polls cond every millisecond for up to d.
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
