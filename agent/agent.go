@@ -61,29 +61,9 @@ type Agent struct {
 	extra []supervisor.Spec // components added by tests, started last
 }
 
-// New checks what a configuration asks of this build and prepares an agent;
-// it starts nothing.
+// New prepares an agent for a valid configuration; it starts nothing.
 func New(cfg *config.Config, log *slog.Logger, build BuildInfo) (*Agent, error) {
-	if err := Check(cfg); err != nil {
-		return nil, err
-	}
 	return &Agent{cfg: cfg, log: log, build: build, reg: newRegistry(build)}, nil
-}
-
-// Check reports what a valid configuration asks for that this build cannot
-// do, placed in the file like any other configuration problem. `edgefort
-// config validate` calls it too, so a dry run catches what `run` would.
-func Check(cfg *config.Config) error {
-	var probs []config.Problem
-	// Settings this build does not carry out yet: refuse rather than
-	// silently run without them.
-	if cfg.IoT.Enabled && cfg.IoT.Credentials.Source == config.CredentialsAWS {
-		probs = append(probs, cfg.Problem("iot.credentials.source", "%q is not available in edgefort %s yet; use cloud or static", config.CredentialsAWS, Version()))
-	}
-	if len(probs) == 0 {
-		return nil
-	}
-	return &config.Error{Problems: sortProblems(probs)}
 }
 
 // SetLevelVar hands the agent its logger's level so that the level can be

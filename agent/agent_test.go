@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -210,15 +211,30 @@ func TestShutdownIsBounded(t *testing.T) {
 	}
 }
 
-func TestCheckRefusesLinksNotBuilt(t *testing.T) {
-	cfg, err := config.Parse("links.yaml", []byte("version: 1\niot:\n  enabled: true\n  endpoint: a1-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: aws}\n"))
+// TestIoTCredentialsAWSChain: with source aws the event link signs with
+// what the standard AWS chain finds (here the environment).
+func TestIoTCredentialsAWSChain(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+	t.Setenv("AWS_SESSION_TOKEN", "token-from-env")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	cfg, err := config.Parse("iot.yaml", []byte("version: 1\niot:\n  enabled: true\n  endpoint: a1-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: aws}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Check(cfg)
-	var cerr *config.Error
-	if !errors.As(err, &cerr) || len(cerr.Problems) != 1 || cerr.Problems[0].Line != 7 || cerr.Problems[0].Field != "iot.credentials.source" {
-		t.Fatalf("Check = %v, want one problem at links.yaml:7 iot.credentials.source", err)
+	a := &Agent{cfg: cfg}
+	p, err := a.iotCredentials(cfg.IoT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.Retrieve(t.Context())
+	if err != nil || c.AccessKeyID != "AKIDFROMENV" || c.SecretAccessKey != "secret-from-env" || c.SessionToken != "token-from-env" {
+		t.Errorf("Retrieve = %+v, %v", c, err)
+	}
+	cfg.IoT.Credentials.Source = config.CredentialsCloud
+	if _, err := a.iotCredentials(cfg.IoT); err == nil || !strings.Contains(err.Error(), "cloud.enabled") {
+		t.Errorf("source cloud without the control plane link: %v", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/supervisor"
@@ -240,6 +241,14 @@ func (a *Agent) iotCredentials(c config.IoT) (aws.CredentialsProvider, error) {
 			SessionToken: c.Credentials.SessionToken, Source: "edgefort-config",
 		}
 		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return static, nil }), nil
+	case config.CredentialsAWS:
+		// The standard chain: environment, shared files, SSO, web
+		// identity, ECS and EC2 roles; cached and refreshed by the SDK.
+		ac, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(c.Region))
+		if err != nil {
+			return nil, fmt.Errorf("iot.credentials: the standard AWS chain: %w", err)
+		}
+		return ac.Credentials, nil
 	}
 	return nil, &config.Error{Problems: []config.Problem{a.cfg.Problem("iot.credentials.source", "%q is not available in edgefort %s yet; use cloud or static", c.Credentials.Source, Version())}}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
 )
 
@@ -33,11 +32,7 @@ problem as FILE:LINE: FIELD: message and exits 1.`,
 		if err := c.wantArgs(args, 1); err != nil {
 			return err
 		}
-		cfg, err := config.Load(args[0])
-		if err != nil {
-			return err
-		}
-		if err := agent.Check(cfg); err != nil {
+		if _, err := config.Load(args[0]); err != nil {
 			return err
 		}
 		fmt.Fprintln(st.stdout, "ok")

@@ -140,15 +140,6 @@ device_type: x
 	}
 }
 
-func TestConfigValidateRefusesLinksNotBuilt(t *testing.T) {
-	path := writeFile(t, "links.yaml", "version: 1\ndevice: {device_type: x}\niot:\n  enabled: true\n  endpoint: a1b2c3-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: aws}\n")
-	code, _, errOut := edgefort(t, "config", "validate", path)
-	want := path + `:8: iot.credentials.source: "aws" is not available in edgefort`
-	if code != 1 || !strings.HasPrefix(errOut, want) {
-		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
-	}
-}
-
 func TestConfigValidateMissingFile(t *testing.T) {
 	code, _, errOut := edgefort(t, "config", "validate", "/nonexistent/edgefort.yaml")
 	if code != 1 || !strings.Contains(errOut, "/nonexistent/edgefort.yaml: configuration file not found") {
