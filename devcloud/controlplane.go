@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -147,9 +146,7 @@ type ControlPlane struct {
 	userKID            string
 	stats              cpStats
 
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{} // closed when Serve returned
+	https httpsServer
 
 	mu         sync.Mutex // guards everything below
 	faults     ControlPlaneFaults
@@ -226,53 +223,23 @@ func NewControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 // Start listens on 127.0.0.1 (a free port) and serves in the background
 // until Close.
 func (c *ControlPlane) Start() error {
-	if c.ln != nil {
-		return errors.New("control plane: already started")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("control plane: listen: %w", err)
-	}
-	c.ln = tls.NewListener(ln, c.tlsConf)
 	var h http.Handler = c.routes()
 	h = c.injectFaults(h)
 	if c.opts.Wrap != nil {
 		h = c.opts.Wrap(h)
 	}
-	c.srv = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(c.log.Handler(), slog.LevelDebug),
-	}
-	c.done = make(chan struct{})
-	go func() {
-		defer close(c.done)
-		c.srv.Serve(c.ln)
-	}()
-	return nil
+	return c.https.start("control plane", c.tlsConf, h, c.log)
 }
 
 // URL is the base URL (https://127.0.0.1:PORT), the node's
 // ControlPlaneURL. Empty before Start.
-func (c *ControlPlane) URL() string {
-	if c.ln == nil {
-		return ""
-	}
-	return "https://" + c.ln.Addr().String()
-}
+func (c *ControlPlane) URL() string { return c.https.url() }
 
 // TokenURL is URL() + api.PathToken, the audience of assertions.
 func (c *ControlPlane) TokenURL() string { return c.URL() + api.PathToken }
 
 // Close stops the server, cutting open connections, and waits for it.
-func (c *ControlPlane) Close() error {
-	if c.srv == nil {
-		return nil
-	}
-	err := c.srv.Close()
-	<-c.done
-	return err
-}
+func (c *ControlPlane) Close() error { return c.https.close() }
 
 // Run starts the server, serves until ctx ends, then closes it.
 func (c *ControlPlane) Run(ctx context.Context) error {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -109,9 +108,7 @@ type MenderServer struct {
 	jwtKey  ed25519.PrivateKey
 	linkKey []byte // keys the unguessable part of download links
 
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{} // closed when Serve returned
+	https httpsServer
 
 	mu          sync.Mutex // guards everything below
 	faults      MenderFaults
@@ -179,45 +176,15 @@ func NewMenderServer(opts MenderOptions) (*MenderServer, error) {
 // Start listens on 127.0.0.1 (a free port) and serves in the background
 // until Close.
 func (s *MenderServer) Start() error {
-	if s.ln != nil {
-		return errors.New("mender server: already started")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("mender server: listen: %w", err)
-	}
-	s.ln = tls.NewListener(ln, s.tlsConf)
-	s.srv = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		s.srv.Serve(s.ln)
-	}()
-	return nil
+	return s.https.start("mender server", s.tlsConf, s.routes(), s.log)
 }
 
 // URL is the server's base URL (https://127.0.0.1:PORT), the Mender
 // ServerURL. Empty before Start.
-func (s *MenderServer) URL() string {
-	if s.ln == nil {
-		return ""
-	}
-	return "https://" + s.ln.Addr().String()
-}
+func (s *MenderServer) URL() string { return s.https.url() }
 
 // Close stops the server, cutting open connections, and waits for it.
-func (s *MenderServer) Close() error {
-	if s.srv == nil {
-		return nil
-	}
-	err := s.srv.Close()
-	<-s.done
-	return err
-}
+func (s *MenderServer) Close() error { return s.https.close() }
 
 // Run starts the server, serves until ctx ends, then closes it.
 func (s *MenderServer) Run(ctx context.Context) error {
