@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/edgefort/edgefort/internal/jsonvalue"
 )
 
 // This file is the AWS IoT Device Shadow stand-in: the classic (unnamed)
@@ -151,11 +152,11 @@ func (s *Shadow) Document(thing string) (ShadowDocument, bool) {
 func (s *Shadow) documentLocked(d *shadowDoc) ShadowDocument {
 	return ShadowDocument{
 		State: ShadowState{
-			Desired:  deepCopyMap(d.desired),
-			Reported: deepCopyMap(d.reported),
+			Desired:  jsonvalue.CloneMap(d.desired),
+			Reported: jsonvalue.CloneMap(d.reported),
 			Delta:    shadowDelta(d.desired, d.reported),
 		},
-		Metadata:  ShadowMetadata{Desired: deepCopyMap(d.mdDesired), Reported: deepCopyMap(d.mdReported)},
+		Metadata:  ShadowMetadata{Desired: jsonvalue.CloneMap(d.mdDesired), Reported: jsonvalue.CloneMap(d.mdReported)},
 		Version:   d.version,
 		Timestamp: s.now().Unix(),
 	}
@@ -387,12 +388,12 @@ func (s *Shadow) updateLocked(thing string, payload []byte, device bool) *Shadow
 	}
 
 	prev := *d
-	prev.desired, prev.reported = deepCopyMap(d.desired), deepCopyMap(d.reported)
-	prev.mdDesired, prev.mdReported = deepCopyMap(d.mdDesired), deepCopyMap(d.mdReported)
+	prev.desired, prev.reported = jsonvalue.CloneMap(d.desired), jsonvalue.CloneMap(d.reported)
+	prev.mdDesired, prev.mdReported = jsonvalue.CloneMap(d.mdDesired), jsonvalue.CloneMap(d.mdReported)
 
 	next := prev
-	next.desired, next.reported = deepCopyMap(d.desired), deepCopyMap(d.reported)
-	next.mdDesired, next.mdReported = deepCopyMap(d.mdDesired), deepCopyMap(d.mdReported)
+	next.desired, next.reported = jsonvalue.CloneMap(d.desired), jsonvalue.CloneMap(d.reported)
+	next.mdDesired, next.mdReported = jsonvalue.CloneMap(d.mdDesired), jsonvalue.CloneMap(d.mdReported)
 	md := map[string]any{}
 	state := map[string]any{}
 	if req.hasDesired {
@@ -484,7 +485,7 @@ func mergeInto(dst, md, patch map[string]any, now int64) {
 		}
 		pv, isObj := v.(map[string]any)
 		if !isObj {
-			dst[k] = deepCopy(v)
+			dst[k] = jsonvalue.Clone(v)
 			md[k] = stampLeaves(v, now)
 			continue
 		}
@@ -535,7 +536,7 @@ func shadowDelta(desired, reported map[string]any) map[string]any {
 		var diff any
 		switch {
 		case !ok:
-			diff = deepCopy(dv)
+			diff = jsonvalue.Clone(dv)
 		default:
 			dm, dIsObj := dv.(map[string]any)
 			rm, rIsObj := rv.(map[string]any)
@@ -543,8 +544,8 @@ func shadowDelta(desired, reported map[string]any) map[string]any {
 				if sub := shadowDelta(dm, rm); sub != nil {
 					diff = sub
 				}
-			} else if !jsonEqual(dv, rv) {
-				diff = deepCopy(dv)
+			} else if !jsonvalue.Equal(dv, rv) {
+				diff = jsonvalue.Clone(dv)
 			}
 		}
 		if diff != nil {
@@ -568,74 +569,7 @@ func pickMetadata(md, delta map[string]any) map[string]any {
 				continue
 			}
 		}
-		out[k] = deepCopy(mv)
+		out[k] = jsonvalue.Clone(mv)
 	}
 	return out
-}
-
-// jsonEqual compares decoded JSON values, numbers by value.
-func jsonEqual(a, b any) bool {
-	switch x := a.(type) {
-	case json.Number:
-		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		if x == y {
-			return true
-		}
-		fx, err1 := x.Float64()
-		fy, err2 := y.Float64()
-		return err1 == nil && err2 == nil && fx == fy
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !jsonEqual(v, w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !jsonEqual(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	default:
-		return a == b // string, bool, nil
-	}
-}
-
-func deepCopyMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := maps.Clone(m)
-	for k, v := range out {
-		out[k] = deepCopy(v)
-	}
-	return out
-}
-
-func deepCopy(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		return deepCopyMap(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, c := range x {
-			out[i] = deepCopy(c)
-		}
-		return out
-	}
-	return v
 }

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
+
+	"github.com/edgefort/edgefort/internal/jsonvalue"
 )
 
 // normalize turns a Go value into its decoded JSON form (map[string]any,
@@ -32,48 +33,6 @@ func decodeJSON(b []byte) (any, error) {
 	return out, nil
 }
 
-// equalJSON compares decoded JSON values; numbers compare by value.
-func equalJSON(a, b any) bool {
-	switch x := a.(type) {
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, xv := range x {
-			yv, ok := y[k]
-			if !ok || !equalJSON(xv, yv) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !equalJSON(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case json.Number:
-		y, ok := b.(json.Number)
-		if !ok {
-			return false
-		}
-		if x == y {
-			return true
-		}
-		fx, errx := x.Float64()
-		fy, erry := y.Float64()
-		return errx == nil && erry == nil && fx == fy
-	default:
-		return a == b
-	}
-}
-
 // diffValue is the merge patch that turns old into new: for two objects
 // the changed keys only (removed ones as null), otherwise new whole.
 func diffValue(old, new any) any {
@@ -84,7 +43,7 @@ func diffValue(old, new any) any {
 	}
 	patch := map[string]any{}
 	for k, nv := range nm {
-		if ov, ok := om[k]; !ok || !equalJSON(ov, nv) {
+		if ov, ok := om[k]; !ok || !jsonvalue.Equal(ov, nv) {
 			patch[k] = diffValue(ov, nv)
 		}
 	}
@@ -106,7 +65,7 @@ func applyPatch(dst, patch map[string]any) {
 		}
 		pm, ok := pv.(map[string]any)
 		if !ok {
-			dst[k] = cloneJSON(pv)
+			dst[k] = jsonvalue.Clone(pv)
 			continue
 		}
 		dm, ok := dst[k].(map[string]any)
@@ -120,25 +79,6 @@ func applyPatch(dst, patch map[string]any) {
 		}
 		dst[k] = dm
 	}
-}
-
-// cloneJSON deep-copies a decoded JSON value.
-func cloneJSON(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := maps.Clone(x)
-		for k, c := range out {
-			out[k] = cloneJSON(c)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, c := range x {
-			out[i] = cloneJSON(c)
-		}
-		return out
-	}
-	return v
 }
 
 // prune removes the empty objects inside a decoded value, which the

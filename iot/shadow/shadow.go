@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/internal/jsonvalue"
 )
 
 // Reported keys the package keeps itself; Report refuses them and no
@@ -649,11 +651,11 @@ func (s *Shadow) diffLocked() map[string]any {
 	patch := map[string]any{}
 	for k, v := range s.state {
 		if s.accepted == nil {
-			patch[k] = cloneJSON(v)
+			patch[k] = jsonvalue.Clone(v)
 			continue
 		}
-		if av, ok := s.accepted[k]; !ok || !equalJSON(av, v) {
-			patch[k] = cloneJSON(diffValue(av, v))
+		if av, ok := s.accepted[k]; !ok || !jsonvalue.Equal(av, v) {
+			patch[k] = jsonvalue.Clone(diffValue(av, v))
 		}
 	}
 	for k := range s.removed {
