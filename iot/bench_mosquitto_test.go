@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
 )
@@ -53,24 +55,9 @@ func BenchmarkMosquittoLink(b *testing.B) {
 	roundTrip := func(b *testing.B) {
 		seq++
 		id := fmt.Sprintf("bench-%07d", seq)
-		tok := cl.c.Publish(topic, 1, false, eventPayload(b, id, soakType))
-		timeout := time.After(30 * time.Second)
-	wait:
-		for {
-			select {
-			case got := <-handled:
-				if got == id {
-					break wait
-				}
-				// Another id cannot come: a redelivery of an earlier event
-				// is deduplicated, not handled. Keep waiting for ours.
-			case <-timeout:
-				b.Fatalf("event %s not handled within 30s", id)
-			}
-		}
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			b.Fatalf("publish %s: no PUBACK: %v", id, tok.Error())
-		}
+		// Another id cannot come before ours: a redelivery of an earlier
+		// event is deduplicated, not handled.
+		publishAndWait(b, cl.c, topic, eventPayload(b, id, soakType), handled, id)
 	}
 	for range 50 { // warm up: connections, store pages
 		roundTrip(b)
@@ -130,4 +117,23 @@ func roundMs(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// publishAndWait publishes payload with QoS 1 and returns once want comes
+// out of got (what the receiving side saw) and the PUBACK arrived.
+func publishAndWait(b *testing.B, c paho.Client, topic string, payload []byte, got <-chan string, want string) {
+	b.Helper()
+	tok := c.Publish(topic, 1, false, payload)
+	timeout := time.After(30 * time.Second)
+	for done := false; !done; {
+		select {
+		case g := <-got:
+			done = g == want
+		case <-timeout:
+			b.Fatalf("%s not received within 30s", want)
+		}
+	}
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("publish %s: no PUBACK: %v", want, tok.Error())
+	}
 }

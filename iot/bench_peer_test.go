@@ -52,23 +52,7 @@ func BenchmarkMosquittoPeer(b *testing.B) {
 	roundTrip := func(b *testing.B) {
 		seq++
 		payload := eventPayload(b, fmt.Sprintf("peer-%07d", seq), soakType)
-		want := string(payload)
-		tok := cl.c.Publish(topic, 1, false, payload)
-		timeout := time.After(30 * time.Second)
-	wait:
-		for {
-			select {
-			case got := <-received:
-				if got == want {
-					break wait
-				}
-			case <-timeout:
-				b.Fatalf("message %d not received within 30s", seq)
-			}
-		}
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			b.Fatalf("publish %d: no PUBACK: %v", seq, tok.Error())
-		}
+		publishAndWait(b, cl.c, topic, payload, received, string(payload))
 	}
 	for range 50 { // warm up, as BenchmarkMosquittoLink does
 		roundTrip(b)
