@@ -117,7 +117,7 @@ func (l *Link) Run(ctx context.Context) error {
 		hooks.Wait()
 	}()
 
-	bo := newBackoff(l.opts.ReconnectInitial, l.opts.ReconnectMax)
+	bo := newBackoff(l.opts.ReconnectInitial, l.opts.ReconnectSpread, l.opts.ReconnectMax)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			l.countReconnect()

@@ -34,6 +34,7 @@ const (
 	DefaultKeepAlive        = 60 * time.Second
 	DefaultReconnectInitial = time.Second
 	DefaultReconnectMax     = 2 * time.Minute
+	DefaultReconnectSpread  = 40 * time.Second
 	DefaultMaxConnectionAge = 23 * time.Hour
 	DefaultWorkers          = 4
 	DefaultConnectTimeout   = 30 * time.Second
@@ -86,10 +87,18 @@ type Options struct {
 	// ReconnectInitial is the cap of the first reconnect delay, at most 1s.
 	// Zero means 1s.
 	ReconnectInitial time.Duration
+	// ReconnectSpread is the cap of the third reconnect delay: after two
+	// quick retries (caps ReconnectInitial and twice that) have failed,
+	// the next attempt is uniform in [0, ReconnectSpread), so that a fleet
+	// of N nodes that lost the broker at once comes back at about
+	// N/ReconnectSpread per second. Zero means 40s, or ReconnectMax if
+	// that is less.
+	ReconnectSpread time.Duration
 	// ReconnectMax caps the reconnect delay. Zero means 2m. Delays grow
-	// exponentially from ReconnectInitial with full jitter (uniform in
-	// [0, cap)), and start again from ReconnectInitial once a connection
-	// has stayed up for a minute.
+	// with full jitter (uniform in [0, cap)): caps ReconnectInitial, twice
+	// that, then ReconnectSpread doubling up to ReconnectMax; they start
+	// again from ReconnectInitial once a connection has stayed up for a
+	// minute.
 	ReconnectMax time.Duration
 	// MaxConnectionAge is when the link replaces a connection that is still
 	// up, less up to 5% jitter; AWS ends SigV4 connections at 24h. Zero
@@ -142,6 +151,9 @@ func (o Options) withDefaults() Options {
 	if o.ReconnectMax == 0 {
 		o.ReconnectMax = DefaultReconnectMax
 	}
+	if o.ReconnectSpread == 0 {
+		o.ReconnectSpread = min(DefaultReconnectSpread, o.ReconnectMax)
+	}
 	if o.MaxConnectionAge == 0 {
 		o.MaxConnectionAge = DefaultMaxConnectionAge
 	}
@@ -189,6 +201,9 @@ func (o Options) validate() error {
 	}
 	if o.ReconnectMax < o.ReconnectInitial {
 		errs = append(errs, fmt.Errorf("reconnect_max: %v is less than reconnect_initial %v", o.ReconnectMax, o.ReconnectInitial))
+	}
+	if o.ReconnectSpread < 0 || o.ReconnectSpread > o.ReconnectMax {
+		errs = append(errs, fmt.Errorf("reconnect_spread: %v, must be in (0, reconnect_max %v]", o.ReconnectSpread, o.ReconnectMax))
 	}
 	if o.MaxConnectionAge < 0 || o.MaxConnectionAge > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("max_connection_age: %v, AWS ends SigV4 connections at 24h", o.MaxConnectionAge))

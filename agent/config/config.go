@@ -188,6 +188,12 @@ type IoT struct {
 	// KeepAlive is the MQTT keep-alive, 30s to 20m as AWS IoT allows.
 	// Default 60s.
 	KeepAlive time.Duration `yaml:"keep_alive"`
+	// ReconnectSpread is the window over which a node's reconnect is
+	// spread once two quick retries (under 1s, then under 2s) failed: a
+	// fleet of N nodes that lost the broker together comes back at about
+	// N/reconnect_spread per second. Default 40s (or reconnect_max if
+	// less).
+	ReconnectSpread time.Duration `yaml:"reconnect_spread"`
 	// ReconnectMax caps the reconnect delay. Default 2m.
 	ReconnectMax time.Duration `yaml:"reconnect_max"`
 	// Credentials says where the AWS credentials come from.

@@ -98,6 +98,7 @@ func TestDefaults(t *testing.T) {
 		{"supervisor.shutdown_timeout", cfg.Supervisor.ShutdownTimeout, 10 * time.Second},
 		{"iot.thing_name", cfg.IoT.ThingName, "node-7"},
 		{"iot.events_topic", cfg.IoT.EventsTopic, "edgefort/node-7/events"},
+		{"iot.reconnect_spread", cfg.IoT.ReconnectSpread, 40 * time.Second},
 		{"updates.poll_interval", cfg.Updates.PollInterval, 30 * time.Minute},
 		{"cloud.ssl.enabled", *cfg.Cloud.SSL.Enabled, true},
 		{"cloud.authorization.when_unreachable", cfg.Cloud.Authorization.WhenUnreachable, FailClosed},
@@ -162,6 +163,13 @@ metrics:
 				"f.yaml:4: iot.endpoint: required when iot is enabled (the account's ATS endpoint, e.g. abc123-ats.iot.eu-west-1.amazonaws.com)",
 				"f.yaml:4: iot.region: required when iot is enabled",
 				"f.yaml:4: iot.thing_name: required when iot is enabled and device.id is empty",
+			},
+		},
+		{
+			name: "reconnect spread beyond the max",
+			yaml: "version: 1\ndevice: {id: n}\niot:\n  enabled: true\n  endpoint: a-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  reconnect_max: 1m\n  reconnect_spread: 90s\n",
+			want: []string{
+				"f.yaml:8: iot.reconnect_spread: 1m30s is out of range (1s to 1m0s)",
 			},
 		},
 		{

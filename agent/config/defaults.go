@@ -7,21 +7,22 @@ import (
 
 // Defaults, named once. Components read the filled-in Config, never these.
 const (
-	DefaultStateDir          = "/var/lib/edgefort"
-	DefaultLogLevel          = "info"
-	DefaultLogFormat         = "text"
-	DefaultMetricsListen     = "127.0.0.1:9273"
-	DefaultShutdownTimeout   = 10 * time.Second
-	DefaultRestartInitial    = time.Second
-	DefaultRestartMax        = 2 * time.Minute
-	DefaultRestartResetAfter = time.Minute
-	DefaultCloudTimeout      = 10 * time.Second
-	DefaultAuthzCacheSize    = 10000
-	DefaultAuthzMaxTTL       = 5 * time.Minute
-	DefaultAuthzMaxNegTTL    = time.Minute
-	DefaultAuthzMaxStaleness = 15 * time.Minute
-	DefaultIoTKeepAlive      = 60 * time.Second
-	DefaultIoTReconnectMax   = 2 * time.Minute
+	DefaultStateDir           = "/var/lib/edgefort"
+	DefaultLogLevel           = "info"
+	DefaultLogFormat          = "text"
+	DefaultMetricsListen      = "127.0.0.1:9273"
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultRestartInitial     = time.Second
+	DefaultRestartMax         = 2 * time.Minute
+	DefaultRestartResetAfter  = time.Minute
+	DefaultCloudTimeout       = 10 * time.Second
+	DefaultAuthzCacheSize     = 10000
+	DefaultAuthzMaxTTL        = 5 * time.Minute
+	DefaultAuthzMaxNegTTL     = time.Minute
+	DefaultAuthzMaxStaleness  = 15 * time.Minute
+	DefaultIoTKeepAlive       = 60 * time.Second
+	DefaultIoTReconnectMax    = 2 * time.Minute
+	DefaultIoTReconnectSpread = 40 * time.Second
 	// Mender's production defaults (UpdatePollIntervalSeconds,
 	// InventoryPollIntervalSeconds, RetryPollIntervalSeconds).
 	DefaultUpdatePoll        = 30 * time.Minute
@@ -66,6 +67,7 @@ func (c *Config) setDefaults() {
 	}
 	setDuration(&c.IoT.KeepAlive, DefaultIoTKeepAlive)
 	setDuration(&c.IoT.ReconnectMax, DefaultIoTReconnectMax)
+	setDuration(&c.IoT.ReconnectSpread, min(DefaultIoTReconnectSpread, c.IoT.ReconnectMax))
 	setString(&c.IoT.Credentials.Source, CredentialsCloud)
 	c.IoT.SSL.setDefaults(true)
 

@@ -118,6 +118,7 @@ func (c IoT) validate(p *problems, targets []TargetEndpoint) {
 	}
 	checkRange(p, "iot.keep_alive", c.KeepAlive, 30*time.Second, 1200*time.Second)
 	checkRange(p, "iot.reconnect_max", c.ReconnectMax, time.Second, time.Hour)
+	checkRange(p, "iot.reconnect_spread", c.ReconnectSpread, time.Second, c.ReconnectMax)
 	if c.WebhookTarget != "" && !slices.ContainsFunc(targets, func(t TargetEndpoint) bool { return t.Name == c.WebhookTarget }) {
 		p.add(0, "iot.webhook_target", "no target endpoint named %q in clients.target_endpoints", c.WebhookTarget)
 	}

@@ -4,8 +4,9 @@
 // It runs devcloud's SigV4-checking broker in-process (access keys
 // FLEET00000.. with one fixed secret, thing fleet-00000..), starts -n
 // iot.Link instances with their own thing and static credentials, the real
-// presigner, dialer and default backoff (first retry under ReconnectInitial
-// = 1 s, exponential, full jitter, capped at -reconnect-max), waits until
+// presigner, dialer and default backoff (full jitter; caps 1 s and 2 s for
+// the two quick retries, then -reconnect-spread doubling up to
+// -reconnect-max), waits until
 // all are connected, then restarts the broker: Close, -down of nothing
 // listening, a broker again on the same address. It polls every link's
 // Status every 50 ms and prints the per-second histogram of reconnects
@@ -20,7 +21,7 @@
 // again, relaying to a new broker, when the broker is back. TLS and the
 // SigV4 check are end to end, between the link and the broker.
 //
-//	go run ./scripts/bench/fleet [-n 1000] [-down 10s] [-reconnect-max 2m]
+//	go run ./scripts/bench/fleet [-n 1000] [-down 10s] [-reconnect-spread 40s] [-reconnect-max 2m]
 package main
 
 import (
@@ -55,15 +56,16 @@ func main() {
 	n := flag.Int("n", 1000, "number of links")
 	down := flag.Duration("down", 10*time.Second, "how long the broker stays down")
 	reconnectMax := flag.Duration("reconnect-max", iot.DefaultReconnectMax, "the links' ReconnectMax")
+	reconnectSpread := flag.Duration("reconnect-spread", iot.DefaultReconnectSpread, "the links' ReconnectSpread")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up waiting for the links after this long")
 	flag.Parse()
-	if err := run(*n, *down, *reconnectMax, *timeout); err != nil {
+	if err := run(*n, *down, *reconnectSpread, *reconnectMax, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, down, reconnectMax, timeout time.Duration) error {
+func run(n int, down, reconnectSpread, reconnectMax, timeout time.Duration) error {
 	ca, err := devcloud.NewCA("fleet CA")
 	if err != nil {
 		return err
@@ -111,16 +113,17 @@ func run(n int, down, reconnectMax, timeout time.Duration) error {
 		thing := fmt.Sprintf("fleet-%05d", i)
 		creds := aws.Credentials{AccessKeyID: fmt.Sprintf("FLEET%05d", i), SecretAccessKey: secret, Source: "fleet"}
 		l, err := iot.New(iot.Options{
-			Host:          addr,
-			Region:        broker.Region(),
-			ThingName:     thing,
-			Credentials:   aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
-			TLS:           tlsCfg,
-			ReconnectMax:  reconnectMax,
-			Subscriptions: []string{"edgefort/" + thing + "/events"},
-			Handler:       func(context.Context, iot.Message) error { return nil },
-			Workers:       1,
-			Logger:        quiet,
+			Host:            addr,
+			Region:          broker.Region(),
+			ThingName:       thing,
+			Credentials:     aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
+			TLS:             tlsCfg,
+			ReconnectSpread: reconnectSpread,
+			ReconnectMax:    reconnectMax,
+			Subscriptions:   []string{"edgefort/" + thing + "/events"},
+			Handler:         func(context.Context, iot.Message) error { return nil },
+			Workers:         1,
+			Logger:          quiet,
 		})
 		if err != nil {
 			return err
