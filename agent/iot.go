@@ -15,6 +15,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
@@ -82,14 +83,15 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	subs = append(subs, sh.Subscriptions()...)
 	jobsPrefix := "$aws/things/" + c.ThingName + "/jobs/"
 	link, err = iot.New(iot.Options{
-		Host:          c.Endpoint,
-		Region:        c.Region,
-		ThingName:     c.ThingName,
-		Credentials:   creds,
-		TLS:           tlsCfg,
-		KeepAlive:     c.KeepAlive,
-		ReconnectMax:  c.ReconnectMax,
-		Subscriptions: subs,
+		Host:            c.Endpoint,
+		Region:          c.Region,
+		ThingName:       c.ThingName,
+		Credentials:     creds,
+		TLS:             tlsCfg,
+		KeepAlive:       c.KeepAlive,
+		ReconnectSpread: c.ReconnectSpread,
+		ReconnectMax:    c.ReconnectMax,
+		Subscriptions:   subs,
 		Handler: func(ctx context.Context, m iot.Message) error {
 			switch {
 			case m.Topic == c.EventsTopic:
@@ -301,17 +303,45 @@ func (a *Agent) targetClient(name string) (string, *http.Client, error) {
 }
 
 // outboxReporter sends event results to the control plane through the
-// durable outbox.
+// durable outbox. As an events.TxReporter it queues a result in the
+// transaction that records it: the outbox and the dispatcher share a.db.
 type outboxReporter struct{ o *outbox.Outbox }
 
+var _ events.TxReporter = outboxReporter{}
+
 func (r outboxReporter) Report(ctx context.Context, ev events.Event, res events.Result) error {
-	body, err := json.Marshal(map[string]any{"event_id": ev.ID, "event_type": ev.Type, "result": res})
+	it, err := resultItem(ev, res)
 	if err != nil {
 		return err
 	}
-	_, err = r.o.Enqueue(ctx, outbox.Item{Stream: "events", Type: "event.result", Body: body, Priority: outbox.High, Key: "event-" + ev.ID})
+	_, err = r.o.Enqueue(ctx, it)
 	if errors.Is(err, outbox.ErrFull) {
 		return nil // logged and counted by the outbox
 	}
 	return err
+}
+
+// ReportTx stages the same item as Report in tx. done is never nil once
+// EnqueueTx ran, as the dispatcher expects.
+func (r outboxReporter) ReportTx(tx *store.Tx, ev events.Event, res events.Result) (func(committed bool), error) {
+	it, err := resultItem(ev, res)
+	if err != nil {
+		return nil, err
+	}
+	_, done, err := r.o.EnqueueTx(tx, it)
+	if errors.Is(err, outbox.ErrFull) {
+		// Logged and counted by the outbox once committed; the drops the
+		// bound required are in tx and must commit with it.
+		return done, nil
+	}
+	return done, err
+}
+
+// resultItem is the outbox item reporting ev's result.
+func resultItem(ev events.Event, res events.Result) (outbox.Item, error) {
+	body, err := json.Marshal(map[string]any{"event_id": ev.ID, "event_type": ev.Type, "result": res})
+	if err != nil {
+		return outbox.Item{}, fmt.Errorf("event %s result: %w", ev.ID, err)
+	}
+	return outbox.Item{Stream: "events", Type: "event.result", Body: body, Priority: outbox.High, Key: "event-" + ev.ID}, nil
 }

@@ -3,7 +3,9 @@
 //
 // [Outbox.Enqueue] writes an item to the state store (bucket "outbox") and
 // returns only once it is committed and fsynced; nothing is sent before
-// that. [Outbox.Run] delivers the queue in batches through a [Sender]
+// that. [Outbox.EnqueueTx] instead stages the item in a transaction of the
+// caller's, so that it is queued if and only if the caller's own writes
+// commit, in one commit (the transactional-outbox pattern). [Outbox.Run] delivers the queue in batches through a [Sender]
 // (cloudclient.Client in the agent), oldest first, so the items of one
 // stream reach the control plane in the order they were enqueued. Delivery
 // is at least once: an item leaves the store only when the control plane has
@@ -225,8 +227,8 @@ func (o Options) validate() error {
 	return errors.Join(errs...)
 }
 
-// Outbox is the durable queue. Enqueue and Len are safe for concurrent use;
-// one Run at a time delivers.
+// Outbox is the durable queue. Enqueue, EnqueueTx and Len are safe for
+// concurrent use; one Run at a time delivers.
 type Outbox struct {
 	db       *store.DB
 	sender   Sender
@@ -244,7 +246,16 @@ type Outbox struct {
 	running atomic.Bool
 
 	// mu serialises the outbox's writes to its bucket, so that the index
-	// below always matches what is committed.
+	// below always matches what is committed. A writer holds it from inside
+	// its transaction until the index is updated after the commit (or the
+	// rollback), so nobody sees the index between a write and its commit.
+	//
+	// Lock order: the store's writer lock (held by whoever is inside
+	// db.Update) before mu. Never call db.Update while holding mu: EnqueueTx
+	// takes mu inside its caller's transaction, so a goroutine waiting for
+	// the writer lock with mu held would deadlock against it. Holding mu
+	// after the writer lock is released (until EnqueueTx's done) is
+	// harmless, because nobody holding mu ever waits for the writer lock.
 	mu      sync.Mutex
 	nextSeq uint64   // sequence number of the next item
 	low     []uint64 // sequence numbers of the queued low-priority items, ascending
@@ -349,30 +360,77 @@ func (o *Outbox) lenLocked() int { return len(o.low) + len(o.high) }
 // high-priority one. A high-priority item is never refused; a low-priority
 // item arriving at a queue full of high-priority items is itself the one
 // dropped, and Enqueue returns its key with an error wrapping ErrFull.
+//
+// Enqueue takes the store's writer lock; it must not be called inside a
+// db.Update (use EnqueueTx there).
 func (o *Outbox) Enqueue(ctx context.Context, it Item) (key string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("outbox: enqueue: %w", err)
 	}
+	// Validated before the transaction, so that a bad item costs none.
 	rec, err := o.newRecord(it)
 	if err != nil {
 		return "", fmt.Errorf("outbox: enqueue: %w", err)
 	}
-	dropped, dropNew, err := o.store(rec)
+	done := func(bool) {}
+	var stageErr error
+	err = func() (err error) {
+		committed := false
+		// Deferred so that a panic inside Update still releases o.mu.
+		defer func() { done(committed) }()
+		err = o.db.Update(func(tx *store.Tx) error {
+			done, stageErr = o.stage(tx, rec)
+			if stageErr != nil && !errors.Is(stageErr, ErrFull) {
+				return stageErr
+			}
+			// ErrFull: the new item is not written, but the drops the
+			// bound required are, and must commit.
+			return nil
+		})
+		committed = err == nil
+		return err
+	}()
+	if stageErr != nil && !errors.Is(stageErr, ErrFull) {
+		return "", stageErr
+	}
 	if err != nil {
 		return "", fmt.Errorf("outbox: enqueue %s/%s: %w", rec.Stream, rec.Type, err)
 	}
-	for _, d := range dropped {
-		o.logDrop(d)
+	return rec.Key, stageErr
+}
+
+// EnqueueTx stages it in tx, the caller's read-write transaction on the
+// outbox's store, so that the item is queued if and only if tx commits: the
+// transactional-outbox pattern, which saves a commit (two fsyncs) when the
+// caller records something in the same step. Validation, the idempotency
+// key, the bound (drops of the oldest items) and ErrFull are as for
+// Enqueue; drops are logged, and Run is woken, only once committed.
+//
+// done is never nil. The caller must call done exactly once, right after
+// db.Update returned, with whether the transaction committed (Update
+// returned nil), and whatever err was; done(false) discards the staging
+// and changes nothing. Until done, EnqueueTx holds the outbox's lock, so
+// the caller must not, in between, call EnqueueTx again (in this
+// transaction or another), Enqueue, Len or anything else that writes to
+// the store: that would deadlock. A deferred done(committed) also covers a
+// panic inside Update.
+//
+// An error wrapping ErrFull means the item itself was dropped because the
+// queue is full of high-priority items; the key is returned, and tx should
+// still commit (it may hold drops the bound required). Any other error
+// means nothing was queued, but tx may hold some of the outbox's writes:
+// the caller must roll it back by returning an error from Update's
+// function.
+func (o *Outbox) EnqueueTx(tx *store.Tx, it Item) (key string, done func(committed bool), err error) {
+	rec, err := o.newRecord(it)
+	if err != nil {
+		return "", func(bool) {}, fmt.Errorf("outbox: enqueue: %w", err)
 	}
-	if dropNew {
-		o.logDrop(victim{rec: rec, priority: rec.Priority})
-		return rec.Key, fmt.Errorf("outbox: enqueue %s/%s: %w", rec.Stream, rec.Type, ErrFull)
+	done, err = o.stage(tx, rec)
+	if err != nil && !errors.Is(err, ErrFull) {
+		return "", done, err
 	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-	return rec.Key, nil
+	return rec.Key, done, err
 }
 
 func (o *Outbox) newRecord(it Item) (record, error) {
@@ -418,13 +476,17 @@ type victim struct {
 	rec      record // as stored; zero if it did not decode
 }
 
-// store writes rec, and drops what the bound requires, in one transaction.
-// dropNew is true if rec itself was the item to drop, and so not written.
-func (o *Outbox) store(rec record) (dropped []victim, dropNew bool, err error) {
+// stage writes rec, and drops what the bound requires, in tx. It locks o.mu
+// and returns with it held, for done, which updates the index if committed
+// and then unlocks, logs the drops and wakes Run. The returned error wraps
+// ErrFull if rec itself was the item to drop, and so not written; on any
+// other error o.mu is already unlocked and done does nothing.
+func (o *Outbox) stage(tx *store.Tx, rec record) (done func(committed bool), err error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	// Candidates in the order they go: older low items, the new item if low,
 	// older high items.
+	var dropped []victim
+	dropNew := false
 	excess := o.lenLocked() + 1 - o.maxItems
 	for _, seq := range o.low {
 		if len(dropped) >= excess {
@@ -442,41 +504,71 @@ func (o *Outbox) store(rec record) (dropped []victim, dropNew bool, err error) {
 		dropped = append(dropped, victim{seq: seq, priority: High})
 	}
 	seq := o.nextSeq
-	err = o.db.Update(func(tx *store.Tx) error {
-		b := tx.Bucket(bucketName)
-		for i, d := range dropped {
-			// The stored record names the dropped item in the log.
-			if _, err := b.Get(seqKey(d.seq), &dropped[i].rec); err != nil {
-				o.log.Warn("outbox: dropped item does not decode", logKeySeq, d.seq, logKeyError, err)
+	if err := o.writeStaged(tx, rec, seq, dropped, dropNew); err != nil {
+		o.mu.Unlock()
+		return func(bool) {}, fmt.Errorf("outbox: enqueue %s/%s: %w", rec.Stream, rec.Type, err)
+	}
+	called := false
+	done = func(committed bool) {
+		if called {
+			return // a second call would unlock o.mu twice
+		}
+		called = true
+		if !committed {
+			o.mu.Unlock()
+			return
+		}
+		for _, d := range dropped {
+			o.forgetLocked(d.seq)
+		}
+		if !dropNew {
+			o.nextSeq = seq + 1
+			if rec.Priority == High {
+				o.high = append(o.high, seq)
+			} else {
+				o.low = append(o.low, seq)
 			}
-			if err := b.Delete(seqKey(d.seq)); err != nil {
-				return err
-			}
+		}
+		o.metrics.queued.Set(float64(o.lenLocked()))
+		o.mu.Unlock()
+		for _, d := range dropped {
+			o.logDrop(d)
 		}
 		if dropNew {
-			return nil
+			o.logDrop(victim{rec: rec, priority: rec.Priority})
+			return
 		}
-		if err := b.Put(seqKey(seq), rec); err != nil {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	if dropNew {
+		return done, fmt.Errorf("outbox: enqueue %s/%s: %w", rec.Stream, rec.Type, ErrFull)
+	}
+	return done, nil
+}
+
+// writeStaged deletes the dropped items, reading their records into dropped
+// for the log, and unless dropNew writes rec at seq and the meta.
+func (o *Outbox) writeStaged(tx *store.Tx, rec record, seq uint64, dropped []victim, dropNew bool) error {
+	b := tx.Bucket(bucketName)
+	for i, d := range dropped {
+		// The stored record names the dropped item in the log.
+		if _, err := b.Get(seqKey(d.seq), &dropped[i].rec); err != nil {
+			o.log.Warn("outbox: dropped item does not decode", logKeySeq, d.seq, logKeyError, err)
+		}
+		if err := b.Delete(seqKey(d.seq)); err != nil {
 			return err
 		}
-		return b.Put(metaKey, meta{V: recordVersion, NextSeq: seq + 1})
-	})
-	if err != nil {
-		return nil, false, err
 	}
-	for _, d := range dropped {
-		o.forgetLocked(d.seq)
+	if dropNew {
+		return nil
 	}
-	if !dropNew {
-		o.nextSeq = seq + 1
-		if rec.Priority == High {
-			o.high = append(o.high, seq)
-		} else {
-			o.low = append(o.low, seq)
-		}
+	if err := b.Put(seqKey(seq), rec); err != nil {
+		return err
 	}
-	o.metrics.queued.Set(float64(o.lenLocked()))
-	return dropped, dropNew, nil
+	return b.Put(metaKey, meta{V: recordVersion, NextSeq: seq + 1})
 }
 
 // forgetLocked removes seq from the index; it reports whether it was there.

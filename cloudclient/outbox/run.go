@@ -222,10 +222,22 @@ func (o *Outbox) settle(batch []queued, resp api.ReportsResponse) (int, error) {
 // remove deletes the items at seqs in one transaction, then calls
 // committed, if not nil, still holding the lock. An item an Enqueue dropped
 // meanwhile is already gone, which is fine.
+//
+// o.mu is taken inside the transaction, after the store's writer lock (see
+// the lock order on Outbox.mu), and held until the index matches the
+// commit.
 func (o *Outbox) remove(seqs []uint64, committed func()) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	locked := false
+	defer func() {
+		if locked {
+			o.mu.Unlock()
+		}
+	}()
 	err := o.db.Update(func(tx *store.Tx) error {
+		if !locked {
+			o.mu.Lock()
+			locked = true
+		}
 		b := tx.Bucket(bucketName)
 		for _, seq := range seqs {
 			if err := b.Delete(seqKey(seq)); err != nil {

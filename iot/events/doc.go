@@ -36,10 +36,13 @@
 // for ever, an event is given up after Options.MaxAttempts runs and recorded
 // failed.
 //
-// The result is handed to the [Reporter] after the done record is committed;
-// the record also notes when the report was made, so a crash between the two
+// A [TxReporter] (the agent's outbox is one) queues the result in the same
+// transaction that records it done, so the record and its report are
+// committed together: two commits per event in all, received and done. A
+// plain [Reporter] gets the result after the done record is committed; the
+// record also notes when the report was made, so a crash between the two
 // reports the result on the redelivery that follows (the message was not yet
-// acknowledged). The Reporter may therefore, rarely, see one event twice and
+// acknowledged). A Reporter may therefore, rarely, see one event twice and
 // should use the event id as its idempotency key.
 //
 // # Retention

@@ -84,11 +84,32 @@ type Reporter interface {
 	Report(ctx context.Context, ev Event, res Result) error
 }
 
+// TxReporter is a Reporter that can stage the report in the transaction that
+// records the result, so that the report is queued if and only if the
+// result is recorded, and the record notes it reported in the same write:
+// one commit (two fsyncs) instead of three for the done record, the report
+// and the note. The agent's outbox adapter implements it with
+// outbox.EnqueueTx; tx is a transaction on Options.Store, which must
+// therefore also be the store the report is queued in.
+//
+// ReportTx runs inside the dispatcher's db.Update. done, if not nil, is
+// called exactly once, right after that Update returned (before the
+// dispatcher writes to the store again), with whether the transaction
+// committed; it is called with false when ReportTx returned an error, since
+// the dispatcher then rolls the transaction back. On an error the event is
+// not failed: its result is recorded in a fresh transaction without the
+// report, which then goes through Report as for a plain Reporter.
+type TxReporter interface {
+	Reporter
+	ReportTx(tx *store.Tx, ev Event, res Result) (done func(committed bool), err error)
+}
+
 // Options configures New.
 type Options struct {
 	// Store holds the event records, in bucket "iot-events". Required.
 	Store *store.DB
-	// Reporter receives every result. Optional: nil reports nothing.
+	// Reporter receives every result. Optional: nil reports nothing. A
+	// TxReporter has the report staged with the record of the result.
 	Reporter Reporter
 	// Retention is how many event ids are remembered for deduplication;
 	// the oldest are forgotten first. Zero means DefaultRetention.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/edgefort/edgefort/agent/store"
 )
 
 // Handle parses one message from the events topic, records it and runs its
@@ -78,7 +80,7 @@ func (d *Dispatcher) handleClaimed(ctx context.Context, ev Event, perr error, do
 	case !known:
 		reject = fmt.Sprintf("unknown event type %q", ev.Type)
 	}
-	prev, found, cur, err := d.records.begin(ev, func(cur record) *Result {
+	fail := func(cur record) *Result {
 		if reject != "" {
 			r := Rejected(reject)
 			return &r
@@ -92,6 +94,14 @@ func (d *Dispatcher) handleClaimed(ctx context.Context, ev Event, perr error, do
 			return &r
 		}
 		return nil
+	}
+	// A rejected or given-up event is recorded done right here, with its
+	// report staged alongside when the Reporter can.
+	var prev, cur record
+	var found bool
+	reportedAtBegin, err := d.writeReported(ev, func(stage stageFunc) (err error) {
+		prev, found, cur, err = d.records.beginStaged(ev, fail, stage)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
@@ -110,7 +120,7 @@ func (d *Dispatcher) handleClaimed(ctx context.Context, ev Event, perr error, do
 		return nil
 	}
 	if cur.State == stateDone { // rejected, or given up
-		d.finished(ctx, ev, *cur.Result)
+		d.finished(ctx, ev, *cur.Result, reportedAtBegin)
 		return nil
 	}
 	if found {
@@ -131,11 +141,59 @@ func (d *Dispatcher) handleClaimed(ctx context.Context, ev Event, perr error, do
 		res = Failed(err.Error())
 	}
 	res = checkResult(res)
-	if _, err := d.records.finish(ev, res); err != nil {
+	reported, err := d.writeReported(ev, func(stage stageFunc) error {
+		_, err := d.records.finishStaged(ev, res, stage)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
-	d.finished(ctx, ev, res)
+	d.finished(ctx, ev, res, reported)
 	return nil
+}
+
+// writeReported runs write, a records step that may record a result, once.
+// When the Reporter is a TxReporter, write gets a stage function that
+// stages the report in write's transaction, and reported says whether a
+// result was recorded with its report staged. If staging fails, write's
+// transaction is rolled back and write runs again without staging, so that
+// the event is not failed for it: the caller then reports through Report.
+func (d *Dispatcher) writeReported(ev Event, write func(stage stageFunc) error) (reported bool, err error) {
+	txr, ok := d.opts.Reporter.(TxReporter)
+	if !ok {
+		return false, write(nil)
+	}
+	var stageErr error
+	err = func() error {
+		var done func(bool)
+		committed := false
+		// done must run as soon as Update has returned, before the store is
+		// written again (the reporter may hold a lock until then), and also
+		// if Update panics; hence this closure and its defer.
+		defer func() {
+			if done != nil {
+				done(committed)
+			}
+		}()
+		err := write(func(tx *store.Tx, res Result) error {
+			var err error
+			done, err = txr.ReportTx(tx, ev, res)
+			if err != nil {
+				stageErr = err
+				return err
+			}
+			reported = true
+			return nil
+		})
+		committed = err == nil
+		return err
+	}()
+	if stageErr == nil {
+		return reported && err == nil, err
+	}
+	d.log.Warn("cannot queue the event result with its record; recording it, then reporting it on its own",
+		slog.String(logKeyID, ev.ID), slog.Any(logKeyError, stageErr))
+	return false, write(nil)
 }
 
 // run calls the handler with its timeout, turning a panic into an error.
@@ -163,8 +221,9 @@ func checkResult(res Result) Result {
 	return sanitize(res)
 }
 
-// finished counts, logs and reports a result that has been recorded.
-func (d *Dispatcher) finished(ctx context.Context, ev Event, res Result) {
+// finished counts, logs and reports a result that has been recorded;
+// reported means its report was already staged with the record.
+func (d *Dispatcher) finished(ctx context.Context, ev Event, res Result, reported bool) {
 	d.metrics.outcome(res.Status)
 	level := slog.LevelInfo
 	if res.Status != StatusDone {
@@ -173,7 +232,9 @@ func (d *Dispatcher) finished(ctx context.Context, ev Event, res Result) {
 	d.log.Log(ctx, level, "event handled",
 		slog.String(logKeyID, ev.ID), slog.String(logKeyType, ev.Type),
 		slog.String(logKeyStatus, res.Status), slog.String(logKeyDetail, res.Detail))
-	d.report(ctx, ev, res)
+	if !reported {
+		d.report(ctx, ev, res)
+	}
 }
 
 // report hands res to the Reporter and notes that it did. A failure is

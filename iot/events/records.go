@@ -65,12 +65,24 @@ func checkVersion(v int) error {
 	return nil
 }
 
+// stageFunc stages the report of res in tx, the transaction that records
+// res. An error rolls the transaction back and is returned (wrapped) by the
+// records method that called it.
+type stageFunc func(tx *store.Tx, res Result) error
+
 // begin is the first step of handling ev. In one transaction it returns
 // the id's record as it was (found false if there was none) and, unless it
 // is done, records a new attempt (received, Attempts+1) — or, when fail
 // returns a result for the new attempt's record, the done record with that
 // result instead.
 func (r *records) begin(ev Event, fail func(cur record) *Result) (prev record, found bool, cur record, err error) {
+	return r.beginStaged(ev, fail, nil)
+}
+
+// beginStaged is begin that, when it records a done record and stage is not
+// nil, stages the result's report in the same transaction and writes the
+// record reported.
+func (r *records) beginStaged(ev Event, fail func(cur record) *Result, stage stageFunc) (prev record, found bool, cur record, err error) {
 	err = r.db.Update(func(tx *store.Tx) error {
 		b := tx.Bucket(bucketName)
 		found, err = b.Get(idKey(ev.ID), &prev)
@@ -92,6 +104,12 @@ func (r *records) begin(ev Event, fail func(cur record) *Result) (prev record, f
 		cur.Attempts++
 		if res := fail(cur); res != nil {
 			cur.State, cur.Done, cur.Result = stateDone, r.now(), res
+			if stage != nil {
+				if err := stage(tx, *res); err != nil {
+					return err
+				}
+				cur.Reported = true
+			}
 		}
 		if found {
 			return b.Put(idKey(ev.ID), cur)
@@ -106,6 +124,12 @@ func (r *records) begin(ev Event, fail func(cur record) *Result) (prev record, f
 
 // finish records ev done with res.
 func (r *records) finish(ev Event, res Result) (record, error) {
+	return r.finishStaged(ev, res, nil)
+}
+
+// finishStaged is finish that, if stage is not nil, stages the report in
+// the same transaction and writes the record reported.
+func (r *records) finishStaged(ev Event, res Result, stage stageFunc) (record, error) {
 	var cur record
 	err := r.db.Update(func(tx *store.Tx) error {
 		b := tx.Bucket(bucketName)
@@ -119,6 +143,12 @@ func (r *records) finish(ev Event, res Result) (record, error) {
 			cur = record{V: recordVersion, Type: ev.Type, Received: r.now(), Attempts: 1}
 		}
 		cur.State, cur.Done, cur.Result, cur.LastError = stateDone, r.now(), &res, ""
+		if stage != nil {
+			if err := stage(tx, res); err != nil {
+				return err
+			}
+			cur.Reported = true
+		}
 		if found {
 			return b.Put(idKey(ev.ID), cur)
 		}
