@@ -5,8 +5,8 @@
 // It does in process what the stock single-file update module does with a
 // shell script, but streams: the payload is written into the destination's
 // directory while the Artifact is read and hashed (the two overlap), and
-// writeback to disk is started every few MiB (sync_file_range on Linux), so
-// that the final fdatasync finds little left to write. Nothing is visible
+// flushed to disk in the background every 64 MiB (see flusher), so that
+// the final fsync finds little left to write. Nothing is visible
 // at the destination before ArtifactInstall, and the Artifact reader only
 // lets the state machine go on once every checksum matched.
 //
@@ -160,7 +160,7 @@ func (d *download) Store(f *artifact.File, r io.Reader) error {
 	return d.err
 }
 
-// write streams r into the new file with writeback started as it goes,
+// write streams r into the new file, flushed in the background as it goes,
 // then makes it durable with the final mode.
 func (d *download) write(r io.Reader) error {
 	tmp := sibling(d.path, newSuffix)
@@ -169,7 +169,11 @@ func (d *download) write(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Type, err)
 	}
-	werr, rerr := module.CopyAhead(newWriteback(out), r)
+	fl := newFlusher(out)
+	werr, rerr := module.CopyAhead(fl, r)
+	if ferr := fl.Close(); werr == nil {
+		werr = ferr
+	}
 	if rerr != nil {
 		out.Close()
 		return rerr // the Artifact's reader: checksum or read error
