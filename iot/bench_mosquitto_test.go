@@ -4,13 +4,20 @@ package iot_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/cloudclient/outbox"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
 )
@@ -21,7 +28,10 @@ import (
 //
 //   - publish-to-handler: one QoS 1 event at a time, from the cloud side's
 //     Publish call to the dispatcher running its handler (the event already
-//     recorded in the store, with its fsync); p50 and p99.
+//     recorded in the store, with its fsync); p50 and p99. As in the agent,
+//     each result is queued in the outbox with its done record and the
+//     outbox delivers (to an in-process sender), so the store carries the
+//     production's writes.
 //   - restart-to-resubscribed: mosquitto stopped (SIGTERM) and started
 //     again; from the moment it accepts connections to the link connected
 //     and subscribed, and to a probe event handled.
@@ -32,7 +42,7 @@ func BenchmarkMosquittoLink(b *testing.B) {
 	const thing = "bench-1"
 	topic := "edgefort/" + thing + "/events"
 	handled := make(chan string, 16)
-	d, db := newSoakDispatcher(b, b.TempDir(), func(ev events.Event) error {
+	d, db := newReportingDispatcher(b, func(ev events.Event) error {
 		handled <- ev.ID
 		return nil
 	})
@@ -136,4 +146,74 @@ func publishAndWait(b *testing.B, c paho.Client, topic string, payload []byte, g
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("publish %s: no PUBACK: %v", want, tok.Error())
 	}
+}
+
+// newReportingDispatcher is the agent's event path on a fresh store: a
+// dispatcher whose results go to a real outbox on the same store (staged in
+// the done record's transaction, as the agent's reporter does), and the
+// outbox's Run delivering them to a sender that accepts every report.
+func newReportingDispatcher(b *testing.B, handled func(ev events.Event) error) (*events.Dispatcher, *store.DB) {
+	b.Helper()
+	db, err := store.Open(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o, err := outbox.New(outbox.Options{Store: db, Sender: acceptAll{}, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- o.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		<-ran
+	})
+	d, err := events.New(events.Options{
+		Store:      db,
+		Reporter:   outboxReporter{o},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := d.Register(soakType, func(_ context.Context, ev events.Event) (events.Result, error) {
+		if err := handled(ev); err != nil {
+			return events.Result{}, err
+		}
+		return events.Done(nil), nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return d, db
+}
+
+// outboxReporter queues results as the agent's reporter does.
+type outboxReporter struct{ o *outbox.Outbox }
+
+func (r outboxReporter) item(ev events.Event, res events.Result) outbox.Item {
+	body, _ := json.Marshal(map[string]any{"event_id": ev.ID, "event_type": ev.Type, "result": res})
+	return outbox.Item{Stream: "events", Type: "event.result", Body: body, Priority: outbox.High, Key: "event-" + ev.ID}
+}
+
+func (r outboxReporter) Report(ctx context.Context, ev events.Event, res events.Result) error {
+	_, err := r.o.Enqueue(ctx, r.item(ev, res))
+	return err
+}
+
+func (r outboxReporter) ReportTx(tx *store.Tx, ev events.Event, res events.Result) (func(bool), error) {
+	_, done, err := r.o.EnqueueTx(tx, r.item(ev, res))
+	return done, err
+}
+
+// acceptAll is a control plane that acknowledges every report.
+type acceptAll struct{}
+
+func (acceptAll) SendReports(_ context.Context, reports []api.Report) (api.ReportsResponse, error) {
+	var resp api.ReportsResponse
+	for _, r := range reports {
+		resp.Acknowledged = append(resp.Acknowledged, r.IdempotencyKey)
+	}
+	return resp, nil
 }

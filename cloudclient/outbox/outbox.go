@@ -62,6 +62,7 @@ const (
 
 	defaultMaxItems       = 10000
 	defaultBatch          = 100
+	defaultLinger         = 100 * time.Millisecond
 	defaultBackoffInitial = time.Second
 	defaultBackoffMax     = 2 * time.Minute
 
@@ -166,6 +167,12 @@ type Options struct {
 	MaxItems int
 	// Batch is the most reports sent in one call. Zero means 100.
 	Batch int
+	// Linger is how long Run waits, once items arrive in an empty queue,
+	// before it sends them, so that a burst goes out in one call and is
+	// removed in one store commit instead of one of each per item (the
+	// commits share the disk with the callers' own). Zero means 100ms;
+	// negative means no wait.
+	Linger time.Duration
 	// Backoff sets the delays between failed sends.
 	Backoff Backoff
 	// Logger receives drops, rejections and send failures. Nil logs
@@ -190,6 +197,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Batch == 0 {
 		o.Batch = defaultBatch
+	}
+	if o.Linger == 0 {
+		o.Linger = defaultLinger
 	}
 	if o.Backoff.Initial == 0 {
 		o.Backoff.Initial = defaultBackoffInitial
@@ -234,6 +244,7 @@ type Outbox struct {
 	sender   Sender
 	maxItems int
 	batch    int
+	linger   time.Duration
 	refused  func(error) bool
 	backoff  Backoff
 	log      *slog.Logger
@@ -291,6 +302,7 @@ func New(opts Options) (*Outbox, error) {
 		sender:   opts.Sender,
 		maxItems: opts.MaxItems,
 		batch:    opts.Batch,
+		linger:   opts.Linger,
 		refused:  opts.Refused,
 		backoff:  opts.Backoff,
 		log:      opts.Logger,

@@ -28,8 +28,8 @@ type queued struct {
 // removes every item whose key the answer acknowledged or rejected; the
 // others are sent again. After a failed send, or an answer that settles
 // nothing, it waits out the backoff and sends the same items again. When
-// the queue is empty it waits for Enqueue. It returns an error only if the
-// store fails; one Run at a time.
+// the queue is empty it waits for Enqueue, then Options.Linger more. It
+// returns an error only if the store fails; one Run at a time.
 func (o *Outbox) Run(ctx context.Context) error {
 	if o.sender == nil {
 		return errNoSender
@@ -56,6 +56,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 			case <-o.wake:
+				if o.linger > 0 {
+					sleep(ctx, o.linger) // let the rest of a burst arrive
+				}
 			}
 			continue
 		}

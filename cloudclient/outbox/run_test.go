@@ -385,6 +385,38 @@ func TestRunWakesOnEnqueue(t *testing.T) {
 	}
 }
 
+// TestRunLingerBatchesABurst: items that arrive within the linger after
+// the queue was empty go out in one call (and one removal commit); with no
+// linger, the first item goes alone, at once.
+func TestRunLingerBatchesABurst(t *testing.T) {
+	tests := []struct {
+		name    string
+		linger  time.Duration
+		oneCall bool
+	}{
+		{"linger", 2 * time.Second, true},
+		{"none", -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &scriptSender{sent: make(chan struct{}, 10),
+				answer: func(_ int, rs []api.Report) (api.ReportsResponse, error) { return ackAll(rs), nil }}
+			o := newTestOutbox(t, Options{Sender: s, Linger: tt.linger})
+			startRun(t, o)
+			time.Sleep(5 * time.Millisecond) // let Run go idle
+			enqueueN(t, o, "a0")
+			if tt.linger < 0 {
+				<-s.sent // the first item is on its way before the rest exist
+			}
+			enqueueN(t, o, "a1", "a2", "a3", "a4")
+			waitFor(t, "every item delivered", func() bool { return o.Len() == 0 })
+			if got := s.callKeys(); (len(got) == 1) != tt.oneCall {
+				t.Errorf("calls = %v, want them in one call: %v", got, tt.oneCall)
+			}
+		})
+	}
+}
+
 func TestRunMisuse(t *testing.T) {
 	o := newTestOutbox(t, Options{})
 	if err := o.Run(t.Context()); !errors.Is(err, errNoSender) {

@@ -115,13 +115,17 @@ done
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 base=$(cut -d' ' -f1 "$work/cp" | median)
 echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(df -T "$work" | awk 'NR==2{print $2}') on $(df "$work" | awk 'NR==2{print $6}'), payload ${size_mb} MiB, median of $rounds, $(date -u +%Y-%m-%d)"
-printf '%-42s %10s %10s %12s\n' "command" "median" "vs cp+sync" "peak RSS"
+printf '%-50s %10s %10s %10s %12s   %s\n' "command" "median" "vs cp+sync" "paired" "peak RSS" "each round (s)"
+# paired: the median over the rounds of each round's time divided by the
+# same round's cp + sync, which cancels the slow drifts of a virtual disk
+# better than the ratio of the two medians.
 row() { # row LABEL NAME
-  local s kb rss
+  local s kb rss paired
   s=$(cut -d' ' -f1 "$work/$2" | median)
   kb=$(cut -d' ' -f2 "$work/$2" | sort -n | tail -1)
+  paired=$(paste -d' ' "$work/$2" "$work/cp" | awk '{print $1/$3}' | median)
   if $have_time; then rss=$(awk -v k="$kb" 'BEGIN{printf "%.1f MiB", k/1024}'); else rss="n/a"; fi
-  printf '%-42s %8.2f s %9.2fx %12s\n' "$1" "$s" "$(awk -v a="$s" -v b="$base" 'BEGIN{print a/b}')" "$rss"
+  printf '%-50s %8.2f s %9.2fx %9.2fx %12s   %s\n' "$1" "$s" "$(awk -v a="$s" -v b="$base" 'BEGIN{print a/b}')" "$paired" "$rss" "$(cut -d' ' -f1 "$work/$2" | tr '\n' ' ')"
 }
 row "cp + sync (payload)" cp
 row "cat >FIFO, cat FIFO >dest + sync" fifo
