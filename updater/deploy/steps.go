@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgefort/edgefort/agent/store"
@@ -45,7 +46,14 @@ func (m *Machine) download(ctx context.Context, rec *Record, src io.Reader, job 
 	if err != nil {
 		return m.downloadFailed(ctx, rec, err)
 	}
-	rd := artifact.NewReader(src, artifact.Options{Keys: m.opts.Keys})
+	// AllAugments lets the reader return the header of an augmented
+	// Artifact whatever its payload types. That is safe here only because
+	// the machine enforces Mender's rule itself below (checkAugment): every
+	// augmented payload's update module must answer SupportsAugmentedArtifacts
+	// and permit each augmented header field (PermittedAugmentedHeaders),
+	// and all of that is checked before any installer's Download starts and
+	// before rd.Payloads lets any payload data flow.
+	rd := artifact.NewReader(src, artifact.Options{Keys: m.opts.Keys, AllAugments: true})
 	h, err := rd.Header()
 	if err != nil {
 		return m.downloadFailed(ctx, rec, err)
@@ -91,6 +99,11 @@ func (m *Machine) download(ctx context.Context, rec *Record, src io.Reader, job 
 		if err := module.PrepareTree(ps.Tree, info); err != nil {
 			return m.downloadFailed(ctx, rec, err)
 		}
+		if p.Augment != nil {
+			if err := checkAugment(ctx, inst, ps, &p); err != nil {
+				return m.downloadFailed(ctx, rec, err)
+			}
+		}
 		installers[p.Index] = inst
 	}
 	if m.opts.Scripts != nil {
@@ -131,6 +144,59 @@ func (m *Machine) download(ctx context.Context, rec *Record, src io.Reader, job 
 	}
 	m.note(rec, slog.LevelInfo, "artifact downloaded and verified")
 	return StepInstall
+}
+
+// supportsAugmentedYes is the one answer to SupportsAugmentedArtifacts that
+// means yes (after the trailing newline is trimmed).
+const supportsAugmentedYes = "YesThisModuleSupportsAugmentedArtifacts"
+
+// checkAugment applies Mender's rule for an augmented payload p, whose
+// installer is inst and whose tree is prepared: the module must answer
+// SupportsAugmentedArtifacts with exactly
+// YesThisModuleSupportsAugmentedArtifacts; when the augment changes the
+// payload type, the module of the new type must list the original type in
+// ListSupportedOriginalTypes; and every header field the augment sets must
+// be within the module's PermittedAugmentedHeaders answer
+// (artifact.Augment.CheckPermitted). Any other answer, or a failing query,
+// refuses the Artifact. The built-in installers answer "" to these
+// queries, so they refuse augmented Artifacts.
+func checkAugment(ctx context.Context, inst module.Installer, ps PayloadState, p *artifact.Payload) error {
+	where := fmt.Sprintf("payload %d (%s)", ps.Index, ps.Type)
+	ans, err := inst.Query(ctx, ps.payload(), module.QuerySupportsAugmentedArtifacts)
+	if err != nil {
+		return fmt.Errorf("%s: augmented artifact, but the update module does not support augmented artifacts: %s query failed: %w", where, module.QuerySupportsAugmentedArtifacts, err)
+	}
+	if ans != supportsAugmentedYes {
+		return fmt.Errorf("%s: augmented artifact, but the update module does not support augmented artifacts (%s answered %q)", where, module.QuerySupportsAugmentedArtifacts, ans)
+	}
+	if typ := p.EffectiveType(); typ != p.Type {
+		ans, err := inst.Query(ctx, ps.payload(), module.QueryListSupportedOriginalTypes)
+		if err != nil {
+			return fmt.Errorf("%s: augmented artifact changes the payload type from %q: %s query failed: %w", where, p.Type, module.QueryListSupportedOriginalTypes, err)
+		}
+		if !slices.Contains(answerLines(ans), p.Type) {
+			return fmt.Errorf("%s: augmented artifact changes the payload type from %q, which the update module does not list in %s", where, p.Type, module.QueryListSupportedOriginalTypes)
+		}
+	}
+	ans, err = inst.Query(ctx, ps.payload(), module.QueryPermittedAugmentedHeaders)
+	if err != nil {
+		return fmt.Errorf("%s: augmented artifact: %s query failed: %w", where, module.QueryPermittedAugmentedHeaders, err)
+	}
+	if err := p.Augment.CheckPermitted(ans); err != nil {
+		return fmt.Errorf("%s: augmented artifact refused: %w", where, err)
+	}
+	return nil
+}
+
+// answerLines splits a query answer into its non-empty, trimmed lines.
+func answerLines(ans string) []string {
+	var lines []string
+	for _, l := range strings.Split(ans, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
 }
 
 // downloadFailed ends a failed download: Download_Error scripts, then
