@@ -46,6 +46,10 @@ const (
 // system calls and per-call overhead well below the cost of SHA-256.
 const copyBufferSize = 1 << 20
 
+// pipelineBuffers is how many copyBufferSize buffers a payload file's
+// WriteTo keeps in flight between its read, hash and write stages.
+const pipelineBuffers = 4
+
 // Errors callers branch on. Returned errors wrap them and say what failed.
 var (
 	// ErrFormat: the Artifact is malformed: members out of order, unknown

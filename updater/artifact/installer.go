@@ -52,9 +52,9 @@ type fileStream struct {
 	h    hash.Hash
 	want [32]byte
 	path string
-	buf  []byte
-	err  error // sticky
-	done bool  // read to the end and matched
+	ring [][]byte // WriteTo's buffers, shared by the Reader's streams
+	err  error    // sticky
+	done bool     // read to the end and matched
 }
 
 func (s *fileStream) Read(p []byte) (int, error) {
@@ -102,28 +102,102 @@ func (s *fileStream) finish() error {
 	return nil
 }
 
-// WriteTo lets io.Copy move the file with the reader's large buffer.
+// WriteTo moves the file to w through a pipeline of three goroutines: one
+// reads the source into a ring of buffers, the calling one hashes each
+// buffer, and one writes it to w. On two cores this keeps SHA-256, the
+// slowest stage by far, from also paying for the source's copy and for
+// w's writes (scripts/bench/install.sh). The outcome is what reading to
+// the end would give: the bytes moved, and nil on a checksum match, an
+// error wrapping ErrChecksum on a mismatch, the source's error, or w's
+// first error (after which nothing more is read, and the stream is spent:
+// what was hashed is no longer what was written). Every Write call has
+// returned when WriteTo does, and w is written from one goroutine at a
+// time, in order.
 func (s *fileStream) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for {
-		n, err := s.Read(s.buf)
-		if n > 0 {
-			m, werr := w.Write(s.buf[:n])
-			total += int64(m)
-			if werr == nil && m != n {
-				werr = io.ErrShortWrite
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.left == 0 {
+		return 0, s.finish()
+	}
+	type chunk struct {
+		b   []byte
+		err error // the source's, after b
+	}
+	free := make(chan []byte, len(s.ring))
+	for _, b := range s.ring {
+		free <- b
+	}
+	toHash := make(chan chunk, len(s.ring))
+	toWrite := make(chan []byte, len(s.ring))
+	stop := make(chan struct{}) // closed by the writer on w's error
+	var written int64
+	var werr error
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for b := range toWrite {
+			if werr == nil {
+				var n int
+				n, werr = w.Write(b)
+				written += int64(n)
+				if werr == nil && n != len(b) {
+					werr = io.ErrShortWrite
+				}
+				if werr != nil {
+					close(stop)
+				}
 			}
-			if werr != nil {
-				return total, werr
+			free <- b[:cap(b)]
+		}
+	}()
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer close(toHash)
+		for left := s.left; left > 0; {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			if int64(len(b)) > left {
+				b = b[:left]
+			}
+			n, err := io.ReadFull(s.src, b)
+			left -= int64(n)
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = io.ErrUnexpectedEOF // short of the size the tar header gave
+			}
+			toHash <- chunk{b[:n], err}
+			if err != nil {
+				return
 			}
 		}
-		if err == io.EOF {
-			return total, nil
+	}()
+	var rerr error
+	for c := range toHash {
+		if len(c.b) > 0 {
+			s.h.Write(c.b)
+			s.left -= int64(len(c.b))
+			toWrite <- c.b
 		}
-		if err != nil {
-			return total, err
+		if c.err != nil && rerr == nil {
+			rerr = c.err
 		}
 	}
+	close(toWrite)
+	<-read
+	<-wrote
+	switch {
+	case rerr != nil:
+		s.err = formatErr("%s: %v", s.path, rerr)
+		return written, s.err
+	case werr != nil:
+		return written, werr
+	}
+	return written, s.finish()
 }
 
 // onlyReader hides other methods so io.CopyBuffer uses the given buffer.
@@ -142,7 +216,7 @@ func (discard) Store(_ *File, r io.Reader) error {
 
 func (discard) Verified(*File) error { return nil }
 
-// fileStream keeps io.Copy on its large buffer.
+// fileStream's WriteTo is the pipeline io.Copy uses.
 var (
 	_ io.WriterTo = (*fileStream)(nil)
 	_ Installer   = discard{}

@@ -45,7 +45,8 @@ type Reader struct {
 	err  error // sticky: once failed, every call returns it
 
 	versionSum [32]byte
-	buf        []byte // copyBufferSize, shared by file streams
+	buf        []byte   // copyBufferSize, for members read to the end
+	ring       [][]byte // pipelineBuffers × copyBufferSize, shared by file streams
 	sha        hash.Hash
 	headerDone bool
 	dataDone   bool
@@ -282,6 +283,10 @@ func (r *Reader) Payloads(inst Installer) error {
 
 func (r *Reader) readPayloads(inst Installer) error {
 	r.buf = make([]byte, copyBufferSize)
+	r.ring = make([][]byte, pipelineBuffers)
+	for i := range r.ring {
+		r.ring[i] = make([]byte, copyBufferSize)
+	}
 	r.sha = sha256.New()
 	seen := make(map[string]bool)
 	var stored []*File
@@ -393,7 +398,7 @@ func (r *Reader) dataFile(p *Payload, fh *tar.Header, seen map[string]bool) (*Fi
 // decides the outcome from the stream, whatever Store returned.
 func (r *Reader) store(inst Installer, f *File, src io.Reader) error {
 	r.sha.Reset()
-	s := &fileStream{src: src, left: f.Size, h: r.sha, want: f.Checksum, path: f.Path, buf: r.buf}
+	s := &fileStream{src: src, left: f.Size, h: r.sha, want: f.Checksum, path: f.Path, ring: r.ring}
 	serr := inst.Store(f, s)
 	switch {
 	case s.err != nil:

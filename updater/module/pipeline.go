@@ -18,7 +18,18 @@ const (
 // write side (the module stopped reading) and of the read side (the
 // Artifact: a checksum mismatch or a cut download) separately; the read
 // goroutine has ended when it returns.
+//
+// A reader that pipelines on its own (the Artifact reader's payload files
+// implement io.WriterTo that way) is used through WriteTo instead.
 func CopyAhead(w io.Writer, r io.Reader) (werr, rerr error) {
+	if wt, ok := r.(io.WriterTo); ok {
+		ew := &errWriter{w: w}
+		_, err := wt.WriteTo(ew)
+		if ew.err != nil && errors.Is(err, ew.err) {
+			return ew.err, nil
+		}
+		return nil, err
+	}
 	type chunk struct {
 		b   []byte
 		err error
@@ -73,4 +84,22 @@ func CopyAhead(w io.Writer, r io.Reader) (werr, rerr error) {
 	}
 	<-done
 	return werr, rerr
+}
+
+// errWriter remembers w's first error, so that CopyAhead can tell it from
+// the reader's.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
