@@ -22,8 +22,9 @@ const augType = "augtest"
 // the file calls, answers SupportsAugmentedArtifacts and
 // PermittedAugmentedHeaders as the test says, copies the header-augment/ it
 // finds in its tree during its last Download to seen/, and the payload
-// files to seen/files at its last ArtifactInstall. The payload streams are not read, so the
-// agent stores the files under files/.
+// files to seen/files and seen/files-augment at its last ArtifactInstall.
+// The payload streams are not read, so the agent stores the files under
+// files/ and, for the augment's, files-augment/.
 type augModule struct {
 	dir   string // the modules directory
 	calls string
@@ -59,8 +60,9 @@ Download)
 	if [ -d header-augment ]; then cp -R header-augment '` + m.seen + `/header-augment' || exit 1; fi
 	;;
 ArtifactInstall)
-	rm -rf '` + m.seen + `/files'
+	rm -rf '` + m.seen + `/files' '` + m.seen + `/files-augment'
 	cp -R files '` + m.seen + `/files' || exit 1
+	if [ -d files-augment ]; then cp -R files-augment '` + m.seen + `/files-augment' || exit 1; fi
 	;;
 esac
 exit 0
@@ -203,8 +205,12 @@ func TestAugmentedArtifactAccepted(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(mod.seen, "files", "payload")); err != nil || string(b) != "signed part\n" {
 		t.Errorf("files/payload = %q, %v", b, err)
 	}
-	if b, err := os.ReadFile(filepath.Join(mod.seen, "files", "payload2")); err != nil || string(b) != "augmented part\n" {
-		t.Errorf("files/payload2 (the augmented file) = %q, %v", b, err)
+	// The unsigned file is kept apart from the signed ones.
+	if b, err := os.ReadFile(filepath.Join(mod.seen, "files-augment", "payload2")); err != nil || string(b) != "augmented part\n" {
+		t.Errorf("files-augment/payload2 (the augmented file) = %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(mod.seen, "files", "payload2")); !os.IsNotExist(err) {
+		t.Errorf("files/payload2: %v; the augmented file must not be among the signed ones", err)
 	}
 	if dev := e.device(); dev.ArtifactName != "aug-v1" || dev.Provides["rootfs-image.augtest.version"] != "aug-v1" {
 		t.Errorf("device = %+v, want aug-v1 with its provides", dev)

@@ -31,7 +31,26 @@ const (
 	streamNextName = "stream-next"
 	streamsName    = "streams"
 	filesName      = "files"
+	// An augmented Artifact's files from manifest-augment (not covered by
+	// the signature) go to their own directories, so that a module can
+	// tell them from the signed ones.
+	augmentSuffix = "-augment"
 )
+
+// streamsFor and filesFor are the tree's directories for f's kind.
+func streamsFor(f *artifact.File) string {
+	if f.Augmented {
+		return streamsName + augmentSuffix
+	}
+	return streamsName
+}
+
+func filesFor(f *artifact.File) string {
+	if f.Augmented {
+		return filesName + augmentSuffix
+	}
+	return filesName
+}
 
 // download is a running Download state. Store and Finish are called from
 // one goroutine; Abort may be called from any.
@@ -40,7 +59,7 @@ type download struct {
 	p  Payload
 	pr *proc
 
-	streamNext, streamsDir, filesDir string
+	streamNext, streamsDir string
 
 	streamed bool  // the module has read stream-next at least once
 	fallback bool  // the module exited without reading stream-next: save to files/
@@ -58,7 +77,6 @@ func (m *module) Download(ctx context.Context, p Payload) (Download, error) {
 		p:          p,
 		streamNext: filepath.Join(p.Tree, streamNextName),
 		streamsDir: filepath.Join(p.Tree, streamsName),
-		filesDir:   filepath.Join(p.Tree, filesName),
 	}
 	if p.Tree == "" {
 		return nil, m.errorf(StateDownload, "", errors.New("no file tree given"))
@@ -132,8 +150,12 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 		return d.m.errorf(StateDownload, "", err)
 	}
 	d.streamed = true
-	rel := streamsName + "/" + f.Name
-	fifo := filepath.Join(d.streamsDir, f.Name)
+	rel := streamsFor(f) + "/" + f.Name
+	fifo := filepath.Join(d.p.Tree, rel)
+	if err := os.MkdirAll(filepath.Dir(fifo), 0o700); err != nil {
+		next.Close()
+		return d.m.errorf(StateDownload, "", fmt.Errorf("create %s: %w", rel, err))
+	}
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		next.Close()
 		return d.m.errorf(StateDownload, "", fmt.Errorf("create %s: %w", rel, err))
@@ -205,12 +227,14 @@ func (d *download) openFIFO(path string, stop <-chan struct{}) (*os.File, error)
 	}
 }
 
-// saveFile stores f as files/<name>, synced to disk.
+// saveFile stores f as files/<name> (files-augment/<name> for an augmented
+// file), synced to disk.
 func (d *download) saveFile(f *artifact.File, r io.Reader) error {
-	if err := os.MkdirAll(d.filesDir, 0o755); err != nil {
+	dir := filepath.Join(d.p.Tree, filesFor(f))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
-	path := filepath.Join(d.filesDir, f.Name)
+	path := filepath.Join(dir, f.Name)
 	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, err))
@@ -225,7 +249,7 @@ func (d *download) saveFile(f *artifact.File, r io.Reader) error {
 		werr = cerr
 	}
 	if werr == nil && rerr == nil {
-		werr = atomicfile.SyncDir(d.filesDir)
+		werr = atomicfile.SyncDir(dir)
 	}
 	if werr != nil || rerr != nil {
 		os.Remove(path)
@@ -279,11 +303,12 @@ func (d *download) Abort() {
 	d.removeStreams()
 }
 
-// removeStreams removes stream-next and streams/; files/ stays.
+// removeStreams removes stream-next, streams/ and streams-augment/;
+// files/ and files-augment/ stay.
 func (d *download) removeStreams() {
 	os.Remove(d.streamNext)
 	os.RemoveAll(d.streamsDir)
+	os.RemoveAll(d.streamsDir + augmentSuffix)
 }
 
-// trackedWriter remembers its write error, to tell it from the reader's.
 var _ Download = (*download)(nil)

@@ -93,6 +93,54 @@ func TestDownload(t *testing.T) {
 	}
 }
 
+// TestDownloadAugmentedFiles: the files of an augmented Artifact that only
+// manifest-augment lists (not signed) reach the module apart from the
+// signed ones, as Mender's protocol has it: streams-augment/ and
+// files-augment/.
+func TestDownloadAugmentedFiles(t *testing.T) {
+	files := []testFile{
+		{name: "signed.bin", data: []byte("signed\n")},
+		{name: "extra.bin", data: randomBytes(100 << 10), augmented: true},
+	}
+	tests := []struct {
+		typ  string
+		want map[string]string // file -> where it must be, relative to the tree
+	}{
+		{"pathstreamer", map[string]string{"signed.bin": "tmp/streams/signed.bin", "extra.bin": "tmp/streams-augment/extra.bin"}},
+		{"ignorer", map[string]string{"signed.bin": "files/signed.bin", "extra.bin": "files-augment/extra.bin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			inst := lookup(t, newTestRunner(t), tt.typ)
+			p := newTree(t, tt.typ)
+			d, err := inst.Download(t.Context(), p)
+			if err != nil {
+				t.Fatalf("Download: %v", err)
+			}
+			defer d.Abort()
+			for _, f := range files {
+				if err := d.Store(f.artifactFile(), f.reader()); err != nil {
+					t.Fatalf("Store(%s): %v", f.name, err)
+				}
+			}
+			if err := d.Finish(t.Context()); err != nil {
+				t.Fatalf("Finish: %v", err)
+			}
+			for _, f := range files {
+				got, err := os.ReadFile(filepath.Join(p.Tree, tt.want[f.name]))
+				if err != nil || !bytes.Equal(got, f.data) {
+					t.Errorf("%s: %d bytes, %v; want the %d stored", tt.want[f.name], len(got), err, len(f.data))
+				}
+			}
+			for _, gone := range []string{"stream-next", "streams", "streams-augment"} {
+				if _, err := os.Lstat(filepath.Join(p.Tree, gone)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s after Download: %v, want it removed", gone, err)
+				}
+			}
+		})
+	}
+}
+
 func TestDownloadFailures(t *testing.T) {
 	big := testFile{name: "big.bin", data: randomBytes(1 << 20)}
 	good := testFile{name: "a.txt", data: []byte("hello\n")}

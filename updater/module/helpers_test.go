@@ -21,6 +21,20 @@ import (
 
 // testModules are small /bin/sh update modules, by type name.
 var testModules = map[string]string{
+	// Reads every stream and copies it to tmp/ under the path stream-next
+	// named (tmp/streams/NAME or tmp/streams-augment/NAME).
+	"pathstreamer": `
+case "$1" in
+Download)
+	while :; do
+		next=$(cat stream-next)
+		[ -z "$next" ] && break
+		mkdir -p "tmp/$(dirname "$next")"
+		cat "$next" > "tmp/$next"
+	done
+	;;
+esac
+exit 0`,
 	// Reads every stream and copies it into tmp/.
 	"streamer": `
 case "$1" in
@@ -166,18 +180,20 @@ func newTree(t *testing.T, typ string) Payload {
 
 // testFile is a payload file of payload 0 with its content.
 type testFile struct {
-	name string
-	data []byte
-	bad  bool // the reader ends with a checksum error
+	name      string
+	data      []byte
+	bad       bool // the reader ends with a checksum error
+	augmented bool // listed in manifest-augment
 }
 
 func (f testFile) artifactFile() *artifact.File {
 	return &artifact.File{
-		Payload:  0,
-		Name:     f.name,
-		Path:     "data/0000/" + f.name,
-		Size:     int64(len(f.data)),
-		Checksum: sha256.Sum256(f.data),
+		Payload:   0,
+		Name:      f.name,
+		Path:      "data/0000/" + f.name,
+		Size:      int64(len(f.data)),
+		Checksum:  sha256.Sum256(f.data),
+		Augmented: f.augmented,
 	}
 }
 
