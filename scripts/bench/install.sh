@@ -14,7 +14,13 @@
 #
 # Each of ROUNDS rounds (default 3) runs every command once, in turn, with
 # a fresh state directory and an empty DEST, after a global `sync` (outside
-# the timing) so no command pays for another's dirty pages. The page cache
+# the timing) so no command pays for another's dirty pages, and after COOL
+# seconds idle (default 5). The pause matters on a VM that hands free memory
+# back to its host (virtio free page reporting, as on the Firecracker VMs
+# this was measured on): the page cache a command writes then costs host
+# faults, and a command run right after another one's file was deleted
+# gets that memory back warm instead, so without the pause the order of
+# the commands decides a good part of their times. The page cache
 # holds the payload and the Artifact throughout (they were just written);
 # nothing is dropped. Reported: the median wall time, its ratio to
 # cp + sync, and the highest peak RSS over the rounds (/usr/bin/time's %M:
@@ -26,6 +32,7 @@ cd "$(dirname "$0")/../.."
 repo=$PWD
 size_mb=${SIZE_MB:-1024}
 rounds=${ROUNDS:-3}
+cool=${COOL:-5}
 command -v openssl >/dev/null || { echo "install.sh: openssl is required (apt-get install openssl)" >&2; exit 1; }
 if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ]; then
   apt-get install -y -qq --no-install-recommends time >/dev/null || true
@@ -80,6 +87,7 @@ measure() {
   rm -rf "$work/state" "$work/dest"
   mkdir -p "$work/dest"
   sync
+  sleep "$cool"
   if $have_time; then
     line=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -1)
   else
@@ -114,7 +122,7 @@ done
 
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 base=$(cut -d' ' -f1 "$work/cp" | median)
-echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(df -T "$work" | awk 'NR==2{print $2}') on $(df "$work" | awk 'NR==2{print $6}'), payload ${size_mb} MiB, median of $rounds, $(date -u +%Y-%m-%d)"
+echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(df -T "$work" | awk 'NR==2{print $2}') on $(df "$work" | awk 'NR==2{print $6}'), payload ${size_mb} MiB, median of $rounds, ${cool} s idle before each, $(date -u +%Y-%m-%d)"
 printf '%-50s %10s %10s %10s %12s   %s\n' "command" "median" "vs cp+sync" "paired" "peak RSS" "each round (s)"
 # paired: the median over the rounds of each round's time divided by the
 # same round's cp + sync, which cancels the slow drifts of a virtual disk

@@ -2,7 +2,10 @@ package fileinstall
 
 import (
 	"fmt"
+	"io"
 	"os"
+
+	"github.com/edgefort/edgefort/updater/module"
 )
 
 // flushEvery is how much is written between two background flushes.
@@ -28,6 +31,7 @@ const flushEvery = 64 << 20
 // not see it again.
 type flusher struct {
 	f       *os.File
+	out     io.Writer // f, in small writes
 	kick    chan struct{}
 	done    chan struct{}
 	err     error // the first flush error; read after done is closed
@@ -36,7 +40,7 @@ type flusher struct {
 }
 
 func newFlusher(f *os.File) *flusher {
-	fl := &flusher{f: f, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	fl := &flusher{f: f, out: module.SmallWrites(f), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go fl.run()
 	return fl
 }
@@ -54,7 +58,7 @@ func (fl *flusher) run() {
 }
 
 func (fl *flusher) Write(p []byte) (int, error) {
-	n, err := fl.f.Write(p)
+	n, err := fl.out.Write(p)
 	fl.written += int64(n)
 	if fl.written-fl.kicked >= flushEvery {
 		select {

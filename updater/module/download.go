@@ -241,7 +241,7 @@ func (d *download) saveFile(f *artifact.File, r io.Reader) error {
 	}
 	// The same read-ahead as streaming: the files/ fallback is what stock
 	// modules such as single-file use, so it is the common path.
-	werr, rerr := CopyAhead(out, r)
+	werr, rerr := CopyAhead(SmallWrites(out), r)
 	if werr == nil && rerr == nil {
 		werr = out.Sync()
 	}
