@@ -45,7 +45,7 @@ type Reader struct {
 	err  error // sticky: once failed, every call returns it
 
 	versionSum [32]byte
-	buf        []byte   // copyBufferSize, for members read to the end
+	buf        []byte   // ring[0], for draining members to their end
 	ring       [][]byte // pipelineBuffers × copyBufferSize, shared by file streams
 	sha        hash.Hash
 	headerDone bool
@@ -282,11 +282,13 @@ func (r *Reader) Payloads(inst Installer) error {
 }
 
 func (r *Reader) readPayloads(inst Installer) error {
-	r.buf = make([]byte, copyBufferSize)
 	r.ring = make([][]byte, pipelineBuffers)
 	for i := range r.ring {
 		r.ring[i] = make([]byte, copyBufferSize)
 	}
+	// Members are drained to their end only between files, never while a
+	// file's WriteTo has the ring in use.
+	r.buf = r.ring[0]
 	r.sha = sha256.New()
 	seen := make(map[string]bool)
 	var stored []*File
