@@ -30,6 +30,13 @@ const (
 	readAheadSize = 256 << 10 // buffer in front of a decompressor
 )
 
+// zstdWindow is the window the writer uses. The device's decoder holds a
+// window's worth of history: with the encoder's default of 8 MiB, a 1 GiB
+// install of a zstd Artifact peaked at 34–35 MiB RSS, above issue 5's
+// 32 MiB; with 2 MiB it peaks at 28–29 MiB (scripts/bench/install.sh).
+// Payloads compress a little less for it.
+const zstdWindow = 2 << 20
+
 // ParseCompression maps a --compression value to a Compression: none, gzip,
 // lzma (or xz), zstd.
 func ParseCompression(s string) (Compression, error) {
@@ -132,7 +139,7 @@ func (c Compression) newWriter(w io.Writer) (io.WriteCloser, error) {
 	case XZ:
 		return xz.WriterConfig{}.NewWriter(w)
 	case Zstd:
-		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstdWindow))
 	}
 	return nil, fmt.Errorf("unknown compression %d", int(c))
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestParseCompression(t *testing.T) {
@@ -105,5 +107,31 @@ func TestXZDictionaryLimit(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestZstdWriterWindow: the writer's frames ask the device's decoder for a
+// small window, which bounds the install's memory (see zstdWindow). A
+// payload larger than the window makes the encoder state it.
+func TestZstdWriterWindow(t *testing.T) {
+	data := make([]byte, 16<<20)
+	for i := range data {
+		data[i] = byte(i*2654435761>>13) ^ byte(i>>9)
+	}
+	var b bytes.Buffer
+	zw, err := Zstd.newWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var h zstd.Header
+	if err := h.Decode(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if h.WindowSize == 0 || h.WindowSize > zstdWindow {
+		t.Errorf("frame window %d, want at most %d", h.WindowSize, zstdWindow)
 	}
 }
