@@ -12,7 +12,7 @@
 # each stream with cat to DEST/.NAME.tmp and fsyncs it during Download,
 # renames it into place and fsyncs DEST in ArtifactInstall.
 #
-# Each of ROUNDS rounds (default 3) runs every command once, in turn, with
+# Each of ROUNDS rounds (default 3) runs every command once, in a random order, with
 # a fresh state directory and an empty DEST, after a global `sync` (outside
 # the timing) so no command pays for another's dirty pages, and after COOL
 # seconds idle (default 5). The pause matters on a VM that hands free memory
@@ -114,19 +114,34 @@ fifo_copy() {
 export -f cp_sync fifo_copy
 export work
 
+# run_one NAME: measures one command and checks what an install put in
+# place.
+installed() {
+  cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: $1: the installed file differs from the payload" >&2; exit 1; }
+}
+run_one() {
+  case $1 in
+  cp) measure cp bash -c cp_sync ;;
+  fifo) measure fifo bash -c fifo_copy ;;
+  openssl) measure openssl openssl dgst -sha256 "$work/payload.bin" ;;
+  validate) measure validate "$ef" artifact validate "$work/bench.mender" ;;
+  install)
+    measure install "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/bench.mender"
+    installed install ;;
+  builtin)
+    measure builtin "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/builtin.mender"
+    installed builtin ;;
+  builtin-gzip | builtin-zstd)
+    measure "$1" "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/${1}.mender"
+    installed "$1" ;;
+  esac
+}
+# Each round runs the commands in a new random order: what ran just before
+# a command changes its time on a VM (see COOL above), so no command keeps
+# one position.
 for _ in $(seq "$rounds"); do
-  measure cp bash -c cp_sync
-  measure fifo bash -c fifo_copy
-  measure openssl openssl dgst -sha256 "$work/payload.bin"
-  measure validate "$ef" artifact validate "$work/bench.mender"
-  measure install "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/bench.mender"
-  # The install must have put the payload in place.
-  cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: installed file differs from the payload" >&2; exit 1; }
-  measure builtin "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/builtin.mender"
-  cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: the built-in install differs from the payload" >&2; exit 1; }
-  for comp in gzip zstd; do
-    measure builtin-$comp "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/builtin-$comp.mender"
-    cmp -s "$work/payload.bin" "$work/dest/payload.bin" || { echo "install.sh: the built-in $comp install differs from the payload" >&2; exit 1; }
+  for name in $(shuf -e cp fifo openssl validate install builtin builtin-gzip builtin-zstd); do
+    run_one "$name"
   done
 done
 
