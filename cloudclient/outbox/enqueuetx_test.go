@@ -265,15 +265,7 @@ func TestEnqueueTxBound(t *testing.T) {
 			if diff := cmp.Diff(tt.wantErr, gotErr); diff != "" {
 				t.Errorf("ErrFull for (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.want, queuedKeys(t, db)); diff != "" {
-				t.Errorf("queue (-want +got):\n%s", diff)
-			}
-			if got := o.Len(); got != len(tt.want) {
-				t.Errorf("Len = %d; want %d", got, len(tt.want))
-			}
-			if got := metricValue(t, o, "edgefort_cloud_outbox_queued", ""); got != float64(len(tt.want)) {
-				t.Errorf("queued gauge = %v; want %d", got, len(tt.want))
-			}
+			checkQueued(t, o, db, tt.want)
 			var gotDrop []string
 			for _, r := range logs.records(t, slog.LevelWarn, "dropped") {
 				gotDrop = append(gotDrop, r[logKeyKey].(string))

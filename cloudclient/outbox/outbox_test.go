@@ -282,15 +282,7 @@ func TestBound(t *testing.T) {
 			if diff := cmp.Diff(tt.wantErr, gotErr); diff != "" {
 				t.Errorf("ErrFull for (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.want, queuedKeys(t, db)); diff != "" {
-				t.Errorf("queue (-want +got):\n%s", diff)
-			}
-			if got := o.Len(); got != len(tt.want) {
-				t.Errorf("Len = %d; want %d", got, len(tt.want))
-			}
-			if got := metricValue(t, o, "edgefort_cloud_outbox_queued", ""); got != float64(len(tt.want)) {
-				t.Errorf("queued gauge = %v; want %d", got, len(tt.want))
-			}
+			checkQueued(t, o, db, tt.want)
 			var gotDrop []drop
 			for _, r := range logs.records(t, slog.LevelWarn, "dropped") {
 				var l slog.Level
@@ -419,4 +411,19 @@ func TestPriorityText(t *testing.T) {
 		t.Error("MarshalText(5) succeeded")
 	}
 	_ = fmt.Sprint(Priority(5))
+}
+
+// checkQueued checks that the store, Len and the queued gauge all hold the
+// keys want, in order.
+func checkQueued(t *testing.T, o *Outbox, db *store.DB, want []string) {
+	t.Helper()
+	if diff := cmp.Diff(want, queuedKeys(t, db)); diff != "" {
+		t.Errorf("queue (-want +got):\n%s", diff)
+	}
+	if got := o.Len(); got != len(want) {
+		t.Errorf("Len = %d; want %d", got, len(want))
+	}
+	if got := metricValue(t, o, "edgefort_cloud_outbox_queued", ""); got != float64(len(want)) {
+		t.Errorf("queued gauge = %v; want %d", got, len(want))
+	}
 }
