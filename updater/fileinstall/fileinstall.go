@@ -170,7 +170,7 @@ func (d *download) write(r io.Reader) error {
 		return fmt.Errorf("%s: %w", Type, err)
 	}
 	fl := newFlusher(out)
-	werr, rerr := module.CopyAhead(fl, r)
+	werr, rerr := module.Copy(fl, r)
 	if ferr := fl.Close(); werr == nil {
 		werr = ferr
 	}

@@ -174,7 +174,7 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
-	werr, rerr := CopyAhead(w, r)
+	werr, rerr := Copy(w, r)
 	if cerr := w.Close(); werr == nil && rerr == nil {
 		werr = cerr
 	}
@@ -239,9 +239,9 @@ func (d *download) saveFile(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", fmt.Errorf("store %s: %w", f.Name, err))
 	}
-	// The same read-ahead as streaming: the files/ fallback is what stock
+	// Small writes (see FileWriteSize): the files/ fallback is what stock
 	// modules such as single-file use, so it is the common path.
-	werr, rerr := CopyAhead(SmallWrites(out), r)
+	werr, rerr := Copy(SmallWrites(out), r)
 	if werr == nil && rerr == nil {
 		werr = out.Sync()
 	}

@@ -3,6 +3,7 @@ package module
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -59,6 +60,43 @@ func TestSmallWrites(t *testing.T) {
 			}
 			if !bytes.Equal(rec.buf.Bytes(), tt.write[:n]) {
 				t.Error("the bytes written differ from the input")
+			}
+		})
+	}
+}
+
+// TestCopySeparatesErrors: Copy tells the writer's failure (the module,
+// the disk) from the reader's (the Artifact), for readers with and
+// without WriteTo.
+func TestCopySeparatesErrors(t *testing.T) {
+	errArtifact := errors.New("checksum mismatch")
+	data := randomBytes(100 << 10)
+	tests := []struct {
+		name      string
+		r         func() io.Reader
+		failAfter int
+		wantW     error
+		wantR     error
+	}{
+		{"ok, WriterTo", func() io.Reader { return bytes.NewReader(data) }, 0, nil, nil},
+		{"ok, plain reader", func() io.Reader { return struct{ io.Reader }{bytes.NewReader(data)} }, 0, nil, nil},
+		{"writer fails", func() io.Reader { return bytes.NewReader(data) }, 1000, errRecorderFull, nil},
+		{"reader fails", func() io.Reader {
+			return struct{ io.Reader }{io.MultiReader(bytes.NewReader(data[:5000]), errReader{errArtifact})}
+		}, 0, nil, errArtifact},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &sizeRecorder{failAfter: tt.failAfter}
+			werr, rerr := Copy(rec, tt.r())
+			if !errors.Is(werr, tt.wantW) || (tt.wantW == nil) != (werr == nil) {
+				t.Errorf("write error = %v, want %v", werr, tt.wantW)
+			}
+			if !errors.Is(rerr, tt.wantR) || (tt.wantR == nil) != (rerr == nil) {
+				t.Errorf("read error = %v, want %v", rerr, tt.wantR)
+			}
+			if werr == nil && rerr == nil && !bytes.Equal(rec.buf.Bytes(), data) {
+				t.Error("copied bytes differ")
 			}
 		})
 	}
