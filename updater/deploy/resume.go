@@ -84,6 +84,7 @@ func (m *Machine) standalone(ctx context.Context, next Step) (Result, error) {
 	switch {
 	case next == StepRollback:
 		rec.fail(ReasonOperatorRollback)
+		rec.OperatorRollback = true
 	case rec.needsReboot():
 		// A payload that must reboot (the agent's own binary, say) is
 		// verified after its reboot before it is committed.
