@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/updater/artifact"
 	"github.com/edgefort/edgefort/updater/deploy"
 	"github.com/edgefort/edgefort/updater/module"
 	"github.com/edgefort/edgefort/updater/scripts"
@@ -414,6 +415,92 @@ func TestMenderPeerStandaloneSequences(t *testing.T) {
 				t.Logf("edgefort, all calls: %+v", fromEdgefort)
 			}
 		})
+	}
+}
+
+// writeRecArtifact writes, with our own writer, an Artifact for the
+// recording module carrying the logging state scripts, and returns its
+// path: the peer-free twin of recorder.artifact.
+func (r *recorder) writeRecArtifact(name, group string, clears []string, dependsGroups ...string) string {
+	r.t.Helper()
+	p := artifact.ModuleImage(recType, name, artifact.ImageDefaults{})
+	if clears != nil {
+		p.ClearsProvides = clears
+	}
+	p.Files = []artifact.Source{bytesSource(name+".payload", name+"\n")}
+	spec := &artifact.Spec{Name: name, Group: group, Depends: artifact.Depends{DeviceTypes: []string{deviceType}, ArtifactGroups: dependsGroups}, Payloads: []artifact.PayloadSpec{p}}
+	for _, s := range recScripts {
+		b, err := os.ReadFile(filepath.Join(r.scripts, s))
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		spec.Scripts = append(spec.Scripts, artifact.Script{Name: s, Data: b})
+	}
+	var buf bytes.Buffer
+	if err := artifact.Write(&buf, spec); err != nil {
+		r.t.Fatal(err)
+	}
+	out := filepath.Join(r.dir, name+".mender")
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return out
+}
+
+// TestRequestedRollbackAndGroup checks the Machine alone, on Artifacts
+// from our own writer, for the two points TestMenderPeerStandaloneSequences
+// compares with Mender 3.4, so that they are covered where the peers are
+// missing: a requested rollback runs ArtifactRollback then Cleanup, with
+// no ArtifactFailure, and artifact_group stays across a commit of an
+// Artifact with no group unless its clears_provides match it.
+func TestRequestedRollbackAndGroup(t *testing.T) {
+	rec := newRecorder(t)
+	ef := newEdgefortSide(t, rec.modules)
+	run := func(o op) (bool, map[string]string, []string) {
+		t.Helper()
+		ok, prov := ef.run(o)
+		return ok, prov, actions(rec.take())
+	}
+	base := rec.writeRecArtifact("base-0", "", nil)
+	grouped := rec.writeRecArtifact("rec-1", "grp", nil)
+	noGroup := rec.writeRecArtifact("st-1", "", nil)
+	needsGroup := rec.writeRecArtifact("dep-1", "", nil, "grp")
+	clearsGroup := rec.writeRecArtifact("st-2", "", []string{"artifact_*"})
+
+	for _, o := range []op{{"install", base}, {"commit", ""}, {"install", noGroup}} {
+		if ok, _, _ := run(o); !ok {
+			t.Fatalf("%s failed", o)
+		}
+	}
+	ok, prov, calls := run(op{"rollback", ""})
+	want := []string{"script ArtifactRollback_Enter_00", "module ArtifactRollback", "script ArtifactRollback_Leave_00", "module Cleanup"}
+	if diff := cmp.Diff(want, calls); !ok || diff != "" {
+		t.Errorf("rollback ok=%v, calls (-want +got):\n%s", ok, diff)
+	}
+	if prov["artifact_name"] != "base-0" {
+		t.Errorf("after rollback provides = %v, want base-0's", prov)
+	}
+
+	for _, o := range []op{{"install", grouped}, {"commit", ""}, {"install", noGroup}, {"commit", ""}} {
+		if ok, _, _ := run(o); !ok {
+			t.Fatalf("%s failed", o)
+		}
+	}
+	ok, prov, _ = run(op{"install", needsGroup})
+	if !ok {
+		t.Fatalf("dep-1, which depends on group grp, refused after st-1; provides %v", prov)
+	}
+	if _, prov, _ = run(op{"commit", ""}); prov["artifact_group"] != "grp" {
+		t.Errorf("provides after dep-1 = %v, want artifact_group=grp", prov)
+	}
+	for _, o := range []op{{"install", clearsGroup}, {"commit", ""}} {
+		ok, prov, _ = run(o)
+		if !ok {
+			t.Fatalf("%s failed", o)
+		}
+	}
+	if g, ok := prov["artifact_group"]; ok {
+		t.Errorf("artifact_group after st-2, whose clears match it = %q, want none", g)
 	}
 }
 

@@ -63,7 +63,9 @@ func (m *Machine) Commit(ctx context.Context) (Result, error) {
 	return m.standalone(ctx, StepCommit)
 }
 
-// Rollback rolls back a standalone install waiting for commit.
+// Rollback rolls back a standalone install waiting for commit. As with
+// `mender rollback`, a rollback that succeeds runs ArtifactRollback and
+// then Cleanup, not ArtifactFailure: nothing failed.
 func (m *Machine) Rollback(ctx context.Context) (Result, error) {
 	return m.standalone(ctx, StepRollback)
 }
