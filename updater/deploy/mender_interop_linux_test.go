@@ -40,8 +40,12 @@ const (
 	menderModules = "/usr/share/mender/modules/v3"
 )
 
-// recType is the payload type of the recording update module.
-const recType = "edgefort-rec"
+// recType is the payload type of the recording update module, and
+// noRollbackType that of its twin answering SupportsRollback with No.
+const (
+	recType        = "edgefort-rec"
+	noRollbackType = "edgefort-norb"
+)
 
 // recScripts are the state scripts shipped in every test Artifact; each
 // logs its name. Mender 3.4 has no Cleanup state scripts.
@@ -72,16 +76,18 @@ func newRecorder(t *testing.T) *recorder {
 			t.Fatal(err)
 		}
 	}
-	module := `#!/bin/sh
+	for typ, rollback := range map[string]string{recType: "Yes", noRollbackType: "No"} {
+		module := `#!/bin/sh
 echo "module $1" >> '` + r.log + `'
 case "$1" in
-SupportsRollback) echo Yes ;;
+SupportsRollback) echo ` + rollback + ` ;;
 NeedsArtifactReboot) echo No ;;
 esac
 exit 0
 `
-	if err := os.WriteFile(filepath.Join(r.modules, recType), []byte(module), 0o755); err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(filepath.Join(r.modules, typ), []byte(module), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, s := range recScripts {
 		body := fmt.Sprintf("#!/bin/sh\necho 'script %s' >> '%s'\n", s, r.log)
@@ -96,13 +102,18 @@ exit 0
 // mender-artifact, with every logging state script, and returns its path.
 func (r *recorder) artifact(name string, args ...string) string {
 	r.t.Helper()
+	return r.artifactOfType(recType, name, args...)
+}
+
+func (r *recorder) artifactOfType(typ, name string, args ...string) string {
+	r.t.Helper()
 	tool := peertest.Require(r.t, "mender-artifact")
 	file := filepath.Join(r.dir, name+".payload")
 	if err := os.WriteFile(file, []byte(name+"\n"), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
 	out := filepath.Join(r.dir, name+".mender")
-	cmdArgs := []string{"write", "module-image", "-T", recType, "-n", name, "-t", deviceType, "-f", file, "-o", out}
+	cmdArgs := []string{"write", "module-image", "-T", typ, "-n", name, "-t", deviceType, "-f", file, "-o", out}
 	for _, s := range recScripts {
 		cmdArgs = append(cmdArgs, "-s", filepath.Join(r.scripts, s))
 	}
@@ -290,10 +301,13 @@ func (e *edgefortSide) run(o op) (bool, map[string]string) {
 		if err != nil {
 			e.t.Fatalf("%s: %v", o, err)
 		}
-		if res.Outcome != deploy.OutcomeInstalled {
+		// Success: committed at once, as an Artifact that cannot roll
+		// back is.
+		ok := res.Outcome == deploy.OutcomeInstalled || res.Outcome == deploy.OutcomeSuccess
+		if !ok {
 			e.t.Logf("edgefort %s: %+v", o, res)
 		}
-		return res.Outcome == deploy.OutcomeInstalled, nil
+		return ok, nil
 	case "commit":
 		res, err = e.m.Commit(ctx)
 	case "rollback":
@@ -346,6 +360,7 @@ func TestMenderPeerStandaloneSequences(t *testing.T) {
 	noGroup := rec.artifact("st-1")
 	clearsGroup := rec.artifact("st-2", "--clears-provides", "artifact_group")
 	needsGroup := rec.artifact("dep-1", "--depends-groups", "grp")
+	noRollback := rec.artifactOfType(noRollbackType, "nr-1")
 
 	tests := []struct {
 		name string
@@ -378,6 +393,17 @@ func TestMenderPeerStandaloneSequences(t *testing.T) {
 				}
 				if !got[6].OK {
 					t.Errorf("edgefort refused dep-1, which depends on group grp")
+				}
+			},
+		},
+		{
+			// A payload that cannot roll back is committed at install:
+			// there is nothing left to commit or roll back.
+			name: "no rollback support",
+			ops:  []op{{"install", base}, {"commit", ""}, {"install", noRollback}, {"rollback", ""}},
+			check: func(t *testing.T, got []outcome) {
+				if !slices.Contains(got[2].Calls, "module ArtifactCommit") || got[3].OK || got[3].Provides["artifact_name"] != "nr-1" {
+					t.Errorf("edgefort: install %+v, then rollback %+v; want nr-1 committed at install, nothing to roll back", got[2], got[3])
 				}
 			},
 		},
@@ -421,9 +447,9 @@ func TestMenderPeerStandaloneSequences(t *testing.T) {
 // writeRecArtifact writes, with our own writer, an Artifact for the
 // recording module carrying the logging state scripts, and returns its
 // path: the peer-free twin of recorder.artifact.
-func (r *recorder) writeRecArtifact(name, group string, clears []string, dependsGroups ...string) string {
+func (r *recorder) writeRecArtifact(typ, name, group string, clears []string, dependsGroups ...string) string {
 	r.t.Helper()
-	p := artifact.ModuleImage(recType, name, artifact.ImageDefaults{})
+	p := artifact.ModuleImage(typ, name, artifact.ImageDefaults{})
 	if clears != nil {
 		p.ClearsProvides = clears
 	}
@@ -461,11 +487,11 @@ func TestRequestedRollbackAndGroup(t *testing.T) {
 		ok, prov := ef.run(o)
 		return ok, prov, actions(rec.take())
 	}
-	base := rec.writeRecArtifact("base-0", "", nil)
-	grouped := rec.writeRecArtifact("rec-1", "grp", nil)
-	noGroup := rec.writeRecArtifact("st-1", "", nil)
-	needsGroup := rec.writeRecArtifact("dep-1", "", nil, "grp")
-	clearsGroup := rec.writeRecArtifact("st-2", "", []string{"artifact_*"})
+	base := rec.writeRecArtifact(recType, "base-0", "", nil)
+	grouped := rec.writeRecArtifact(recType, "rec-1", "grp", nil)
+	noGroup := rec.writeRecArtifact(recType, "st-1", "", nil)
+	needsGroup := rec.writeRecArtifact(recType, "dep-1", "", nil, "grp")
+	clearsGroup := rec.writeRecArtifact(recType, "st-2", "", []string{"artifact_*"})
 
 	for _, o := range []op{{"install", base}, {"commit", ""}, {"install", noGroup}} {
 		if ok, _, _ := run(o); !ok {
@@ -501,6 +527,31 @@ func TestRequestedRollbackAndGroup(t *testing.T) {
 	}
 	if g, ok := prov["artifact_group"]; ok {
 		t.Errorf("artifact_group after st-2, whose clears match it = %q, want none", g)
+	}
+}
+
+// TestStandaloneNoRollbackCommitsAtInstall: as `mender install` does, a
+// standalone install of a payload whose module cannot roll back commits
+// at once (TestMenderPeerStandaloneSequences compares it with Mender);
+// rollback then finds nothing to roll back and calls no module.
+func TestStandaloneNoRollbackCommitsAtInstall(t *testing.T) {
+	rec := newRecorder(t)
+	ef := newEdgefortSide(t, rec.modules)
+	ok, _ := ef.run(op{"install", rec.writeRecArtifact(noRollbackType, "nr-1", "", nil)})
+	calls := actions(rec.take())
+	want := []string{"module Download", "script ArtifactInstall_Enter_00", "module ArtifactInstall", "script ArtifactInstall_Leave_00", "script ArtifactCommit_Enter_00", "module ArtifactCommit", "script ArtifactCommit_Leave_00", "module Cleanup"}
+	if diff := cmp.Diff(want, calls); !ok || diff != "" {
+		t.Errorf("install ok=%v, calls (-want +got):\n%s", ok, diff)
+	}
+	_, err := ef.m.Rollback(context.Background())
+	if !errors.Is(err, deploy.ErrNothingToCommit) {
+		t.Errorf("rollback after install: %v, want ErrNothingToCommit", err)
+	}
+	if calls := rec.take(); len(calls) != 0 {
+		t.Errorf("rollback called %q, want nothing", calls)
+	}
+	if dev, err := ef.m.Device(); err != nil || dev.ArtifactName != "nr-1" {
+		t.Errorf("device = %+v, %v; want nr-1 committed", dev, err)
 	}
 }
 

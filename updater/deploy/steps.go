@@ -271,9 +271,15 @@ func (m *Machine) install(ctx context.Context, rec *Record) (Step, error) {
 		return m.errorPath(ctx, rec, "ArtifactInstall", err)
 	}
 	m.note(rec, slog.LevelInfo, "artifact installed")
+	if rec.Standalone {
+		if rec.canRollback() {
+			return StepAwaitCommit, nil
+		}
+		// As `mender install`: what cannot be rolled back has no choice
+		// to wait for, so it is committed now.
+		m.note(rec, slog.LevelInfo, "a payload does not support rollback; committing now")
+	}
 	switch {
-	case rec.Standalone:
-		return StepAwaitCommit, nil
 	case rec.needsReboot():
 		return StepReboot, nil
 	}
