@@ -1,8 +1,11 @@
 // Package deploy owns the update state machine: it takes one Mender
 // Artifact from a stream through Download, ArtifactInstall, the reboot and
 // verify steps, ArtifactCommit and Cleanup, or through ArtifactRollback and
-// ArtifactFailure, driving update modules (package module) and state
-// scripts (package scripts) exactly as the Mender client does.
+// ArtifactFailure (after a failure; a rollback the operator asks for goes
+// from ArtifactRollback to Cleanup), driving update modules (package
+// module) and state scripts (package scripts) exactly as the Mender client
+// does. mender_interop_linux_test.go runs the same Artifacts through the
+// Mender client 3.4 and compares the calls.
 //
 // Every step is written to the state store before its action runs, so a
 // crash or power loss at any point resumes where the Mender client would

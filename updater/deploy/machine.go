@@ -132,7 +132,8 @@ type Job struct {
 	// must carry the same. Empty: not checked.
 	ArtifactName string
 	// Standalone stops after ArtifactInstall and waits for Commit or
-	// Rollback, as `mender install` does.
+	// Rollback, as `mender install` does; like it, an Artifact with a
+	// payload that does not support rollback is committed at once.
 	Standalone bool
 }
 

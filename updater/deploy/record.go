@@ -71,8 +71,10 @@ type Record struct {
 	// DeploymentID is the server's deployment; empty for a standalone
 	// install, which reports nowhere.
 	DeploymentID string `json:"deployment_id,omitempty"`
-	// ArtifactName and ArtifactGroup are the new Artifact's, known once
-	// its header has been read.
+	// ArtifactName is the new Artifact's and ArtifactGroup the group the
+	// device has once it commits (the Artifact's, or the device's own when
+	// the Artifact names none and does not clear it), known once the
+	// header has been read.
 	ArtifactName  string `json:"artifact_name,omitempty"`
 	ArtifactGroup string `json:"artifact_group,omitempty"`
 	// NewProvides is what the device provides once this Artifact commits.
@@ -94,6 +96,10 @@ type Record struct {
 	// RolledBack: every payload was rolled back; the device runs what it
 	// ran before.
 	RolledBack bool `json:"rolled_back,omitempty"`
+	// OperatorRollback: the rollback was asked for (`update rollback`),
+	// not caused by a failure. As in Mender, a successful one goes from
+	// ArtifactRollback straight to Cleanup, with no ArtifactFailure.
+	OperatorRollback bool `json:"operator_rollback,omitempty"`
 	// Writes counts the times the record was written. Past maxWrites the
 	// machine forces its way to the end, so that a node that keeps
 	// crashing in one step cannot loop forever (Mender's state-loop guard).

@@ -63,7 +63,9 @@ func (m *Machine) Commit(ctx context.Context) (Result, error) {
 	return m.standalone(ctx, StepCommit)
 }
 
-// Rollback rolls back a standalone install waiting for commit.
+// Rollback rolls back a standalone install waiting for commit. As with
+// `mender rollback`, a rollback that succeeds runs ArtifactRollback and
+// then Cleanup, not ArtifactFailure: nothing failed.
 func (m *Machine) Rollback(ctx context.Context) (Result, error) {
 	return m.standalone(ctx, StepRollback)
 }
@@ -84,6 +86,7 @@ func (m *Machine) standalone(ctx context.Context, next Step) (Result, error) {
 	switch {
 	case next == StepRollback:
 		rec.fail(ReasonOperatorRollback)
+		rec.OperatorRollback = true
 	case rec.needsReboot():
 		// A payload that must reboot (the agent's own binary, say) is
 		// verified after its reboot before it is committed.

@@ -61,11 +61,18 @@ func (m *Machine) download(ctx context.Context, rec *Record, src io.Reader, job 
 	if job.ArtifactName != "" && h.Name != job.ArtifactName {
 		return m.downloadFailed(ctx, rec, fmt.Errorf("the server announced artifact %q but the artifact's header names %q", job.ArtifactName, h.Name))
 	}
-	rec.ArtifactName, rec.ArtifactGroup = h.Name, h.Group
+	rec.ArtifactName = h.Name
+	if err := checkMetaData(h); err != nil {
+		return m.downloadFailed(ctx, rec, err)
+	}
 	if err := artifact.CheckDepends(m.opts.DeviceType, dev.provides(), h); err != nil {
 		return m.downloadFailed(ctx, rec, err)
 	}
-	rec.NewProvides = artifact.NewProvides(dev.Provides, h)
+	// The clears rule sees the device's whole provides, artifact_group
+	// included: as in Mender, the group stays when the new Artifact names
+	// none and its clears_provides do not match artifact_group.
+	rec.NewProvides = artifact.NewProvides(dev.provides(), h)
+	rec.ArtifactGroup = rec.NewProvides[artifact.ProvidesGroup]
 	delete(rec.NewProvides, artifact.ProvidesName)
 	delete(rec.NewProvides, artifact.ProvidesGroup)
 
@@ -264,9 +271,15 @@ func (m *Machine) install(ctx context.Context, rec *Record) (Step, error) {
 		return m.errorPath(ctx, rec, "ArtifactInstall", err)
 	}
 	m.note(rec, slog.LevelInfo, "artifact installed")
+	if rec.Standalone {
+		if rec.canRollback() {
+			return StepAwaitCommit, nil
+		}
+		// As `mender install`: what cannot be rolled back has no choice
+		// to wait for, so it is committed now.
+		m.note(rec, slog.LevelInfo, "a payload does not support rollback; committing now")
+	}
 	switch {
-	case rec.Standalone:
-		return StepAwaitCommit, nil
 	case rec.needsReboot():
 		return StepReboot, nil
 	}
@@ -495,9 +508,20 @@ func (m *Machine) rollback(ctx context.Context, rec *Record) (Step, error) {
 		return StepRollbackReboot, nil
 	}
 	m.runScripts(ctx, rec, "ArtifactRollback", leave) //nolint:errcheck // ignored, as in Mender
+	return m.rolledBack(rec), nil
+}
+
+// rolledBack records a complete rollback and picks the step after it: a
+// rollback after a failure goes on to ArtifactFailure, one the operator
+// asked for to Cleanup, as the Mender client does (nothing failed, so
+// there is no ArtifactFailure to run).
+func (m *Machine) rolledBack(rec *Record) Step {
 	m.note(rec, slog.LevelInfo, "rolled back")
 	rec.RolledBack = true
-	return StepFailure, nil
+	if rec.OperatorRollback {
+		return StepCleanup
+	}
+	return StepFailure
 }
 
 func (m *Machine) rollbackReboot(ctx context.Context, rec *Record) (Step, error) {
@@ -521,9 +545,7 @@ func (m *Machine) rollbackVerifyReboot(ctx context.Context, rec *Record) (Step, 
 	}
 	m.runScripts(ctx, rec, "ArtifactRollbackReboot", leave) //nolint:errcheck // ignored, as in Mender
 	m.runScripts(ctx, rec, "ArtifactRollback", leave)       //nolint:errcheck // ignored, as in Mender
-	m.note(rec, slog.LevelInfo, "rolled back")
-	rec.RolledBack = true
-	return StepFailure, nil
+	return m.rolledBack(rec), nil
 }
 
 func (m *Machine) failure(ctx context.Context, rec *Record) (Step, error) {
