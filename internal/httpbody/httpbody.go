@@ -43,9 +43,9 @@ func (e *TooLargeError) Error() string {
 		return fmt.Sprintf("%s has %d %s, over the limit of %d", e.What, e.Size, e.Unit, e.Limit)
 	}
 	if e.Size > 0 {
-		return fmt.Sprintf("%s is %d bytes, over the %s limit", e.What, e.Size, Size(e.Limit))
+		return fmt.Sprintf("%s is %d bytes, over the limit of %s", e.What, e.Size, Size(e.Limit))
 	}
-	return fmt.Sprintf("%s exceeds the %s limit", e.What, Size(e.Limit))
+	return fmt.Sprintf("%s exceeds the limit of %s", e.What, Size(e.Limit))
 }
 
 // Read reads the whole body of resp, at most limit bytes; what names the
