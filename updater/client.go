@@ -234,7 +234,7 @@ func drain(resp *http.Response) {
 func statusError(resp *http.Response) *StatusError {
 	defer resp.Body.Close()
 	b, cut := httpbody.Message(resp)
-	e := &StatusError{Code: resp.StatusCode, RequestID: resp.Header.Get("X-Men-Requestid")}
+	e := &StatusError{Code: resp.StatusCode, RequestID: cutRequestID(resp.Header.Get("X-Men-Requestid"))}
 	var msg struct {
 		Error     string `json:"error"`
 		RequestID string `json:"request_id"`
@@ -242,7 +242,7 @@ func statusError(resp *http.Response) *StatusError {
 	if !cut && json.Unmarshal(b, &msg) == nil && msg.Error != "" {
 		e.Message = msg.Error
 		if e.RequestID == "" {
-			e.RequestID = msg.RequestID
+			e.RequestID = cutRequestID(msg.RequestID)
 		}
 	} else {
 		e.Message = strings.TrimSpace(string(b))
@@ -251,4 +251,15 @@ func statusError(resp *http.Response) *StatusError {
 		}
 	}
 	return e
+}
+
+// maxRequestID caps the request ID echoed in errors and logs; Mender's are
+// UUIDs (36 bytes).
+const maxRequestID = 128
+
+func cutRequestID(s string) string {
+	if len(s) > maxRequestID {
+		return s[:maxRequestID] + "..."
+	}
+	return s
 }

@@ -57,9 +57,13 @@ type rawReply struct {
 	code    int
 	body    []byte
 	chunked bool // no Content-Length: the client learns the size only by reading
+	header  http.Header
 }
 
 func (rr rawReply) write(w http.ResponseWriter) {
+	for k, v := range rr.header {
+		w.Header()[k] = v
+	}
 	if rr.chunked {
 		w.WriteHeader(rr.code)
 		w.(http.Flusher).Flush()

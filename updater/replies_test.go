@@ -116,6 +116,12 @@ func TestOversizeReplies(t *testing.T) {
 			reply:   rawReply{code: 500, chunked: true, body: []byte(strings.Repeat("e", 1<<20))},
 			wantErr: "updater: next deployment: POST " + pathNextV2 + ": unexpected status 500: " + strings.Repeat("e", 4<<10) + " [error body cut at 4 KiB]",
 		},
+		{
+			name:    "request id",
+			call:    next,
+			reply:   rawReply{code: 500, header: http.Header{"X-Men-Requestid": {strings.Repeat("r", 1000)}}, body: []byte(`{"error":"boom"}`)},
+			wantErr: "updater: next deployment: POST " + pathNextV2 + ": unexpected status 500: boom (request " + strings.Repeat("r", 128) + "...)",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
