@@ -10,6 +10,11 @@
 // Client makes one call at a time and owns no goroutines: retries happen
 // inside the call, bounded by its context, and only for calls that are
 // safe to repeat.
+//
+// Every answer is read within a limit that fits its message, and the
+// fields the node keeps are checked against theirs (the reply limits
+// below); a reply past a limit is refused, not retried, with an error
+// naming the limit. Enrollment goes over https only, redirects included.
 package cloudclient
 
 import (
