@@ -260,7 +260,8 @@ type call struct {
 	retry bool
 	// out receives the decoded 2xx body; a *[]byte receives it raw.
 	out any
-	// limit caps the 2xx body. Required when out is set.
+	// limit caps the 2xx body; zero expects none (a non-empty body is
+	// refused).
 	limit int64
 	// check, when set, checks out once decoded, e.g. its field lengths.
 	check func() error
