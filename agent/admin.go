@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/internal/httpbody"
 	"github.com/edgefort/edgefort/iot"
 )
 
@@ -191,7 +192,8 @@ func (c *AdminClient) send(ctx context.Context, hc *http.Client, method, path st
 		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	// 8 MiB: the largest answers are status and update listings.
+	data, err := httpbody.Read(resp, 8<<20, "agent reply")
 	if err != nil {
 		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // Authorize asks whether r.User may do r.Action on r.Resource. It is a read,
@@ -15,7 +16,8 @@ func (c *Client) Authorize(ctx context.Context, r api.AuthorizeRequest) (api.Dec
 	var d api.Decision
 	err := c.do(ctx, call{
 		name: "authorize", method: http.MethodPost, path: api.PathAuthorize,
-		body: r, device: true, retry: true, out: &d,
+		body: r, device: true, retry: true, out: &d, limit: maxDecisionReply,
+		check: func() error { return httpbody.CheckLen("reason", d.Reason, maxReason) },
 	})
 	return d, err
 }
@@ -26,7 +28,14 @@ func (c *Client) AuthorizeBatch(ctx context.Context, rs []api.AuthorizeRequest) 
 	var resp api.BatchAuthorizeResponse
 	err := c.do(ctx, call{
 		name: "authorize batch", method: http.MethodPost, path: api.PathAuthorizeBatch,
-		body: api.BatchAuthorizeRequest{Checks: rs}, device: true, retry: true, out: &resp,
+		body: api.BatchAuthorizeRequest{Checks: rs}, device: true, retry: true, out: &resp, limit: maxBatchReply,
+		check: func() error {
+			var errs []error
+			for i, d := range resp.Decisions {
+				errs = append(errs, httpbody.CheckLen(fmt.Sprintf("decisions[%d].reason", i), d.Reason, maxReason))
+			}
+			return errors.Join(errs...)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -45,7 +54,7 @@ func (c *Client) IoTCredentials(ctx context.Context) (api.IoTCredentials, error)
 	var cr api.IoTCredentials
 	err := c.do(ctx, call{
 		name: "iot credentials", method: http.MethodGet, path: api.DevicePath(api.PathIoTCredentials, c.deviceID),
-		device: true, retry: true, out: &cr,
+		device: true, retry: true, out: &cr, limit: maxCredentialsReply,
 	})
 	return cr, err
 }
@@ -62,7 +71,8 @@ func (c *Client) SendReports(ctx context.Context, rs []api.Report) (api.ReportsR
 	var resp api.ReportsResponse
 	err := c.do(ctx, call{
 		name: "send reports", method: http.MethodPost, path: api.DevicePath(api.PathReports, c.deviceID),
-		body: api.ReportsRequest{Reports: rs}, device: true, retry: true, out: &resp,
+		body: api.ReportsRequest{Reports: rs}, device: true, retry: true, out: &resp, limit: maxReportsReply,
+		check: func() error { return checkReportsResponse(&resp) },
 	})
 	return resp, err
 }
@@ -71,9 +81,24 @@ func (c *Client) SendReports(ctx context.Context, rs []api.Report) (api.ReportsR
 // present to the node, as the raw document. It needs no device identity.
 func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 	var b []byte
-	err := c.do(ctx, call{name: "jwks", method: http.MethodGet, path: api.PathJWKS, retry: true, out: &b})
+	err := c.do(ctx, call{name: "jwks", method: http.MethodGet, path: api.PathJWKS, retry: true, out: &b, limit: maxJWKSReply})
 	if err == nil && len(b) == 0 {
 		err = errors.New("cloudclient: jwks: empty answer")
 	}
 	return b, err
+}
+
+// checkReportsResponse checks the lengths of the keys and reasons the
+// outbox keeps or logs.
+func checkReportsResponse(r *api.ReportsResponse) error {
+	var errs []error
+	for i, k := range r.Acknowledged {
+		errs = append(errs, httpbody.CheckLen(fmt.Sprintf("acknowledged[%d]", i), k, maxReportKey))
+	}
+	for i, rj := range r.Rejected {
+		errs = append(errs,
+			httpbody.CheckLen(fmt.Sprintf("rejected[%d].idempotency_key", i), rj.IdempotencyKey, maxReportKey),
+			httpbody.CheckLen(fmt.Sprintf("rejected[%d].reason", i), rj.Reason, maxReason))
+	}
+	return errors.Join(errs...)
 }

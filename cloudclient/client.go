@@ -10,6 +10,11 @@
 // Client makes one call at a time and owns no goroutines: retries happen
 // inside the call, bounded by its context, and only for calls that are
 // safe to repeat.
+//
+// Every answer is read within a limit that fits its message, and the
+// fields the node keeps are checked against theirs (the reply limits
+// below); a reply past a limit is refused, not retried, with an error
+// naming the limit. Enrollment goes over https only, redirects included.
 package cloudclient
 
 import (
@@ -32,6 +37,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // Defaults for zero Options fields.
@@ -42,8 +48,41 @@ const (
 	DefaultRetryMax      = 5 * time.Second
 )
 
-// maxBody caps how much of a response is read.
-const maxBody = 4 << 20
+// Reply limits, one per message. The OpenAPI document (package api) bounds
+// what the node sends; these bound what it reads back, with room to spare
+// over the largest answer the control plane can legitimately give.
+const (
+	// maxTokenReply: an access token (a JWT of well under 2 KiB), its type
+	// and lifetime. The token goes back in a header on every call.
+	maxTokenReply = 64 << 10
+	// maxDecisionReply: one decision, whose reason is at most maxReason.
+	maxDecisionReply = 64 << 10
+	// maxBatchReply: up to 100 decisions (BatchAuthorizeRequest maxItems).
+	maxBatchReply = 1 << 20
+	// maxCredentialsReply: temporary AWS credentials; an STS session token
+	// is 1 to 3 KiB.
+	maxCredentialsReply = 64 << 10
+	// maxReportsReply: acknowledgements or rejections of up to 500 reports
+	// (ReportsRequest maxItems), keys of at most maxReportKey and reasons
+	// of at most maxReason: about 650 KiB at worst.
+	maxReportsReply = 1 << 20
+	// maxJWKSReply: a key set; a 4096-bit RSA JWK is under 1 KiB.
+	maxJWKSReply = 1 << 20
+	// maxEnrollReply: the device certificate chain and the CA bundle, a
+	// few PEM certificates of 1 to 2 KiB each, and the endpoints.
+	maxEnrollReply = 1 << 20
+)
+
+// Field limits for what the node keeps or echoes.
+const (
+	// maxReason caps a decision's or rejection's reason: a sentence for
+	// logs and audit, kept in the decision cache.
+	maxReason = 1 << 10
+	// maxReportKey is Report.idempotency_key's maxLength in the OpenAPI
+	// document; the node never sends a longer one, so a longer answer
+	// cannot name one of its reports.
+	maxReportKey = 200
+)
 
 // Options configures a Client.
 type Options struct {
@@ -221,6 +260,11 @@ type call struct {
 	retry bool
 	// out receives the decoded 2xx body; a *[]byte receives it raw.
 	out any
+	// limit caps the 2xx body; zero expects none (a non-empty body is
+	// refused).
+	limit int64
+	// check, when set, checks out once decoded, e.g. its field lengths.
+	check func() error
 }
 
 // do makes cl, retrying as allowed, and names the call in its error.
@@ -306,23 +350,48 @@ func (c *Client) attempt(ctx context.Context, cl call, body []byte, token string
 		return transportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return transportError(ctx, fmt.Errorf("read response: %w", err))
-	}
 	if resp.StatusCode/100 != 2 {
-		return c.statusError(resp, b)
+		return c.statusError(resp)
+	}
+	b, err := readReply(ctx, resp, cl.limit, "reply")
+	if err != nil {
+		return err
 	}
 	switch out := cl.out.(type) {
 	case nil:
 	case *[]byte:
 		*out = b
 	default:
-		if err := json.Unmarshal(b, out); err != nil {
-			return &ResponseError{Status: resp.StatusCode, Message: fmt.Sprintf("decode response: %v", err)}
+		if err := httpbody.DecodeJSON(b, out, "reply"); err != nil {
+			return badReply(resp.StatusCode, err)
+		}
+	}
+	if cl.check != nil {
+		if err := cl.check(); err != nil {
+			return badReply(resp.StatusCode, fmt.Errorf("reply: %w", err))
 		}
 	}
 	return nil
+}
+
+// readReply reads a 2xx body within limit. A body past it is a
+// *ResponseError naming the limit, never retried: the server answered, and
+// asking again would give the same answer.
+func readReply(ctx context.Context, resp *http.Response, limit int64, what string) ([]byte, error) {
+	b, err := httpbody.Read(resp, limit, what)
+	var tl *httpbody.TooLargeError
+	switch {
+	case errors.As(err, &tl):
+		return nil, badReply(resp.StatusCode, err)
+	case err != nil:
+		return nil, transportError(ctx, err)
+	}
+	return b, nil
+}
+
+// badReply is a 2xx answer the node cannot use.
+func badReply(status int, err error) *ResponseError {
+	return &ResponseError{Status: status, Message: err.Error(), cause: err}
 }
 
 // transportError classifies a failure to get an answer: the caller's
@@ -337,17 +406,23 @@ func transportError(ctx context.Context, err error) error {
 
 // statusError turns an error answer into a *ResponseError, reading the
 // api.Error body when there is one.
-func (c *Client) statusError(resp *http.Response, b []byte) *ResponseError {
-	return newResponseError(resp, b, c.now())
+func (c *Client) statusError(resp *http.Response) *ResponseError {
+	b, cut := httpbody.Message(resp)
+	return newResponseError(resp, b, cut, c.now())
 }
 
-func newResponseError(resp *http.Response, b []byte, now time.Time) *ResponseError {
+// newResponseError makes the error of an error answer whose body starts
+// with b; cut says the body went on past httpbody.ErrorLimit.
+func newResponseError(resp *http.Response, b []byte, cut bool, now time.Time) *ResponseError {
 	e := &ResponseError{Status: resp.StatusCode}
 	var body api.Error
-	if json.Unmarshal(b, &body) == nil && (body.Code != "" || body.Message != "") {
+	if !cut && json.Unmarshal(b, &body) == nil && (body.Code != "" || body.Message != "") {
 		e.Code, e.Message = body.Code, body.Message
 	} else {
 		e.Message = strings.TrimSpace(string(b[:min(len(b), 200)]))
+		if cut {
+			e.Message += httpbody.CutNote
+		}
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)

@@ -11,12 +11,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // EnrollOptions configures Enroll.
@@ -55,7 +57,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*api.EnrollResponse, error
 
 func enroll(ctx context.Context, opts EnrollOptions) (*api.EnrollResponse, error) {
 	var errs []error
-	if err := checkURL("base URL", opts.BaseURL); err != nil {
+	if err := checkHTTPS("base URL", opts.BaseURL); err != nil {
 		errs = append(errs, err)
 	}
 	if opts.HTTP == nil {
@@ -99,32 +101,80 @@ func enroll(ctx context.Context, opts EnrollOptions) (*api.EnrollResponse, error
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	hresp, err := opts.HTTP.Do(req)
+	hc := *opts.HTTP
+	hc.CheckRedirect = httpsRedirectsOnly(opts.HTTP.CheckRedirect)
+	hresp, err := hc.Do(req)
 	if err != nil {
 		return nil, transportError(parent, err)
 	}
 	defer hresp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(hresp.Body, maxBody))
-	if err != nil {
-		return nil, transportError(parent, fmt.Errorf("read response: %w", err))
-	}
 	if hresp.StatusCode/100 != 2 {
-		return nil, newResponseError(hresp, b, time.Now())
+		b, cut := httpbody.Message(hresp)
+		return nil, newResponseError(hresp, b, cut, time.Now())
+	}
+	b, err := readReply(parent, hresp, maxEnrollReply, "reply")
+	if err != nil {
+		return nil, err
 	}
 	var er api.EnrollResponse
-	if err := json.Unmarshal(b, &er); err != nil {
-		return nil, &ResponseError{Status: hresp.StatusCode, Message: fmt.Sprintf("decode response: %v", err)}
+	if err := httpbody.DecodeJSON(b, &er, "reply"); err != nil {
+		return nil, badReply(hresp.StatusCode, err)
 	}
 	if err := checkEnrollment(&er, opts.Key.Public()); err != nil {
-		return nil, &ResponseError{Status: hresp.StatusCode, Message: err.Error()}
+		return nil, badReply(hresp.StatusCode, err)
 	}
 	return &er, nil
 }
+
+// checkHTTPS refuses a URL that is not https://host: enrollment sends the
+// one-time token and the CSR, which must never travel in cleartext.
+func checkHTTPS(what, s string) error {
+	if err := checkURL(what, s); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(s); u.Scheme != "https" {
+		return fmt.Errorf("%s %q: https is required (the enrollment token must not travel in cleartext)", what, s)
+	}
+	return nil
+}
+
+// httpsRedirectsOnly wraps a client's redirect policy (nil: Go's default)
+// so that a redirect never leaves https: a 307 or 308 would resend the
+// token to the new location.
+func httpsRedirectsOnly(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("refusing a redirect to %s: https is required", req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+// Limits of the fields of an enrollment answer that the node keeps.
+const (
+	maxURL       = 4 << 10 // an endpoint URL
+	maxHostname  = 253     // a DNS name (the IoT endpoint)
+	maxRegion    = 64      // an AWS region ("us-east-1")
+	maxThingName = 128     // AWS IoT's limit on thing names
+)
+
+// deviceIDPattern is api's DeviceID: the ID goes into URL paths and file
+// names.
+var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // checkEnrollment checks that an enrollment answer is usable with pub.
 func checkEnrollment(er *api.EnrollResponse, pub crypto.PublicKey) error {
 	if er.DeviceID == "" {
 		return errors.New("no device_id")
+	}
+	if err := checkEndpoints(er); err != nil {
+		return err
 	}
 	chain, err := parseCertificates([]byte(er.CertificateChain))
 	if err != nil {
@@ -139,6 +189,40 @@ func checkEnrollment(er *api.EnrollResponse, pub crypto.PublicKey) error {
 	}
 	if _, err := parseCertificates([]byte(er.CABundle)); err != nil {
 		return fmt.Errorf("ca_bundle: %w", err)
+	}
+	return nil
+}
+
+// checkEndpoints checks the device ID and the endpoints the node keeps:
+// their lengths, and https for the control plane, which receives the
+// device's assertions and tokens.
+func checkEndpoints(er *api.EnrollResponse) error {
+	if err := httpbody.CheckLen("device_id", er.DeviceID, 128); err != nil {
+		return err
+	}
+	if !deviceIDPattern.MatchString(er.DeviceID) {
+		return fmt.Errorf("device_id %q: want letters, digits, '-' and '_'", er.DeviceID)
+	}
+	ep := er.Endpoints
+	errs := []error{
+		httpbody.CheckLen("endpoints.control_plane_url", ep.ControlPlaneURL, maxURL),
+		httpbody.CheckLen("endpoints.token_url", ep.TokenURL, maxURL),
+		httpbody.CheckLen("endpoints.update_server_url", ep.UpdateServerURL, maxURL),
+	}
+	if ep.IoT != nil {
+		errs = append(errs,
+			httpbody.CheckLen("endpoints.iot.endpoint", ep.IoT.Endpoint, maxHostname),
+			httpbody.CheckLen("endpoints.iot.region", ep.IoT.Region, maxRegion),
+			httpbody.CheckLen("endpoints.iot.thing_name", ep.IoT.ThingName, maxThingName))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := checkHTTPS("endpoints.control_plane_url", ep.ControlPlaneURL); err != nil {
+		return err
+	}
+	if ep.TokenURL != "" {
+		return checkHTTPS("endpoints.token_url", ep.TokenURL)
 	}
 	return nil
 }

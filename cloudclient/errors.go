@@ -41,6 +41,7 @@ type ResponseError struct {
 	Message string
 
 	retryAfter time.Duration // from Retry-After on 429 and 503; zero when absent
+	cause      error         // what was wrong with a 2xx body, such as *httpbody.TooLargeError
 }
 
 func (e *ResponseError) Error() string {
@@ -55,6 +56,9 @@ func (e *ResponseError) Error() string {
 	}
 	return b.String()
 }
+
+// Unwrap returns what was wrong with a 2xx body, if anything.
+func (e *ResponseError) Unwrap() error { return e.cause }
 
 // Is maps the status to its sentinel.
 func (e *ResponseError) Is(target error) bool {

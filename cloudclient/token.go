@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -23,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // assertionLifetime is how long an assertion is valid: short, well under
@@ -259,16 +259,16 @@ func (c *Client) tokenAttempt(ctx context.Context) (*accessToken, error) {
 		return nil, transportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return nil, transportError(ctx, fmt.Errorf("read response: %w", err))
-	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.oauthError(resp, b)
+		return nil, c.oauthError(resp)
+	}
+	b, err := readReply(ctx, resp, maxTokenReply, "token reply")
+	if err != nil {
+		return nil, err
 	}
 	var tr api.TokenResponse
-	if err := json.Unmarshal(b, &tr); err != nil {
-		return nil, &ResponseError{Status: resp.StatusCode, Message: fmt.Sprintf("decode token response: %v", err)}
+	if err := httpbody.DecodeJSON(b, &tr, "token reply"); err != nil {
+		return nil, badReply(resp.StatusCode, err)
 	}
 	switch {
 	case tr.AccessToken == "":
@@ -286,10 +286,11 @@ func (c *Client) tokenAttempt(ctx context.Context) (*accessToken, error) {
 
 // oauthError reads the token endpoint's RFC 6749 §5.2 error. A grant or
 // client the server refuses is ErrUnauthorized.
-func (c *Client) oauthError(resp *http.Response, b []byte) error {
+func (c *Client) oauthError(resp *http.Response) error {
+	b, cut := httpbody.Message(resp)
 	var oe api.OAuthError
-	if json.Unmarshal(b, &oe) != nil || oe.Code == "" {
-		return c.statusError(resp, b)
+	if cut || json.Unmarshal(b, &oe) != nil || oe.Code == "" {
+		return newResponseError(resp, b, cut, c.now())
 	}
 	switch oe.Code {
 	case "invalid_grant", "invalid_client":

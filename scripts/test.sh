@@ -59,6 +59,7 @@ log "fuzz the artifact reader briefly"
 for target in FuzzReadArtifact FuzzParseHeader FuzzParseManifest; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "${EDGEFORT_FUZZTIME:-8s}" -fuzzminimizetime 0 ./updater/artifact/
 done
+go test -run '^$' -fuzz '^FuzzParseDeployment$' -fuzztime "${EDGEFORT_FUZZTIME:-8s}" -fuzzminimizetime 0 ./updater/
 
 log "demo"
 bash scripts/demo.sh

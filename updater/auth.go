@@ -13,12 +13,15 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
+
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
-// maxJWT caps the size of the token the server returns.
+// maxJWT caps the size of the token the server returns. Mender's JWTs are
+// under 1 KiB (a few claims, an RS256 or EdDSA signature); the token is
+// sent back in a header on every call.
 const maxJWT = 64 << 10
 
 // authRequest is the auth request body, in the field order Mender's Go
@@ -63,12 +66,9 @@ func (c *Client) authenticateLocked(ctx context.Context) error {
 	switch resp.StatusCode {
 	case http.StatusOK:
 		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxJWT+1))
+		b, err := httpbody.Read(resp, maxJWT, "token")
 		if err != nil {
-			return fmt.Errorf("read token: %w", err)
-		}
-		if len(b) > maxJWT {
-			return fmt.Errorf("token longer than %d bytes", maxJWT)
+			return err
 		}
 		jwt := strings.TrimSpace(string(b))
 		if jwt == "" {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // Device API paths, relative to ClientOptions.ServerURL.
@@ -24,9 +26,6 @@ const (
 	pathDeploy    = "/api/devices/v1/deployments/device/deployments/"
 	pathInventory = "/api/devices/v1/inventory/device/attributes"
 )
-
-// maxErrorBody caps how much of an error response is read for its message.
-const maxErrorBody = 4 << 10
 
 // ClientOptions configures a Client.
 type ClientOptions struct {
@@ -226,26 +225,41 @@ const (
 // drain reads a little of an unwanted body so the connection can be reused,
 // then closes it.
 func drain(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, httpbody.ErrorLimit))
 	resp.Body.Close()
 }
 
 // statusError reads the server's error message from resp and closes it.
+// The message is cut at httpbody.ErrorLimit.
 func statusError(resp *http.Response) *StatusError {
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	e := &StatusError{Code: resp.StatusCode, RequestID: resp.Header.Get("X-Men-Requestid")}
+	b, cut := httpbody.Message(resp)
+	e := &StatusError{Code: resp.StatusCode, RequestID: cutRequestID(resp.Header.Get("X-Men-Requestid"))}
 	var msg struct {
 		Error     string `json:"error"`
 		RequestID string `json:"request_id"`
 	}
-	if json.Unmarshal(b, &msg) == nil && msg.Error != "" {
+	if !cut && json.Unmarshal(b, &msg) == nil && msg.Error != "" {
 		e.Message = msg.Error
 		if e.RequestID == "" {
-			e.RequestID = msg.RequestID
+			e.RequestID = cutRequestID(msg.RequestID)
 		}
 	} else {
 		e.Message = strings.TrimSpace(string(b))
+		if cut {
+			e.Message += httpbody.CutNote
+		}
 	}
 	return e
+}
+
+// maxRequestID caps the request ID echoed in errors and logs; Mender's are
+// UUIDs (36 bytes).
+const maxRequestID = 128
+
+func cutRequestID(s string) string {
+	if len(s) > maxRequestID {
+		return s[:maxRequestID] + "..."
+	}
+	return s
 }

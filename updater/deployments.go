@@ -2,13 +2,14 @@ package updater
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // DeviceState is what the device currently provides, sent when asking for
@@ -105,11 +106,41 @@ func (c *Client) nextDeployment(ctx context.Context, st DeviceState) (*Deploymen
 	panic("unreachable")
 }
 
+// Limits of a next-deployment reply. Mender's deployments service accepts
+// artifact names and device types of 1 to 4096 bytes and at most 200
+// device types per Artifact (ArtifactMeta.Validate in mender-server), so
+// the largest reply it can send is about 820 KiB; anything past these
+// limits did not come from a Mender server.
+const (
+	maxNextReply    = 1 << 20
+	maxArtifactName = 4096
+	maxDeviceTypes  = 200
+	maxDeviceType   = 4096
+	// maxDeploymentID: Mender's deployment IDs are UUIDs (36 bytes). The
+	// ID is kept in the update record and sent back in URL paths.
+	maxDeploymentID = 1 << 10
+	// maxDownloadURI is twice the 8 KiB request line that nginx and
+	// Apache accept by default; presigned S3, Azure and GCS links are 0.5
+	// to 3 KiB.
+	maxDownloadURI = 16 << 10
+)
+
 func (c *Client) decodeDeployment(resp *http.Response, deviceType string) (*Deployment, error) {
 	defer resp.Body.Close()
+	b, err := httpbody.Read(resp, maxNextReply, "reply")
+	if err != nil {
+		return nil, err
+	}
+	return parseDeployment(b, deviceType)
+}
+
+// parseDeployment reads a 200 reply to deployments/next: one JSON object
+// with the fields Mender's client requires, each within its limit, for an
+// Artifact compatible with deviceType.
+func parseDeployment(b []byte, deviceType string) (*Deployment, error) {
 	var nr nextResponse
-	if err := json.NewDecoder(resp.Body).Decode(&nr); err != nil {
-		return nil, fmt.Errorf("decode deployment: %w", err)
+	if err := httpbody.DecodeJSON(b, &nr, "reply"); err != nil {
+		return nil, err
 	}
 	d := &Deployment{
 		ID:           nr.ID,
@@ -117,6 +148,15 @@ func (c *Client) decodeDeployment(resp *http.Response, deviceType string) (*Depl
 		URI:          nr.Artifact.Source.URI,
 		Expire:       nr.Artifact.Source.Expire,
 		DeviceTypes:  nr.Artifact.DeviceTypes,
+	}
+	// Lengths first, so that no error below echoes an oversize value.
+	if err := errors.Join(
+		httpbody.CheckLen("id", d.ID, maxDeploymentID),
+		httpbody.CheckLen("artifact.artifact_name", d.ArtifactName, maxArtifactName),
+		httpbody.CheckLen("artifact.source.uri", d.URI, maxDownloadURI),
+		httpbody.CheckList("artifact.device_types_compatible", d.DeviceTypes, maxDeviceTypes, maxDeviceType),
+	); err != nil {
+		return nil, fmt.Errorf("reply: %w", err)
 	}
 	switch {
 	case d.ID == "":
@@ -126,8 +166,13 @@ func (c *Client) decodeDeployment(resp *http.Response, deviceType string) (*Depl
 	case d.URI == "":
 		return nil, fmt.Errorf("deployment %s has no download link", d.ID)
 	case !slices.Contains(d.DeviceTypes, deviceType):
-		return nil, fmt.Errorf("deployment %s: artifact %q is for device types %q, not %q",
-			d.ID, d.ArtifactName, d.DeviceTypes, deviceType)
+		types := d.DeviceTypes
+		more := ""
+		if len(types) > 8 {
+			types, more = types[:8], fmt.Sprintf(" and %d more", len(types)-8)
+		}
+		return nil, fmt.Errorf("deployment %s: artifact %q is for device types %q%s, not %q",
+			d.ID, d.ArtifactName, types, more, deviceType)
 	}
 	return d, nil
 }

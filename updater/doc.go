@@ -21,6 +21,11 @@
 // logs.go, inventory.go, download.go (resumable reader) and ratelimit.go
 // (token bucket for the download).
 //
+// Every reply is read within a limit that fits its message (see
+// deployments.go: a next-deployment reply is at most 1 MiB, its fields
+// within the limits of Mender's own server) through internal/httpbody, and
+// a reply past a limit is refused with an error naming the limit.
+//
 // Polling, backoff between calls and the update state machine belong to the
 // loop that owns goroutines, not to this package. The protocol facts
 // followed here are in ../shared/reference/mender.md (§2).

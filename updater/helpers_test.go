@@ -34,12 +34,13 @@ type fakeMender struct {
 
 	mu sync.Mutex // guards everything below
 	// Knobs.
-	rejectAuth  bool           // answer 401 to every auth request
-	expireCalls int            // answer 401 to this many API calls, dropping tokens; -1 always
-	status      map[string]int // "METHOD path" → status to answer instead
-	retryAfter  string         // with status 429
-	deployment  *nextResponse  // nil → 204 from next
-	abortAt     string         // status report that gets 409
+	rejectAuth  bool                // answer 401 to every auth request
+	expireCalls int                 // answer 401 to this many API calls, dropping tokens; -1 always
+	status      map[string]int      // "METHOD path" → status to answer instead
+	retryAfter  string              // with status 429
+	deployment  *nextResponse       // nil → 204 from next
+	abortAt     string              // status report that gets 409
+	raw         map[string]rawReply // "METHOD path" → this answer instead
 	// Records.
 	auths     int
 	authBody  authRequest
@@ -51,6 +52,28 @@ type fakeMender struct {
 	logBody   []byte
 }
 
+// rawReply is an answer written as is, for replies no real server sends.
+type rawReply struct {
+	code    int
+	body    []byte
+	chunked bool // no Content-Length: the client learns the size only by reading
+	header  http.Header
+}
+
+func (rr rawReply) write(w http.ResponseWriter) {
+	for k, v := range rr.header {
+		w.Header()[k] = v
+	}
+	if rr.chunked {
+		w.WriteHeader(rr.code)
+		w.(http.Flusher).Flush()
+	} else {
+		w.Header().Set("Content-Length", fmt.Sprint(len(rr.body)))
+		w.WriteHeader(rr.code)
+	}
+	w.Write(rr.body)
+}
+
 type statusReport struct {
 	Status   string `json:"status"`
 	Substate string `json:"substate,omitempty"`
@@ -58,7 +81,7 @@ type statusReport struct {
 
 func newFakeMender(t *testing.T) *fakeMender {
 	t.Helper()
-	f := &fakeMender{t: t, tokens: map[string]bool{}, status: map[string]int{}, bodies: map[string][]byte{}}
+	f := &fakeMender{t: t, tokens: map[string]bool{}, status: map[string]int{}, bodies: map[string][]byte{}, raw: map[string]rawReply{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathAuth, f.auth)
 	mux.HandleFunc("/api/devices/", f.api)
@@ -129,6 +152,10 @@ func (f *fakeMender) auth(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.auths++
+	if rr, ok := f.raw["POST "+pathAuth]; ok {
+		rr.write(w)
+		return
+	}
 	var req authRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		f.writeError(w, http.StatusBadRequest, "malformed body")
@@ -214,6 +241,10 @@ func (f *fakeMender) api(w http.ResponseWriter, r *http.Request) {
 		}
 		clear(f.tokens)
 		f.writeError(w, http.StatusUnauthorized, "token expired")
+		return
+	}
+	if rr, ok := f.raw[call]; ok {
+		rr.write(w)
 		return
 	}
 	if code, ok := f.status[call]; ok {

@@ -5,10 +5,12 @@ import (
 	"crypto"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -124,6 +126,48 @@ func TestEnroll(t *testing.T) {
 	}
 	if code, _, errOut := edgefort(t, "enroll", "--config", r.cfgPath, "--url", r.cp.URL()); code != 2 || !strings.Contains(errOut, "no token") {
 		t.Errorf("no token: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestEnrollRefusesHTTP: `enroll --url http://…` is refused before any
+// byte is sent (a plain TCP listener on that address accepts no
+// connection) and before the state directory is touched.
+func TestEnrollRefusesHTTP(t *testing.T) {
+	r := newCloudRig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	for _, url := range []string{"http://" + ln.Addr().String(), "HTTP://" + ln.Addr().String() + "/cloud", ln.Addr().String()} {
+		code, out, errOut := edgefort(t, "enroll", "--config", r.cfgPath, "--url", url, "--token", r.cp.NewEnrollmentToken(), "--ca-file", r.caFile)
+		want := fmt.Sprintf("enroll: --url %q: want https://host; https is required", url)
+		if code != 2 || out != "" || !strings.Contains(errOut, want) {
+			t.Errorf("enroll --url %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", url, code, out, errOut, want)
+		}
+	}
+	ln.Close()
+	<-done
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the http:// address got %d connection(s)", n)
+	}
+	if ents, err := os.ReadDir(r.state); err != nil || len(ents) != 0 {
+		t.Errorf("state directory after refused enrollments: %v, %v; want it untouched", ents, err)
+	}
+	if n := len(r.cp.Devices()); n != 0 {
+		t.Errorf("control plane has %d devices", n)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/internal/httpbody"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 
@@ -437,7 +438,7 @@ func (d *devDeploy) call(ctx context.Context, method, path string, body, out any
 		return fmt.Errorf("cannot reach the dev update server at %s (is 'edgefort dev' still running?): %w", d.server.ServerURL, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data, err := httpbody.Read(resp, 1<<20, "update server reply")
 	if err != nil {
 		return err
 	}

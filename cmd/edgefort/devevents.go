@@ -22,6 +22,7 @@ import (
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/atomicfile"
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // The dev event link: devcloud's SigV4-checking broker with the control
@@ -234,7 +235,9 @@ func devEventResult(ctx context.Context, hc *http.Client, ci devControlInfo, id 
 	}
 	defer resp.Body.Close()
 	var mr devcloud.ManagedReports
-	if err := json.NewDecoder(resp.Body).Decode(&mr); err != nil {
+	// The dev sink lists every report of the session, each at most 1 MiB
+	// of body but usually a few hundred bytes.
+	if err := httpbody.ReadJSON(resp, 64<<20, "reports list", &mr); err != nil {
 		return "", "", false, fmt.Errorf("reports: %w", err)
 	}
 	for _, r := range mr.Reports {

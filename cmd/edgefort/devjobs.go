@@ -18,6 +18,7 @@ import (
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/atomicfile"
+	"github.com/edgefort/edgefort/internal/httpbody"
 )
 
 // devJobsFile is <state>/devcloud/jobs.json: where `edgefort dev job`
@@ -150,11 +151,12 @@ Exits 0 when the job SUCCEEDED.
 		if err != nil {
 			return err
 		}
-		msg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != http.StatusCreated {
+			msg, _ := httpbody.Message(resp)
+			resp.Body.Close()
 			return fmt.Errorf("create job: %s: %s", resp.Status, bytes.TrimSpace(msg))
 		}
+		resp.Body.Close()
 		fmt.Fprintf(st.stdout, "created %s for %s\n", jobID, info.Thing)
 		last := ""
 		deadline := time.Now().Add(*timeout)
@@ -164,7 +166,9 @@ Exits 0 when the job SUCCEEDED.
 				return err
 			}
 			var ex devcloud.JobExecution
-			err = json.NewDecoder(resp.Body).Decode(&ex)
+			// A job document is at most 32 KiB; its execution adds status
+			// details of the same order.
+			err = httpbody.ReadJSON(resp, 1<<20, "job execution", &ex)
 			resp.Body.Close()
 			if err != nil {
 				return err

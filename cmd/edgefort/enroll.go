@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -58,6 +59,11 @@ Run it with the agent stopped. Enrolling an enrolled node is refused unless
 		}
 		if *url == "" {
 			return usageError{"enroll: --url is required"}
+		}
+		// Checked before anything is opened or sent; cloudclient.Enroll
+		// checks again for its other callers.
+		if u, err := neturl.Parse(*url); err != nil || u.Scheme != "https" || u.Host == "" {
+			return usageError{fmt.Sprintf("enroll: --url %q: want https://host; https is required, as the one-time token and the CSR must not travel in cleartext", *url)}
 		}
 		cfg, err := config.Load(*cfgPath)
 		if errors.Is(err, config.ErrNoConfig) {
