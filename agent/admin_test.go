@@ -11,9 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/agent/config"
 )
@@ -65,24 +62,6 @@ func TestPeerGateWithoutCredentials(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/status", nil))
 	if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "served") {
 		t.Errorf("got %d %q, want 403 and not served", rec.Code, rec.Body)
-	}
-}
-
-func TestSometimes(t *testing.T) {
-	s := sometimes{every: 10 * time.Second}
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	type answer struct {
-		Yes     bool
-		Skipped int
-	}
-	var got []answer
-	for _, at := range []time.Duration{0, time.Second, 9 * time.Second, 10 * time.Second, 11 * time.Second, 30 * time.Second} {
-		yes, skipped := s.allow(t0.Add(at))
-		got = append(got, answer{yes, skipped})
-	}
-	want := []answer{{true, 0}, {false, 0}, {false, 0}, {true, 2}, {false, 0}, {true, 1}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("answers (-want +got):\n%s", diff)
 	}
 }
 

@@ -7,10 +7,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/internal/loglimit"
 )
 
 // peer is the process at the other end of an admin connection, as the
@@ -30,8 +30,7 @@ type peerGate struct {
 	others bool   // admin.allow_uids or allow_gids is set
 	uids   map[uint32]bool
 	gids   map[uint32]bool
-	log    *slog.Logger
-	quiet  sometimes
+	warn   *loglimit.Limiter
 }
 
 func newPeerGate(cfg config.Admin, log *slog.Logger) *peerGate {
@@ -40,8 +39,7 @@ func newPeerGate(cfg config.Admin, log *slog.Logger) *peerGate {
 		others: cfg.AllowsOthers(),
 		uids:   map[uint32]bool{},
 		gids:   map[uint32]bool{},
-		log:    log,
-		quiet:  sometimes{every: refusalLogEvery},
+		warn:   loglimit.New(log, refusalLogEvery, nil),
 	}
 	for _, id := range cfg.AllowUIDs {
 		g.uids[uint32(id)] = true
@@ -93,20 +91,16 @@ func (g *peerGate) handler(next http.Handler) http.Handler {
 	})
 }
 
-// refusalLogEvery spaces the log lines about refused callers, so that a
-// local user looping on the socket cannot flood the log; the lines left
-// out are counted in the next one.
+// refusalLogEvery spaces the log lines about each refused uid and gid, so
+// that a local user looping on the socket cannot flood the log; the lines
+// left out are counted in the next one.
 const refusalLogEvery = 10 * time.Second
 
 func (g *peerGate) refuse(w http.ResponseWriter, p *peer, err error) {
-	if log, skipped := g.quiet.allow(time.Now()); log {
-		attrs := []any{"suppressed", skipped}
-		if p != nil {
-			attrs = append(attrs, "uid", p.UID, "gid", p.GID, "pid", p.PID)
-		} else {
-			attrs = append(attrs, "err", err)
-		}
-		g.log.Warn("refused an admin API caller", attrs...)
+	if p != nil {
+		g.warn.Warn(fmt.Sprintf("uid %d gid %d", p.UID, p.GID), "refused an admin API caller", "uid", p.UID, "gid", p.GID, "pid", p.PID)
+	} else {
+		g.warn.Warn("no credentials", "refused an admin API caller whose credentials could not be read", "err", err)
 	}
 	w.Header().Set("Connection", "close")
 	msg := fmt.Errorf("admin: could not identify the caller: %w", err)
@@ -114,27 +108,4 @@ func (g *peerGate) refuse(w http.ResponseWriter, p *peer, err error) {
 		msg = fmt.Errorf("admin: uid %d (gid %d) may not use the admin API; root, the agent's user (uid %d) and the ids in admin.allow_uids and admin.allow_gids may", p.UID, p.GID, g.self)
 	}
 	writeAdminError(w, http.StatusForbidden, msg)
-}
-
-// sometimes says yes at most once per every and counts the noes between.
-type sometimes struct {
-	every time.Duration
-
-	mu      sync.Mutex // guards the fields below
-	last    time.Time  // when it last said yes; zero before the first
-	skipped int        // noes since then
-}
-
-// allow reports whether to act at now, and how many times it said no
-// since it last said yes.
-func (s *sometimes) allow(now time.Time) (bool, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.last.IsZero() && now.Sub(s.last) < s.every {
-		s.skipped++
-		return false, 0
-	}
-	skipped := s.skipped
-	s.last, s.skipped = now, 0
-	return true, skipped
 }
