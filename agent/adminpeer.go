@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -77,7 +78,7 @@ func (g *peerGate) handler(next http.Handler) http.Handler {
 		case !ok:
 			// A server without connContext: refuse rather than guess.
 			g.refuse(w, nil, fmt.Errorf("the caller's credentials were not read"))
-		case res.err == errNoPeerCred && !g.others:
+		case errors.Is(res.err, errNoPeerCred) && !g.others:
 			// No SO_PEERCRED on this OS; the socket's mode 0600 is the
 			// gate, as listenAdmin refuses allow lists here.
 			next.ServeHTTP(w, r)
