@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/internal/httpbody"
 	"github.com/edgefort/edgefort/iot"
@@ -43,8 +44,9 @@ type Status struct {
 	IoT *iot.Status `json:"iot,omitempty"`
 }
 
-// adminHandler serves the local admin API. It is reachable only through a
-// unix socket of mode 0600, so it needs no authentication of its own.
+// adminHandler serves the local admin API. The socket's file mode and the
+// peer gate (adminpeer.go) decide who reaches it; the routes themselves
+// authenticate no one.
 func (a *Agent) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -77,30 +79,91 @@ func (a *Agent) adminHandler() http.Handler {
 	return mux
 }
 
-// listenAdmin binds the admin socket with mode 0600, replacing a stale
-// socket file left by a crash. Only one agent holds the state directory
-// lock, so a leftover socket at our path is never a live peer's.
-func listenAdmin(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+// listenAdmin binds the admin socket at cfg.Socket with mode 0600, or
+// 0666 when cfg allows other users (the peer gate then checks each
+// caller), replacing a stale socket file left by a crash. Only one agent
+// holds the state directory lock, so a leftover socket at our path is
+// never a live peer's.
+//
+// The socket never exists at its path with a wider mode than that, and no
+// one else can connect before the mode is set: it is bound in a fresh
+// directory of mode 0700 beside the final path, chmodded there, and then
+// renamed into place, which is atomic. The alternatives were worse: the
+// umask is process-wide, so narrowing it around the bind races with every
+// other goroutine creating files (and runAgent's umask 077 does not hold
+// for tests or embedders); binding and then chmodding at the final path
+// leaves a window in which the socket has the umask's mode.
+func listenAdmin(cfg config.Admin) (net.Listener, error) {
+	path := cfg.Socket
+	mode, dirMode := os.FileMode(0o600), os.FileMode(0o700)
+	if cfg.AllowsOthers() {
+		if !peerCredSupported {
+			return nil, fmt.Errorf("admin: allow_uids and allow_gids need SO_PEERCRED, which edgefort supports only on Linux")
+		}
+		// Allowed users must search the directory and write the socket
+		// to connect; the peer gate then decides.
+		mode, dirMode = 0o666, 0o755
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, dirMode); err != nil {
+			return nil, fmt.Errorf("admin: socket directory: %w", err)
+		}
+		// MkdirAll's mode went through the umask.
+		if err := os.Chmod(dir, dirMode); err != nil {
+			return nil, fmt.Errorf("admin: socket directory: %w", err)
+		}
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return nil, fmt.Errorf("admin: %s exists and is not a socket; refusing to replace it", path)
+	}
+	// The name fits in a socket address: config checks the directory's
+	// length against it (maxSocketDir).
+	private, err := os.MkdirTemp(dir, ".a")
+	if err != nil {
 		return nil, fmt.Errorf("admin: socket directory: %w", err)
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("admin: %s exists and is not a socket; refusing to replace it", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("admin: remove stale socket: %w", err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	ln, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false) // it will not be at tmp; Close removes path
+	if err := os.Chmod(tmp, mode); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
+		return nil, fmt.Errorf("admin: chmod %s: %w", tmp, err)
 	}
-	return ln, nil
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin: move the socket into place at %s: %w", path, err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return &adminListener{UnixListener: ul, path: path, file: fi}, nil
+}
+
+// adminListener removes its socket file on Close, as a unix listener
+// does for the path it bound, unless another file has taken its place.
+type adminListener struct {
+	*net.UnixListener
+	path string
+	file os.FileInfo // the socket as moved into place
+}
+
+// Addr is the socket's path, not the private name it was bound at.
+func (l *adminListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *adminListener) Close() error {
+	err := l.UnixListener.Close()
+	if fi, statErr := os.Lstat(l.path); statErr == nil && os.SameFile(fi, l.file) {
+		os.Remove(l.path)
+	}
+	return err
 }
 
 // ErrNotRunning reports that no agent answers on the admin socket.
@@ -187,7 +250,7 @@ func (c *AdminClient) send(ctx context.Context, hc *http.Client, method, path st
 			return nil, fmt.Errorf("%w (nothing answers on %s; is the agent started with the same config?)", ErrNotRunning, c.socket)
 		}
 		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("admin: %s: permission denied (the socket is mode 0600: run as the agent's user)", c.socket)
+			return nil, fmt.Errorf("admin: %s: permission denied (the socket is mode 0600: run as root or the agent's user, or list your uid in admin.allow_uids)", c.socket)
 		}
 		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
 	}

@@ -150,16 +150,17 @@ func (a *Agent) Run(ctx context.Context) error {
 // start order. Later links join here.
 func (a *Agent) components() ([]supervisor.Spec, error) {
 	adminLog := a.log.With(LogKeyComponent, "admin")
-	adminLn, err := listenAdmin(a.cfg.Admin.Socket)
+	adminLn, err := listenAdmin(a.cfg.Admin)
 	if err != nil {
 		return nil, err
 	}
+	gate := newPeerGate(a.cfg.Admin, adminLog)
 	specs := []supervisor.Spec{{
 		Name:         "admin",
 		SignalsReady: true,
 		Runner: &httpComponent{
-			name: "admin", log: adminLog, handler: a.adminHandler(), first: adminLn,
-			listen: func() (net.Listener, error) { return listenAdmin(a.cfg.Admin.Socket) },
+			name: "admin", log: adminLog, handler: gate.handler(a.adminHandler()), connContext: gate.connContext, first: adminLn,
+			listen: func() (net.Listener, error) { return listenAdmin(a.cfg.Admin) },
 		},
 	}}
 	if config.IsEnabled(a.cfg.Metrics.Enabled, true) {

@@ -38,7 +38,13 @@ func testConfig(t *testing.T, extra string) *config.Config {
 // running (not necessarily ready: extra components may never be).
 func startAgent(t *testing.T, cfg *config.Config, extra ...supervisor.Spec) (*Agent, <-chan error) {
 	t.Helper()
-	a, err := New(cfg, slog.New(slog.DiscardHandler), BuildInfo{Version: "test"})
+	return startAgentLog(t, cfg, slog.New(slog.DiscardHandler), extra...)
+}
+
+// startAgentLog is startAgent with the agent logging to log.
+func startAgentLog(t *testing.T, cfg *config.Config, log *slog.Logger, extra ...supervisor.Spec) (*Agent, <-chan error) {
+	t.Helper()
+	a, err := New(cfg, log, BuildInfo{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,10 @@ type httpComponent struct {
 	log     *slog.Logger
 	handler http.Handler
 	listen  func() (net.Listener, error)
-	first   net.Listener // taken by the first Run; guarded by being used only from Run, which the supervisor never runs twice at once
+	// connContext, if set, is the server's ConnContext (the admin API's
+	// peer gate reads the caller's credentials there).
+	connContext func(context.Context, net.Conn) context.Context
+	first       net.Listener // taken by the first Run; guarded by being used only from Run, which the supervisor never runs twice at once
 }
 
 func (h *httpComponent) Run(ctx context.Context) error {
@@ -59,6 +62,7 @@ func (h *httpComponent) Run(ctx context.Context) error {
 		Handler:           h.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		ConnContext:       h.connContext,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

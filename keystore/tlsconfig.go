@@ -5,12 +5,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/internal/loglimit"
 )
 
 // The TLS configurations below hold no certificate, key or pool. They hold
@@ -41,7 +41,6 @@ const (
 	logFieldError      = "error"
 	logFieldServerName = "server_name"
 	logFieldSubject    = "subject"
-	logFieldSuppressed = "suppressed"
 )
 
 var (
@@ -88,7 +87,7 @@ func (m *Manager) ServerTLS(ssl config.SSL) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &serverTLS{m: m, cert: certSource{store: ssl.Keystore, alias: ssl.KeyAlias}, warn: newLogLimiter(m)}
+	s := &serverTLS{m: m, cert: certSource{store: ssl.Keystore, alias: ssl.KeyAlias}, warn: loglimit.New(m.log, logEvery, m.now)}
 	builtin := ssl.Keystore == ""
 	if builtin {
 		if ssl.KeyAlias != "" {
@@ -173,7 +172,7 @@ func (m *Manager) ClientTLS(ssl config.SSL, serverName string, vars Vars) (*tls.
 		commonName: ssl.CommonName,
 		wildcard:   ssl.WildcardMatch,
 		ignore:     ssl.IgnoreValidationErrors,
-		warn:       newLogLimiter(m),
+		warn:       loglimit.New(m.log, logEvery, m.now),
 	}
 	snap := m.current()
 	if _, _, err := c.roots(snap); err != nil {
@@ -209,14 +208,14 @@ type serverTLS struct {
 	m          *Manager
 	cert       certSource
 	truststore string // client certificates are verified against it; "" = no client auth
-	warn       *logLimiter
+	warn       *loglimit.Limiter
 }
 
 func (s *serverTLS) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c, err := s.cert.get(s.m.current())
 	if err != nil {
 		err = fmt.Errorf("keystore: server certificate: %w", err)
-		s.warn.warn(err.Error(), "tls handshake refused: store lookup failed", logFieldError, err)
+		s.warn.Warn(err.Error(), "tls handshake refused: store lookup failed", logFieldError, err)
 		return nil, err
 	}
 	return c, nil
@@ -226,7 +225,7 @@ func (s *serverTLS) verifyClient(cs tls.ConnectionState) error {
 	st, err := s.m.current().resolve(s.truststore, KindTruststore)
 	if err != nil {
 		err = fmt.Errorf("keystore: verify client certificate: ssl.truststore: %w", err)
-		s.warn.warn(err.Error(), "tls handshake refused: store lookup failed", logFieldError, err)
+		s.warn.Warn(err.Error(), "tls handshake refused: store lookup failed", logFieldError, err)
 		return err
 	}
 	if len(cs.PeerCertificates) == 0 { // RequireAnyClientCert has refused this already
@@ -234,7 +233,7 @@ func (s *serverTLS) verifyClient(cs tls.ConnectionState) error {
 	}
 	if err := verifyChain(cs.PeerCertificates, st.Pool(), s.m.now(), clientAuthUsage); err != nil {
 		reason := fmt.Errorf("not trusted by truststore %q: %w", st.Name, err)
-		s.warn.warn("client certificate refused: "+reason.Error(), "tls handshake refused: client certificate not trusted",
+		s.warn.Warn("client certificate refused: "+reason.Error(), "tls handshake refused: client certificate not trusted",
 			logFieldSubject, cs.PeerCertificates[0].Subject.String(), logFieldError, reason)
 		return fmt.Errorf("keystore: client certificate %q %w", cs.PeerCertificates[0].Subject, reason)
 	}
@@ -250,14 +249,14 @@ type clientTLS struct {
 	commonName string
 	wildcard   bool
 	ignore     bool
-	warn       *logLimiter
+	warn       *loglimit.Limiter
 }
 
 func (c *clientTLS) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 	cert, err := c.cert.get(c.m.current())
 	if err != nil {
 		err = fmt.Errorf("keystore: client certificate for %q: %w", c.serverName, err)
-		c.warn.warn(err.Error(), "tls handshake refused: store lookup failed", logFieldServerName, c.serverName, logFieldError, err)
+		c.warn.Warn(err.Error(), "tls handshake refused: store lookup failed", logFieldServerName, c.serverName, logFieldError, err)
 		return nil, err
 	}
 	return cert, nil
@@ -267,7 +266,7 @@ func (c *clientTLS) verifyServer(cs tls.ConnectionState) error {
 	roots, where, err := c.roots(c.m.current())
 	if err != nil {
 		err = fmt.Errorf("keystore: verify server %q: %w", c.serverName, err)
-		c.warn.warn(err.Error(), "tls handshake refused: store lookup failed", logFieldServerName, c.serverName, logFieldError, err)
+		c.warn.Warn(err.Error(), "tls handshake refused: store lookup failed", logFieldServerName, c.serverName, logFieldError, err)
 		return err
 	}
 	err = c.check(cs.PeerCertificates, roots, where)
@@ -422,64 +421,3 @@ func tlsVersion(v string) (uint16, error) {
 // logEvery is how often one distinct handshake warning is logged at most:
 // a broken store breaks every handshake, and a line per 10 s says so.
 const logEvery = 10 * time.Second
-
-// maxLimited bounds how many distinct warnings a logLimiter remembers.
-const maxLimited = 256
-
-// logLimiter logs each distinct warning at most once per logEvery, with
-// the number suppressed since. Only failing handshakes reach it, so its
-// mutex is off the hot path.
-type logLimiter struct {
-	log *slog.Logger
-	now func() time.Time
-
-	mu   sync.Mutex
-	seen map[string]*limitedLine // by key; guarded by mu
-}
-
-type limitedLine struct {
-	last       time.Time
-	suppressed int
-}
-
-func newLogLimiter(m *Manager) *logLimiter {
-	return &logLimiter{log: m.log, now: m.now, seen: map[string]*limitedLine{}}
-}
-
-// warn logs msg with args unless the line keyed key was logged less than
-// logEvery ago.
-func (l *logLimiter) warn(key, msg string, args ...any) {
-	now := l.now()
-	l.mu.Lock()
-	line, ok := l.seen[key]
-	if ok && now.Sub(line.last) < logEvery {
-		line.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	if !ok {
-		if len(l.seen) >= maxLimited {
-			l.pruneLocked(now)
-		}
-		line = &limitedLine{}
-		l.seen[key] = line
-	}
-	suppressed := line.suppressed
-	line.last, line.suppressed = now, 0
-	l.mu.Unlock()
-	if suppressed > 0 {
-		args = append(args, logFieldSuppressed, suppressed)
-	}
-	l.log.Warn(msg, args...)
-}
-
-func (l *logLimiter) pruneLocked(now time.Time) {
-	for k, line := range l.seen {
-		if now.Sub(line.last) >= logEvery {
-			delete(l.seen, k)
-		}
-	}
-	if len(l.seen) >= maxLimited {
-		clear(l.seen)
-	}
-}

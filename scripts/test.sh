@@ -49,17 +49,23 @@ go vet ./...
 log "go test -race"
 go test -race -timeout 20m ./...
 
-log "fuzz the artifact reader briefly"
+log "fuzz the parsers briefly"
 # Each target runs for a few seconds on top of its seed corpus; a crash
 # fails the run and leaves the input under testdata/fuzz/ to commit.
 # -fuzzminimizetime 0: Go minimizes every new interesting input for up to
 # 60 s by default, so in a run of seconds the first one took all of it
 # (6-19 executions in 8 s for FuzzReadArtifact and FuzzParseHeader; with
 # no minimizing, ~50,000). A crasher is then saved as found, unminimized.
-for target in FuzzReadArtifact FuzzParseHeader FuzzParseManifest; do
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "${EDGEFORT_FUZZTIME:-8s}" -fuzzminimizetime 0 ./updater/artifact/
-done
-go test -run '^$' -fuzz '^FuzzParseDeployment$' -fuzztime "${EDGEFORT_FUZZTIME:-8s}" -fuzzminimizetime 0 ./updater/
+# One "package target" pair a line.
+while read -r pkg target; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "${EDGEFORT_FUZZTIME:-8s}" -fuzzminimizetime 0 "$pkg" </dev/null
+done <<'EOF'
+./updater/artifact/ FuzzReadArtifact
+./updater/artifact/ FuzzParseHeader
+./updater/artifact/ FuzzParseManifest
+./agent/config/ FuzzParse
+./updater/ FuzzParseDeployment
+EOF
 
 log "demo"
 bash scripts/demo.sh

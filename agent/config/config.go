@@ -96,10 +96,27 @@ type Log struct {
 
 // Admin configures the local admin API.
 type Admin struct {
-	// Socket is the unix socket path (mode 0600). Default
-	// <state_dir>/admin.sock.
+	// Socket is the unix socket path. Default <state_dir>/admin.sock.
+	// Its mode is 0600, or 0666 when allow_uids or allow_gids is set (the
+	// agent then checks every caller itself, see below).
 	Socket string `yaml:"socket"`
+	// AllowUIDs are user ids, besides root and the agent's own user, that
+	// may use the admin API. The agent checks each caller's uid and gid
+	// as the kernel reports them (SO_PEERCRED) and refuses, with a logged
+	// warning, everyone else. Those users must also reach the socket, so
+	// with either list set the socket must lie outside state_dir (which is
+	// 0700), e.g. /run/edgefort/admin.sock, in a directory they can
+	// search; the agent creates a missing one with mode 0755.
+	AllowUIDs []int `yaml:"allow_uids"`
+	// AllowGIDs are group ids whose members may use the admin API. Only
+	// the caller's primary (effective) group counts: that is the one the
+	// kernel reports, supplementary groups are not seen.
+	AllowGIDs []int `yaml:"allow_gids"`
 }
+
+// AllowsOthers reports whether users besides root and the agent's own
+// may use the admin API.
+func (a Admin) AllowsOthers() bool { return len(a.AllowUIDs) > 0 || len(a.AllowGIDs) > 0 }
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {

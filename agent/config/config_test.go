@@ -279,18 +279,38 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
+// FuzzParse runs every input through the whole path Load takes (decode,
+// defaults, validation): it must never panic, must answer a config or an
+// *Error, and the error must stay small whatever the input (clipped
+// values, a bounded number of problems). scripts/test.sh runs it briefly.
 func FuzzParse(f *testing.F) {
 	f.Add(Example)
 	f.Add([]byte("version: 1\nclients: {virtual_hosts: [{name: a, listen: ':1'}]}\n"))
 	f.Add([]byte("a: &x [1]\nb: *x\n"))
+	f.Add(aliasBomb(100, 20))
+	f.Add([]byte("version: 1\nupdates: &x {inventory: *x}\n"))
+	f.Add([]byte("version: 1\nlog:\n  level: " + strings.Repeat("x", 2000) + "\n"))
+	f.Add([]byte("version: 1\n---\nversion: 1\n"))
+	f.Add([]byte("version: 1\nadmin: {socket: /run/a.sock, allow_uids: [0, -1], allow_gids: [1]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.yaml", data)
 		if (cfg == nil) == (err == nil) {
 			t.Fatalf("Parse returned cfg=%v err=%v; want exactly one", cfg, err)
 		}
+		if err == nil {
+			return
+		}
 		var cerr *Error
-		if err != nil && errors.As(err, &cerr) && len(cerr.Problems) == 0 {
-			t.Fatal("an *Error with no problems")
+		if !errors.As(err, &cerr) {
+			t.Fatalf("Parse error %v is not an *Error", err)
+		}
+		if len(cerr.Problems) == 0 || len(cerr.Problems) > maxProblems+1 {
+			t.Fatalf("an *Error with %d problems", len(cerr.Problems))
+		}
+		for _, p := range cerr.Problems {
+			if n := len(p.String()); n > 1024 {
+				t.Fatalf("a problem of %d bytes: %.300s", n, p)
+			}
 		}
 	})
 }

@@ -20,9 +20,32 @@ type decoder struct {
 	// lines maps each field path seen in the file to the line of its key,
 	// so that validation problems can be placed in the file.
 	lines map[string]int
+	// nodes counts the nodes decoded so far, a value reached through an
+	// alias once per use; past maxNodes the decoder stops.
+	nodes   int
+	stopped bool
 }
 
+// maxNodes bounds the nodes one file decodes to. The parser keeps an
+// alias as a pointer to its anchor's node, but decoding follows it, so a
+// few KiB of aliases to aliases (or to a long list, from every entry of
+// another list) expand to millions of values: 32 KiB took 26 s and 2.6 GB.
+// Aliases stay allowed, since a file may share one SSL block between
+// targets, and are bounded instead: a complete example is about 300 nodes
+// and a node with a thousand virtual hosts and targets stays far below
+// the bound, while at the bound the decoder's field-to-line map stays in
+// the tens of MiB. The 1 MiB file limit bounds the parser before this.
+const maxNodes = 100_000
+
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.stopped {
+		return
+	}
+	if d.nodes++; d.nodes > maxNodes {
+		d.stopped = true
+		d.probs.add(n.Line, path, "the file expands to more than %d YAML nodes, counting an alias's whole value at each use; the decoder stops here", maxNodes)
+		return
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -103,7 +126,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	}
 	fields := structFields(v.Type())
 	seen := make(map[string]bool, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped; i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		name := key.Value
 		fieldPath := join(path, name)
@@ -113,7 +136,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 		}
 		idx, ok := fields[name]
 		if !ok {
-			d.probs.add(key.Line, fieldPath, "unknown field (%s accepts: %s)", describe(path), strings.Join(sortedKeys(fields), ", "))
+			d.probs.add(key.Line, fieldPath, "unknown field (%s accepts: %s)", describe(path), fieldNames(sortedKeys(fields)))
 			continue
 		}
 		if seen[name] {
@@ -133,6 +156,9 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	}
 	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
+		if d.stopped {
+			return
+		}
 		p := index(path, i)
 		d.lines[p] = item.Line
 		d.decode(item, out.Index(i), p)
@@ -146,7 +172,7 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	out := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped; i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		p := join(path, key.Value)
 		if key.Kind != yaml.ScalarNode || key.Value == "<<" {
@@ -193,14 +219,27 @@ func describe(path string) string {
 	return path
 }
 
-func kindName(n *yaml.Node) string {
+// fieldNames lists the fields a mapping accepts. It is not a string, so
+// that problems.add shows it whole: it comes from Config, not the file.
+type fieldNames []string
+
+func (f fieldNames) String() string { return strings.Join(f, ", ") }
+
+// kindName describes what a node holds, for "expected X, got Y". A scalar
+// is shown as its value, clipped like any other value from the file.
+func kindName(n *yaml.Node) fmt.Stringer { return nodeKind{n} }
+
+type nodeKind struct{ n *yaml.Node }
+
+func (k nodeKind) String() string {
+	n := k.n
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		return fmt.Sprintf("%q", echoed(n.Value))
 	default:
 		return "an unsupported node"
 	}

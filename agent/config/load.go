@@ -19,13 +19,25 @@ import (
 // distinct from one that exists and is invalid.
 var ErrNoConfig = errors.New("configuration file not found")
 
+// MaxFileSize bounds a configuration file. A complete configuration is a
+// few KiB; the bound keeps a wrong path (a log, an image) or a hostile file
+// from being read whole into memory and parsed.
+const MaxFileSize = 1 << 20
+
 // Load reads, decodes, defaults and validates the file at path. An invalid
 // file yields an *Error listing every problem.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoConfig)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	// One byte past the bound is enough for Parse to tell that the file is
+	// too large, whatever its real size (a pipe has none to stat).
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -34,6 +46,10 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load on bytes already read; file names them in problems.
 func Parse(file string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, &Error{Problems: []Problem{{File: file,
+			Message: fmt.Sprintf("the file is larger than %d bytes (1 MiB), the limit for a configuration", MaxFileSize)}}}
+	}
 	cfg, lines, probs := decodeFile(data)
 	if probs.fatal {
 		return nil, locate(file, probs.list, lines)
@@ -96,6 +112,12 @@ func decodeFile(data []byte) (*Config, map[string]int, *problems) {
 	}
 	d := &decoder{probs: probs, lines: lines}
 	d.decode(doc, reflect.ValueOf(cfg).Elem(), "")
+	if d.stopped {
+		// The bound is the one thing to fix first; what was found before
+		// it is likely the same repeated value over and over.
+		probs.list = probs.list[len(probs.list)-1:]
+		probs.fatal = true
+	}
 	return cfg, lines, probs
 }
 
@@ -108,8 +130,13 @@ func locate(file string, list []Problem, lines map[string]int) *Error {
 		if list[i].Line == 0 {
 			list[i].Line = lineOf(list[i].Field, lines)
 		}
+		// Clipped only now: the line was looked up by the whole path.
+		list[i].Field = clip(list[i].Field)
 	}
 	slices.SortStableFunc(list, func(a, b Problem) int { return a.Line - b.Line })
+	if n := len(list) - maxProblems; n > 0 {
+		list = append(list[:maxProblems:maxProblems], Problem{File: file, Message: fmt.Sprintf("%d more problems not shown", n)})
+	}
 	return &Error{Problems: list}
 }
 

@@ -47,9 +47,7 @@ func (c *Config) validate(p *problems) {
 	checkAbsPath(p, "state_dir", c.StateDir)
 	checkOneOf(p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	checkOneOf(p, "log.format", c.Log.Format, "text", "json")
-	if checkAbsPath(p, "admin.socket", c.Admin.Socket) && len(c.Admin.Socket) > maxSocketPath {
-		p.add(0, "admin.socket", "path is %d bytes, longer than the %d a unix socket allows", len(c.Admin.Socket), maxSocketPath)
-	}
+	c.Admin.validate(p, c.StateDir)
 	if checkAddress(p, "metrics.listen", c.Metrics.Listen, true) && !c.Metrics.AllowNonLoopback && !isLoopback(c.Metrics.Listen) {
 		p.add(0, "metrics.listen", "%q is not a loopback address; metrics stay on the node unless allow_non_loopback is true", c.Metrics.Listen)
 	}
@@ -59,6 +57,43 @@ func (c *Config) validate(p *problems) {
 	c.Updates.validate(p, c.Device)
 	c.Clients.validate(p)
 	c.Keystores.validate(p)
+}
+
+// maxSocketDir bounds the directory of the admin socket: the agent binds
+// the socket as DIR/.aNNNNNNNNNN/s (a private directory, see
+// agent.listenAdmin) before moving it into place, and that name must fit
+// in a unix socket address too.
+const maxSocketDir = maxSocketPath - len("/.a1234567890/s")
+
+// maxID is the largest uid or gid: (uid_t)-1 means "no id" to the kernel.
+const maxID = 1<<32 - 2
+
+func (a Admin) validate(p *problems, stateDir string) {
+	if checkAbsPath(p, "admin.socket", a.Socket) {
+		dir := filepath.Dir(a.Socket)
+		switch {
+		case len(a.Socket) > maxSocketPath:
+			p.add(0, "admin.socket", "path is %d bytes, longer than the %d a unix socket allows", len(a.Socket), maxSocketPath)
+		case len(dir) > maxSocketDir:
+			p.add(0, "admin.socket", "directory is %d bytes, longer than %d (the socket is bound under a private name in it first)", len(dir), maxSocketDir)
+		}
+		if a.AllowsOthers() && within(a.Socket, stateDir) {
+			p.add(0, "admin.socket", "%q is inside state_dir, which only the agent's user can enter, so allow_uids and allow_gids could not reach it; put the socket elsewhere, e.g. /run/edgefort/admin.sock", a.Socket)
+		}
+	}
+	for field, ids := range map[string][]int{"admin.allow_uids": a.AllowUIDs, "admin.allow_gids": a.AllowGIDs} {
+		for i, id := range ids {
+			if id < 0 || int64(id) > maxID {
+				p.add(0, index(field, i), "%d is not a valid id (0 to %d)", id, maxID)
+			}
+		}
+	}
+}
+
+// within reports whether path lies in dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func (s Supervisor) validate(p *problems) {

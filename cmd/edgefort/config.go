@@ -26,14 +26,20 @@ func newConfigValidateCmd() *command {
 		short: "check a configuration file",
 		long: `Check a configuration file the way 'edgefort run' would, without starting
 anything. Prints "ok" and exits 0 for a valid file; otherwise prints every
-problem as FILE:LINE: FIELD: message and exits 1.`,
+problem as FILE:LINE: FIELD: message and exits 1. Settings that are valid
+but weaken the node (ignore_validation_errors: true) are printed as
+warnings, as 'edgefort run' logs them.`,
 	}
 	c.exec = func(ctx context.Context, st streams, args []string) error {
 		if err := c.wantArgs(args, 1); err != nil {
 			return err
 		}
-		if _, err := config.Load(args[0]); err != nil {
+		cfg, err := config.Load(args[0])
+		if err != nil {
 			return err
+		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(st.stderr, "warning: %s\n", w)
 		}
 		fmt.Fprintln(st.stdout, "ok")
 		return nil

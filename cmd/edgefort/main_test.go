@@ -140,6 +140,17 @@ device_type: x
 	}
 }
 
+// TestConfigValidateWarns: a valid file with ignore_validation_errors
+// passes with a warning on stderr, the one run logs.
+func TestConfigValidateWarns(t *testing.T) {
+	path := writeFile(t, "w.yaml", "version: 1\nupdates:\n  ssl:\n    ignore_validation_errors: true\n")
+	code, out, errOut := edgefort(t, "config", "validate", path)
+	want := "warning: " + path + ":4: updates.ssl.ignore_validation_errors: true: a server whose certificate fails verification is accepted (logged at each such handshake); use it only for testing\n"
+	if code != 0 || out != "ok\n" || errOut != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 0, ok and %q", code, out, errOut, want)
+	}
+}
+
 func TestConfigValidateMissingFile(t *testing.T) {
 	code, _, errOut := edgefort(t, "config", "validate", "/nonexistent/edgefort.yaml")
 	if code != 1 || !strings.Contains(errOut, "/nonexistent/edgefort.yaml: configuration file not found") {
@@ -166,6 +177,8 @@ func TestRunProcess(t *testing.T) {
 		"socket: /var/lib/edgefort/admin.sock", "socket: "+filepath.Join(stateDir, "admin.sock"),
 		"listen: 127.0.0.1:9273", "listen: 127.0.0.1:0",
 	).Replace(string(config.Example))
+	// The first one is cloud.ssl's: run warns about it at start.
+	cfgText = strings.Replace(cfgText, "ignore_validation_errors: false", "ignore_validation_errors: true", 1)
 	cfgPath := writeFile(t, "edgefort.yaml", cfgText)
 	socket := filepath.Join(stateDir, "admin.sock")
 
@@ -212,6 +225,9 @@ func TestRunProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(socket); err == nil {
 		t.Errorf("admin socket %s still present after a clean stop", socket)
+	}
+	if want := `msg="configuration weakens the node" file=` + cfgPath + ` line=62 field=cloud.ssl.ignore_validation_errors warning="true: a server`; !strings.Contains(firstErr.String(), want) {
+		t.Errorf("run did not warn %s; stderr:\n%s", want, firstErr)
 	}
 }
 

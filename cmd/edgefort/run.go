@@ -64,6 +64,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *
 	// Everything the agent creates (state, keys, sockets) is private to its
 	// user unless a component widens it on purpose.
 	syscall.Umask(0o077)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration weakens the node", "file", w.File, "line", w.Line, "field", w.Field, "warning", w.Message)
+	}
 	a, err := agent.New(cfg, log, agent.Build())
 	if err != nil {
 		return err

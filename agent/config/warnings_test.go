@@ -1,0 +1,40 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestWarnings(t *testing.T) {
+	cfg, err := Parse("f.yaml", []byte(`version: 1
+cloud:
+  ssl:
+    ignore_validation_errors: true
+updates:
+  ssl: {ignore_validation_errors: false}
+clients:
+  target_endpoints:
+    - name: a
+      url: https://a.example.com
+    - name: b
+      url: https://b.example.com
+      ssl:
+        ignore_validation_errors: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range cfg.Warnings() {
+		got = append(got, w.String())
+	}
+	const why = "true: a server whose certificate fails verification is accepted (logged at each such handshake); use it only for testing"
+	want := []string{
+		"f.yaml:4: cloud.ssl.ignore_validation_errors: " + why,
+		"f.yaml:14: clients.target_endpoints[1].ssl.ignore_validation_errors: " + why,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
