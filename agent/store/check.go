@@ -162,14 +162,15 @@ func create(dir, path string) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store: create %s: %w", path, err)
 	}
-	bdb, err := openBolt(tmp, &bolt.Options{
+	// Not openBolt: the file is new, so an error here is not damage.
+	bdb, err := bolt.Open(tmp, 0o600, &bolt.Options{
 		Timeout: boltTimeout,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			return openFile(name, flag|os.O_EXCL, perm)
 		},
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("store: create %s: %w", path, err)
 	}
 	err = bdb.Update(initSchema)
 	if cerr := bdb.Close(); err == nil {

@@ -63,12 +63,14 @@ const (
 
 	logKeyDir  = "dir"
 	logKeyMode = "mode"
+	logKeyPath = "path"
 )
 
 // Options configures Open. The zero value is valid.
 type Options struct {
-	// Logger receives warnings, such as an unsafely writable state
-	// directory. Optional: nil logs nothing.
+	// Logger receives warnings, such as a state directory that was open
+	// to group or others and has been made private. Optional: nil logs
+	// nothing.
 	Logger *slog.Logger
 }
 
@@ -148,7 +150,7 @@ func openDB(dir string, logger *slog.Logger) (*DB, error) {
 			return nil, fmt.Errorf("store: open %s: record its buckets: %w", path, err)
 		}
 		if logger != nil {
-			logger.Info("recorded the buckets of a state database made by an earlier edgefort", "path", path)
+			logger.Info("recorded the buckets of a state database made by an earlier edgefort", logKeyPath, path)
 		}
 	}
 	return &DB{path: path, bolt: bdb}, nil
