@@ -185,7 +185,7 @@ func (a *Agent) newUpdateClient() (*updater.Client, error) {
 // loadOrCreateAuthKey returns the Ed25519 key that signs auth requests to
 // the Mender server, generating it (0600) on first use.
 func loadOrCreateAuthKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := atomicfile.ReadFile(path)
 	if err == nil {
 		k, err := keystore.ParsePrivateKeyPEM(data, nil)
 		if err != nil {

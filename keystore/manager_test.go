@@ -275,3 +275,49 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestSymlinkedFilesRefused: a symbolic link in place of a keystore file
+// is neither read (loading fails and names it) nor written through, and
+// the file it points to stays as it was.
+func TestSymlinkedFilesRefused(t *testing.T) {
+	c := testLeaf(t, "x")
+	tests := []struct {
+		name string
+		file string // under the keystore directory
+		// act is what must fail: opening dir, or a change m makes to file.
+		act func(t *testing.T, m *Manager, dir string) error
+	}{
+		{"entry, on load", filepath.Join(storesDir, "s", "a"+entrySuffix), func(t *testing.T, m *Manager, dir string) error {
+			_, err := Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+			return err
+		}},
+		{"entry, on write", filepath.Join(storesDir, "s", "b"+entrySuffix), func(t *testing.T, m *Manager, dir string) error {
+			return m.PutEntry("s", "b", c.Key, []*x509.Certificate{c.Cert})
+		}},
+		{"references, on load", refsFile, func(t *testing.T, m *Manager, dir string) error {
+			_, err := Open(Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m, _ := newTestManager(t, dir)
+			must(t, m.CreateStore("s", KindKeystore))
+			must(t, m.PutEntry("s", "a", c.Key, []*x509.Certificate{c.Cert}))
+			victim := filepath.Join(t.TempDir(), "victim")
+			must(t, os.WriteFile(victim, c.KeyPEM, 0o600))
+			link := filepath.Join(dir, tt.file)
+			os.Remove(link)
+			must(t, os.Symlink(victim, link))
+
+			err := tt.act(t, m, dir)
+			if err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "symbolic link") {
+				t.Errorf("got %v; want an error naming %s as a symbolic link", err, link)
+			}
+			if got, _ := os.ReadFile(victim); !bytes.Equal(got, c.KeyPEM) {
+				t.Errorf("link target changed")
+			}
+		})
+	}
+}

@@ -460,7 +460,7 @@ func (k *KeyPairs) load() (*keyPairSet, error) {
 func (k *KeyPairs) readState() (oidcState, error) {
 	var st oidcState
 	file := k.path(oidcStateFile)
-	data, err := os.ReadFile(file)
+	data, err := atomicfile.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
 	}
@@ -528,7 +528,7 @@ func (k *KeyPairs) loadPair(kid string, created time.Time) (*keyPair, error) {
 }
 
 func readPEMFile(file, typ string) ([]byte, error) {
-	data, err := os.ReadFile(file)
+	data, err := atomicfile.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}

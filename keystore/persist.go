@@ -45,7 +45,7 @@ func load(dir string) (*snapshot, error) {
 	if err := os.MkdirAll(filepath.Join(dir, storesDir), 0o700); err != nil {
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, refsFile))
+	data, err := atomicfile.ReadFile(filepath.Join(dir, refsFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -77,7 +77,7 @@ func load(dir string) (*snapshot, error) {
 }
 
 func loadStore(path, name string) (*Store, error) {
-	data, err := os.ReadFile(filepath.Join(path, storeMetaFile))
+	data, err := atomicfile.ReadFile(filepath.Join(path, storeMetaFile))
 	if err != nil {
 		return nil, fmt.Errorf("keystore: store %q: %w", name, err)
 	}
@@ -107,7 +107,7 @@ func loadStore(path, name string) (*Store, error) {
 }
 
 func loadEntry(file, alias string, kind Kind) (*Entry, error) {
-	data, err := os.ReadFile(file)
+	data, err := atomicfile.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}

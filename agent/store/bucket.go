@@ -97,10 +97,20 @@ type TxBucket struct {
 
 // bucket returns the bbolt bucket, or nil if it does not exist yet.
 func (b *TxBucket) bucket() (*bolt.Bucket, error) {
-	if b.name == "" {
-		return nil, errNoBucketName
+	if err := checkName(b.name); err != nil {
+		return nil, err
 	}
 	return b.tx.Bucket([]byte(b.name)), nil
+}
+
+func checkName(name string) error {
+	switch name {
+	case "":
+		return errNoBucketName
+	case metaBucket:
+		return errReservedBucket
+	}
+	return nil
 }
 
 // Get decodes the JSON value at key into v; see Bucket.Get.
@@ -131,8 +141,8 @@ func (b *TxBucket) Put(key string, v any) error {
 }
 
 func (b *TxBucket) put(key string, v any) error {
-	if b.name == "" {
-		return errNoBucketName
+	if err := checkName(b.name); err != nil {
+		return err
 	}
 	if !b.tx.Writable() {
 		return berrors.ErrTxNotWritable
@@ -141,9 +151,15 @@ func (b *TxBucket) put(key string, v any) error {
 	if err != nil {
 		return err
 	}
-	bb, err := b.tx.CreateBucketIfNotExists([]byte(b.name))
-	if err != nil {
-		return err
+	bb := b.tx.Bucket([]byte(b.name))
+	if bb == nil {
+		// A new bucket is recorded in the same transaction; see schema.go.
+		if bb, err = b.tx.CreateBucket([]byte(b.name)); err != nil {
+			return err
+		}
+		if err := registerBucket(b.tx, b.name); err != nil {
+			return err
+		}
 	}
 	return bb.Put([]byte(key), raw)
 }

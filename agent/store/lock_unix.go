@@ -5,6 +5,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // second Open in this process, which opens the file again, fails too.
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store: open lock: %w", err)
 	}
@@ -53,7 +54,12 @@ func writePID(f *os.File) error {
 // holderPID reads the PID the lock holder wrote. It can be missing for a
 // moment after the holder locked the file and before it wrote its PID.
 func holderPID(path string) string {
-	b, err := os.ReadFile(path)
+	f, err := openFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 32))
 	if err != nil {
 		return "unknown"
 	}

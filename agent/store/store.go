@@ -13,6 +13,17 @@
 // honours flushes). A crash mid-write leaves the transaction either wholly
 // applied or not at all.
 //
+// A damaged state.db is never reset: Open checks the whole file (bbolt's
+// consistency check, its size, and the record of the buckets written so
+// far, so that a damaged bucket name does not read as an empty bucket) and
+// refuses it with [ErrInvalidDatabase], leaving it as it is. A new state.db
+// is made under a temporary name and renamed into place once initialised,
+// so an empty state.db always means damage.
+//
+// Only the agent's own user (or root) may own the state directory, which
+// Open makes private (0700); every file in it is opened without following
+// symbolic links (see dir_unix.go).
+//
 // One process owns the state directory at a time: [Open] takes an exclusive
 // lock on edgefort.lock and fails at once with [ErrLocked] if another
 // process, or another Open in this one, holds it.
@@ -27,7 +38,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrLocked reports that another edgefort process (or another Open in this
@@ -35,9 +45,16 @@ import (
 // holder's PID and the lock file.
 var ErrLocked = errors.New("state directory is in use by another edgefort process")
 
+// ErrInvalidDatabase reports that state.db is damaged or not a state
+// database at all. Open wraps it with the file and what to do about it.
+var ErrInvalidDatabase = errors.New("not a valid state database")
+
 const (
 	dbName   = "state.db"
 	lockName = "edgefort.lock"
+	// newName is where create initialises a new database before renaming
+	// it to dbName.
+	newName = dbName + ".new"
 
 	// boltTimeout bounds bbolt's own lock on state.db. Our lock on
 	// edgefort.lock is taken first and never waits, so this only matters if
@@ -46,12 +63,14 @@ const (
 
 	logKeyDir  = "dir"
 	logKeyMode = "mode"
+	logKeyPath = "path"
 )
 
 // Options configures Open. The zero value is valid.
 type Options struct {
-	// Logger receives warnings, such as an unsafely writable state
-	// directory. Optional: nil logs nothing.
+	// Logger receives warnings, such as a state directory that was open
+	// to group or others and has been made private. Optional: nil logs
+	// nothing.
 	Logger *slog.Logger
 }
 
@@ -65,7 +84,9 @@ type DB struct {
 
 // Open opens, creating if needed, the state database in dir. It creates dir
 // with mode 0700 if it is missing and the database with mode 0600. It fails
-// immediately, with an error wrapping ErrLocked, if the directory is in use.
+// immediately, with an error wrapping ErrLocked, if the directory is in use,
+// and with one wrapping ErrInvalidDatabase, leaving the file as it is, if
+// state.db is damaged; see the package comment.
 func Open(dir string, opts Options) (*DB, error) {
 	if err := prepareDir(dir, opts.Logger); err != nil {
 		return nil, err
@@ -74,69 +95,65 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db, err := openDB(dir, opts.Logger)
+	if err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	db.lock = lock
+	return db, nil
+}
+
+// openDB opens state.db, creating it if it does not exist, once it has
+// passed the checks in check.go. The caller holds the directory's lock.
+func openDB(dir string, logger *slog.Logger) (*DB, error) {
 	path := filepath.Join(dir, dbName)
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := create(dir, path); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	case fi.Mode().Type() == os.ModeSymlink:
+		return nil, fmt.Errorf("store: open %s: it is a symbolic link; refusing to follow it (remove the link)", path)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("store: open %s: not a regular file (%v)", path, fi.Mode().Type())
+	case fi.Size() == 0:
+		// bbolt would silently make a new database in an empty file; an
+		// existing empty state.db means state was lost (we never leave
+		// one behind: see create), so say so instead.
+		return nil, invalid(path, errors.New("the file is empty (0 bytes)"))
+	}
+	legacy, err := check(path)
+	if err != nil {
+		return nil, err
+	}
+	bdb, err := openBolt(path, &bolt.Options{
 		Timeout: boltTimeout,
 		// NoSync must stay false: bbolt then fdatasyncs the data pages and
 		// the meta page on every commit, and Commit returns only after both,
 		// which is what lets Put promise that a returned write is durable.
 		NoSync: false,
+		// state.db was checked above: never create it here.
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return openFile(name, flag&^os.O_CREATE, perm)
+		},
 	})
 	if err != nil {
-		unlockDir(lock)
-		return nil, openError(dir, path, err)
+		return nil, err
 	}
-	// A freshly created state.db is only durable once its directory entry is.
-	if err := syncDir(dir); err != nil {
-		bdb.Close()
-		unlockDir(lock)
-		return nil, fmt.Errorf("store: open %s: sync directory: %w", dir, err)
-	}
-	return &DB{path: path, bolt: bdb, lock: lock}, nil
-}
-
-// prepareDir creates dir with mode 0700 if it is missing. An existing
-// directory is left as it is, with a warning if others may write to it.
-func prepareDir(dir string, logger *slog.Logger) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("store: create state directory: %w", err)
+	if legacy {
+		if err := bdb.Update(adoptSchema); err != nil {
+			bdb.Close()
+			return nil, fmt.Errorf("store: open %s: record its buckets: %w", path, err)
 		}
-		return nil
+		if logger != nil {
+			logger.Info("recorded the buckets of a state database made by an earlier edgefort", logKeyPath, path)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("store: state directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("store: state directory %s is not a directory", dir)
-	}
-	if fi.Mode().Perm()&0o022 != 0 && logger != nil {
-		logger.Warn("state directory is writable by group or others; it should be 0700",
-			logKeyDir, dir, logKeyMode, fi.Mode().Perm().String())
-	}
-	return nil
-}
-
-func openError(dir, path string, err error) error {
-	switch {
-	case errors.Is(err, berrors.ErrInvalid),
-		errors.Is(err, berrors.ErrChecksum),
-		errors.Is(err, berrors.ErrVersionMismatch):
-		return fmt.Errorf("store: open %s: not a valid state database (left in place; move it aside to start with empty state): %w", path, err)
-	case errors.Is(err, berrors.ErrTimeout):
-		return fmt.Errorf("store: open %s: %w: database %s is locked by another process", dir, ErrLocked, path)
-	}
-	return fmt.Errorf("store: open %s: %w", path, err)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return &DB{path: path, bolt: bdb}, nil
 }
 
 // Close closes the database and releases the state directory. The lock file

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -357,42 +356,6 @@ func TestOpenModes(t *testing.T) {
 		if got := fi.Mode().Perm(); got != tt.want {
 			t.Errorf("%s mode = %v; want %v", tt.path, got, tt.want)
 		}
-	}
-}
-
-func TestOpenWarnsOnWritableDir(t *testing.T) {
-	tests := []struct {
-		name string
-		mode os.FileMode
-		warn bool
-	}{
-		{"private", 0o700, false},
-		{"group writable", 0o770, true},
-		{"world writable", 0o757, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.Chmod(dir, tt.mode); err != nil {
-				t.Fatal(err)
-			}
-			var logs bytes.Buffer
-			db, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			db.Close()
-			if got := strings.Contains(logs.String(), "writable"); got != tt.warn {
-				t.Errorf("warned = %v; want %v; logs: %s", got, tt.warn, logs.String())
-			}
-			fi, err := os.Stat(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != tt.mode {
-				t.Errorf("dir mode changed to %v; want %v left alone", fi.Mode().Perm(), tt.mode)
-			}
-		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/store"
 )
 
 func newEnrollCmd() *command {
@@ -78,6 +79,10 @@ Run it with the agent stopped. Enrolling an enrolled node is refused unless
 		}
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
+		// Files enroll makes in the state directory belong to its owner.
+		if err := store.ActAsOwner(cfg.StateDir); err != nil {
+			return err
+		}
 		e, err := agent.EnrollOffline(ctx, cfg, agent.EnrollOptions{URL: *url, Token: tok, KeyType: *keyType, CAFile: *caFile, Force: *force}, log)
 		if err != nil {
 			return err

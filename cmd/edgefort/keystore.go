@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -69,6 +70,11 @@ func (t target) do(ctx context.Context, req *agent.KeystoreRequest) (*agent.Keys
 	resp, err := agent.NewAdminClient(socket).Keystore(ctx, req)
 	if !errors.Is(err, agent.ErrNotRunning) {
 		return resp, err
+	}
+	// The request (with any files it names) is read: from here on act as
+	// the agent's user, so that new files in the state directory are its.
+	if err := store.ActAsOwner(stateDir); err != nil {
+		return nil, err
 	}
 	svc, closeFn, err := agent.OpenKeystoresOffline(stateDir)
 	if err != nil {

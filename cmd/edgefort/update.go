@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/updater/deploy"
 )
 
@@ -76,6 +77,11 @@ func (t updateTarget) offline(st streams) (*deploy.Machine, func() error, error)
 	}
 	log, _, err := agent.NewLogger(st.stderr, level, cfg.Log.Format)
 	if err != nil {
+		return nil, nil, err
+	}
+	// Act as the agent's user, so that new files in the state directory
+	// are its; the Artifact is then read as that user too.
+	if err := store.ActAsOwner(cfg.StateDir); err != nil {
 		return nil, nil, err
 	}
 	return agent.OpenUpdatesOffline(cfg, log)

@@ -69,3 +69,36 @@ func TestRemove(t *testing.T) {
 		t.Errorf("file still there: %v", err)
 	}
 }
+
+// TestSymlinksRefused: neither Write nor ReadFile goes through a symbolic
+// link, and the file it points to stays as it was.
+func TestSymlinksRefused(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "f")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(link, []byte("new"), 0o600); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Write through a link = %v; want it refused", err)
+	}
+	if got, err := ReadFile(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("ReadFile through a link = %q, %v; want it refused", got, err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "precious" {
+		t.Errorf("link target now holds %q", got)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode().Type() != os.ModeSymlink {
+		t.Errorf("link replaced (%v, %v)", fi, err)
+	}
+	plain := filepath.Join(dir, "plain")
+	if err := Write(plain, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadFile(plain); err != nil || string(got) != "x" {
+		t.Errorf("ReadFile = %q, %v; want x", got, err)
+	}
+}
