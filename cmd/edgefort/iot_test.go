@@ -126,7 +126,7 @@ clients:
 		t.Errorf("results = %v", got)
 	}
 	mu.Lock()
-	if len(posts) != 1 || seen[0] != `{"app":"q3-report"}` || posts[0].Header.Get("Idempotency-Key") != "ev-1" || posts[0].Method != http.MethodPost {
+	if len(posts) != 1 || seen[0] != `{"idempotency_key":"ev-1","app":"q3-report"}` || posts[0].Header.Get("Idempotency-Key") != "ev-1" || posts[0].Method != http.MethodPost {
 		t.Errorf("target got %d requests (%q)", len(posts), seen)
 	}
 	mu.Unlock()
@@ -145,7 +145,7 @@ clients:
 	mu.Lock()
 	jobPosts := 0
 	for _, p := range posts {
-		if p.Header.Get("Idempotency-Key") == "job-job-1" {
+		if p.Header.Get("Idempotency-Key") == "job-job-1-1" {
 			jobPosts++
 		}
 	}
