@@ -86,6 +86,12 @@ clients:
 		t.Fatal(err)
 	}
 	defer log.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("agent log:\n%s", b)
+		}
+	})
 	p := startProc(t, "", log, "run", "--config", r.cfgPath)
 	waitSocketReady(t, r.socket, p)
 	waitUntil(t, "the link connects", func() bool { return broker.Connections() == 1 })
