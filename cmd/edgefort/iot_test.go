@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/iot"
 )
 
 // TestEventLink runs the agent with the event link to devcloud's
@@ -94,7 +96,14 @@ clients:
 	})
 	p := startProc(t, "", log, "run", "--config", r.cfgPath)
 	waitSocketReady(t, r.socket, p)
-	waitUntil(t, "the link connects", func() bool { return broker.Connections() == 1 })
+	// Connected in the agent's status means subscribed: an event
+	// published between the CONNECT and the SUBSCRIBE of a first session
+	// matches no subscription and is dropped, as AWS drops it.
+	admin := agent.NewAdminClient(r.socket)
+	waitUntil(t, "the link connects and subscribes", func() bool {
+		st, err := admin.Status(t.Context())
+		return err == nil && st.IoT != nil && st.IoT.State == iot.StateConnected && broker.Connections() == 1
+	})
 
 	topic := "edgefort/" + dev + "/events"
 	publish := func(ev string) {
