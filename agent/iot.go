@@ -35,7 +35,9 @@ type iotLink struct {
 
 // iotComponents builds the event link when iot.enabled: MQTT over
 // WebSocket/TLS to AWS IoT Core, each connection signed with fresh
-// credentials, cloud events handled exactly once through the dispatcher.
+// credentials, cloud events recorded and reported once through the
+// dispatcher (their side effects at least once: a webhook carries the event
+// id as its idempotency key).
 func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	c := a.cfg.IoT
 	if !c.Enabled {

@@ -94,7 +94,7 @@ func BenchmarkMosquittoLink(b *testing.B) {
 			waitUntil(b, 10*time.Second, "link to notice the broker gone", func() bool {
 				return l.Status().State != iot.StateConnected
 			})
-			up := m.start()
+			up := m.mustStart()
 			waitUntil(b, time.Minute, "link resubscribed", func() bool {
 				return l.Status().State == iot.StateConnected
 			})

@@ -13,13 +13,16 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -28,6 +31,9 @@ import (
 
 // testBroker is an embedded mochi broker with a TLS WebSocket listener on a
 // fixed loopback port, so that it can be stopped and started again there.
+// The listener is bound before the broker starts and handed to it (see
+// boundWS): mochi's own WebSocket listener binds on a goroutine after
+// Serve returns, so a link dialling right after start could be refused.
 type testBroker struct {
 	t      testing.TB
 	addr   string
@@ -44,34 +50,119 @@ func startTestBroker(t testing.TB) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	srvTLS, cliTLS := selfSignedTLS(t)
-	b := &testBroker{t: t, addr: addr, server: srvTLS, client: cliTLS}
-	b.start()
+	b := &testBroker{t: t, addr: ln.Addr().String(), server: srvTLS, client: cliTLS}
+	b.serve(ln)
 	t.Cleanup(b.stop)
 	return b
 }
 
+// start binds b.addr again and serves there. The port was ours until stop
+// closed it; should another process have taken it meanwhile, the test
+// fails saying so rather than dialling a stranger.
 func (b *testBroker) start() {
+	b.t.Helper()
+	var ln net.Listener
+	var err error
+	waitFor(b.t, "the broker's port "+b.addr+" to be free again", func() bool {
+		ln, err = net.Listen("tcp", b.addr)
+		return err == nil
+	})
+	b.serve(ln)
+}
+
+// serve runs a new broker on ln, which is already bound.
+func (b *testBroker) serve(ln net.Listener) {
 	b.t.Helper()
 	srv := mqtt.New(&mqtt.Options{
 		InlineClient: true,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err := srv.AddHook(new(allowAll), nil); err != nil {
+		ln.Close()
 		b.t.Fatal(err)
 	}
-	ws := listeners.NewWebsocket(listeners.Config{ID: "wss", Address: b.addr, TLSConfig: b.server})
-	if err := srv.AddListener(ws); err != nil {
+	if err := srv.AddListener(newBoundWS("wss", tls.NewListener(ln, b.server))); err != nil {
+		ln.Close()
 		b.t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
+		srv.Close()
 		b.t.Fatal(err)
 	}
 	b.mu.Lock()
 	b.srv = srv
 	b.mu.Unlock()
+}
+
+// boundWS is a mochi listener serving MQTT over WebSocket on a listener
+// that is already bound: connections made before mochi runs Serve wait in
+// the accept queue instead of being refused. It upgrades every request
+// (the link's tests do not check signatures; devcloud's broker does) and
+// hands mochi the connection through the link's own wsConn adapter.
+type boundWS struct {
+	id       string
+	ln       net.Listener
+	srv      *http.Server
+	upgrader websocket.Upgrader
+	started  atomic.Bool   // Serve was called
+	served   chan struct{} // closed when Serve returned
+
+	establish listeners.EstablishFn // set by Serve before the server runs
+}
+
+func newBoundWS(id string, ln net.Listener) *boundWS {
+	l := &boundWS{
+		id:       id,
+		ln:       ln,
+		served:   make(chan struct{}),
+		upgrader: websocket.Upgrader{Subprotocols: []string{"mqtt"}, CheckOrigin: func(*http.Request) bool { return true }},
+	}
+	l.srv = &http.Server{Handler: http.HandlerFunc(l.handle), ReadHeaderTimeout: 10 * time.Second}
+	return l
+}
+
+func (l *boundWS) ID() string                  { return l.id }
+func (l *boundWS) Address() string             { return l.ln.Addr().String() }
+func (l *boundWS) Protocol() string            { return "wss" }
+func (l *boundWS) Init(log *slog.Logger) error { return nil }
+
+func (l *boundWS) Serve(establish listeners.EstablishFn) {
+	l.started.Store(true)
+	defer close(l.served)
+	l.establish = establish
+	l.srv.Serve(l.ln) // returns when Close shuts the server down
+}
+
+func (l *boundWS) handle(w http.ResponseWriter, r *http.Request) {
+	ws, err := l.upgrader.Upgrade(w, r, nil) // answers the client itself on error
+	if err != nil {
+		return
+	}
+	c := &serverWSConn{&wsConn{ws: ws}}
+	defer c.Close()
+	l.establish(l.id, c)
+}
+
+// serverWSConn is the link's wsConn with its deadlines set on the network
+// connection itself: mochi refreshes the read deadline from its read loop
+// while another goroutine writes, and gorilla's own deadline fields are not
+// safe for that. (gorilla sets the write deadline it holds on every write,
+// so mochi's write deadlines have no effect here; the tests need none.)
+type serverWSConn struct{ *wsConn }
+
+func (c *serverWSConn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
+func (c *serverWSConn) SetReadDeadline(t time.Time) error  { return c.ws.NetConn().SetReadDeadline(t) }
+func (c *serverWSConn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
+
+// Close stops accepting, lets mochi disconnect the clients and waits for
+// Serve to return.
+func (l *boundWS) Close(closeClients listeners.CloseFn) {
+	l.srv.Close() // closes ln; upgraded connections are mochi's to close
+	closeClients(l.id)
+	if l.started.Load() { // a Serve that starts later returns at once
+		<-l.served
+	}
 }
 
 func (b *testBroker) stop() {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,7 +67,10 @@ type mosquitto struct {
 	restarts int
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a loopback port that was free a moment ago. mosquitto
+// is another process and binds it itself, so the port may be taken in
+// between: start sees that in mosquitto's log and startMosquitto then
+// tries other ports.
 func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,6 +80,9 @@ func freePort(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// errPortTaken is start's error when mosquitto could not bind a port.
+var errPortTaken = errors.New("mosquitto could not bind its port")
 
 // startMosquitto writes the certificates and the configuration into a
 // temporary directory and starts the broker. It is stopped (SIGTERM) when
@@ -98,10 +105,8 @@ func startMosquitto(t testing.TB) *mosquitto {
 	}
 	m := &mosquitto{
 		t: t, bin: bin, dir: dir,
-		conf:    filepath.Join(dir, "mosquitto.conf"),
-		wssAddr: freePort(t),
-		tcpAddr: freePort(t),
-		caPEM:   filepath.Join(dir, "ca.crt"),
+		conf:  filepath.Join(dir, "mosquitto.conf"),
+		caPEM: filepath.Join(dir, "ca.crt"),
 	}
 	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	writeFile(t, m.caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}))
@@ -111,9 +116,38 @@ func startMosquitto(t testing.TB) *mosquitto {
 	pool.AddCert(ca.Cert)
 	m.client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "mosquitto.log")); err == nil {
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				t.Logf("mosquitto log (tail):\n%s", strings.Join(lines, "\n"))
+			}
+		}
+	})
+	for attempt := 1; ; attempt++ {
+		m.wssAddr, m.tcpAddr = freePort(t), freePort(t)
+		writeFile(t, m.conf, []byte(m.config(certFile, keyFile)))
+		_, err := m.start()
+		if err == nil {
+			return m
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; trying other ports", err)
+	}
+}
+
+// config is the configuration file for the current ports.
+func (m *mosquitto) config(certFile, keyFile string) string {
+	dir := m.dir
 	_, wssPort, _ := net.SplitHostPort(m.wssAddr)
 	_, tcpPort, _ := net.SplitHostPort(m.tcpAddr)
-	conf := strings.Join([]string{
+	return strings.Join([]string{
 		// Run as root, mosquitto would switch to user mosquitto, which
 		// cannot read this directory; "root" keeps the user it runs as.
 		"user root",
@@ -147,21 +181,6 @@ func startMosquitto(t testing.TB) *mosquitto {
 		"protocol mqtt",
 		"",
 	}, "\n")
-	writeFile(t, m.conf, []byte(conf))
-	m.start()
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "mosquitto.log")); err == nil {
-				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-				if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
-				}
-				t.Logf("mosquitto log (tail):\n%s", strings.Join(lines, "\n"))
-			}
-		}
-	})
-	return m
 }
 
 func writeFile(t testing.TB, path string, b []byte) {
@@ -171,14 +190,19 @@ func writeFile(t testing.TB, path string, b []byte) {
 	}
 }
 
-// start starts the broker and returns when both listeners accept
-// connections; it returns that moment.
-func (m *mosquitto) start() time.Time {
+// start starts the broker and returns when it has bound both listeners
+// and accepts connections on them; it returns that moment. A dial alone
+// could reach another process that holds the port, so readiness is
+// mosquitto's own "running" line, which it logs once every listener is
+// bound; a port it could not bind ends it with errPortTaken.
+func (m *mosquitto) start() (time.Time, error) {
 	m.t.Helper()
+	logFile := filepath.Join(m.dir, "mosquitto.log")
+	before := m.logLines(logFile)
 	cmd := exec.Command(m.bin, "-c", m.conf)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard // it logs to its file
 	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
+		return time.Time{}, fmt.Errorf("start mosquitto: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -186,25 +210,46 @@ func (m *mosquitto) start() time.Time {
 	m.cmd, m.exited = cmd, exited
 	m.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
-	for _, addr := range []string{m.tcpAddr, m.wssAddr} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				m.t.Fatalf("mosquitto exited at start (%v); see %s", cmd.ProcessState, filepath.Join(m.dir, "mosquitto.log"))
-			default:
-			}
-			if time.Now().After(deadline) {
-				m.t.Fatalf("mosquitto does not accept on %s: %v", addr, err)
-			}
-			time.Sleep(time.Millisecond)
+	for {
+		since := m.logLines(logFile)[len(before):]
+		if slices.ContainsFunc(since, func(l string) bool { return strings.HasSuffix(l, " running") }) {
+			break
 		}
+		select {
+		case <-exited:
+			m.mu.Lock()
+			m.cmd = nil
+			m.mu.Unlock()
+			for _, l := range since {
+				if strings.Contains(l, "Address already in use") || strings.Contains(l, "Unable to create websockets listener") {
+					return time.Time{}, fmt.Errorf("%w (%s or %s): %s", errPortTaken, m.tcpAddr, m.wssAddr, l)
+				}
+			}
+			return time.Time{}, fmt.Errorf("mosquitto exited at start (%v); see %s", cmd.ProcessState, logFile)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("mosquitto not running within 10s; see %s", logFile)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return time.Now()
+	for _, addr := range []string{m.tcpAddr, m.wssAddr} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("mosquitto running but not accepting on %s: %w", addr, err)
+		}
+		c.Close()
+	}
+	return time.Now(), nil
+}
+
+// logLines returns the lines of mosquitto's log file so far.
+func (m *mosquitto) logLines(file string) []string {
+	b, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		m.t.Fatal(err)
+	}
+	return strings.Split(string(b), "\n")
 }
 
 // stop ends the broker with SIGTERM, on which it saves its database, and
@@ -233,7 +278,25 @@ func (m *mosquitto) restart() time.Time {
 	m.t.Helper()
 	m.stop()
 	m.restarts++
-	return m.start()
+	return m.mustStart()
+}
+
+// mustStart starts the broker again on its ports, which are its own from
+// the first start: should another process hold one for a moment, it tries
+// again for up to 10s.
+func (m *mosquitto) mustStart() time.Time {
+	m.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		up, err := m.start()
+		if err == nil {
+			return up
+		}
+		if !errors.Is(err, errPortTaken) || time.Now().After(deadline) {
+			m.t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // cloud is the cloud side: a paho client over plain TCP with a persistent

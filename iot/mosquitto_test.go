@@ -7,12 +7,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,12 +196,13 @@ func TestMosquittoSoak(t *testing.T) {
 
 // The SIGKILL test re-executes the test binary, which then runs only
 // TestMosquittoKillHelper: the agent side (Link + Dispatcher on a store)
-// appending "<generation> <id>" to a file, fsynced, for each event it
-// handles.
+// with the real webhook handler, which POSTs each event to a target the
+// test serves, at /<generation>. The target stands for a local engine that
+// applies each Idempotency-Key once.
 const (
 	killHelperEnv = "EDGEFORT_MOSQUITTO_HELPER" // the generation, "1" or "2"
 	killStoreEnv  = "EDGEFORT_MOSQUITTO_STORE"
-	killFileEnv   = "EDGEFORT_MOSQUITTO_FILE"
+	killTargetEnv = "EDGEFORT_MOSQUITTO_TARGET"
 	killAddrEnv   = "EDGEFORT_MOSQUITTO_WSS"
 	killCAEnv     = "EDGEFORT_MOSQUITTO_CA"
 	killThing     = "kill-1"
@@ -218,19 +221,10 @@ func TestMosquittoKillHelper(t *testing.T) {
 		fmt.Fprintf(os.Stderr, "helper %s: %v\n", gen, err)
 		os.Exit(2)
 	}
-	f, err := os.OpenFile(os.Getenv(killFileEnv), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	d, _ := newSoakDispatcher(t, os.Getenv(killStoreEnv), func(events.Event) error { return nil })
+	if err := d.Register(events.TypeWebhook, events.Webhook(nil, os.Getenv(killTargetEnv)+"/"+gen)); err != nil {
 		fail(err)
 	}
-	var fmu sync.Mutex
-	d, _ := newSoakDispatcher(t, os.Getenv(killStoreEnv), func(ev events.Event) error {
-		fmu.Lock()
-		defer fmu.Unlock()
-		if _, err := fmt.Fprintf(f, "%s %s\n", gen, ev.ID); err != nil {
-			return err
-		}
-		return f.Sync()
-	})
 	pemBytes, err := os.ReadFile(os.Getenv(killCAEnv))
 	if err != nil {
 		fail(err)
@@ -253,16 +247,84 @@ func TestMosquittoKillHelper(t *testing.T) {
 	fail(fmt.Errorf("not killed within %v", killWatchdog))
 }
 
+// engine is the webhook target of the kill test: it records every
+// delivery and applies each Idempotency-Key once.
+type engine struct {
+	mu         sync.Mutex         // guards the fields below
+	deliveries map[int][]delivery // by the event's body.n
+	applied    map[string]bool    // keys whose effect was applied
+	effects    map[int]int        // body.n -> effects applied
+	problems   []string
+}
+
+// delivery is one POST: the generation that sent it and its keys.
+type delivery struct {
+	gen, headerKey, bodyKey string
+}
+
+func startEngine(t *testing.T) (*engine, string) {
+	e := &engine{deliveries: map[int][]delivery{}, applied: map[string]bool{}, effects: map[int]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Key string `json:"idempotency_key"`
+			N   *int   `json:"n"`
+		}
+		err := json.NewDecoder(r.Body).Decode(&body)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if err != nil || body.N == nil {
+			e.problems = append(e.problems, fmt.Sprintf("POST %s: body without n (%v)", r.URL.Path, err))
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		key := r.Header.Get("Idempotency-Key")
+		e.deliveries[*body.N] = append(e.deliveries[*body.N], delivery{gen: strings.TrimPrefix(r.URL.Path, "/"), headerKey: key, bodyKey: body.Key})
+		if !e.applied[key] {
+			e.applied[key] = true
+			e.effects[*body.N]++
+		}
+		io.WriteString(w, `{"reloaded":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	return e, srv.URL
+}
+
+// handled returns, per event id, the generations that delivered it.
+func (e *engine) handled() map[string][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string][]string, len(e.deliveries))
+	for n, ds := range e.deliveries {
+		for _, d := range ds {
+			id := killID(n)
+			out[id] = append(out[id], d.gen)
+		}
+	}
+	return out
+}
+
+func killID(n int) string { return fmt.Sprintf("kill-%05d", n) }
+
+// webhookEvent is a webhook event whose body numbers it.
+func webhookEvent(t testing.TB, id string, n int) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"id": id, "type": events.TypeWebhook, "body": map[string]int{"n": n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // killChild is a running helper.
 type killChild struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-func startKillChild(t *testing.T, gen string, m *mosquitto, storeDir, file string) *killChild {
+func startKillChild(t *testing.T, gen string, m *mosquitto, storeDir, target string) *killChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMosquittoKillHelper$")
-	cmd.Env = append(os.Environ(), killHelperEnv+"="+gen, killStoreEnv+"="+storeDir, killFileEnv+"="+file,
+	cmd.Env = append(os.Environ(), killHelperEnv+"="+gen, killStoreEnv+"="+storeDir, killTargetEnv+"="+target,
 		killAddrEnv+"="+m.wssAddr, killCAEnv+"="+m.caPEM)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -307,38 +369,19 @@ func (c *killChild) kill() {
 	<-c.exited
 }
 
-// readHandled reads the helper's file: per id, the generations that
-// handled it, in order.
-func readHandled(t *testing.T, file string) map[string][]string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	got := make(map[string][]string)
-	for line := range strings.Lines(string(b)) {
-		gen, id, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok {
-			continue // a line cut short by the kill would show here; fsync comes after the whole line
-		}
-		got[id] = append(got[id], gen)
-	}
-	return got
-}
-
 func TestMosquittoAgentKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: skipped in -short")
 	}
 	m := startMosquitto(t)
 	storeDir := t.TempDir()
-	file := filepath.Join(t.TempDir(), "handled.log")
+	eng, target := startEngine(t)
 	topic := "edgefort/" + killThing + "/events"
 
-	gen1 := startKillChild(t, "1", m, storeDir, file) // subscribed: the session queues from now on
+	gen1 := startKillChild(t, "1", m, storeDir, target) // subscribed: the session queues from now on
 	payloads := make([][]byte, killEvents)
 	for i := range payloads {
-		payloads[i] = eventPayload(t, fmt.Sprintf("kill-%05d", i), soakType)
+		payloads[i] = webhookEvent(t, killID(i), i)
 	}
 	cl := newCloud(t, m, "cloud-kill")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -351,20 +394,20 @@ func TestMosquittoAgentKill9(t *testing.T) {
 
 	// Kill the agent a third of the way through the stream.
 	waitUntil(t, time.Minute, "a third of the events handled", func() bool {
-		return len(readHandled(t, file)) >= killEvents/3
+		return len(eng.handled()) >= killEvents/3
 	})
 	gen1.kill()
-	atKill := len(readHandled(t, file))
+	atKill := len(eng.handled())
 
-	gen2 := startKillChild(t, "2", m, storeDir, file)
+	gen2 := startKillChild(t, "2", m, storeDir, target)
 	waitUntil(t, 90*time.Second, "every event handled", func() bool {
-		return len(readHandled(t, file)) == killEvents
+		return len(eng.handled()) == killEvents
 	})
 	if err := <-pubDone; err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // late redeliveries must not run the handler again
-	got := readHandled(t, file)
+	got := eng.handled()
 
 	// Every published event was handled. Generation 2 is then killed too,
 	// so that the store can be opened to look at the records.
@@ -380,7 +423,7 @@ func TestMosquittoAgentKill9(t *testing.T) {
 	}
 
 	// An id handled twice is allowed only where exactly-once cannot reach:
-	// the handler had run in generation 1 (its line is in the file) but the
+	// the handler had run in generation 1 (the target has its POST) but the
 	// process died before the dispatcher recorded it done, so it was never
 	// acknowledged, and generation 2 ran it again. The dispatcher's record
 	// then shows two attempts; at most one per worker can be in that state.
@@ -409,6 +452,28 @@ func TestMosquittoAgentKill9(t *testing.T) {
 	}
 	if len(twice) > killWorkers {
 		t.Errorf("%d events handled twice; at most %d (one per worker) can be mid-handler at the kill", len(twice), killWorkers)
+	}
+
+	// What the README promises a target: every delivery of one event,
+	// duplicates included, carries its id as Idempotency-Key and as
+	// body.idempotency_key, so the target applied each effect once.
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
+	problems := eng.problems
+	for n, ds := range eng.deliveries {
+		for _, d := range ds {
+			if d.headerKey != killID(n) || d.bodyKey != killID(n) {
+				problems = append(problems, fmt.Sprintf("event %d delivered by generation %s with Idempotency-Key %q and body key %q, want %q", n, d.gen, d.headerKey, d.bodyKey, killID(n)))
+			}
+		}
+	}
+	for n := range killEvents {
+		if eng.effects[n] != 1 {
+			problems = append(problems, fmt.Sprintf("event %d applied %d times by the deduplicating target", n, eng.effects[n]))
+		}
+	}
+	if len(problems) > 0 {
+		t.Errorf("%d problems, e.g. %v", len(problems), problems[:min(len(problems), 10)])
 	}
 }
 

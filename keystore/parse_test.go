@@ -29,6 +29,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/edgefort/edgefort/internal/peertest"
 )
 
 const testPassphrase = "secret"
@@ -335,7 +337,7 @@ func TestParsePKCS12(t *testing.T) {
 				// OpenSSL 3 needs its legacy provider for RC2 and 3DES.
 				out, err := tryOpenSSL(t, args...)
 				if err != nil {
-					t.Skipf("SKIPPED: this openssl cannot write legacy PKCS#12: %v", err)
+					peertest.Skipf(t, "this openssl cannot write legacy PKCS#12: %v", err)
 				}
 				return out
 			}

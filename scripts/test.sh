@@ -47,7 +47,11 @@ log "go vet"
 go vet ./...
 
 log "go test -race"
-go test -race -timeout 20m ./...
+# -json through scripts/testsummary: the output of plain go test, then every
+# skipped test and its reason, which plain go test hides; with
+# EDGEFORT_REQUIRE_PEERS=1 a skipped peer test fails the run.
+go build -o "${TMPDIR:-/tmp}/edgefort-testsummary" ./scripts/testsummary
+go test -race -timeout 20m -json ./... | "${TMPDIR:-/tmp}/edgefort-testsummary"
 
 log "fuzz the parsers briefly"
 # Each target runs for a few seconds on top of its seed corpus; a crash

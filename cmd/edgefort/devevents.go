@@ -72,7 +72,9 @@ func startDevBroker(dir string, cp *devcloud.ControlPlane, thing string, log *sl
 // devEngine stands in for the local engine: it answers every POST with
 // {"reloaded": true} and appends the request to
 // <state>/dev-engine/requests.jsonl, where the demo (and a developer) can
-// see that a cloud event reached it.
+// see that a cloud event reached it. As a real target should, it applies
+// each Idempotency-Key once: a webhook sent again after an agent crash is
+// answered the same but logged with "duplicate": true.
 type devEngine struct {
 	srv  *http.Server
 	ln   net.Listener
@@ -88,21 +90,25 @@ func startDevEngine(dir string) (*devEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
+	var mu sync.Mutex            // guards the log file and applied
+	applied := map[string]bool{} // Idempotency-Keys seen
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		defer mu.Unlock()
+		dup := key != "" && applied[key]
+		applied[key] = true
 		line, _ := json.Marshal(map[string]any{
-			"time": time.Now().UTC(), "path": r.URL.Path, "event_id": r.Header.Get("Idempotency-Key"),
+			"time": time.Now().UTC(), "path": r.URL.Path, "event_id": key, "duplicate": dup,
 			"event_type": r.Header.Get("X-Edgefort-Event"), "body": json.RawMessage(orEmptyJSON(body)),
 		})
-		mu.Lock()
 		f, err := os.OpenFile(filepath.Join(logDir, devEngineLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err == nil {
 			f.Write(append(line, '\n'))
 			f.Close()
 		}
-		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"reloaded":true}`)
 	})

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/iot"
 )
 
 // TestEventLink runs the agent with the event link to devcloud's
@@ -86,9 +88,22 @@ clients:
 		t.Fatal(err)
 	}
 	defer log.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(log.Name())
+			t.Logf("agent log:\n%s", b)
+		}
+	})
 	p := startProc(t, "", log, "run", "--config", r.cfgPath)
 	waitSocketReady(t, r.socket, p)
-	waitUntil(t, "the link connects", func() bool { return broker.Connections() == 1 })
+	// Connected in the agent's status means subscribed: an event
+	// published between the CONNECT and the SUBSCRIBE of a first session
+	// matches no subscription and is dropped, as AWS drops it.
+	admin := agent.NewAdminClient(r.socket)
+	waitUntil(t, "the link connects and subscribes", func() bool {
+		st, err := admin.Status(t.Context())
+		return err == nil && st.IoT != nil && st.IoT.State == iot.StateConnected && broker.Connections() == 1
+	})
 
 	topic := "edgefort/" + dev + "/events"
 	publish := func(ev string) {
@@ -126,7 +141,7 @@ clients:
 		t.Errorf("results = %v", got)
 	}
 	mu.Lock()
-	if len(posts) != 1 || seen[0] != `{"app":"q3-report"}` || posts[0].Header.Get("Idempotency-Key") != "ev-1" || posts[0].Method != http.MethodPost {
+	if len(posts) != 1 || seen[0] != `{"idempotency_key":"ev-1","app":"q3-report"}` || posts[0].Header.Get("Idempotency-Key") != "ev-1" || posts[0].Method != http.MethodPost {
 		t.Errorf("target got %d requests (%q)", len(posts), seen)
 	}
 	mu.Unlock()
@@ -145,7 +160,7 @@ clients:
 	mu.Lock()
 	jobPosts := 0
 	for _, p := range posts {
-		if p.Header.Get("Idempotency-Key") == "job-job-1" {
+		if p.Header.Get("Idempotency-Key") == "job-job-1-1" {
 			jobPosts++
 		}
 	}

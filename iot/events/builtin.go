@@ -74,11 +74,23 @@ func KeystoreRepoint(set func(ref, store string) error) HandlerFunc {
 	}
 }
 
-// Webhook handles "webhook": it POSTs the event body (or {} when there is
-// none) to target with Content-Type application/json, the event id as
-// Idempotency-Key and the type as X-Edgefort-Event. This is how a cloud
-// event reaches a local target endpoint; the agent builds client from the
-// target's TLS settings (nil means http.DefaultClient).
+// WebhookKeyMember is the member of a webhook's JSON body that carries the
+// event id, as the Idempotency-Key header does.
+const WebhookKeyMember = "idempotency_key"
+
+// Webhook handles "webhook": it POSTs the event body to target with
+// Content-Type application/json, the event id as Idempotency-Key and the
+// type as X-Edgefort-Event. This is how a cloud event reaches a local
+// target endpoint; the agent builds client from the target's TLS settings
+// (nil means http.DefaultClient).
+//
+// The body must be a JSON object (or absent, which sends {}); the event id
+// is added to it as member WebhookKeyMember, before the event's own
+// members, which are sent byte for byte. A body that is not an object, or
+// that has a member of that name itself, is failed without a request. The handling of an event is recorded once, but a crash between
+// the POST and that record sends it again (see the package comment): the
+// key, the same on every delivery of one event, is how the target applies
+// the effect once.
 //
 // A 2xx answer is done, with the response body (at most MaxWebhookResponse
 // bytes; kept as is when it is JSON, as a JSON string otherwise) as the
@@ -96,9 +108,9 @@ func Webhook(client *http.Client, target string) HandlerFunc {
 		if uerr != nil {
 			return Failed(fmt.Sprintf("webhook target %q: %v", target, uerr)), nil
 		}
-		body := []byte(ev.Body)
-		if len(body) == 0 {
-			body = []byte("{}")
+		body, err := webhookBody(ev)
+		if err != nil {
+			return Failed("webhook: " + err.Error()), nil
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 		if err != nil {
@@ -136,4 +148,56 @@ func Webhook(client *http.Client, target string) HandlerFunc {
 			return res, nil
 		}
 	}
+}
+
+// webhookBody is ev's body with the event id added as WebhookKeyMember.
+func webhookBody(ev Event) ([]byte, error) {
+	key, err := json.Marshal(ev.ID)
+	if err != nil {
+		return nil, fmt.Errorf("event id: %w", err)
+	}
+	member := append([]byte(`{"`+WebhookKeyMember+`":`), key...)
+	trimmed := bytes.TrimSpace(ev.Body)
+	if len(trimmed) == 0 {
+		return append(member, '}'), nil
+	}
+	var members map[string]json.RawMessage
+	if trimmed[0] != '{' || json.Unmarshal(trimmed, &members) != nil {
+		return nil, fmt.Errorf("body must be a JSON object, to carry %s; it is %s", WebhookKeyMember, jsonKind(trimmed))
+	}
+	if have, ok := members[WebhookKeyMember]; ok {
+		return nil, fmt.Errorf("body.%s is reserved for the event id; the body has %s", WebhookKeyMember, truncate(have, 64))
+	}
+	inner := bytes.TrimSpace(trimmed[1 : len(trimmed)-1])
+	if len(inner) == 0 {
+		return append(member, '}'), nil
+	}
+	out := append(member, ',')
+	out = append(out, inner...)
+	return append(out, '}'), nil
+}
+
+// jsonKind names the kind of the JSON value b, for errors.
+func jsonKind(b []byte) string {
+	switch b[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "not a valid object"
+	}
+	return "a number"
+}
+
+// truncate cuts b to at most n bytes for an error message.
+func truncate(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return string(b[:n]) + "..."
 }

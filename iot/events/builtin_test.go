@@ -97,13 +97,62 @@ func TestWebhook(t *testing.T) {
 			if diff := cmp.Diff([]Result{tt.want}, rep.get("wh-1")); diff != "" {
 				t.Errorf("reports (-want +got):\n%s", diff)
 			}
-			req := targetRequest{Method: "POST", ContentType: "application/json", IdempotencyKey: "wh-1", Event: TypeWebhook, Body: `{"app":"x"}`}
+			req := targetRequest{Method: "POST", ContentType: "application/json", IdempotencyKey: "wh-1", Event: TypeWebhook, Body: `{"idempotency_key":"wh-1","app":"x"}`}
 			want := make([]targetRequest, tt.deliveries)
 			for i := range want {
 				want[i] = req
 			}
 			if diff := cmp.Diff(want, wt.got()); diff != "" {
 				t.Errorf("target requests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestWebhookCarriesKey: every POST carries the event id as Idempotency-Key
+// and as body member idempotency_key, the event's own members unchanged
+// (order, spacing, numbers); a body that cannot carry the key is failed
+// without a request.
+func TestWebhookCarriesKey(t *testing.T) {
+	tests := []struct {
+		name     string
+		id, body string
+		wantBody string // "" when no request is made
+		wantFail string // in the failed result's detail
+	}{
+		{"object", "ev-1", `{"app":"q3-report","action":"reload"}`, `{"idempotency_key":"ev-1","app":"q3-report","action":"reload"}`, ""},
+		{"object kept byte for byte", "ev-2", ` { "n": 1.50e3 , "z": {"a":[1,2]} } `, `{"idempotency_key":"ev-2","n": 1.50e3 , "z": {"a":[1,2]}}`, ""},
+		{"empty object", "ev-3", `{ }`, `{"idempotency_key":"ev-3"}`, ""},
+		{"no body", "ev-4", ``, `{"idempotency_key":"ev-4"}`, ""},
+		{"id escaped", `ev-"5"`, `{"a":1}`, `{"idempotency_key":"ev-\"5\"","a":1}`, ""},
+		{"array", "ev-6", `[1,2]`, "", "body must be a JSON object, to carry idempotency_key; it is an array"},
+		{"string", "ev-7", `"reload"`, "", "it is a string"},
+		{"member taken", "ev-8", `{"idempotency_key":"mine","a":1}`, "", `body.idempotency_key is reserved for the event id; the body has "mine"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wt, srv := newWebhookTarget(t, `{}`)
+			res, err := Webhook(srv.Client(), srv.URL)(t.Context(), Event{ID: tt.id, Type: TypeWebhook, Body: json.RawMessage(tt.body)})
+			if err != nil {
+				t.Fatalf("error %v; want a result", err)
+			}
+			got := wt.got()
+			if tt.wantFail != "" {
+				if res.Status != StatusFailed || !strings.Contains(res.Detail, tt.wantFail) {
+					t.Errorf("result %+v; want failed with %q", res, tt.wantFail)
+				}
+				if len(got) != 0 {
+					t.Errorf("target got %d requests; want none", len(got))
+				}
+				return
+			}
+			want := []targetRequest{{Method: "POST", ContentType: "application/json", IdempotencyKey: tt.id, Event: TypeWebhook, Body: tt.wantBody}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("target requests (-want +got):\n%s", diff)
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(got[0].Body), &m); err != nil || m["idempotency_key"] != tt.id {
+				t.Errorf("body %s: idempotency_key %v (%v); want %q", got[0].Body, m["idempotency_key"], err, tt.id)
 			}
 		})
 	}

@@ -27,7 +27,7 @@
 // and the report, are exactly once, while a handler's side effects are at
 // least once across a crash: a handler that must not repeat its effect
 // should make it idempotent with the event id (the webhook handler sends it
-// as Idempotency-Key). A redelivery that arrives while the same id is being
+// as the Idempotency-Key header and as body member idempotency_key). A redelivery that arrives while the same id is being
 // handled in this process waits for that run instead of starting another.
 //
 // A handler error other than a [Permanent] one means "try again later": the

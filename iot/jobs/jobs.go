@@ -26,7 +26,9 @@
 //  3. Otherwise the runner updates the execution to IN_PROGRESS with
 //     statusDetails {"step": "running", "attempt": "N"}, and once that is
 //     accepted it runs the handler with an [events.Event] whose ID is
-//     "job-<jobId>", Type the operation and Body the document.
+//     "job-<jobId>-<executionNumber>" (the idempotency key a webhook
+//     carries: the same for every run of one execution, new for an
+//     execution AWS retries), Type the operation and Body the document.
 //  4. A Result of status done becomes SUCCEEDED with statusDetails
 //     {"detail", "body"} (body only if it is at most [MaxBodyDetail]
 //     bytes); failed becomes FAILED and rejected REJECTED, both with
@@ -290,6 +292,9 @@ type execution struct {
 	Status        string            `json:"status"`
 	StatusDetails map[string]string `json:"statusDetails"`
 	VersionNumber int64             `json:"versionNumber"`
+	// ExecutionNumber tells apart the executions of one job on one thing:
+	// AWS's retry configuration starts a new one after a failure.
+	ExecutionNumber int64 `json:"executionNumber"`
 }
 
 type executionState struct {

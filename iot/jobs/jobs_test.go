@@ -231,7 +231,7 @@ func TestJobOutcomes(t *testing.T) {
 		t.Errorf("SUCCEEDED statusDetails = %v", x.StatusDetails)
 	}
 	mu.Lock()
-	if len(seen) != 1 || seen[0].ID != "job-ok-1" || seen[0].Type != "echo" || string(seen[0].Body) != `{"operation":"echo","x":1}` {
+	if len(seen) != 1 || seen[0].ID != "job-ok-1-1" || seen[0].Type != "echo" || string(seen[0].Body) != `{"operation":"echo","x":1}` {
 		t.Errorf("handler saw %+v", seen)
 	}
 	mu.Unlock()
@@ -290,8 +290,8 @@ func TestJobsRunOneAfterTheOther(t *testing.T) {
 	if maxRunning != 1 {
 		t.Errorf("%d jobs ran at once", maxRunning)
 	}
-	if len(order) != 3 || order[0] != "job-a" || order[1] != "job-b" || order[2] != "job-c" {
-		t.Errorf("ran %v, want job-a, job-b, job-c once each", order)
+	if len(order) != 3 || order[0] != "job-a-1" || order[1] != "job-b-1" || order[2] != "job-c-1" {
+		t.Errorf("ran %v, want job-a-1, job-b-1, job-c-1 once each", order)
 	}
 }
 
@@ -349,7 +349,7 @@ func TestRestartMidJobRunsAgain(t *testing.T) {
 	create(t, c, "j1", `{"operation":"block"}`)
 	create(t, c, "j2", `{"operation":"echo"}`)
 	d1 := startDevice(t, c, db, reg, nil)
-	awaitStart(t, bl, "job-j1")
+	awaitStart(t, bl, "job-j1-1")
 	d1.stop(t)
 	if x, _ := c.jobs.Execution(thing, "j1"); x.Status != devcloud.JobInProgress || x.StatusDetails["step"] != "running" {
 		t.Fatalf("after the stop j1 = %s %v, want IN_PROGRESS step running", x.Status, x.StatusDetails)
@@ -357,7 +357,7 @@ func TestRestartMidJobRunsAgain(t *testing.T) {
 
 	restart := time.Now()
 	startDevice(t, c, db, reg, nil)
-	awaitStart(t, bl, "job-j1")
+	awaitStart(t, bl, "job-j1-1")
 	t.Logf("restart → handler running again: %v", time.Since(restart))
 	if x, _ := c.jobs.Execution(thing, "j1"); x.StatusDetails["attempt"] != "2" {
 		t.Errorf("rerun statusDetails = %v, want attempt 2", x.StatusDetails)
@@ -368,7 +368,7 @@ func TestRestartMidJobRunsAgain(t *testing.T) {
 		t.Errorf("statusDetails = %v", x.StatusDetails)
 	}
 	waitStatus(t, c, "j2", devcloud.JobSucceeded)
-	if n := bl.runCount("job-j1"); n != 2 {
+	if n := bl.runCount("job-j1-1"); n != 2 {
 		t.Errorf("j1 ran %d times, want 2 (at least once across a restart)", n)
 	}
 }
@@ -385,7 +385,7 @@ func TestRestartMidJobFailsWhenNoAttemptLeft(t *testing.T) {
 	create(t, c, "j1", `{"operation":"block"}`)
 	create(t, c, "j2", `{"operation":"echo"}`)
 	d1 := startDevice(t, c, db, reg, one)
-	awaitStart(t, bl, "job-j1")
+	awaitStart(t, bl, "job-j1-1")
 	d1.stop(t)
 
 	startDevice(t, c, db, reg, one)
@@ -394,7 +394,7 @@ func TestRestartMidJobFailsWhenNoAttemptLeft(t *testing.T) {
 		t.Errorf("statusDetails = %v", x.StatusDetails)
 	}
 	waitStatus(t, c, "j2", devcloud.JobSucceeded)
-	if n := bl.runCount("job-j1"); n != 1 {
+	if n := bl.runCount("job-j1-1"); n != 1 {
 		t.Errorf("j1 ran %d times, want 1", n)
 	}
 }

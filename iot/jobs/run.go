@@ -16,7 +16,8 @@ import (
 // record is the execution in progress, as stored at recordKey.
 type record struct {
 	JobID     string          `json:"job_id"`
-	Version   int64           `json:"version"` // expectedVersion of the next update
+	Execution int64           `json:"execution,omitempty"` // executionNumber; 0 in records of earlier versions
+	Version   int64           `json:"version"`             // expectedVersion of the next update
 	Operation string          `json:"operation"`
 	Document  json.RawMessage `json:"document"`
 	// State is "running" until the handler's outcome is known, then
@@ -25,6 +26,16 @@ type record struct {
 	Attempts     int               `json:"attempts"` // handler runs started
 	FinalStatus  string            `json:"final_status,omitempty"`
 	FinalDetails map[string]string `json:"final_details,omitempty"`
+}
+
+// eventID is the id the handler gets: the same on every run of this
+// execution, so side effects can be deduplicated by it. A record written
+// before the execution number was kept runs on with the id it had.
+func (r *record) eventID() string {
+	if r.Execution == 0 {
+		return "job-" + r.JobID
+	}
+	return "job-" + r.JobID + "-" + strconv.FormatInt(r.Execution, 10)
 }
 
 const (
@@ -281,7 +292,7 @@ func (w *worker) onUpdateRejected(b reply) {
 // adopt records x as the execution in progress and starts it.
 func (w *worker) adopt(x *execution) {
 	op := operation(x.JobDocument)
-	w.cur = &record{JobID: x.JobID, Version: x.VersionNumber, Operation: op, Document: x.JobDocument, State: stateRunning}
+	w.cur = &record{JobID: x.JobID, Execution: x.ExecutionNumber, Version: x.VersionNumber, Operation: op, Document: x.JobDocument, State: stateRunning}
 	w.abandoned = false
 	if err := w.r.bucket.Put(recordKey, w.cur); err != nil {
 		w.r.log.Error("jobs: cannot record the execution; not running it", "job", x.JobID, "error", err)
@@ -333,7 +344,7 @@ func (w *worker) runHandler() {
 		return
 	}
 	w.phase = phaseRunning
-	ev := events.Event{ID: "job-" + w.cur.JobID, Type: w.cur.Operation, Body: w.cur.Document}
+	ev := events.Event{ID: w.cur.eventID(), Type: w.cur.Operation, Body: w.cur.Document}
 	hctx, cancel := context.WithTimeout(w.ctx, w.r.opts.HandlerTimeout)
 	w.handlerCancel = cancel
 	w.r.log.Info("jobs: running", "job", w.cur.JobID, "operation", w.cur.Operation, "attempt", w.cur.Attempts)

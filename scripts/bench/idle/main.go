@@ -70,12 +70,10 @@ func measureEdgefort(bin string, settle time.Duration) (sample, error) {
 		return sample{}, err
 	}
 	defer os.RemoveAll(dir)
-	port, err := freePort()
-	if err != nil {
-		return sample{}, err
-	}
+	// Port 0: the agent binds a free port itself (readiness comes from the
+	// admin socket), so no port is picked here and bound later.
 	cfg := filepath.Join(dir, "edgefort.yaml")
-	text := fmt.Sprintf("version: 1\nstate_dir: %s\nlog: {level: warn}\nmetrics: {listen: '127.0.0.1:%d'}\n", filepath.Join(dir, "state"), port)
+	text := fmt.Sprintf("version: 1\nstate_dir: %s\nlog: {level: warn}\nmetrics: {listen: '127.0.0.1:0'}\n", filepath.Join(dir, "state"))
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		return sample{}, err
 	}
@@ -143,6 +141,9 @@ func vmRSS(pid int) (int, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
 
+// freePort returns a port that was free a moment ago, for a peer program
+// that must be told its port; should another process take it first, the
+// peer fails to start and measure reports it not ready.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
