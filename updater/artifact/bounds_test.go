@@ -1,0 +1,155 @@
+package artifact
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/edgefort/edgefort/updater/artifact/artifacttest"
+)
+
+// TestDataMemberBounds: a signed Artifact whose data member carries more
+// than its tar (unsigned bytes: the manifest lists the files' checksums,
+// not the member's) is refused before any file is declared verified, and
+// the decompressor is stopped within a bound; the padding tar writers
+// leave, and xz in several blocks, still validate.
+func TestDataMemberBounds(t *testing.T) {
+	all := []Compression{None, Gzip, XZ, Zstd}
+	opts := Options{Keys: []crypto.PublicKey{testKeys().ec.Public()}}
+	tests := []struct {
+		name    string
+		comps   []Compression
+		tamper  func(t *testing.T, c Compression, member []byte) []byte
+		wantErr string // "" for valid
+	}{
+		{"unchanged", all, nil, ""},
+		{"GNU tar record padding", all, innerTar(func(b []byte) []byte { return append(b, make([]byte, 9216)...) }), ""},
+		{"zero padding at the limit", all, innerTar(func(b []byte) []byte { return append(b, make([]byte, maxTarPadding)...) }), ""},
+		{"zero padding over the limit", all, innerTar(func(b []byte) []byte { return append(b, make([]byte, maxTarPadding+1)...) }),
+			"more than 65536 decompressed bytes after the end of its tar"},
+		{"data after the tar", all, innerTar(func(b []byte) []byte { return append(b, "\x00\x00evil"...) }),
+			"non-zero data at byte 2 after the end of its tar"},
+		{"a tar header over the limit", all, innerTar(bigPAXHeader), "more than 65536 decompressed bytes for the tar header of the next entry"},
+		{"appended zstd frame of 8 GiB of zeros", []Compression{Zstd}, appendRaw(artifacttest.ZstdZeros(8 << 30)),
+			"more than 65536 decompressed bytes after the end of its tar"},
+		{"appended xz stream with a 1 GiB dictionary", []Compression{XZ}, func(t *testing.T, _ Compression, m []byte) []byte {
+			return append(m, mustXZ(t, make([]byte, 1<<20), 0, 1, 36)...)
+		}, "xz: unexpected data after stream"},
+		{"xz block 2 with a 1 GiB dictionary", []Compression{XZ}, func(t *testing.T, _ Compression, m []byte) []byte {
+			return mustXZ(t, decompress(t, XZ, m), 4096, 2, 36)
+		}, "xz: block 2: dictionary of 1073741824 bytes is above the 67108864 byte limit"},
+		{"xz in several blocks", []Compression{XZ}, func(t *testing.T, _ Compression, m []byte) []byte {
+			return mustXZ(t, decompress(t, XZ, m), 4096, 0, 0)
+		}, ""},
+		{"appended gzip member", []Compression{Gzip}, func(t *testing.T, _ Compression, m []byte) []byte {
+			return append(m, compress(t, Gzip, make([]byte, 1<<20))...)
+		}, "gzip: data after the end of the compressed stream"},
+		{"bytes after the gzip member", []Compression{Gzip}, appendRaw([]byte("junk")), "gzip: data after the end of the compressed stream"},
+		{"bytes after an uncompressed tar", []Compression{None}, appendRaw(make([]byte, 1<<20)),
+			"more than 65536 decompressed bytes after the end of its tar"},
+	}
+	for _, tt := range tests {
+		for _, c := range tt.comps {
+			t.Run(tt.name+"/"+c.String(), func(t *testing.T) {
+				ms := splitTar(t, writeArtifact(t, testSpec(c, testKeys().ec)))
+				if tt.tamper != nil {
+					i := find(t, ms, dataMemberName(0, c))
+					ms[i].data = tt.tamper(t, c, ms[i].data)
+				}
+				rec := newRecorder()
+				_, err := Read(bytes.NewReader(joinTar(t, ms)), opts, nil, rec)
+				if tt.wantErr == "" {
+					if err != nil {
+						t.Fatalf("Read = %v, want a valid Artifact", err)
+					}
+					if len(rec.verified) != 2 {
+						t.Errorf("verified %q, want both files", rec.verified)
+					}
+					return
+				}
+				if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Read = %v, want an invalid-artifact error containing %q", err, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), "data/0000") {
+					t.Errorf("error %q names neither the member nor a file of it", err)
+				}
+				if len(rec.verified) != 0 {
+					t.Errorf("files declared verified: %q", rec.verified)
+				}
+			})
+		}
+	}
+}
+
+// innerTar rewrites the uncompressed tar of a data member.
+func innerTar(f func([]byte) []byte) func(*testing.T, Compression, []byte) []byte {
+	return func(t *testing.T, c Compression, m []byte) []byte {
+		return compress(t, c, f(decompress(t, c, m)))
+	}
+}
+
+func appendRaw(tail []byte) func(*testing.T, Compression, []byte) []byte {
+	return func(_ *testing.T, _ Compression, m []byte) []byte { return append(m, tail...) }
+}
+
+// bigPAXHeader gives the first entry of a tar a 100 KiB PAX record.
+func bigPAXHeader(b []byte) []byte {
+	tr := tar.NewReader(bytes.NewReader(b))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for i := 0; ; i++ {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if i == 0 {
+			h.PAXRecords = map[string]string{"comment": strings.Repeat("x", 100<<10)}
+			h.Format = tar.FormatPAX
+		}
+		tw.WriteHeader(h)
+		io.Copy(tw, tr)
+	}
+	tw.Close()
+	return out.Bytes()
+}
+
+func decompress(t *testing.T, c Compression, b []byte) []byte {
+	t.Helper()
+	zr, err := c.newReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func compress(t *testing.T, c Compression, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw, err := c.newWriter(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func mustXZ(t *testing.T, data []byte, blockSize int64, dictBlock int, dictCode byte) []byte {
+	t.Helper()
+	b, err := artifacttest.XZ(data, blockSize, dictBlock, dictCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
