@@ -56,7 +56,7 @@ log "fuzz the artifact reader briefly"
 # 60 s by default, so in a run of seconds the first one took all of it
 # (6-19 executions in 8 s for FuzzReadArtifact and FuzzParseHeader; with
 # no minimizing, ~50,000). A crasher is then saved as found, unminimized.
-for target in FuzzReadArtifact FuzzParseHeader FuzzParseManifest; do
+for target in FuzzReadArtifact FuzzParseHeader FuzzParseManifest FuzzXZBlocks; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "${EDGEFORT_FUZZTIME:-8s}" -fuzzminimizetime 0 ./updater/artifact/
 done
 
