@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"errors"
 	"io"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -152,4 +153,31 @@ func mustXZ(t *testing.T, data []byte, blockSize int64, dictBlock int, dictCode 
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestDataMemberXZFromLiblzma: data members that the xz tool (liblzma)
+// writes, at mender-artifact's level 9 (64 MiB dictionary) and in several
+// blocks as multi-threaded xz does, still validate through the block check.
+func TestDataMemberXZFromLiblzma(t *testing.T) {
+	xzPath := requirePeer(t, "xz")
+	for _, args := range [][]string{{"-9"}, {"-9", "-T2", "--block-size=4096"}, {"-6", "--check=sha256", "--block-size=1000"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			ms := splitTar(t, writeArtifact(t, testSpec(XZ, testKeys().ec)))
+			i := find(t, ms, dataMemberName(0, XZ))
+			cmd := exec.Command(xzPath, append(args, "-c")...)
+			cmd.Stdin = bytes.NewReader(decompress(t, XZ, ms[i].data))
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("xz %v: %v", args, err)
+			}
+			ms[i].data = out
+			rec := newRecorder()
+			if _, err := Read(bytes.NewReader(joinTar(t, ms)), Options{Keys: []crypto.PublicKey{testKeys().ec.Public()}}, nil, rec); err != nil {
+				t.Fatalf("Read = %v", err)
+			}
+			if len(rec.verified) != 2 {
+				t.Errorf("verified %q, want both files", rec.verified)
+			}
+		})
+	}
 }
