@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto"
 	"errors"
+	"fmt"
 	"io"
 	"os/exec"
 	"strings"
@@ -35,6 +36,8 @@ func TestDataMemberBounds(t *testing.T) {
 		{"data after the tar", all, innerTar(func(b []byte) []byte { return append(b, "\x00\x00evil"...) }),
 			"non-zero data at byte 2 after the end of its tar"},
 		{"a tar header over the limit", all, innerTar(bigPAXHeader), "more than 65536 decompressed bytes for the tar header of the next entry"},
+		{"a sparse entry", all, innerTar(func([]byte) []byte { return sparseTar("a.txt", []byte("hello\n"), 1<<30) }),
+			`entry "a.txt": sparse files are not supported`},
 		{"appended zstd frame of 8 GiB of zeros", []Compression{Zstd}, appendRaw(artifacttest.ZstdZeros(8 << 30)),
 			"more than 65536 decompressed bytes after the end of its tar"},
 		{"appended xz stream with a 1 GiB dictionary", []Compression{XZ}, func(t *testing.T, _ Compression, m []byte) []byte {
@@ -180,4 +183,44 @@ func TestDataMemberXZFromLiblzma(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sparseTar is a tar holding one GNU sparse (PAX 0.1) entry: data at
+// offset 0, then a hole up to realSize. Go's tar writer writes none, so
+// the blocks are made by hand.
+func sparseTar(name string, data []byte, realSize int64) []byte {
+	block := func(name string, typ byte, size int) []byte {
+		b := make([]byte, 512)
+		copy(b, name)
+		copy(b[100:], "0000644\x00")
+		copy(b[108:], "0000000\x00")
+		copy(b[116:], "0000000\x00")
+		copy(b[124:], fmt.Sprintf("%011o\x00", size))
+		copy(b[136:], "00000000000\x00")
+		b[156] = typ
+		copy(b[257:], "ustar\x0000")
+		copy(b[148:], "        ")
+		sum := 0
+		for _, c := range b {
+			sum += int(c)
+		}
+		copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+		return b
+	}
+	pad := func(b []byte) []byte { return append(b, make([]byte, (512-len(b)%512)%512)...) }
+	var pax []byte
+	for _, kv := range [][2]string{{"GNU.sparse.numblocks", "1"}, {"GNU.sparse.map", fmt.Sprintf("0,%d", len(data))},
+		{"GNU.sparse.size", fmt.Sprint(realSize)}, {"GNU.sparse.name", name}} {
+		rec := " " + kv[0] + "=" + kv[1] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n++
+		}
+		pax = append(pax, fmt.Sprint(n)+rec...)
+	}
+	out := block("PaxHeaders/"+name, tar.TypeXHeader, len(pax))
+	out = append(out, pad(pax)...)
+	out = append(out, block(name, tar.TypeReg, len(data))...)
+	out = append(out, pad(bytes.Clone(data))...)
+	return append(out, make([]byte, 1024)...)
 }
