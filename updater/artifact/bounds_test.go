@@ -224,3 +224,41 @@ func sparseTar(name string, data []byte, realSize int64) []byte {
 	out = append(out, pad(bytes.Clone(data))...)
 	return append(out, make([]byte, 1024)...)
 }
+
+// TestHeaderMemberTrailingData: the header member, too, may hold only
+// bounded zero padding after its tar. The Artifacts are unsigned, so the
+// manifest is rewritten with the new header's checksum.
+func TestHeaderMemberTrailingData(t *testing.T) {
+	tests := []struct {
+		name    string
+		tail    []byte
+		wantErr string
+	}{
+		{"zero padding at the limit", make([]byte, maxTarPadding), ""},
+		{"zero padding over the limit", make([]byte, maxTarPadding+1), "more than 65536 decompressed bytes after the end of its tar"},
+		{"data after the tar", []byte("\x00evil"), "non-zero data at byte 1 after the end of its tar"},
+	}
+	for _, tt := range tests {
+		for _, c := range []Compression{None, Gzip, XZ, Zstd} {
+			t.Run(tt.name+"/"+c.String(), func(t *testing.T) {
+				ms := splitTar(t, writeArtifact(t, testSpec(c, nil)))
+				h := find(t, ms, headerBase+c.Suffix())
+				old := sha256sum(ms[h].data)
+				ms[h].data = compress(t, c, append(decompress(t, c, ms[h].data), tt.tail...))
+				m := find(t, ms, memberManifest)
+				now := sha256sum(ms[h].data)
+				ms[m].data = bytes.Replace(ms[m].data, []byte(fmt.Sprintf("%x", old)), []byte(fmt.Sprintf("%x", now)), 1)
+				_, err := Read(bytes.NewReader(joinTar(t, ms)), Options{}, nil, newRecorder())
+				if tt.wantErr == "" {
+					if err != nil {
+						t.Fatalf("Read = %v, want a valid Artifact", err)
+					}
+					return
+				}
+				if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), headerBase+c.Suffix()+": "+tt.wantErr) {
+					t.Fatalf("Read = %v, want an invalid-artifact error naming the header and %q", err, tt.wantErr)
+				}
+			})
+		}
+	}
+}

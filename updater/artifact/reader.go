@@ -217,8 +217,11 @@ func (r *Reader) readHeaderMember(th *tar.Header, m *Manifest, comp Compression,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", th.Name, err)
 	}
-	// Drain to the end so that the compressor's own check runs.
-	if _, err := io.Copy(io.Discard, io.LimitReader(zr, maxHeaderUnpack)); err != nil {
+	// As in a data member, only zero padding may follow the tar, and
+	// reading it to the end runs the decompressor's own check.
+	lim := &dataLimit{r: zr}
+	lim.allow(maxTarPadding, "after the end of its tar (only zero padding may follow)")
+	if err := readZeros(lim, make([]byte, 32<<10)); err != nil {
 		return nil, formatErr("%s: %v", th.Name, err)
 	}
 	return hf, nil
