@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -393,7 +394,7 @@ type dataLimit struct {
 
 // allow lets n more bytes through, for what.
 func (l *dataLimit) allow(n int64, what string) {
-	l.limit, l.extra, l.what = l.n+n, n, what
+	l.limit, l.extra, l.what = l.n+min(n, math.MaxInt64-l.n), n, what
 }
 
 func (l *dataLimit) Read(p []byte) (int, error) {
