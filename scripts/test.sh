@@ -26,6 +26,7 @@ need() {
 log "tools"
 command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl/)" >&2; exit 1; }
 need curl curl
+need xz xz-utils        # liblzma's own xz streams (artifact reader bounds test)
 need openssl openssl   # independent TLS peer (keystore tests, demo)
 need node nodejs       # npm "jose": independent JWE implementation (keystore tests)
 need npm npm
@@ -67,6 +68,7 @@ done <<'EOF'
 ./updater/artifact/ FuzzReadArtifact
 ./updater/artifact/ FuzzParseHeader
 ./updater/artifact/ FuzzParseManifest
+./updater/artifact/ FuzzXZBlocks
 ./agent/config/ FuzzParse
 ./updater/ FuzzParseDeployment
 EOF

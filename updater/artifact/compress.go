@@ -22,8 +22,8 @@ const (
 )
 
 // Decoder limits against hostile members. xz level 9, what mender-artifact
-// writes for "lzma", uses a 64 MiB dictionary; zstd windows above 8 MiB need
-// --long.
+// 3.9 writes for "lzma" (liblzma, one block), uses a 64 MiB dictionary;
+// zstd windows above 8 MiB need --long.
 const (
 	maxXZDict     = 64 << 20
 	maxZstdWindow = 64 << 20
@@ -94,7 +94,13 @@ func compressionForSuffix(s string) (Compression, bool) {
 	return 0, false
 }
 
-// newReader decompresses r. Close releases the decoder; it does not close r.
+// newReader decompresses r as exactly one compressed stream: a gzip
+// member, an xz stream or a run of zstd frames. Its io.EOF means the
+// stream ended where r ends; data after the end of a gzip member or xz
+// stream is an error, never a second stream, since nothing the manifest
+// signs covers it. (zstd frames follow each other by design; what they
+// decompress to is bounded by the caller, see dataLimit.) Close releases
+// the decoder; it does not close r.
 func (c Compression) newReader(r io.Reader) (io.ReadCloser, error) {
 	if c == None {
 		return io.NopCloser(r), nil
@@ -106,14 +112,13 @@ func (c Compression) newReader(r io.Reader) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
-		return zr, nil
+		zr.Multistream(false)
+		return &streamEnd{Reader: zr, rest: br, closer: zr, what: "gzip"}, nil
 	case XZ:
-		if err := checkXZDict(br); err != nil {
-			return nil, err
-		}
-		// DictCap is the floor of the dictionary size; the stream's own size
-		// (checked above for the first block) is used when larger.
-		zr, err := xz.ReaderConfig{DictCap: 4096}.NewReader(br)
+		// xzBlocks refuses any block whose dictionary is above maxXZDict
+		// before the decoder sees its header. DictCap is the floor of the
+		// dictionary size; each block's own size is used when larger.
+		zr, err := xz.ReaderConfig{DictCap: 4096, SingleStream: true}.NewReader(&xzBlocks{r: br})
 		if err != nil {
 			return nil, fmt.Errorf("xz: %w", err)
 		}
@@ -128,6 +133,30 @@ func (c Compression) newReader(r io.Reader) (io.ReadCloser, error) {
 	}
 	return nil, fmt.Errorf("unknown compression %d", int(c))
 }
+
+// streamEnd turns the decoder's io.EOF into an error when its input holds
+// more bytes after the stream.
+type streamEnd struct {
+	io.Reader
+	rest   io.ByteReader
+	closer io.Closer
+	what   string
+}
+
+func (s *streamEnd) Read(p []byte) (int, error) {
+	n, err := s.Reader.Read(p)
+	if err == io.EOF {
+		if _, rerr := s.rest.ReadByte(); rerr != io.EOF {
+			if rerr != nil {
+				return n, fmt.Errorf("%s: after the end of the stream: %w", s.what, rerr)
+			}
+			return n, fmt.Errorf("%s: data after the end of the compressed stream", s.what)
+		}
+	}
+	return n, err
+}
+
+func (s *streamEnd) Close() error { return s.closer.Close() }
 
 // newWriter compresses into w. Close flushes; it does not close w.
 func (c Compression) newWriter(w io.Writer) (io.WriteCloser, error) {
@@ -147,68 +176,3 @@ func (c Compression) newWriter(w io.Writer) (io.WriteCloser, error) {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
-
-// checkXZDict refuses an xz stream whose first block asks for a dictionary
-// above maxXZDict: the decoder would allocate it up front. It peeks at the
-// 12-byte stream header and the first block header without consuming them.
-// Later blocks are not inspected; single-threaded xz, liblzma as used by
-// mender-artifact and our writer all write one block.
-func checkXZDict(br *bufio.Reader) error {
-	head, err := br.Peek(13)
-	if err != nil {
-		return nil // too short to hold a block; the decoder reports it
-	}
-	size := int(head[12])
-	if size == 0 {
-		return nil // the index: an empty stream
-	}
-	size = (size + 1) * 4
-	block, err := br.Peek(12 + size)
-	if err != nil {
-		return nil
-	}
-	b := block[12:]
-	flags := b[1]
-	p := 2
-	varint := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && p < len(b); i++ {
-			c := b[p]
-			p++
-			v |= uint64(c&0x7f) << (7 * i)
-			if c&0x80 == 0 {
-				return v, true
-			}
-		}
-		return 0, false
-	}
-	if flags&0x40 != 0 {
-		if _, ok := varint(); !ok {
-			return nil
-		}
-	}
-	if flags&0x80 != 0 {
-		if _, ok := varint(); !ok {
-			return nil
-		}
-	}
-	for range int(flags&0x03) + 1 {
-		id, ok1 := varint()
-		n, ok2 := varint()
-		if !ok1 || !ok2 || n > uint64(len(b)-p) {
-			return nil
-		}
-		if id == 0x21 && n == 1 { // LZMA2: one byte encodes the dictionary size
-			d := b[p]
-			if d > 40 {
-				return nil
-			}
-			dict := uint64(2|d&1) << (d/2 + 11)
-			if d == 40 || dict > maxXZDict {
-				return fmt.Errorf("xz: dictionary of %d bytes is above the %d byte limit", dict, maxXZDict)
-			}
-		}
-		p += int(n)
-	}
-	return nil
-}

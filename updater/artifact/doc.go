@@ -61,6 +61,14 @@
 // an installer that only activates what was Verified never activates
 // tampered, truncated or incomplete data.
 //
+// The signature covers the files' checksums, not the compressed data
+// members, so a member's compressed bytes are unsigned. The reader reads
+// each member as one compressed stream (one gzip member, one xz stream
+// whose every block's dictionary is checked, zstd frames) and bounds what
+// it decompresses to by what its tar declares: the files' sizes, 64 KiB of
+// headers per entry, and 64 KiB of zero padding after the end; anything
+// else is refused as a malformed Artifact before any Verified call.
+//
 // State scripts (Header.Scripts) come from the header, which is verified
 // before Header returns; augmented headers and files (Payload.Augment,
 // File.Augmented) are not covered by the signature and are accepted only for

@@ -42,6 +42,16 @@ const (
 	maxPayloads      = 1000     // data/0000 ... data/0999
 )
 
+// Bounds on what a data member may decompress to besides its files' bytes.
+// mender-artifact (Go's archive/tar) writes one 512-byte header per file
+// and ends with 1024 zero bytes; GNU tar and bsdtar pad the end to a
+// 10240-byte record. Past these the decompressed bytes are unsigned: the
+// signature covers the files' checksums, not the compressed member.
+const (
+	maxTarHeaders = 64 << 10 // per entry: the previous entry's padding and this one's headers (PAX, long names)
+	maxTarPadding = 64 << 10 // after the end-of-archive blocks, zeros only
+)
+
 // copyBufferSize is the buffer used to move payload bytes. Large reads keep
 // system calls and per-call overhead well below the cost of SHA-256.
 const copyBufferSize = 1 << 20

@@ -6,6 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ulikunitz/xz"
+
+	"github.com/edgefort/edgefort/updater/artifact/artifacttest"
 )
 
 // fuzzSeeds are small valid Artifacts: the writer's, in every compression,
@@ -86,6 +90,38 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		if h, err := buildHeader(hf, false); err == nil && h.Name == "" {
 			t.Fatal("accepted a header without a name")
+		}
+	})
+}
+
+// FuzzXZBlocks feeds arbitrary bytes to the xz reader, which follows the
+// stream's structure to check every block's dictionary: it must never
+// panic, and a stream the decoder accepts must decode as it would without
+// the check (seeds: the writer's streams, one and several blocks).
+func FuzzXZBlocks(f *testing.F) {
+	for _, bs := range []int64{0, 300} {
+		b, err := artifacttest.XZ(bytes.Repeat([]byte("edgefort xz "), 100), bs, 0, 0)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		zr, err := XZ.newReader(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		got, err := io.ReadAll(io.LimitReader(zr, 1<<20))
+		if err != nil {
+			return
+		}
+		plain, err := xz.ReaderConfig{SingleStream: true}.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("accepted with the check, refused without: %v", err)
+		}
+		want, err := io.ReadAll(io.LimitReader(plain, 1<<20))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("with the check %d bytes; without %d bytes, %v", len(got), len(want), err)
 		}
 	})
 }

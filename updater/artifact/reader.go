@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -217,8 +218,11 @@ func (r *Reader) readHeaderMember(th *tar.Header, m *Manifest, comp Compression,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", th.Name, err)
 	}
-	// Drain to the end so that the compressor's own check runs.
-	if _, err := io.Copy(io.Discard, io.LimitReader(zr, maxHeaderUnpack)); err != nil {
+	// As in a data member, only zero padding may follow the tar, and
+	// reading it to the end runs the decompressor's own check.
+	lim := &dataLimit{r: zr}
+	lim.allow(maxTarPadding, "after the end of its tar (only zero padding may follow)")
+	if err := readZeros(lim, make([]byte, 32<<10)); err != nil {
 		return nil, formatErr("%s: %v", th.Name, err)
 	}
 	return hf, nil
@@ -335,16 +339,20 @@ func (r *Reader) readPayloads(inst Installer) error {
 }
 
 // readDataMember streams the files of one data member to inst and returns
-// those it stored.
+// those it stored. What the member decompresses to is bounded by what its
+// tar declares (see dataLimit): the signature covers the files' checksums,
+// not the compressed bytes, so anything else in the member is unsigned.
 func (r *Reader) readDataMember(th *tar.Header, comp Compression, p *Payload, inst Installer, seen map[string]bool) ([]*File, error) {
 	zr, err := comp.newReader(r.tr)
 	if err != nil {
 		return nil, formatErr("%s: %v", th.Name, err)
 	}
 	defer zr.Close()
-	dr := tar.NewReader(zr)
+	lim := &dataLimit{r: zr}
+	dr := tar.NewReader(lim)
 	var stored []*File
 	for {
+		lim.allow(maxTarHeaders, "for the tar header of the next entry")
 		fh, err := dr.Next()
 		if err == io.EOF {
 			break
@@ -352,6 +360,7 @@ func (r *Reader) readDataMember(th *tar.Header, comp Compression, p *Payload, in
 		if err != nil {
 			return stored, formatErr("%s: %v", th.Name, err)
 		}
+		lim.allow(fh.Size, fmt.Sprintf("for entry %q of %d bytes", fh.Name, fh.Size))
 		f, err := r.dataFile(p, fh, seen)
 		if err != nil {
 			return stored, fmt.Errorf("%s: %w", th.Name, err)
@@ -361,12 +370,69 @@ func (r *Reader) readDataMember(th *tar.Header, comp Compression, p *Payload, in
 		}
 		stored = append(stored, f)
 	}
-	// Read what follows the tar's end (record padding) so that the
-	// decompressor's integrity check runs; a corrupt stream is fatal.
-	if _, err := io.CopyBuffer(io.Discard, onlyReader{zr}, r.buf); err != nil {
+	// Only the zero padding a tar writer leaves may follow the tar's end,
+	// and the compressed stream must end with it (its integrity check
+	// runs on the way).
+	lim.allow(maxTarPadding, "after the end of its tar (only zero padding may follow)")
+	if err := readZeros(lim, r.buf); err != nil {
 		return stored, formatErr("%s: %v", th.Name, err)
 	}
 	return stored, nil
+}
+
+// dataLimit counts the bytes a data member decompresses to and fails a read
+// past the limit, which the reader raises step by step by what the inner
+// tar declares: a bounded allowance for each entry's headers, the entry's
+// size, and bounded padding after the end.
+type dataLimit struct {
+	r     io.Reader
+	n     int64
+	limit int64
+	extra int64  // the last allowance, for the error
+	what  string // what it was for
+}
+
+// allow lets n more bytes through, for what.
+func (l *dataLimit) allow(n int64, what string) {
+	l.limit, l.extra, l.what = l.n+min(n, math.MaxInt64-l.n), n, what
+}
+
+func (l *dataLimit) Read(p []byte) (int, error) {
+	if l.n >= l.limit {
+		// One byte past the allowance tells a stream that ends exactly
+		// there from one that goes on.
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		return 0, fmt.Errorf("more than %d decompressed bytes %s, the limit", l.extra, l.what)
+	}
+	if int64(len(p)) > l.limit-l.n {
+		p = p[:l.limit-l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// readZeros reads r to its end and refuses any byte that is not zero.
+func readZeros(r io.Reader, buf []byte) error {
+	var off int64
+	for {
+		n, err := r.Read(buf)
+		for i, c := range buf[:n] {
+			if c != 0 {
+				return fmt.Errorf("non-zero data at byte %d after the end of its tar", off+int64(i))
+			}
+		}
+		off += int64(n)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // dataFile checks one data tar entry against the manifests.
@@ -376,6 +442,14 @@ func (r *Reader) dataFile(p *Payload, fh *tar.Header, seen map[string]bool) (*Fi
 	}
 	if !ValidFileName(fh.Name) {
 		return nil, formatErr("entry %q: invalid payload file name", fh.Name)
+	}
+	for k := range fh.PAXRecords {
+		// A sparse file's holes read as zeros that no compressed byte
+		// stands for, so they would escape dataLimit; no Artifact tool
+		// writes one.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return nil, formatErr("entry %q: sparse files are not supported", fh.Name)
+		}
 	}
 	f := &File{Payload: p.Index, Type: p.EffectiveType(), Name: fh.Name, Path: dataFilePath(p.Index, fh.Name),
 		Size: fh.Size, ModTime: fh.ModTime}
