@@ -363,7 +363,7 @@ func (wf *writeFlags) spec(kind string) (*artifact.Spec, error) {
 		missing = append(missing, "exactly one --file")
 	}
 	if len(missing) > 0 {
-		return nil, usageError{fmt.Sprintf("%s: %s required (see '%s --help')", cmd, strings.Join(missing, ", "), cmd)}
+		return nil, usageError{fmt.Sprintf("%s: %s required (see 'edgefort %s --help')", cmd, strings.Join(missing, ", "), cmd)}
 	}
 	comp, err := artifact.ParseCompression(wf.compression)
 	if err != nil {
