@@ -243,6 +243,11 @@ func TestRunProcess(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d, stderr %q", code, errOut)
 	}
+	// This test binary is an unreleased build: version "dev", which must
+	// not read as the `edgefort dev` command.
+	if want := "edgefort version dev, pid "; !strings.HasPrefix(out, want) || strings.Contains(out, "edgefort dev") {
+		t.Errorf("status against `edgefort run` does not start %q or names `edgefort dev`:\n%s", want, out)
+	}
 	for _, name := range []string{"admin", "metrics"} {
 		if !regexp.MustCompile(`(?m)^` + name + ` +running `).MatchString(out) {
 			t.Errorf("status does not list %s running:\n%s", name, out)
@@ -266,7 +271,9 @@ func TestRunProcess(t *testing.T) {
 	if err := waitExit(second, 10*time.Second); exitCode(err) != 1 {
 		t.Errorf("second agent exit = %v, want status 1", err)
 	}
-	if !strings.Contains(secondErr.String(), "is in use by another edgefort process") {
+	// The hint names what moves run's state directory: run has no flag.
+	if want := "is in use by another edgefort process"; !strings.Contains(secondErr.String(), want) ||
+		!strings.Contains(secondErr.String(), "(state_dir in "+cfgPath+")") || strings.Contains(secondErr.String(), "--state-dir") {
 		t.Errorf("second agent's error is unclear: %q", secondErr.String())
 	}
 
