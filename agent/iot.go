@@ -56,15 +56,8 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iot.ssl: %w", err)
 	}
-	opts := events.Options{Store: a.db, Logger: log, Registerer: a.reg}
-	if a.cloud != nil {
-		opts.Reporter = outboxReporter{a.cloud.outbox}
-	}
-	d, err := events.New(opts)
+	d, err := a.iotEvents(log)
 	if err != nil {
-		return nil, err
-	}
-	if err := a.registerEvents(d); err != nil {
 		return nil, err
 	}
 	// Jobs and the Shadow publish through the link, which needs their
@@ -83,7 +76,6 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	}
 	subs := append([]string{c.EventsTopic}, jr.Subscriptions()...)
 	subs = append(subs, sh.Subscriptions()...)
-	jobsPrefix := "$aws/things/" + c.ThingName + "/jobs/"
 	link, err = iot.New(iot.Options{
 		Host:            c.Endpoint,
 		Region:          c.Region,
@@ -94,18 +86,7 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 		ReconnectSpread: c.ReconnectSpread,
 		ReconnectMax:    c.ReconnectMax,
 		Subscriptions:   subs,
-		Handler: func(ctx context.Context, m iot.Message) error {
-			switch {
-			case m.Topic == c.EventsTopic:
-				return d.Handle(ctx, m.Topic, m.Payload)
-			case sh.Owns(m.Topic):
-				return sh.Handle(ctx, m.Topic, m.Payload)
-			case strings.HasPrefix(m.Topic, jobsPrefix):
-				return jr.Handle(ctx, m.Topic, m.Payload)
-			}
-			log.Warn("message on an unexpected topic; dropped", "topic", m.Topic)
-			return nil
-		},
+		Handler:         iotRouter(c, d, jr, sh, log),
 		OnConnect: func(ctx context.Context) {
 			jr.OnConnect(ctx)
 			sh.OnConnect(ctx)
@@ -124,6 +105,42 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 		{Name: "iot-jobs", Runner: jr},
 		{Name: "iot-shadow", Runner: &shadowReporter{a: a, sh: sh}},
 	}, nil
+}
+
+// iotEvents is the dispatcher of cloud events, with the built-in types
+// registered; with the control plane link on it reports through the outbox.
+func (a *Agent) iotEvents(log *slog.Logger) (*events.Dispatcher, error) {
+	opts := events.Options{Store: a.db, Logger: log, Registerer: a.reg}
+	if a.cloud != nil {
+		opts.Reporter = outboxReporter{a.cloud.outbox}
+	}
+	d, err := events.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.registerEvents(d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// iotRouter hands each message to the part that owns its topic: the
+// events topic to the dispatcher, the thing's shadow and jobs topics to
+// the Shadow and the jobs runner.
+func iotRouter(c config.IoT, d *events.Dispatcher, jr *jobs.Runner, sh *shadow.Shadow, log *slog.Logger) func(context.Context, iot.Message) error {
+	jobsPrefix := "$aws/things/" + c.ThingName + "/jobs/"
+	return func(ctx context.Context, m iot.Message) error {
+		switch {
+		case m.Topic == c.EventsTopic:
+			return d.Handle(ctx, m.Topic, m.Payload)
+		case sh.Owns(m.Topic):
+			return sh.Handle(ctx, m.Topic, m.Payload)
+		case strings.HasPrefix(m.Topic, jobsPrefix):
+			return jr.Handle(ctx, m.Topic, m.Payload)
+		}
+		log.Warn("message on an unexpected topic; dropped", "topic", m.Topic)
+		return nil
+	}
 }
 
 type publishFunc func(ctx context.Context, topic string, payload []byte) error

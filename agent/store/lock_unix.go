@@ -29,7 +29,9 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		f.Close()
-		return nil, fmt.Errorf("store: open %s: %w (pid %s, lock %s): stop it or use another --state-dir",
+		// No flag named here: which one moves the state directory (if any)
+		// depends on the command, which adds it.
+		return nil, fmt.Errorf("store: open %s: %w (pid %s, lock %s): stop that process or use another state directory",
 			dir, ErrLocked, holderPID(path), path)
 	}
 	if err != nil {

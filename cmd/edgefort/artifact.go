@@ -346,6 +346,44 @@ func newArtifactWriteImageCmd(kind string) *command {
 // spec turns the flags into an artifact.Spec; mistakes are usage errors.
 func (wf *writeFlags) spec(kind string) (*artifact.Spec, error) {
 	cmd := "artifact write " + kind
+	if err := wf.checkRequired(kind, cmd); err != nil {
+		return nil, err
+	}
+	comp, err := artifact.ParseCompression(wf.compression)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("%s: --compression: %v", cmd, err)}
+	}
+	provides, err := keyValues("--provides", wf.provides)
+	if err != nil {
+		return nil, usageError{cmd + ": " + err.Error()}
+	}
+	depends, err := keyValues("--depends", wf.depends)
+	if err != nil {
+		return nil, usageError{cmd + ": " + err.Error()}
+	}
+	p, err := wf.payload(kind, provides, depends)
+	if err != nil {
+		return nil, err
+	}
+	spec := &artifact.Spec{
+		Name:        wf.name,
+		Group:       wf.group,
+		Depends:     artifact.Depends{DeviceTypes: wf.devices, ArtifactNames: wf.dependsNames, ArtifactGroups: wf.dependsGroups},
+		Payloads:    []artifact.PayloadSpec{p},
+		Compression: comp,
+		TempDir:     filepath.Dir(wf.output),
+	}
+	if err := wf.readScriptsAndKey(spec); err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return spec, nil
+}
+
+// checkRequired names every required flag missing, in one usage error.
+func (wf *writeFlags) checkRequired(kind, cmd string) error {
 	var missing []string
 	if wf.name == "" {
 		missing = append(missing, "--artifact-name")
@@ -363,21 +401,14 @@ func (wf *writeFlags) spec(kind string) (*artifact.Spec, error) {
 		missing = append(missing, "exactly one --file")
 	}
 	if len(missing) > 0 {
-		return nil, usageError{fmt.Sprintf("%s: %s required (see '%s --help')", cmd, strings.Join(missing, ", "), cmd)}
+		return usageError{fmt.Sprintf("%s: %s required (see 'edgefort %s --help')", cmd, strings.Join(missing, ", "), cmd)}
 	}
-	comp, err := artifact.ParseCompression(wf.compression)
-	if err != nil {
-		return nil, usageError{fmt.Sprintf("%s: --compression: %v", cmd, err)}
-	}
-	provides, err := keyValues("--provides", wf.provides)
-	if err != nil {
-		return nil, usageError{cmd + ": " + err.Error()}
-	}
-	depends, err := keyValues("--depends", wf.depends)
-	if err != nil {
-		return nil, usageError{cmd + ": " + err.Error()}
-	}
+	return nil
+}
 
+// payload is the one payload: its type's defaults, then the flags'
+// provides, depends, clears_provides, files and meta-data.
+func (wf *writeFlags) payload(kind string, provides, depends map[string][]string) (artifact.PayloadSpec, error) {
 	var p artifact.PayloadSpec
 	if kind == "module-image" {
 		p = artifact.ModuleImage(wf.typ, wf.name, wf.defaults)
@@ -396,43 +427,39 @@ func (wf *writeFlags) spec(kind string) (*artifact.Spec, error) {
 	for _, path := range wf.files {
 		src, err := artifact.FileSource(path)
 		if err != nil {
-			return nil, err
+			return p, err
 		}
 		p.Files = append(p.Files, src)
 	}
 	if wf.metaData != "" {
+		var err error
 		if p.MetaData, err = os.ReadFile(wf.metaData); err != nil {
-			return nil, err
+			return p, err
 		}
 	}
-	spec := &artifact.Spec{
-		Name:        wf.name,
-		Group:       wf.group,
-		Depends:     artifact.Depends{DeviceTypes: wf.devices, ArtifactNames: wf.dependsNames, ArtifactGroups: wf.dependsGroups},
-		Payloads:    []artifact.PayloadSpec{p},
-		Compression: comp,
-		TempDir:     filepath.Dir(wf.output),
-	}
+	return p, nil
+}
+
+// readScriptsAndKey reads the state scripts and the signing key into spec.
+func (wf *writeFlags) readScriptsAndKey(spec *artifact.Spec) error {
 	for _, path := range wf.scripts {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		spec.Scripts = append(spec.Scripts, artifact.Script{Name: filepath.Base(path), Data: data})
 	}
-	if wf.key != "" {
-		b, err := os.ReadFile(wf.key)
-		if err != nil {
-			return nil, err
-		}
-		if spec.Key, err = artifact.ParsePrivateKeyPEM(b); err != nil {
-			return nil, fmt.Errorf("key %s: %w", wf.key, err)
-		}
+	if wf.key == "" {
+		return nil
 	}
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd, err)
+	b, err := os.ReadFile(wf.key)
+	if err != nil {
+		return err
 	}
-	return spec, nil
+	if spec.Key, err = artifact.ParsePrivateKeyPEM(b); err != nil {
+		return fmt.Errorf("key %s: %w", wf.key, err)
+	}
+	return nil
 }
 
 // keyValues parses KEY:VALUE flags; a key given twice collects its values.

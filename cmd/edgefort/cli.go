@@ -29,6 +29,8 @@ type streams struct {
 }
 
 // usageError marks a mistake in how a command was called (exit status 2).
+// Its message names the command without the program name ("update
+// install: ..."): main prefixes every error line with "edgefort: ".
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -38,6 +40,28 @@ func (c *command) path() string {
 		return c.name
 	}
 	return c.parent.path() + " " + c.name
+}
+
+// where names the command in an error message: its path without the
+// program name, which main prints before every error ("edgefort: config:
+// missing command"); empty for the root.
+func (c *command) where() string {
+	if c.parent == nil {
+		return ""
+	}
+	if w := c.parent.where(); w != "" {
+		return w + " " + c.name
+	}
+	return c.name
+}
+
+// errorf makes a usage error about c: "COMMAND: message".
+func (c *command) errorf(format string, args ...any) usageError {
+	msg := fmt.Sprintf(format, args...)
+	if w := c.where(); w != "" {
+		msg = w + ": " + msg
+	}
+	return usageError{msg}
 }
 
 func (c *command) fs() *flag.FlagSet {
@@ -98,7 +122,7 @@ func (c *command) run(ctx context.Context, st streams, args []string) error {
 			c.usage(st.stdout)
 			return nil
 		}
-		return usageError{fmt.Sprintf("%s: %v (see '%s --help')", c.path(), err, c.path())}
+		return c.errorf("%v (see '%s --help')", err, c.path())
 	}
 	if len(c.subs) > 0 {
 		if len(rest) == 0 && c.exec != nil {
@@ -106,7 +130,7 @@ func (c *command) run(ctx context.Context, st streams, args []string) error {
 		}
 		if len(rest) == 0 {
 			c.usage(st.stderr)
-			return usageError{fmt.Sprintf("%s: missing command", c.path())}
+			return c.errorf("missing command")
 		}
 		if rest[0] == "help" {
 			c.usage(st.stdout)
@@ -117,7 +141,7 @@ func (c *command) run(ctx context.Context, st streams, args []string) error {
 				return s.run(ctx, st, rest[1:])
 			}
 		}
-		return usageError{fmt.Sprintf("%s: unknown command %q (see '%s --help')", c.path(), rest[0], c.path())}
+		return c.errorf("unknown command %q (see '%s --help')", rest[0], c.path())
 	}
 	return c.exec(ctx, st, rest)
 }
@@ -156,7 +180,7 @@ func (c *command) add(subs ...*command) *command {
 // wantArgs checks the number of positional arguments.
 func (c *command) wantArgs(args []string, n int) error {
 	if len(args) != n {
-		return usageError{fmt.Sprintf("%s: want %d argument(s) %s, got %d (see '%s --help')", c.path(), n, c.args, len(args), c.path())}
+		return c.errorf("want %d argument(s) %s, got %d (see '%s --help')", n, c.args, len(args), c.path())
 	}
 	return nil
 }

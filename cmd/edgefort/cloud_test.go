@@ -129,6 +129,40 @@ func TestEnroll(t *testing.T) {
 	}
 }
 
+// TestEnrollStateDir: enroll takes --state-dir like the keystore
+// commands: it overrides the configuration's state directory, and with it
+// no configuration file is needed.
+func TestEnrollStateDir(t *testing.T) {
+	r := newCloudRig(t)
+	for _, tc := range []struct {
+		name   string
+		config string // --config
+	}{
+		{"overrides the file's", r.cfgPath},
+		{"without a file", filepath.Join(t.TempDir(), "none.yaml")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			code, out, errOut := edgefort(t, "enroll", "--config", tc.config, "--state-dir", dir, "--url", r.cp.URL(), "--token", r.cp.NewEnrollmentToken(), "--ca-file", r.caFile)
+			if code != 0 || !strings.HasPrefix(out, "enrolled as dev-") {
+				t.Fatalf("enroll: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			device := strings.Fields(out)[2]
+			code, out, errOut = edgefort(t, "ref", "list", "--config", tc.config, "--state-dir", dir)
+			if code != 0 || !strings.Contains(out, "device-"+device) {
+				t.Errorf("references in --state-dir: exit %d, stdout %q, stderr %q; want device-%s", code, out, errOut, device)
+			}
+		})
+	}
+	if ents, err := os.ReadDir(r.state); err != nil || len(ents) != 0 {
+		t.Errorf("the configuration's state directory: %v, %v; want it untouched", ents, err)
+	}
+	code, _, errOut := edgefort(t, "enroll", "--config", filepath.Join(t.TempDir(), "none.yaml"), "--url", r.cp.URL(), "--token", "x")
+	if code != 1 || !strings.Contains(errOut, "pass --state-dir, or --config naming it") {
+		t.Errorf("neither file nor --state-dir: exit %d, stderr %q", code, errOut)
+	}
+}
+
 // TestEnrollRefusesHTTP: `enroll --url http://…` is refused before any
 // byte is sent (a plain TCP listener on that address accepts no
 // connection) and before the state directory is touched.

@@ -104,7 +104,7 @@ func TestDevDeployUsage(t *testing.T) {
 	}{
 		{[]string{"dev", "deploy"}, "want 1 argument(s) FILE, got 0"},
 		{[]string{"dev", "deploy", "--artifact", "a.mender", "file"}, "--artifact takes no FILE"},
-		{[]string{"dev", "bogus"}, `edgefort dev: unknown command "bogus"`},
+		{[]string{"dev", "bogus"}, `edgefort: dev: unknown command "bogus"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	neturl "net/url"
 	"os"
 	"strings"
@@ -26,12 +27,15 @@ which the links use. The device ID and the endpoints the cloud names (update
 server, AWS IoT) are kept in the state directory, not in the configuration
 file.
 
-Run it with the agent stopped. Enrolling an enrolled node is refused unless
---force is given (with a new token). The token may come from --token,
---token-file, or $EDGEFORT_ENROLL_TOKEN (keeps it out of the shell history).`,
+The state directory is --state-dir, else the configuration file's (--config,
+$EDGEFORT_CONFIG, ` + config.DefaultPath + `). Run it with the agent
+stopped. Enrolling an enrolled node is refused unless --force is given (with a
+new token). The token may come from --token, --token-file, or
+$EDGEFORT_ENROLL_TOKEN (keeps it out of the shell history).`,
 	}
 	fs := c.fs()
 	cfgPath := fs.String("config", configPath(), "configuration `FILE` naming the state directory")
+	stateDir := fs.String("state-dir", "", "state `DIR` to enroll (overrides the configuration)")
 	url := fs.String("url", "", "control plane base `URL` (https)")
 	token := fs.String("token", "", "one-time enrollment `TOKEN`")
 	tokenFile := fs.String("token-file", "", "read the token from `FILE`")
@@ -42,21 +46,9 @@ Run it with the agent stopped. Enrolling an enrolled node is refused unless
 		if err := c.wantArgs(args, 0); err != nil {
 			return err
 		}
-		tok := *token
-		switch {
-		case tok != "" && *tokenFile != "":
-			return usageError{"enroll: give --token or --token-file, not both"}
-		case *tokenFile != "":
-			b, err := os.ReadFile(*tokenFile)
-			if err != nil {
-				return err
-			}
-			tok = strings.TrimSpace(string(b))
-		case tok == "":
-			tok = os.Getenv("EDGEFORT_ENROLL_TOKEN")
-		}
-		if tok == "" {
-			return usageError{"enroll: no token (--token, --token-file or $EDGEFORT_ENROLL_TOKEN)"}
+		tok, err := enrollToken(*token, *tokenFile)
+		if err != nil {
+			return err
 		}
 		if *url == "" {
 			return usageError{"enroll: --url is required"}
@@ -66,10 +58,7 @@ Run it with the agent stopped. Enrolling an enrolled node is refused unless
 		if u, err := neturl.Parse(*url); err != nil || u.Scheme != "https" || u.Host == "" {
 			return usageError{fmt.Sprintf("enroll: --url %q: want https://host; https is required, as the one-time token and the CSR must not travel in cleartext", *url)}
 		}
-		cfg, err := config.Load(*cfgPath)
-		if errors.Is(err, config.ErrNoConfig) {
-			return fmt.Errorf("%w: enroll needs the configuration naming the state directory (--config)", err)
-		}
+		cfg, err := enrollConfig(*cfgPath, *stateDir)
 		if err != nil {
 			return err
 		}
@@ -87,16 +76,59 @@ Run it with the agent stopped. Enrolling an enrolled node is refused unless
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(st.stdout, "enrolled as %s (%s key)\n", e.DeviceID, e.KeyType)
-		fmt.Fprintf(st.stdout, "  control plane  %s\n", e.Endpoints.ControlPlaneURL)
-		if e.Endpoints.UpdateServerURL != "" {
-			fmt.Fprintf(st.stdout, "  update server  %s\n", e.Endpoints.UpdateServerURL)
-		}
-		if iot := e.Endpoints.IoT; iot != nil {
-			fmt.Fprintf(st.stdout, "  AWS IoT        %s (%s), thing %s\n", iot.Endpoint, iot.Region, iot.ThingName)
-		}
-		fmt.Fprintf(st.stdout, "  ref://%s -> %s, ref://%s -> %s\n", agent.RefDeviceTLS, e.Keystore, agent.RefCloudTrust, e.Truststore)
+		printEnrollment(st.stdout, e)
 		return nil
 	}
 	return c
+}
+
+// enrollToken is the token from --token, --token-file or the environment.
+func enrollToken(token, tokenFile string) (string, error) {
+	switch {
+	case token != "" && tokenFile != "":
+		return "", usageError{"enroll: give --token or --token-file, not both"}
+	case tokenFile != "":
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return "", err
+		}
+		token = strings.TrimSpace(string(b))
+	case token == "":
+		token = os.Getenv("EDGEFORT_ENROLL_TOKEN")
+	}
+	if token == "" {
+		return "", usageError{"enroll: no token (--token, --token-file or $EDGEFORT_ENROLL_TOKEN)"}
+	}
+	return token, nil
+}
+
+// enrollConfig is the configuration enroll works with: the file's, its
+// state directory replaced by --state-dir if given. With --state-dir no
+// file is needed, as for the keystore commands.
+func enrollConfig(cfgPath, stateDir string) (*config.Config, error) {
+	cfg, err := config.Load(cfgPath)
+	switch {
+	case errors.Is(err, config.ErrNoConfig) && stateDir != "":
+		return &config.Config{StateDir: stateDir, Log: config.Log{Format: config.DefaultLogFormat}}, nil
+	case errors.Is(err, config.ErrNoConfig):
+		return nil, fmt.Errorf("%w: enroll needs the state directory: pass --state-dir, or --config naming it", err)
+	case err != nil:
+		return nil, err
+	}
+	if stateDir != "" {
+		cfg.StateDir = stateDir
+	}
+	return cfg, nil
+}
+
+func printEnrollment(w io.Writer, e *agent.Enrollment) {
+	fmt.Fprintf(w, "enrolled as %s (%s key)\n", e.DeviceID, e.KeyType)
+	fmt.Fprintf(w, "  control plane  %s\n", e.Endpoints.ControlPlaneURL)
+	if e.Endpoints.UpdateServerURL != "" {
+		fmt.Fprintf(w, "  update server  %s\n", e.Endpoints.UpdateServerURL)
+	}
+	if iot := e.Endpoints.IoT; iot != nil {
+		fmt.Fprintf(w, "  AWS IoT        %s (%s), thing %s\n", iot.Endpoint, iot.Region, iot.ThingName)
+	}
+	fmt.Fprintf(w, "  ref://%s -> %s, ref://%s -> %s\n", agent.RefDeviceTLS, e.Keystore, agent.RefCloudTrust, e.Truststore)
 }

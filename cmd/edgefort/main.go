@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/edgefort/edgefort/agent/config"
 )
@@ -20,20 +21,21 @@ func main() {
 // 2 a usage mistake.
 func run(ctx context.Context, args []string, st streams) int {
 	err := newRoot().run(ctx, st, args)
-	switch {
-	case err == nil:
+	if err == nil {
 		return 0
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(st.stderr, err)
-		return 2
-	default:
-		printError(st.stderr, err)
-		return 1
 	}
+	printError(st.stderr, err)
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
 }
 
 // printError prints configuration problems one per line, as editors and
-// CI annotate them, and anything else prefixed with the program name.
+// CI annotate them (FILE:LINE: FIELD: message), and every line of anything
+// else prefixed once with the program name, so that a failure reads
+// "edgefort: ..." whichever command, layer or joined error it came from.
+// Messages therefore never start with the program name themselves.
 func printError(w io.Writer, err error) {
 	if errors.Is(err, errSilentDeny) {
 		return // the command printed the verdict already
@@ -45,7 +47,9 @@ func printError(w io.Writer, err error) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "edgefort: %v\n", err)
+	for line := range strings.SplitSeq(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(w, "edgefort: %s\n", line)
+	}
 }
 
 func newRoot() *command {

@@ -75,7 +75,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"keystore", "import", "a", "b", "c"}, "want 2 argument(s) STORE ALIAS, got 3"},
 		{[]string{"keystore", "import", "a", "--", "--key", "x"}, "want 2 argument(s) STORE ALIAS, got 3"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
-		{[]string{"config"}, "edgefort config: missing command"},
+		{[]string{"config"}, "edgefort: config: missing command"},
 		{[]string{"config", "validate"}, "want 1 argument(s) FILE, got 0"},
 		{[]string{"run", "--nope"}, "flag provided but not defined: -nope"},
 		{[]string{"version", "extra"}, "want 0 argument(s)"},
@@ -88,6 +88,60 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(errOut, tt.want) {
 				t.Errorf("stderr %q does not contain %q", errOut, tt.want)
+			}
+		})
+	}
+}
+
+// TestErrorPrefix: whatever fails, usage mistake or runtime error, its
+// line reads "edgefort: ..." with the program name exactly once.
+func TestErrorPrefix(t *testing.T) {
+	noSocket := filepath.Join(t.TempDir(), "admin.sock")
+	tests := []struct {
+		name string
+		args []string
+		want string // the error line
+	}{
+		{"no command", nil, "edgefort: missing command"},
+		{"group without command", []string{"config"}, "edgefort: config: missing command"},
+		{"unknown command", []string{"bogus"}, `edgefort: unknown command "bogus" (see 'edgefort --help')`},
+		{"unknown flag", []string{"run", "--nope"}, "edgefort: run: flag provided but not defined: -nope (see 'edgefort run --help')"},
+		{"argument count", []string{"update", "install"}, "edgefort: update install: want 1 argument(s) FILE|URL, got 0 (see 'edgefort update install --help')"},
+		{"command's own usage check", []string{"enroll", "--url", "https://x"}, "edgefort: enroll: no token (--token, --token-file or $EDGEFORT_ENROLL_TOKEN)"},
+		{"missing flags", []string{"artifact", "write", "module-image"}, "edgefort: artifact write module-image: --artifact-name, --device-type, --output-path, --type required (see 'edgefort artifact write module-image --help')"},
+		{"runtime error", []string{"status", "--socket", noSocket}, "edgefort: no edgefort agent is running (nothing answers on " + noSocket + "; is the agent started with the same config?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, errOut := edgefort(t, tt.args...)
+			lines := strings.Split(strings.TrimRight(errOut, "\n"), "\n")
+			if got := lines[len(lines)-1]; got != tt.want {
+				t.Errorf("error line %q, want %q", got, tt.want)
+			}
+			if strings.Count(errOut, "edgefort: ") != 1 {
+				t.Errorf("stderr has not exactly one \"edgefort: \":\n%s", errOut)
+			}
+		})
+	}
+}
+
+// TestPrintErrorEveryLine: each line of a joined error gets the prefix;
+// configuration problems keep their FILE:LINE form for editors.
+func TestPrintErrorEveryLine(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"joined", errors.Join(errors.New("close a: broken"), errors.New("close b: broken")), "edgefort: close a: broken\nedgefort: close b: broken\n"},
+		{"config", &config.Error{Problems: []config.Problem{{File: "e.yaml", Line: 3, Field: "state_dir", Message: "required"}}}, "e.yaml:3: state_dir: required\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			printError(&b, tt.err)
+			if diff := cmp.Diff(tt.want, b.String()); diff != "" {
+				t.Errorf("printError (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -189,6 +243,11 @@ func TestRunProcess(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: exit %d, stderr %q", code, errOut)
 	}
+	// This test binary is an unreleased build: version "dev", which must
+	// not read as the `edgefort dev` command.
+	if want := "edgefort version dev, pid "; !strings.HasPrefix(out, want) || strings.Contains(out, "edgefort dev") {
+		t.Errorf("status against `edgefort run` does not start %q or names `edgefort dev`:\n%s", want, out)
+	}
 	for _, name := range []string{"admin", "metrics"} {
 		if !regexp.MustCompile(`(?m)^` + name + ` +running `).MatchString(out) {
 			t.Errorf("status does not list %s running:\n%s", name, out)
@@ -212,7 +271,9 @@ func TestRunProcess(t *testing.T) {
 	if err := waitExit(second, 10*time.Second); exitCode(err) != 1 {
 		t.Errorf("second agent exit = %v, want status 1", err)
 	}
-	if !strings.Contains(secondErr.String(), "is in use by another edgefort process") {
+	// The hint names what moves run's state directory: run has no flag.
+	if want := "is in use by another edgefort process"; !strings.Contains(secondErr.String(), want) ||
+		!strings.Contains(secondErr.String(), "(state_dir in "+cfgPath+")") || strings.Contains(secondErr.String(), "--state-dir") {
 		t.Errorf("second agent's error is unclear: %q", secondErr.String())
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/agent/store"
 )
 
 func newRunCmd() *command {
@@ -37,8 +38,12 @@ The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
 			return err
 		}
 		err = runAgent(ctx, cfg, log, level, nil)
-		if errors.Is(err, agent.ErrRestart) {
+		switch {
+		case errors.Is(err, agent.ErrRestart):
 			return reexec(log)
+		case errors.Is(err, store.ErrLocked):
+			// run has no --state-dir: the directory is the file's.
+			return fmt.Errorf("%w (state_dir in %s)", err, cfg.File())
 		}
 		return err
 	}

@@ -83,7 +83,9 @@ func printStatus(w io.Writer, s *agent.Status, now time.Time) {
 	if !s.Ready {
 		ready = "NOT READY"
 	}
-	fmt.Fprintf(w, "edgefort %s (pid %d), up %s, %s\n", s.Version, s.PID, ago(now, s.Started), ready)
+	// "version" spelled out: an unreleased build is version "dev", and
+	// "edgefort dev" would name the command, not the build.
+	fmt.Fprintf(w, "edgefort version %s, pid %d, up %s, %s\n", s.Version, s.PID, ago(now, s.Started), ready)
 	fmt.Fprintf(w, "state dir %s\n", s.StateDir)
 	if s.MetricsURL != "" {
 		fmt.Fprintf(w, "metrics   %s\n", s.MetricsURL)

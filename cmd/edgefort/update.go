@@ -223,6 +223,7 @@ Exits 0 on success (installed or committed), 1 otherwise with the reason.`,
 			prog = newProgress(st.stderr, args[0], size)
 			src = prog.reader(src)
 		}
+		defer prog.end()
 		admin, err := t.admin()
 		if err != nil {
 			return err
@@ -244,7 +245,9 @@ Exits 0 on success (installed or committed), 1 otherwise with the reason.`,
 				return err
 			}
 		}
-		prog.done()
+		if res.Outcome != deploy.OutcomeFailure {
+			prog.done()
+		}
 		return printResult(st, res)
 	}
 	return c
