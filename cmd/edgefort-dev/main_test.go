@@ -101,6 +101,7 @@ func TestDevDeployProcess(t *testing.T) {
 	stateDir := t.TempDir()
 	dev := startDev(t, "--state-dir", stateDir)
 	dev.waitBanner(t)
+	checkWalkthrough(t, dev.stdout.String())
 	cfgPath := filepath.Join(stateDir, devstack.ConfigFile)
 	info := filepath.Join(stateDir, devstack.InfoFile)
 	if fi, err := os.Stat(info); err != nil || fi.Mode().Perm() != 0o600 {
@@ -175,6 +176,24 @@ func TestDevDeployProcess(t *testing.T) {
 	code, _, errOut := edgefortDev(t, "deploy", "--config", cfgPath, file)
 	if code != 1 || !strings.Contains(errOut, "edgefort-dev is not running") {
 		t.Errorf("deploy with the stack stopped: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// checkWalkthrough: the banner's certificate walkthrough ends with the
+// replaced keystore deleted and a status, which then has no warning left
+// (scripts/demo.sh runs the walkthrough and checks that status).
+func checkWalkthrough(t *testing.T, banner string) {
+	t.Helper()
+	_, walk, _ := strings.Cut(banner, "Replace it with no restart:\n")
+	walk, _, _ = strings.Cut(walk, "\nCtrl-C stops it.")
+	var cmds []string
+	for _, line := range strings.Split(walk, "\n") {
+		if strings.HasPrefix(line, "  ") {
+			cmds = append(cmds, strings.TrimSpace(line))
+		}
+	}
+	if len(cmds) < 2 || !strings.HasSuffix(cmds[len(cmds)-2], "keystore delete "+devstack.HubStore) || !strings.HasSuffix(cmds[len(cmds)-1], " status") {
+		t.Errorf("the walkthrough does not end with 'keystore delete %s' and 'status':\n%s", devstack.HubStore, walk)
 	}
 }
 
