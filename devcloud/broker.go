@@ -26,7 +26,7 @@ import (
 // iot/sigv4.Verify accepts. broker_ws.go is the listener (TLS, SigV4,
 // upgrade), broker_hooks.go the mochi hook that binds a connection to its
 // thing (client ID, topic ACL, keep-alive). It binds only to loopback and
-// is for tests and `edgefort dev`, never for production.
+// is for tests and `edgefort-dev`, never for production.
 //
 // What it mirrors of AWS IoT (shared/reference/aws-iot.md §1, §2, §5):
 // SigV4 on the upgrade with the token outside the signature, refusal with
