@@ -44,7 +44,7 @@ func commands() []*command {
 // 2 a usage mistake. Without a command it runs the stack.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	subs := commands()
-	c := newStackCmd()
+	c := newStackCmd(stderr)
 	if len(args) > 0 && args[0] == "help" {
 		usage(stdout, c, subs)
 		return 0

@@ -14,7 +14,8 @@ import (
 	"github.com/edgefort/edgefort/devcloud/devstack"
 )
 
-func newStackCmd() *command {
+// newStackCmd runs the stack; its log goes to stderr.
+func newStackCmd(stderr io.Writer) *command {
 	c := &command{
 		name:  "edgefort-dev",
 		short: "run the agent locally against devcloud (start here)",
@@ -48,15 +49,15 @@ terminal.`,
 			_, err = stdout.Write(data)
 			return err
 		}
-		return runStack(ctx, stdout, *stateDir, *logLevel)
+		return runStack(ctx, stdout, stderr, *stateDir, *logLevel)
 	}
 	return c
 }
 
 // runStack starts the dev stack and runs the agent on it until SIGINT or
 // SIGTERM; a second signal ends a shutdown that hangs.
-func runStack(ctx context.Context, stdout io.Writer, stateDir, logLevel string) error {
-	log, level, err := agent.NewLogger(os.Stderr, logLevel, "text")
+func runStack(ctx context.Context, stdout, stderr io.Writer, stateDir, logLevel string) error {
+	log, level, err := agent.NewLogger(stderr, logLevel, "text")
 	if err != nil {
 		return err
 	}
