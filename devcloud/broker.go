@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,7 @@ import (
 // iot/sigv4.Verify accepts. broker_ws.go is the listener (TLS, SigV4,
 // upgrade), broker_hooks.go the mochi hook that binds a connection to its
 // thing (client ID, topic ACL, keep-alive). It binds only to loopback and
-// is for tests and `edgefort dev`, never for production.
+// is for tests and `edgefort-dev`, never for production.
 //
 // What it mirrors of AWS IoT (shared/reference/aws-iot.md §1, §2, §5):
 // SigV4 on the upgrade with the token outside the signature, refusal with
@@ -72,10 +73,12 @@ type BrokerOptions struct {
 	// Now is the clock SigV4 dates are checked against. Nil: time.Now.
 	// MQTT timers (keep-alive, session expiry) use the real clock.
 	Now func() time.Time
-	// ManagementToken, when set, serves POST /api/management/dev/publish
-	// ({"topic", "payload" (any JSON), "qos"}) on the broker's HTTPS port
-	// to callers presenting it as a bearer token: how another process
-	// (edgefort dev event) publishes as the cloud. Not part of AWS's API.
+	// ManagementToken, when set, serves the management API under
+	// /api/management/dev/ on the broker's HTTPS port to callers presenting
+	// it as a bearer token: POST publish ({"topic", "payload" (any JSON),
+	// "qos"}), and the routes of the services on the broker (Jobs). How
+	// another process (edgefort-dev event and job) acts as the cloud. Not
+	// part of AWS's API.
 	ManagementToken string
 }
 
@@ -141,6 +144,9 @@ type Broker struct {
 	stats   brokerStats
 	refuse  atomic.Bool // BrokerFaults.RefuseConnections
 	subID   atomic.Int64
+	// manage holds the management API's routes; services on the broker
+	// (Jobs) add theirs, also while it serves.
+	manage *http.ServeMux
 
 	ln      *wsListener // set by Start
 	started bool
@@ -159,7 +165,7 @@ func NewBroker(opts BrokerOptions) (*Broker, error) {
 	if opts.Region == "" {
 		opts.Region = DefaultBrokerRegion
 	}
-	b := &Broker{opts: opts, log: opts.Logger, now: opts.Now}
+	b := &Broker{opts: opts, log: opts.Logger, now: opts.Now, manage: http.NewServeMux()}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}

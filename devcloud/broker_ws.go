@@ -57,7 +57,8 @@ func newWSListener(b *Broker, ln net.Listener) *wsListener {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", l.handle)
 	if b.opts.ManagementToken != "" {
-		mux.HandleFunc("POST /api/management/dev/publish", l.handlePublish)
+		b.manage.HandleFunc("POST /api/management/dev/publish", l.handlePublish)
+		mux.Handle("/api/management/dev/", b.requireManagementToken(b.manage))
 	}
 	l.srv = &http.Server{
 		Handler:           mux,
@@ -242,12 +243,20 @@ type BrokerPublishRequest struct {
 	QoS     byte            `json:"qos"`
 }
 
+// requireManagementToken serves h to callers presenting the management
+// token.
+func (b *Broker) requireManagementToken(h http.Handler) http.Handler {
+	want := []byte("Bearer " + b.opts.ManagementToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			http.Error(w, "management token required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (l *wsListener) handlePublish(w http.ResponseWriter, r *http.Request) {
-	want := "Bearer " + l.b.opts.ManagementToken
-	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
-		http.Error(w, "management token required", http.StatusUnauthorized)
-		return
-	}
 	var req BrokerPublishRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&req); err != nil || req.Topic == "" || req.QoS > 1 {
 		http.Error(w, "want {\"topic\": ..., \"payload\": ..., \"qos\": 0|1}", http.StatusBadRequest)

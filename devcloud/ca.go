@@ -1,5 +1,5 @@
 // Package devcloud is a local stand-in for the cloud side of edgefort,
-// used by `edgefort dev` and by tests: a small certificate authority that
+// used by `edgefort-dev` and by tests: a small certificate authority that
 // issues the dev node's TLS certificates, a Mender-compatible update
 // server (MenderServer) checked against the real Mender client, and the
 // control plane (ControlPlane) that implements

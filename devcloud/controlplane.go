@@ -30,7 +30,7 @@ import (
 // policy, controlplane_calls.go authorization, IoT credentials and
 // reports.
 //
-// It binds only to loopback and is for tests and `edgefort dev`, never for
+// It binds only to loopback and is for tests and `edgefort-dev`, never for
 // production.
 
 // Defaults of the control plane, used when an option is zero.

@@ -121,7 +121,9 @@ type Jobs struct {
 }
 
 // NewJobs subscribes to the devices' Jobs requests on b
-// ($aws/things/+/jobs/#) and answers them until Close. log may be nil.
+// ($aws/things/+/jobs/#) and answers them until Close, and adds its routes
+// to b's management API (jobs_manage.go). One Jobs per broker. log may be
+// nil.
 func NewJobs(b *Broker, log *slog.Logger) *Jobs {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -129,6 +131,7 @@ func NewJobs(b *Broker, log *slog.Logger) *Jobs {
 	log = log.With("component", "devcloud-jobs")
 	j := &Jobs{b: b, log: log, now: b.now, out: &outbox{b: b, log: log}, things: make(map[string][]*JobExecution)}
 	j.cancel = b.Subscribe("$aws/things/+/jobs/#", j.handle)
+	j.mountManagement()
 	return j
 }
 

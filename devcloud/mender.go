@@ -25,7 +25,7 @@ import (
 //
 // The protocol is the one in shared/reference/mender.md (§2 and the §6
 // checklist); the server binds only to loopback and is for tests and
-// `edgefort dev`, never for production.
+// `edgefort-dev`, never for production.
 
 // Default lifetimes of the Mender server, used when an option is zero.
 const (

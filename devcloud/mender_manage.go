@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// The management HTTP API, for `edgefort dev` and scripts in another
+// The management HTTP API, for `edgefort-dev` and scripts in another
 // process. It serves only when MenderOptions.ManagementToken is set, and
 // every call needs "Authorization: Bearer <ManagementToken>":
 //

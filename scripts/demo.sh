@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Drives `edgefort dev` non-interactively and asserts what a newcomer would
+# Drives the dev environment (`edgefort-dev`, with the product binary
+# `edgefort` beside it) non-interactively and asserts what a newcomer would
 # see: every component running, readyz 200, metrics scrapeable, the hub
 # virtual host over TLS and its certificate replaced with no restart, files
-# deployed over the update channel (`edgefort dev deploy` against devcloud's
+# deployed over the update channel (`edgefort-dev deploy` against devcloud's
 # Mender server), and a clean exit on Ctrl-C (SIGINT) that removes the
 # temporary state directory.
 set -euo pipefail
@@ -26,21 +27,23 @@ check() { # check NAME COMMAND...: runs the command, records the result
     echo "FAIL $name"; failed=$((failed + 1))
   fi
 }
-dump() { echo "--- edgefort dev stdout"; cat "$work/out" >&2; echo "--- stderr"; cat "$work/err" >&2; }
+dump() { echo "--- edgefort-dev stdout"; cat "$work/out" >&2; echo "--- stderr"; cat "$work/err" >&2; }
 
 go build -o "$work/edgefort" ./cmd/edgefort
+go build -o "$work/edgefort-dev" ./cmd/edgefort-dev
 ef="$work/edgefort"
+efdev="$work/edgefort-dev"
 
-"$ef" dev >"$work/out" 2>"$work/err" &
+"$efdev" >"$work/out" 2>"$work/err" &
 dev_pid=$!
 
 # Wait for the banner (bounded: 30 s).
 for _ in $(seq 300); do
   grep -q 'Ctrl-C stops it' "$work/out" 2>/dev/null && break
-  kill -0 "$dev_pid" 2>/dev/null || { dump; echo "edgefort dev exited before it was ready" >&2; exit 1; }
+  kill -0 "$dev_pid" 2>/dev/null || { dump; echo "edgefort-dev exited before it was ready" >&2; exit 1; }
   sleep 0.1
 done
-grep -q 'Ctrl-C stops it' "$work/out" || { dump; echo "edgefort dev did not become ready in 30 s" >&2; exit 1; }
+grep -q 'Ctrl-C stops it' "$work/out" || { dump; echo "edgefort-dev did not become ready in 30 s" >&2; exit 1; }
 
 field() { awk -v k="$1" '$1 == k { print $2 }' "$work/out"; }
 socket=$(awk '$1 == "admin" && $2 == "socket" { print $3 }' "$work/out")
@@ -88,13 +91,15 @@ want=$(openssl x509 -in "$work/new.crt" -noout -serial)
 check "the hub now serves the new certificate ($after)" test "$after" = "$want"
 check "the old keystore can go once nothing points at it" "$ef" keystore delete dev-hub-1
 check "status has no certificate warning left" sh -c "! '$ef' status | grep -q '^CERTIFICATE'"
-# The update channel: `edgefort dev deploy` builds a single-file Artifact,
+walk_end=$(sed -n '/Replace it with no restart/,/Ctrl-C stops it/p' "$work/out" | grep '^  ' | tail -2 | awk '{ print $(NF-1), $NF }' | tr '\n' ' ')
+check "the banner's walkthrough ends so too (got: $walk_end)" test "$walk_end" = "delete dev-hub-1 edgefort status "
+# The update channel: `edgefort-dev deploy` builds a single-file Artifact,
 # uploads it to the dev update server, deploys it and follows the statuses.
 check "banner names the update server" grep -Eq '^  update server https://127\.0\.0\.1:[0-9]+ ' "$work/out"
 printf 'hello from the update channel\n' >"$work/hello.txt"
-deploy() { # deploy OUT ARGS...: runs `edgefort dev deploy ARGS` with its output in OUT
+deploy() { # deploy OUT ARGS...: runs `edgefort-dev deploy ARGS` with its output in OUT
   local out=$1; shift
-  "$ef" dev deploy "$@" >"$out" 2>&1
+  "$efdev" deploy "$@" >"$out" 2>&1
 }
 rc=0; deploy "$work/deploy1" "$work/hello.txt" || rc=$?
 cat "$work/deploy1"
@@ -134,7 +139,7 @@ check "a deployment into an impossible dest ends failure, exit 1 (exit $rc)" \
   sh -c "test $rc = 1 && grep -qx '  failure' '$work/deploy4' && grep -q 'ended failure: .*ArtifactInstall' '$work/deploy4'"
 check "after the failure update status still names demo-hello-2" sh -c "'$ef' update status | grep -qx 'artifact:   demo-hello-2'"
 
-# The control plane link: `edgefort dev` enrolled the node with devcloud's
+# The control plane link: `edgefort-dev` enrolled the node with devcloud's
 # control plane; decisions come from its policy (and then the node's
 # cache); reports go through the durable outbox to its sink.
 check "banner names the control plane and the enrollment" grep -Eq '^  control plane https://127\.0\.0\.1:[0-9]+ \(devcloud; enrolled as dev-[0-9a-f]+;' "$work/out"
@@ -156,10 +161,13 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 check "the report is delivered and acknowledged (outbox empty)" test "$delivered" = true
-cp_json="$state_dir/devcloud/controlplane.json"
-cp_url=$(sed -n 's/.*"url": "\(.*\)".*/\1/p' "$cp_json")
-cp_dev=$(sed -n 's/.*"device_id": "\(.*\)".*/\1/p' "$cp_json")
-cp_tok=$(sed -n 's/.*"management_token": "\(.*\)".*/\1/p' "$cp_json")
+# The running stack describes itself in one file; the control plane's part:
+stack_json="$state_dir/devcloud/stack.json"
+check "the banner names the stack's info file" grep -q "^  stack info    $stack_json " "$work/out"
+cp_field() { sed -n "/\"control_plane\": {/,/}/ s/.*\"$1\": \"\(.*\)\".*/\1/p" "$stack_json"; }
+cp_url=$(cp_field url)
+cp_dev=$(cp_field device_id)
+cp_tok=$(cp_field management_token)
 curl -s --cacert "$state_dir/dev-ca/ca.crt" -H "Authorization: Bearer $cp_tok" "$cp_url/api/management/dev/devices/$cp_dev/reports" >"$work/sink" || true
 cat "$work/sink"; echo
 check "the control plane's sink recorded the report, once" sh -c "grep -q '\"type\":\"app.reloaded\"' '$work/sink' && grep -Eq '\"deliveries\":\{\"[A-Za-z0-9_-]+\":1\}' '$work/sink'"
@@ -171,21 +179,21 @@ check "the outbox metrics count one report sent" sh -c "curl -s '$metrics' | gre
 # the control plane's sink through the outbox.
 check "banner names the event link" grep -Eq '^  event link    wss://127\.0\.0\.1:[0-9]+/mqtt ' "$work/out"
 check "status shows the event link connected" sh -c "'$ef' status | grep -Eq '^event link connected '"
-rc=0; "$ef" dev event webhook '{"app":"q3-report","action":"reload"}' >"$work/event1" 2>&1 || rc=$?
+rc=0; "$efdev" event webhook '{"app":"q3-report","action":"reload"}' >"$work/event1" 2>&1 || rc=$?
 cat "$work/event1"
 check "a webhook event ends done, its result back in the sink (exit $rc)" sh -c "test $rc = 0 && grep -q '^result done' '$work/event1'"
 ev1=$(awk '$1 == "published" { print $2 }' "$work/event1")
 check "the local engine received the webhook ($ev1) once" sh -c "test \$(grep -c '\"event_id\":\"$ev1\"' '$state_dir/dev-engine/requests.jsonl') = 1 && grep -q '\"app\":\"q3-report\"' '$state_dir/dev-engine/requests.jsonl'"
-rc=0; "$ef" dev event launch.rocket >"$work/event2" 2>&1 || rc=$?
+rc=0; "$efdev" event launch.rocket >"$work/event2" 2>&1 || rc=$?
 cat "$work/event2"
 check "an unknown event type is rejected, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^result rejected unknown event type' '$work/event2'"
 
 printf '{"operation":"webhook","app":"q3-report","action":"reload"}' >"$work/job.json"
-rc=0; "$ef" dev job "$work/job.json" >"$work/job1" 2>&1 || rc=$?
+rc=0; "$efdev" job "$work/job.json" >"$work/job1" 2>&1 || rc=$?
 cat "$work/job1"
 check "an AWS IoT job runs to SUCCEEDED (exit $rc)" sh -c "test $rc = 0 && grep -q '^  SUCCEEDED' '$work/job1'"
 printf '{"operation":"self.destruct"}' >"$work/job2.json"
-rc=0; "$ef" dev job "$work/job2.json" >"$work/job2" 2>&1 || rc=$?
+rc=0; "$efdev" job "$work/job2.json" >"$work/job2" 2>&1 || rc=$?
 cat "$work/job2"
 check "a job with an unknown operation is REJECTED, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^  REJECTED .*unknown operation' '$work/job2'"
 

@@ -210,7 +210,7 @@ func (c Clients) validate(p *problems) {
 		case listens[vh.Listen] != "":
 			p.add(0, path+".listen", "%q is already the address of virtual host %q", vh.Listen, listens[vh.Listen])
 		default:
-			// Port 0 takes a free port, for tests and `edgefort dev`.
+			// Port 0 takes a free port, for tests and `edgefort-dev`.
 			checkAddress(p, path+".listen", vh.Listen, true)
 			if !strings.HasSuffix(vh.Listen, ":0") {
 				listens[vh.Listen] = vh.Name

@@ -10,8 +10,8 @@ import (
 )
 
 // command is one verb of the CLI. A command runs (exec), groups
-// subcommands, or both: then it runs when no subcommand is named (`edgefort
-// dev` and `edgefort dev deploy`). Every level answers -h/--help.
+// subcommands, or both: then it runs when no subcommand is named. Every
+// level answers -h/--help.
 type command struct {
 	name   string
 	args   string // usage of the positional arguments, e.g. "FILE"

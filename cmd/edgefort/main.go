@@ -1,5 +1,7 @@
 // Command edgefort is the edge node agent: one binary that runs the agent
-// (run, dev) and operates on it (status, config, version).
+// (run) and operates on it (status, config, version). The dev environment
+// is a separate binary, cmd/edgefort-dev, so that this one links no fake
+// cloud (deps_test.go checks it).
 package main
 
 import (
@@ -60,8 +62,9 @@ func newRoot() *command {
 channel, event link, cloud calls) and serves clients on the private network,
 opening no public inbound port.
 
-New here? Run 'edgefort dev': it starts the agent on a built-in configuration
-in a temporary directory and tells you what to try.`,
+New here? Run 'go run ./cmd/edgefort-dev' (the dev environment, a separate
+binary): it starts the agent on a built-in configuration in a temporary
+directory, against devcloud's servers, and tells you what to try.`,
 	}
 	return root.add(
 		newDevCmd(),

@@ -37,7 +37,7 @@ The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
 		if err != nil {
 			return err
 		}
-		err = runAgent(ctx, cfg, log, level, nil)
+		err = runAgent(ctx, cfg, log, level)
 		switch {
 		case errors.Is(err, agent.ErrRestart):
 			return reexec(log)
@@ -63,9 +63,8 @@ func reexec(log *slog.Logger) error {
 	return nil // not reached
 }
 
-// runAgent runs an agent until SIGINT/SIGTERM. onReady, if set, is called
-// once every component is running.
-func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, onReady func(*agent.Agent)) error {
+// runAgent runs an agent until SIGINT/SIGTERM.
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
 	// Everything the agent creates (state, keys, sockets) is private to its
 	// user unless a component widens it on purpose.
 	syscall.Umask(0o077)
@@ -85,8 +84,5 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *
 		<-ctx.Done()
 		stop()
 	}()
-	if onReady == nil {
-		return a.Run(ctx)
-	}
-	return runUntilReady(ctx, a, onReady)
+	return a.Run(ctx)
 }

@@ -1,4 +1,4 @@
-package main
+package devstack
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 // a second delivery of one key is logged as a duplicate.
 func TestDevEngineAppliesKeyOnce(t *testing.T) {
 	dir := t.TempDir()
-	e, err := startDevEngine(dir)
+	e, err := startEngine(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestDevEngineAppliesKeyOnce(t *testing.T) {
 			t.Errorf("POST %s: %s", key, resp.Status)
 		}
 	}
-	f, err := os.Open(filepath.Join(dir, devEngineDir, devEngineLog))
+	f, err := os.Open(filepath.Join(dir, EngineDir, EngineLog))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/devcloud/devstack"
+)
+
+// TestMain lets the test binary stand in for the edgefort-dev binary, so
+// that process tests run the real main without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("EDGEFORT_TEST_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// edgefortDev runs the CLI in-process and returns its exit status and
+// output.
+func edgefortDev(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(t.Context(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// devProc is edgefort-dev running as a child process.
+type devProc struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	exited         chan struct{} // closed when it exited; err is set then
+	err            error
+}
+
+// startDev runs edgefort-dev as a child process, killed at the end of the
+// test if still running.
+func startDev(t *testing.T, args ...string) *devProc {
+	t.Helper()
+	p := &devProc{cmd: exec.Command(os.Args[0], args...), exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "EDGEFORT_TEST_AS_MAIN=1")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// waitBanner waits until the banner is out (the agent is ready then).
+func (p *devProc) waitBanner(t *testing.T) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(p.stdout.String(), "Ctrl-C stops it.") {
+		select {
+		case <-p.exited:
+			t.Fatalf("edgefort-dev exited before its banner: %v; stderr:\n%s", p.err, p.stderr.String())
+		case <-deadline:
+			t.Fatalf("no banner within 30 s; stderr:\n%s", p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGINT and waits for the exit.
+func (p *devProc) stop(within time.Duration) error {
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		return err
+	}
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(within):
+		return errors.New("did not exit in time")
+	}
+}
+
+// TestDevDeployProcess runs edgefort-dev as a real process and deploys
+// files to it over the update channel, as the banner suggests: one that
+// installs (exit 0, the file in place, update status names the Artifact),
+// the same Artifact name again (already-installed), and one whose
+// destination cannot be made (failure, with the module's reason).
+func TestDevDeployProcess(t *testing.T) {
+	stateDir := t.TempDir()
+	dev := startDev(t, "--state-dir", stateDir)
+	dev.waitBanner(t)
+	checkWalkthrough(t, dev.stdout.String())
+	cfgPath := filepath.Join(stateDir, devstack.ConfigFile)
+	info := filepath.Join(stateDir, devstack.InfoFile)
+	if fi, err := os.Stat(info); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v; want a 0600 file", info, err, fi)
+	}
+	admin := agent.NewAdminClient(filepath.Join(stateDir, "admin.sock"))
+	installed := func() string {
+		t.Helper()
+		us, err := admin.UpdateStatus(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return us.ArtifactName
+	}
+
+	file := filepath.Join(t.TempDir(), "greeting.txt")
+	if err := os.WriteFile(file, []byte("hello from dev deploy\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("installs", func(t *testing.T) {
+		code, out, errOut := edgefortDev(t, "deploy", "--config", cfgPath, "--name", "greeting-1", file)
+		if code != 0 {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		for _, want := range []string{"  downloading\n", "  success\n", "greeting-1: installed"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, out)
+			}
+		}
+		got, err := os.ReadFile(filepath.Join(stateDir, devstack.DeployedDir, "greeting.txt"))
+		if err != nil || string(got) != "hello from dev deploy\n" {
+			t.Errorf("deployed file: %q, %v", got, err)
+		}
+		if got := installed(); got != "greeting-1" {
+			t.Errorf("installed Artifact %q, want greeting-1", got)
+		}
+	})
+
+	t.Run("same name again", func(t *testing.T) {
+		code, out, errOut := edgefortDev(t, "deploy", "--config", cfgPath, "--name", "greeting-1", file)
+		if code != 1 || !strings.Contains(out, "  already-installed\n") || !strings.Contains(errOut, "ended already-installed") {
+			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("destination cannot be written", func(t *testing.T) {
+		blocker := filepath.Join(t.TempDir(), "regular-file")
+		if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := edgefortDev(t, "deploy", "--config", cfgPath, "--dest", filepath.Join(blocker, "sub"), file)
+		if code != 1 || !strings.Contains(out, "  failure\n") {
+			t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		for _, want := range []string{"ended failure", "ArtifactInstall", "regular-file"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q: %s", want, errOut)
+			}
+		}
+		if got := installed(); got != "greeting-1" {
+			t.Errorf("after a failed deployment, installed Artifact %q, want greeting-1", got)
+		}
+	})
+
+	if err := dev.stop(15 * time.Second); err != nil {
+		t.Errorf("after SIGINT: %v; stderr:\n%s", err, dev.stderr.String())
+	}
+	if _, err := os.Stat(info); err == nil {
+		t.Errorf("%s outlived the stack", info)
+	}
+	code, _, errOut := edgefortDev(t, "deploy", "--config", cfgPath, file)
+	if code != 1 || !strings.Contains(errOut, "edgefort-dev is not running") {
+		t.Errorf("deploy with the stack stopped: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// checkWalkthrough: the banner's certificate walkthrough ends with the
+// replaced keystore deleted and a status, which then has no warning left
+// (scripts/demo.sh runs the walkthrough and checks that status).
+func checkWalkthrough(t *testing.T, banner string) {
+	t.Helper()
+	_, walk, _ := strings.Cut(banner, "Replace it with no restart:\n")
+	walk, _, _ = strings.Cut(walk, "\nCtrl-C stops it.")
+	var cmds []string
+	for _, line := range strings.Split(walk, "\n") {
+		if strings.HasPrefix(line, "  ") {
+			cmds = append(cmds, strings.TrimSpace(line))
+		}
+	}
+	if len(cmds) < 2 || !strings.HasSuffix(cmds[len(cmds)-2], "keystore delete "+devstack.HubStore) || !strings.HasSuffix(cmds[len(cmds)-1], " status") {
+		t.Errorf("the walkthrough does not end with 'keystore delete %s' and 'status':\n%s", devstack.HubStore, walk)
+	}
+}
+
+func TestDevUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy"}, "want 1 argument(s) FILE, got 0"},
+		{[]string{"deploy", "--artifact", "a.mender", "file"}, "--artifact takes no FILE"},
+		{[]string{"bogus"}, `edgefort-dev: unknown command "bogus"`},
+		{[]string{"--nope"}, "edgefort-dev: flag provided but not defined: -nope"},
+		{[]string{"event", "webhook", "{"}, `edgefort-dev event: "{" is not JSON`},
+		{[]string{"job"}, "want 1 argument(s) FILE, got 0"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errOut := edgefortDev(t, tt.args...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.want)
+			}
+		})
+	}
+	code, _, errOut := edgefortDev(t, "deploy", "--config", filepath.Join(t.TempDir(), "none.yaml"), "x")
+	if code != 1 || !strings.Contains(errOut, "no configuration at") {
+		t.Errorf("no config: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestDevHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "-state-dir"}},
+		{[]string{"help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]"}},
+		{[]string{"event", "-h"}, []string{"Usage: edgefort-dev event [flags] TYPE [JSON]"}},
+		{[]string{"job", "--help"}, []string{"Usage: edgefort-dev job [flags] FILE"}},
+		// The --name default says what DefaultArtifactName does (it once
+		// said "the Unix time").
+		{[]string{"deploy", "--help"}, []string{"Usage: edgefort-dev deploy [flags] FILE", devstack.ArtifactNameHelp}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := edgefortDev(t, tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer a child process writes while the test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

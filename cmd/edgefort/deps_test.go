@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// deniedDeps are packages the product binary must not link, each with the
+// reason. A later dependency that truly needs one moves it to allowedDeps
+// with its reason, so the cost is a decision, not an accident.
+var deniedDeps = map[string]string{
+	"github.com/edgefort/edgefort/devcloud": "the fake cloud is for the dev environment (cmd/edgefort-dev) and tests; fakes never ship",
+	"github.com/mochi-mqtt/server/v2":       "an MQTT broker: devcloud's, never the node's",
+	"text/template":                         "its reflect MethodByName use keeps the linker from dropping unused methods (several MB); only dev.yaml used it",
+	"html/template":                         "as text/template, and nothing on the node renders HTML",
+}
+
+// allowedDeps names denied packages a later change truly needs, with why.
+var allowedDeps = map[string]string{}
+
+// TestDependencyDenyList fails when the product binary links a package on
+// deniedDeps (or one below it, such as devcloud/devstack).
+func TestDependencyDenyList(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/edgefort/edgefort/agent") {
+		t.Fatalf("go list -deps lists no agent package; the check would pass vacuously:\n%s", out)
+	}
+	for _, dep := range deps {
+		for denied, why := range deniedDeps {
+			if dep != denied && !strings.HasPrefix(dep, denied+"/") {
+				continue
+			}
+			if _, ok := allowedDeps[denied]; ok {
+				continue
+			}
+			t.Errorf("cmd/edgefort links %s (denied: %s); see 'go list -deps ./cmd/edgefort' and 'go mod why -m' for the path", dep, why)
+		}
+	}
+}

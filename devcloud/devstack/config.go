@@ -1,0 +1,50 @@
+package devstack
+
+import (
+	_ "embed"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+)
+
+//go:embed dev.yaml
+var configTemplate string
+
+// configTmpl is parsed once; text/template is why this package, and not
+// the product binary, renders the configuration (see cmd/edgefort's
+// dependency deny-list).
+var configTmpl = template.Must(template.New("dev").Parse(configTemplate))
+
+// ConfigParams fill the dev configuration template.
+type ConfigParams struct {
+	StateDir, LogLevel, ServerURL, ModulesDir string
+	// The event link, once the enrollment named the thing.
+	ThingName, BrokerHost, BrokerRegion, EngineURL string
+}
+
+func quoteIf(s string) string {
+	if s == "" {
+		return ""
+	}
+	return strconv.Quote(s)
+}
+
+// Config renders the configuration the dev stack runs.
+func Config(p ConfigParams) ([]byte, error) {
+	var b strings.Builder
+	err := configTmpl.Execute(&b, map[string]string{
+		"StateDir":   strconv.Quote(p.StateDir),
+		"LogLevel":   strconv.Quote(p.LogLevel),
+		"ServerURL":  strconv.Quote(p.ServerURL),
+		"ModulesDir": strconv.Quote(p.ModulesDir),
+		"ScriptsDir": strconv.Quote(filepath.Join(p.StateDir, scriptsDir)),
+		// Empty until the enrollment: the template leaves the event link
+		// out while they are.
+		"ThingName":    quoteIf(p.ThingName),
+		"BrokerHost":   quoteIf(p.BrokerHost),
+		"BrokerRegion": quoteIf(p.BrokerRegion),
+		"EngineURL":    p.EngineURL,
+	})
+	return []byte(b.String()), err
+}

@@ -1,0 +1,39 @@
+package devstack
+
+import (
+	"context"
+	"log/slog"
+	"syscall"
+	"time"
+
+	"github.com/edgefort/edgefort/agent"
+)
+
+// RunAgent runs the agent on the stack's configuration until ctx ends and
+// calls onReady once every component is up. If the agent stops first,
+// its error is returned and onReady is not called.
+func (s *Stack) RunAgent(ctx context.Context, log *slog.Logger, level *slog.LevelVar, onReady func(*agent.Agent)) error {
+	// As edgefort run: what the agent creates is private to its user.
+	syscall.Umask(0o077)
+	for _, w := range s.Config.Warnings() {
+		log.Warn("configuration weakens the node", "file", w.File, "line", w.Line, "field", w.Field, "warning", w.Message)
+	}
+	a, err := agent.New(s.Config, log, agent.Build())
+	if err != nil {
+		return err
+	}
+	a.SetLevelVar(level)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !a.Ready() {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+		}
+	}
+	onReady(a)
+	return <-done
+}
