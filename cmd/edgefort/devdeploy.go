@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/internal/httpbody"
 	"github.com/edgefort/edgefort/updater/artifact"
@@ -161,7 +161,7 @@ func bytesSource(name, content string) artifact.Source {
 // socket, its update server through the management API.
 type devDeploy struct {
 	cfg    *config.Config
-	admin  *agent.AdminClient
+	admin  *adminclient.Client
 	server devMenderInfo
 	http   *http.Client
 }
@@ -178,10 +178,10 @@ func openDevDeploy(ctx context.Context, cfgPath string) (*devDeploy, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &devDeploy{cfg: cfg, admin: agent.NewAdminClient(cfg.Admin.Socket)}
+	d := &devDeploy{cfg: cfg, admin: adminClient(cfg.Admin.Socket)}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := d.admin.Ping(pctx); errors.Is(err, agent.ErrNotRunning) {
+	if err := d.admin.Ping(pctx); errors.Is(err, adminclient.ErrNotRunning) {
 		return nil, fmt.Errorf("edgefort dev is not running for %s (no agent on %s): start it with 'edgefort dev'", cfgPath, cfg.Admin.Socket)
 	} else if err != nil {
 		return nil, err
@@ -239,7 +239,7 @@ func (d *devDeploy) deploy(ctx context.Context, st streams, path string, timeout
 		return fmt.Errorf("create deployment: %w", err)
 	}
 	fmt.Fprintf(st.stdout, "deployment %s: %s to every device\n", dep.ID, name)
-	if err := d.admin.UpdateCheck(ctx); err != nil {
+	if err := d.admin.CheckUpdate(ctx); err != nil {
 		return fmt.Errorf("ask the agent to check now: %w", err)
 	}
 	final, err := d.follow(ctx, st, dep.ID, timeout)
@@ -336,7 +336,7 @@ func (d *devDeploy) follow(ctx context.Context, st streams, id string, timeout t
 			return worstStatus(final), nil
 		}
 		if allZero(seen) && time.Since(lastCheck) >= devDeployRecheck {
-			d.admin.UpdateCheck(ctx) // best effort: the first request was made
+			d.admin.CheckUpdate(ctx) // best effort: the first request was made
 			lastCheck = time.Now()
 		}
 		select {

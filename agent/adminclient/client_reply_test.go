@@ -1,4 +1,4 @@
-package agent
+package adminclient
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"testing"
 )
 
-// TestAdminClientOversizeReply: an answer on the admin socket longer than
+// TestClientOversizeReply: an answer on the admin socket longer than
 // the client reads is refused with the limit named, not cut and then
 // misread as broken JSON.
-func TestAdminClientOversizeReply(t *testing.T) {
+func TestClientOversizeReply(t *testing.T) {
 	dir, err := os.MkdirTemp("", "ef-admin") // short: a socket path has ~100 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestAdminClientOversizeReply(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	_, err = NewAdminClient(socket).Status(context.Background())
+	_, err = New(socket).Status(context.Background())
 	const want = "admin: GET /v1/status: agent reply exceeds the limit of 8 MiB"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Status: err = %v, want %q", err, want)
