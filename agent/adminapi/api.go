@@ -66,6 +66,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "a -> b" reads better than "a -\u003e b"
 	enc.Encode(v)
 }
 
