@@ -16,6 +16,21 @@ import (
 // the client reads is refused with the limit named, not cut and then
 // misread as broken JSON.
 func TestClientOversizeReply(t *testing.T) {
+	socket := serveUnix(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"version":"`+strings.Repeat("v", 9<<20)+`"}`)
+	}))
+	_, err := New(socket).Status(context.Background())
+	const want = "admin: GET /v1/status: agent reply exceeds the limit of 8 MiB"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Status: err = %v, want %q", err, want)
+	}
+}
+
+// serveUnix serves h on a unix socket bound before the server starts, and
+// returns the socket's path.
+func serveUnix(t *testing.T, h http.Handler) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "ef-admin") // short: a socket path has ~100 bytes
 	if err != nil {
 		t.Fatal(err)
@@ -26,17 +41,9 @@ func TestClientOversizeReply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"version":"`+strings.Repeat("v", 9<<20)+`"}`)
-	}))
+	srv := httptest.NewUnstartedServer(h)
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-
-	_, err = New(socket).Status(context.Background())
-	const want = "admin: GET /v1/status: agent reply exceeds the limit of 8 MiB"
-	if err == nil || err.Error() != want {
-		t.Fatalf("Status: err = %v, want %q", err, want)
-	}
+	return socket
 }
