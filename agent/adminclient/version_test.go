@@ -18,30 +18,9 @@ import (
 // instead of printing a bare 404; against an agent of its own version a
 // 404 stays what the agent said.
 func TestVersionMismatch(t *testing.T) {
-	// An agent from before the versioned API: one POST /v1/keystore, no
-	// version header.
-	older := http.NewServeMux()
-	older.HandleFunc("POST /v1/keystore", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "{}") })
-	older.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"version": "0.9.0"}`) })
+	older, newer := olderAgent(), newerAgent()
 
-	// A newer agent: admin API 2, which dropped PUT /v1/refs/{name} but
-	// still answers GET /v1/status.
-	newer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(adminapi.HeaderAPI, "2")
-		w.Header().Set(adminapi.HeaderAgent, "2.0.0")
-		if r.URL.Path == "/v1/status" {
-			fmt.Fprintln(w, `{"version": "2.0.0", "ready": true}`)
-			return
-		}
-		http.NotFound(w, r)
-	})
-
-	// This build's agent, on real keystores.
-	stores, err := keystore.Open(keystore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	same := (&adminapi.Server{AgentVersion: "1.0.0", Keystores: &adminapi.LocalKeystores{Stores: stores}}).Handler()
+	same := sameAgent(t)
 
 	tests := []struct {
 		name        string
@@ -114,4 +93,36 @@ func TestVersionMismatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// olderAgent is an agent from before the versioned API: one POST
+// /v1/keystore, no version header.
+func olderAgent() http.Handler {
+	older := http.NewServeMux()
+	older.HandleFunc("POST /v1/keystore", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "{}") })
+	older.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"version": "0.9.0"}`) })
+	return older
+}
+
+// newerAgent is an agent of admin API 2, which dropped every route but
+// GET /v1/status.
+func newerAgent() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(adminapi.HeaderAPI, "2")
+		w.Header().Set(adminapi.HeaderAgent, "2.0.0")
+		if r.URL.Path == "/v1/status" {
+			fmt.Fprintln(w, `{"version": "2.0.0", "ready": true}`)
+			return
+		}
+		http.NotFound(w, r)
+	})
+}
+
+// sameAgent is this build's routes on real keystores.
+func sameAgent(t *testing.T) http.Handler {
+	stores, err := keystore.Open(keystore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&adminapi.Server{AgentVersion: "1.0.0", Keystores: &adminapi.LocalKeystores{Stores: stores}}).Handler()
 }
