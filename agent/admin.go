@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,72 +9,117 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
-	"time"
 
+	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/supervisor"
-	"github.com/edgefort/edgefort/internal/httpbody"
-	"github.com/edgefort/edgefort/iot"
+	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/cloudclient/outbox"
 )
 
-// Status is what GET /v1/status answers and `edgefort status` prints.
-type Status struct {
-	Version    string              `json:"version"`
-	Commit     string              `json:"commit"`
-	PID        int                 `json:"pid"`
-	Started    time.Time           `json:"started"`
-	StateDir   string              `json:"state_dir"`
-	MetricsURL string              `json:"metrics_url,omitempty"`
-	Ready      bool                `json:"ready"`
-	Components []supervisor.Status `json:"components"`
-	// CertificateWarnings name certificates that have expired or expire
-	// within 30 days, as "store/alias: what".
-	CertificateWarnings []string `json:"certificate_warnings,omitempty"`
-	// VirtualHosts are the client-facing base URLs by virtual host name.
-	VirtualHosts map[string]string `json:"virtual_hosts,omitempty"`
-	// Updates is the update state, when device.device_type is set.
-	Updates *UpdateStatus `json:"updates,omitempty"`
-	// Cloud is the control plane link, when enabled.
-	Cloud *CloudStatus `json:"cloud,omitempty"`
-	// IoT is the event link, when enabled.
-	IoT *iot.Status `json:"iot,omitempty"`
+// adminHandler serves the local admin API (package adminapi). The
+// socket's file mode and the peer gate (adminpeer.go) decide who reaches
+// it; the routes themselves authenticate no one.
+func (a *Agent) adminHandler() http.Handler {
+	ops := adminOps{a}
+	srv := &adminapi.Server{
+		AgentVersion: a.build.Version,
+		Status: func() *adminapi.Status {
+			st := a.Status()
+			return &st
+		},
+		Keystores:   a.keystores,
+		Updates:     ops,
+		CheckUpdate: ops.checkUpdate,
+		Cloud:       ops,
+		Restart:     func() { a.restart() },
+	}
+	return srv.Handler()
 }
 
-// adminHandler serves the local admin API. The socket's file mode and the
-// peer gate (adminpeer.go) decide who reaches it; the routes themselves
-// authenticate no one.
-func (a *Agent) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(a.Status())
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		// Liveness: answering at all means the process and its admin
-		// loop are alive; a failing component is readiness, not liveness.
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		st := a.Status()
-		if st.Ready {
-			fmt.Fprintln(w, "ok")
-			return
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, c := range st.Components {
-			if c.State != supervisor.StateRunning {
-				fmt.Fprintf(w, "%s: %s\n", c.Name, c.State)
-			}
-		}
-	})
-	mux.HandleFunc("POST /v1/keystore", a.keystores.handle)
-	a.updateHandlers(mux)
-	a.cloudHandlers(mux)
-	return mux
+// adminOps performs the admin operations that need the running links. It
+// reads them at each call: the admin API is up before the links are
+// built.
+type adminOps struct{ a *Agent }
+
+// updates is the update machine under the agent's lifetime.
+func (o adminOps) updates() *adminapi.LocalUpdates {
+	a := o.a
+	u := &adminapi.LocalUpdates{Machine: a.updates, Lifetime: a.runCtx, Restarts: true}
+	if a.poller != nil {
+		u.Poller, u.ServerURL = a.poller, a.cfg.Updates.ServerURL
+	}
+	return u
+}
+
+// updateStatus is the running agent's update state.
+func (a *Agent) updateStatus() (*adminapi.UpdateStatus, error) {
+	return adminOps{a}.updates().UpdateStatus(context.Background())
+}
+
+func (o adminOps) UpdateStatus(ctx context.Context) (*adminapi.UpdateStatus, error) {
+	return o.updates().UpdateStatus(ctx)
+}
+
+func (o adminOps) InstallUpdate(ctx context.Context, artifact io.Reader, commit bool) (*adminapi.UpdateResult, error) {
+	return o.updates().InstallUpdate(ctx, artifact, commit)
+}
+
+func (o adminOps) CommitUpdate(ctx context.Context) (*adminapi.UpdateResult, error) {
+	return o.updates().CommitUpdate(ctx)
+}
+
+func (o adminOps) RollbackUpdate(ctx context.Context) (*adminapi.UpdateResult, error) {
+	return o.updates().RollbackUpdate(ctx)
+}
+
+func (o adminOps) checkUpdate() error {
+	if o.a.poller == nil {
+		return adminapi.Conflict(errors.New("the update channel is off: set updates.enabled: true (and updates.server_url) to check a server"))
+	}
+	o.a.poller.CheckNow()
+	return nil
+}
+
+var errNoCloud = adminapi.Conflict(errors.New("the control plane link is off: enroll the node and set cloud.enabled: true"))
+
+func (o adminOps) CloudStatus(context.Context) (*adminapi.CloudStatus, error) {
+	if o.a.cloud == nil {
+		return nil, errNoCloud
+	}
+	return o.a.cloudStatus(), nil
+}
+
+func (o adminOps) Authorize(ctx context.Context, req api.AuthorizeRequest) (*adminapi.AuthorizeReply, error) {
+	if o.a.cloud == nil {
+		return nil, errNoCloud
+	}
+	d, err := o.a.cloud.authorizer.Decide(ctx, req)
+	reply := &adminapi.AuthorizeReply{Decision: adminapi.Decision{Allow: d.Allow, Reason: d.Reason, TTLSeconds: d.TTLSeconds, Source: d.Source}}
+	if err != nil {
+		// The decision (a deny) stands; say why too.
+		reply.Error = err.Error()
+	}
+	return reply, nil
+}
+
+func (o adminOps) Report(ctx context.Context, req adminapi.ReportRequest) (*adminapi.ReportReply, error) {
+	if o.a.cloud == nil {
+		return nil, errNoCloud
+	}
+	prio := outbox.Low
+	if req.High {
+		prio = outbox.High
+	}
+	key, err := o.a.cloud.outbox.Enqueue(ctx, outbox.Item{Stream: req.Stream, Type: req.Type, Body: req.Body, Priority: prio})
+	if err != nil {
+		return nil, adminapi.BadRequest(err)
+	}
+	return &adminapi.ReportReply{IdempotencyKey: key}, nil
+}
+
+// writeAdminError answers an admin caller with an error.
+func writeAdminError(w http.ResponseWriter, code int, err error) {
+	adminapi.WriteError(w, code, err)
 }
 
 // listenAdmin binds the admin socket at cfg.Socket with mode 0600, or
@@ -164,109 +207,4 @@ func (l *adminListener) Close() error {
 		os.Remove(l.path)
 	}
 	return err
-}
-
-// ErrNotRunning reports that no agent answers on the admin socket.
-var ErrNotRunning = errors.New("no edgefort agent is running")
-
-// AdminClient talks to a running agent over its admin socket.
-type AdminClient struct {
-	socket string
-	http   *http.Client // short calls
-	long   *http.Client // calls that stream or wait for an install
-}
-
-// NewAdminClient returns a client for the agent whose admin socket is at
-// socket.
-func NewAdminClient(socket string) *AdminClient {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}
-	return &AdminClient{
-		socket: socket,
-		http:   &http.Client{Timeout: 5 * time.Second, Transport: tr},
-		long:   &http.Client{Transport: tr},
-	}
-}
-
-// Keystore performs a keystore operation in the running agent.
-func (c *AdminClient) Keystore(ctx context.Context, r *KeystoreRequest) (*KeystoreResponse, error) {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	data, err := c.do(ctx, http.MethodPost, "/v1/keystore", body)
-	if err != nil {
-		return nil, err
-	}
-	var resp KeystoreResponse
-	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("admin: decode keystore response: %w", err)
-	}
-	return &resp, nil
-}
-
-// Ping returns nil when an agent answers on the socket, an error wrapping
-// ErrNotRunning when none does.
-func (c *AdminClient) Ping(ctx context.Context) error {
-	_, err := c.do(ctx, http.MethodGet, "/healthz", nil)
-	return err
-}
-
-// Status fetches GET /v1/status.
-func (c *AdminClient) Status(ctx context.Context) (*Status, error) {
-	body, err := c.do(ctx, http.MethodGet, "/v1/status", nil)
-	if err != nil {
-		return nil, err
-	}
-	var st Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("admin: decode status: %w", err)
-	}
-	return &st, nil
-}
-
-func (c *AdminClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	return c.send(ctx, c.http, method, path, bytes.NewReader(body))
-}
-
-// doStream is do without the short timeout, for request bodies that
-// stream and answers that wait for an install; ctx bounds it.
-func (c *AdminClient) doStream(ctx context.Context, method, path string, body io.Reader) ([]byte, error) {
-	return c.send(ctx, c.long, method, path, body)
-}
-
-func (c *AdminClient) send(ctx context.Context, hc *http.Client, method, path string, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://edgefort"+path, body)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return nil, fmt.Errorf("%w (nothing answers on %s; is the agent started with the same config?)", ErrNotRunning, c.socket)
-		}
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("admin: %s: permission denied (the socket is mode 0600: run as root or the agent's user, or list your uid in admin.allow_uids)", c.socket)
-		}
-		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	// 8 MiB: the largest answers are status and update listings.
-	data, err := httpbody.Read(resp, 8<<20, "agent reply")
-	if err != nil {
-		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			// The agent's own words, already phrased for the operator.
-			return nil, errors.New(e.Error)
-		}
-		return nil, fmt.Errorf("admin: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
-	}
-	return data, nil
 }

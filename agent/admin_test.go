@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 )
 
@@ -22,7 +23,7 @@ const envAdminCaller = "EDGEFORT_TEST_ADMIN_CALLER"
 
 func TestMain(m *testing.M) {
 	if socket := os.Getenv(envAdminCaller); socket != "" {
-		if _, err := NewAdminClient(socket).Status(context.Background()); err != nil {
+		if _, err := adminclient.New(socket).Status(context.Background()); err != nil {
 			fmt.Println("refused:", err)
 		} else {
 			fmt.Println("ok")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/agent/supervisor"
@@ -48,7 +49,7 @@ type Agent struct {
 	sup         atomic.Pointer[supervisor.Supervisor] // set once Run has opened the store and built the components
 	metricsAddr atomic.Pointer[string]                // bound address, known once the listener is up
 	db          *store.DB                             // open while Run runs
-	keystores   *KeystoreService                      // open while Run runs
+	keystores   *adminapi.LocalKeystores              // open while Run runs
 	clients     atomic.Pointer[clientapi.Server]      // set when virtual hosts are configured
 	updates     *deploy.Machine                       // set while Run runs, when device_type is set
 	poller      *deploy.Poller                        // set while Run runs, when updates are enabled
@@ -272,8 +273,8 @@ func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
 }
 
 // Status reports the agent and its components.
-func (a *Agent) Status() Status {
-	st := Status{
+func (a *Agent) Status() adminapi.Status {
+	st := adminapi.Status{
 		Version:  a.build.Version,
 		Commit:   a.build.Commit,
 		PID:      os.Getpid(),
@@ -284,7 +285,12 @@ func (a *Agent) Status() Status {
 		st.MetricsURL = "http://" + *addr + "/metrics"
 	}
 	if sup := a.sup.Load(); sup != nil {
-		st.Components = sup.Status()
+		for _, c := range sup.Status() {
+			st.Components = append(st.Components, adminapi.Component{
+				Name: c.Name, State: string(c.State), Since: c.Since, Restarts: c.Restarts,
+				LastError: c.LastError, LastErrorAt: c.LastErrorAt, NextStart: c.NextStart,
+			})
+		}
 		st.Ready = sup.Ready()
 		st.CertificateWarnings = certificateWarnings(a.keystores.Stores)
 	}
@@ -299,7 +305,10 @@ func (a *Agent) Status() Status {
 	}
 	if a.iot != nil {
 		ls := a.iot.link.Status()
-		st.IoT = &ls
+		st.IoT = &adminapi.EventLink{
+			State: string(ls.State), Since: ls.Since, Reconnects: ls.Reconnects, LastError: ls.LastError,
+			LastErrorAt: ls.LastErrorAt, MessagesIn: ls.MessagesIn, MessagesOut: ls.MessagesOut,
+		}
 	}
 	return st
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/agent/supervisor"
@@ -57,7 +59,7 @@ func startAgentLog(t *testing.T, cfg *config.Config, log *slog.Logger, extra ...
 		<-done
 	})
 	waitFor(t, "the agent's admin API", func() bool {
-		_, err := NewAdminClient(cfg.Admin.Socket).Status(context.Background())
+		_, err := adminclient.New(cfg.Admin.Socket).Status(context.Background())
 		return err == nil
 	})
 	return a, done
@@ -127,15 +129,15 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	_, body := adminGet(t, cfg.Admin.Socket, "GET", "/v1/status")
-	var st Status
+	var st adminapi.Status
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]supervisor.Status{}
+	names := map[string]adminapi.Component{}
 	for _, c := range st.Components {
 		names[c.Name] = c
 	}
-	if st.Ready || names["broken"].LastError != "backend unreachable" || names["admin"].State != supervisor.StateRunning {
+	if st.Ready || names["broken"].LastError != "backend unreachable" || names["admin"].State != string(supervisor.StateRunning) {
 		t.Errorf("status = %+v; want not ready, admin running, the broken component's error", st)
 	}
 	if !strings.HasPrefix(st.MetricsURL, "http://127.0.0.1:") {

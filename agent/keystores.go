@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/agent/supervisor"
@@ -21,7 +22,7 @@ const (
 	keyPairsDir  = "oidc-keys"
 )
 
-func openKeystores(stateDir string, log *slog.Logger) (*KeystoreService, error) {
+func openKeystores(stateDir string, log *slog.Logger) (*adminapi.LocalKeystores, error) {
 	stores, err := keystore.Open(keystore.Options{Dir: filepath.Join(stateDir, keystoresDir), Logger: log})
 	if err != nil {
 		return nil, err
@@ -30,13 +31,14 @@ func openKeystores(stateDir string, log *slog.Logger) (*KeystoreService, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &KeystoreService{Stores: stores, KeyPairs: pairs}, nil
+	return &adminapi.LocalKeystores{Stores: stores, KeyPairs: pairs}, nil
 }
 
 // OpenKeystoresOffline opens the keystores of a state directory that no
 // agent is running on, holding the state directory's lock until close is
-// called so that an agent cannot start half-way through a change.
-func OpenKeystoresOffline(stateDir string) (svc *KeystoreService, closeFn func() error, err error) {
+// called so that an agent cannot start half-way through a change. The
+// CLI performs its keystore operations on it when no agent answers.
+func OpenKeystoresOffline(stateDir string) (svc *adminapi.LocalKeystores, closeFn func() error, err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db, err := store.Open(stateDir, store.Options{Logger: log})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/devcloud/devstack"
 )
 
@@ -107,7 +107,7 @@ func TestDevDeployProcess(t *testing.T) {
 	if fi, err := os.Stat(info); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%s: %v, mode %v; want a 0600 file", info, err, fi)
 	}
-	admin := agent.NewAdminClient(filepath.Join(stateDir, "admin.sock"))
+	admin := adminclient.New(filepath.Join(stateDir, "admin.sock"))
 	installed := func() string {
 		t.Helper()
 		us, err := admin.UpdateStatus(t.Context())

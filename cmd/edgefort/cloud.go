@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
 )
 
@@ -23,7 +24,7 @@ would (through the decision cache), or queue a report in the durable outbox.`,
 	return c.add(newCloudStatusCmd(), newCloudAuthorizeCmd(), newCloudReportCmd())
 }
 
-func cloudAdmin(cfgPath, socket string) (*agent.AdminClient, error) {
+func cloudAdmin(cfgPath, socket string) (*adminclient.Client, error) {
 	t := updateTarget{config: &cfgPath, socket: &socket}
 	return t.admin()
 }
@@ -94,14 +95,13 @@ where the decision came from (cloud, cache, stale, unreachable).
 		if err != nil {
 			return err
 		}
-		d, why, err := admin.CloudAuthorize(ctx, req)
+		reply, err := admin.Authorize(ctx, req)
 		if err != nil {
 			return err
 		}
+		d, why := reply.Decision, reply.Error
 		if *asJSON {
-			enc := json.NewEncoder(st.stdout)
-			enc.SetIndent("", "  ")
-			enc.Encode(d)
+			printJSON(st.stdout, d)
 		} else {
 			verdict := "DENY"
 			if d.Allow {
@@ -149,11 +149,11 @@ func newCloudReportCmd() *command {
 		if err != nil {
 			return err
 		}
-		key, err := admin.CloudReport(ctx, agent.ReportRequest{Stream: *stream, Type: args[0], Body: body, High: *high})
+		reply, err := admin.Report(ctx, adminapi.ReportRequest{Stream: *stream, Type: args[0], Body: body, High: *high})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(st.stdout, "queued %s\n", key)
+		fmt.Fprintf(st.stdout, "queued %s\n", reply.IdempotencyKey)
 		return nil
 	}
 	return c

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/devcloud"
 )
 
@@ -243,7 +245,7 @@ func TestCloudLinkAndOutboxCrash(t *testing.T) {
 
 	// The cloud goes down; 1,000 reports are queued.
 	r.cp.SetFaults(devcloud.ControlPlaneFaults{Down: true})
-	admin := agent.NewAdminClient(r.socket)
+	admin := adminclient.New(r.socket)
 	const n = 1000
 	keys := make([]string, n)
 	var wg sync.WaitGroup
@@ -254,12 +256,12 @@ func TestCloudLinkAndOutboxCrash(t *testing.T) {
 			defer wg.Done()
 			for i := w; i < n; i += 4 {
 				body, _ := json.Marshal(map[string]int{"n": i})
-				key, err := admin.CloudReport(context.Background(), agent.ReportRequest{Stream: fmt.Sprintf("s%d", w), Type: "test.report", Body: body})
+				reply, err := admin.Report(context.Background(), adminapi.ReportRequest{Stream: fmt.Sprintf("s%d", w), Type: "test.report", Body: body})
 				if err != nil {
 					errs <- err
 					return
 				}
-				keys[i] = key
+				keys[i] = reply.IdempotencyKey
 			}
 		}()
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/iot"
 )
@@ -99,10 +99,10 @@ clients:
 	// Connected in the agent's status means subscribed: an event
 	// published between the CONNECT and the SUBSCRIBE of a first session
 	// matches no subscription and is dropped, as AWS drops it.
-	admin := agent.NewAdminClient(r.socket)
+	admin := adminclient.New(r.socket)
 	waitUntil(t, "the link connects and subscribes", func() bool {
 		st, err := admin.Status(t.Context())
-		return err == nil && st.IoT != nil && st.IoT.State == iot.StateConnected && broker.Connections() == 1
+		return err == nil && st.IoT != nil && st.IoT.State == string(iot.StateConnected) && broker.Connections() == 1
 	})
 
 	topic := "edgefort/" + dev + "/events"

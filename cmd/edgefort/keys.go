@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
 )
 
 func newKeysCmd() *command {
@@ -26,12 +25,14 @@ active. A failed verification leaves the active pair in place.`,
 func newKeysGenerateCmd() *command {
 	c := &command{name: "generate", short: "generate a key pair (pending if one is active)"}
 	typ := c.fs().String("type", "rsa-2048", "key `TYPE`: rsa-2048 or rsa-4096")
-	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
+	return keystoreOp(c, 0, func([]string) (keystoreCall, error) {
 		bits := map[string]int{"rsa-2048": 2048, "rsa-4096": 4096}[*typ]
 		if bits == 0 {
 			return nil, usageError{fmt.Sprintf("keys generate: --type %q: want rsa-2048 or rsa-4096", *typ)}
 		}
-		return &agent.KeystoreRequest{Op: "keys.generate", Bits: bits}, nil
+		return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+			return ks.GenerateKeyPair(ctx, bits)
+		}), nil
 	})
 }
 
@@ -44,25 +45,25 @@ func newKeysShowCmd() *command {
 		if err := c.wantArgs(args, 0); err != nil {
 			return err
 		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "keys.list"})
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			enc := json.NewEncoder(st.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(resp.Keys)
-		}
-		if len(resp.Keys) == 0 {
-			fmt.Fprintln(st.stdout, "no key pairs; create one with 'edgefort keys generate'")
-			return nil
-		}
-		tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "STATE\tKID\tBITS\tCREATED\tSHA-256 FINGERPRINT")
-		for _, k := range resp.Keys {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", k.State, k.ID, k.Bits, k.Created.UTC().Format(time.RFC3339), k.Fingerprint)
-		}
-		return tw.Flush()
+		return t.run(ctx, st, func(ctx context.Context, ks adminapi.Keystores, st streams) error {
+			list, err := ks.ListKeyPairs(ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(st.stdout, list.KeyPairs)
+			}
+			if len(list.KeyPairs) == 0 {
+				fmt.Fprintln(st.stdout, "no key pairs; create one with 'edgefort keys generate'")
+				return nil
+			}
+			tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STATE\tKID\tBITS\tCREATED\tSHA-256 FINGERPRINT")
+			for _, k := range list.KeyPairs {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", k.State, k.ID, k.Bits, k.Created.UTC().Format(time.RFC3339), k.Fingerprint)
+			}
+			return tw.Flush()
+		})
 	}
 	return c
 }
@@ -71,8 +72,10 @@ func newKeysPublicCmd() *command {
 	c := &command{name: "public", short: "print a public key as PEM, a self-signed certificate, or JWKS"}
 	format := c.fs().String("format", "pem", "`FORMAT`: pem, cert or jwks")
 	which := c.fs().String("which", "active", "`PAIR`: active or pending (jwks: empty for both)")
-	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
-		return &agent.KeystoreRequest{Op: "keys.public", Format: *format, Which: *which}, nil
+	return keystoreOp(c, 0, func([]string) (keystoreCall, error) {
+		return document(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Document, error) {
+			return ks.PublicKey(ctx, *which, *format)
+		}), nil
 	})
 }
 
@@ -86,7 +89,7 @@ pair stays; the pending one is discarded unless --keep-pending.`,
 	}
 	token := c.fs().String("token", "", "`FILE` holding the encrypted ID token")
 	keep := c.fs().Bool("keep-pending", false, "keep the pending pair if verification fails")
-	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
+	return keystoreOp(c, 0, func([]string) (keystoreCall, error) {
 		if *token == "" {
 			return nil, usageError{"keys verify: --token is required"}
 		}
@@ -94,14 +97,18 @@ pair stays; the pending one is discarded unless --keep-pending.`,
 		if err != nil {
 			return nil, err
 		}
-		return &agent.KeystoreRequest{Op: "keys.verify", Token: data, KeepPending: *keep}, nil
+		return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+			return ks.VerifyKeyPair(ctx, adminapi.VerifyKeyPairRequest{Token: data, KeepPending: *keep})
+		}), nil
 	})
 }
 
 func newKeysDeleteCmd() *command {
 	c := &command{name: "delete", short: "delete the pending or the active key pair"}
 	which := c.fs().String("which", "pending", "`PAIR`: pending or active")
-	return keystoreOp(c, 0, func([]string) (*agent.KeystoreRequest, error) {
-		return &agent.KeystoreRequest{Op: "keys.delete", Which: *which}, nil
+	return keystoreOp(c, 0, func([]string) (keystoreCall, error) {
+		return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+			return ks.DeleteKeyPair(ctx, *which)
+		}), nil
 	})
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/keystore"
@@ -60,33 +62,50 @@ func (t target) resolve() (socket, stateDir string, err error) {
 	return socket, stateDir, nil
 }
 
-func (t target) do(ctx context.Context, req *agent.KeystoreRequest) (*agent.KeystoreResponse, error) {
+// open returns the keystore operations of the running agent, or, when
+// none answers, the same operations in this process on the state
+// directory (holding its lock until closeFn).
+func (t target) open(ctx context.Context) (ks adminapi.Keystores, closeFn func() error, err error) {
 	socket, stateDir, err := t.resolve()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := agent.NewAdminClient(socket).Keystore(ctx, req)
-	if !errors.Is(err, agent.ErrNotRunning) {
-		return resp, err
+	client := adminClient(socket)
+	err = client.Ping(ctx)
+	if !errors.Is(err, adminclient.ErrNotRunning) {
+		return client, func() error { return nil }, err
 	}
 	// The request (with any files it names) is read: from here on act as
 	// the agent's user, so that new files in the state directory are its.
 	if err := store.ActAsOwner(stateDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc, closeFn, err := agent.OpenKeystoresOffline(stateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer closeFn()
-	return svc.Do(req)
+	return svc, closeFn, nil
 }
 
-// keystoreOp makes c a command that sends the one request build makes from
-// its arguments (nargs of them; -1 lets build check) and reports the answer.
-func keystoreOp(c *command, nargs int, build func(args []string) (*agent.KeystoreRequest, error)) *command {
+// keystoreCall is one keystore operation; it prints its own answer.
+type keystoreCall func(ctx context.Context, ks adminapi.Keystores, st streams) error
+
+// run performs call on the running agent or the state directory.
+func (t target) run(ctx context.Context, st streams, call keystoreCall) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ks, closeFn, err := t.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return call(ctx, ks, st)
+}
+
+// keystoreOp makes c a command that performs the call build makes from
+// its arguments (nargs of them; -1 lets build check). build reads any
+// files the call needs, before the command acts as the agent's user.
+func keystoreOp(c *command, nargs int, build func(args []string) (keystoreCall, error)) *command {
 	t := addTargetFlags(c.fs())
 	c.exec = func(ctx context.Context, st streams, args []string) error {
 		if nargs >= 0 {
@@ -94,31 +113,50 @@ func keystoreOp(c *command, nargs int, build func(args []string) (*agent.Keystor
 				return err
 			}
 		}
-		req, err := build(args)
+		call, err := build(args)
 		if err != nil {
 			return err
 		}
-		resp, err := t.do(ctx, req)
-		if err != nil {
-			return err
-		}
-		report(st, resp)
-		return nil
+		return t.run(ctx, st, call)
 	}
 	return c
 }
 
-// report prints an operation's message and warnings.
-func report(st streams, resp *agent.KeystoreResponse) {
-	for _, w := range resp.Warnings {
-		fmt.Fprintf(st.stderr, "warning: %s\n", w)
+// change makes a keystoreCall of an operation that changes something.
+func change(op func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error)) keystoreCall {
+	return func(ctx context.Context, ks adminapi.Keystores, st streams) error {
+		ch, err := op(ctx, ks)
+		if err != nil {
+			return err
+		}
+		for _, w := range ch.Warnings {
+			fmt.Fprintf(st.stderr, "warning: %s\n", w)
+		}
+		if ch.Message != "" {
+			fmt.Fprintln(st.stdout, ch.Message)
+		}
+		return nil
 	}
-	if resp.Message != "" {
-		fmt.Fprintln(st.stdout, resp.Message)
+}
+
+// document makes a keystoreCall of an operation that answers a document
+// to print as is.
+func document(op func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Document, error)) keystoreCall {
+	return func(ctx context.Context, ks adminapi.Keystores, st streams) error {
+		d, err := op(ctx, ks)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(st.stdout, d.Data)
+		return err
 	}
-	if resp.Data != "" {
-		io.WriteString(st.stdout, resp.Data)
-	}
+}
+
+// printJSON prints v as indented JSON for machines.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func newKeystoreCmd() *command {
@@ -161,8 +199,10 @@ runs, else directly on the state directory.`,
 
 func newStoreCreateCmd(kind keystore.Kind) *command {
 	c := &command{name: "create", args: "NAME", short: "create an empty " + string(kind)}
-	return keystoreOp(c, 1, func(args []string) (*agent.KeystoreRequest, error) {
-		return &agent.KeystoreRequest{Op: "store.create", Store: args[0], Kind: string(kind)}, nil
+	return keystoreOp(c, 1, func(args []string) (keystoreCall, error) {
+		return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+			return ks.CreateStore(ctx, adminapi.CreateStoreRequest{Name: args[0], Kind: kind})
+		}), nil
 	})
 }
 
@@ -182,8 +222,8 @@ order. Or give a PKCS#12 bundle. The key must match the certificate.`,
 	passFile := fs.String("passphrase-file", "", "`FILE` holding the passphrase of an encrypted key")
 	p12File := fs.String("pkcs12", "", "PKCS#12 `FILE` (instead of --key and --cert)")
 	p12PassFile := fs.String("password-file", "", "`FILE` holding the PKCS#12 password")
-	return keystoreOp(c, 2, func(args []string) (*agent.KeystoreRequest, error) {
-		req := &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindKeystore), Store: args[0], Alias: args[1]}
+	return keystoreOp(c, 2, func(args []string) (keystoreCall, error) {
+		req := adminapi.ImportRequest{Kind: keystore.KindKeystore}
 		var err error
 		switch {
 		case *p12File != "":
@@ -215,7 +255,7 @@ order. Or give a PKCS#12 bundle. The key must match the certificate.`,
 		default:
 			return nil, usageError{"keystore import: give --key and --cert, or --pkcs12 (see 'edgefort keystore import --help')"}
 		}
-		return req, nil
+		return importCall(args[0], args[1], req), nil
 	})
 }
 
@@ -229,7 +269,7 @@ one bundle, or with --split one alias per certificate (ALIAS-1, ALIAS-2, …).`,
 	}
 	certFile := c.fs().String("cert", "", "certificate `FILE` (PEM, one or more certificates)")
 	split := c.fs().Bool("split", false, "one alias per certificate")
-	return keystoreOp(c, 2, func(args []string) (*agent.KeystoreRequest, error) {
+	return keystoreOp(c, 2, func(args []string) (keystoreCall, error) {
 		if *certFile == "" {
 			return nil, usageError{"truststore import: --cert is required"}
 		}
@@ -237,7 +277,7 @@ one bundle, or with --split one alias per certificate (ALIAS-1, ALIAS-2, …).`,
 		if err != nil {
 			return nil, err
 		}
-		return &agent.KeystoreRequest{Op: "entry.import", Kind: string(keystore.KindTruststore), Store: args[0], Alias: args[1], CertPEM: data, Split: *split}, nil
+		return importCall(args[0], args[1], adminapi.ImportRequest{Kind: keystore.KindTruststore, CertPEM: data, Split: *split}), nil
 	})
 }
 
@@ -250,17 +290,17 @@ func newStoreListCmd(kind keystore.Kind) *command {
 		if err := c.wantArgs(args, 0); err != nil {
 			return err
 		}
-		resp, err := t.do(ctx, &agent.KeystoreRequest{Op: "store.list", Kind: string(kind)})
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			enc := json.NewEncoder(st.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(resp.Stores)
-		}
-		printStores(st.stdout, resp.Stores, time.Now())
-		return nil
+		return t.run(ctx, st, func(ctx context.Context, ks adminapi.Keystores, st streams) error {
+			list, err := ks.ListStores(ctx, kind)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return printJSON(st.stdout, list.Stores)
+			}
+			printStores(st.stdout, list.Stores, time.Now())
+			return nil
+		})
 	}
 	return c
 }
@@ -301,12 +341,16 @@ func newStoreDeleteCmd(kind keystore.Kind) *command {
 		short: "delete a " + string(kind) + ", or one alias of it",
 		long:  "Delete a " + string(kind) + " (refused while a reference points at it), or only ALIAS in it.",
 	}
-	return keystoreOp(c, -1, func(args []string) (*agent.KeystoreRequest, error) {
+	return keystoreOp(c, -1, func(args []string) (keystoreCall, error) {
 		switch len(args) {
 		case 1:
-			return &agent.KeystoreRequest{Op: "store.delete", Store: args[0], Kind: string(kind)}, nil
+			return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+				return ks.DeleteStore(ctx, args[0], kind)
+			}), nil
 		case 2:
-			return &agent.KeystoreRequest{Op: "entry.delete", Store: args[0], Alias: args[1], Kind: string(kind)}, nil
+			return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+				return ks.DeleteEntry(ctx, args[0], args[1], kind)
+			}), nil
 		}
 		return nil, c.wantArgs(args, 1)
 	})
@@ -319,8 +363,10 @@ func newExportCertCmd() *command {
 		short: "print an alias's certificate chain as PEM",
 		long:  "Print the certificate chain (leaf first) of ALIAS in a keystore; STORE may be ref://REFERENCE.",
 	}
-	return keystoreOp(c, 2, func(args []string) (*agent.KeystoreRequest, error) {
-		return &agent.KeystoreRequest{Op: "entry.cert", Store: args[0], Alias: args[1]}, nil
+	return keystoreOp(c, 2, func(args []string) (keystoreCall, error) {
+		return document(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Document, error) {
+			return ks.Certificates(ctx, args[0], args[1])
+		}), nil
 	})
 }
 
@@ -333,8 +379,10 @@ func newRefCmd() *command {
 ref://REF uses STORE from its next handshake: no restart, and connections
 already open are untouched. A reference keeps its kind (keystore or
 truststore).`,
-	}, 2, func(args []string) (*agent.KeystoreRequest, error) {
-		return &agent.KeystoreRequest{Op: "ref.set", Ref: args[0], Store: args[1]}, nil
+	}, 2, func(args []string) (keystoreCall, error) {
+		return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+			return ks.SetRef(ctx, args[0], args[1])
+		}), nil
 	})
 	list := &command{name: "list", short: "list references and the stores they point at"}
 	listT := addTargetFlags(list.fs())
@@ -342,24 +390,35 @@ truststore).`,
 		if err := list.wantArgs(args, 0); err != nil {
 			return err
 		}
-		resp, err := listT.do(ctx, &agent.KeystoreRequest{Op: "ref.list"})
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "REFERENCE\tSTORE")
-		for _, n := range slices.Sorted(maps.Keys(resp.Refs)) {
-			fmt.Fprintf(tw, "ref://%s\t%s\n", n, resp.Refs[n])
-		}
-		return tw.Flush()
+		return listT.run(ctx, st, func(ctx context.Context, ks adminapi.Keystores, st streams) error {
+			list, err := ks.ListRefs(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(st.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "REFERENCE\tSTORE")
+			for _, n := range slices.Sorted(maps.Keys(list.Refs)) {
+				fmt.Fprintf(tw, "ref://%s\t%s\n", n, list.Refs[n])
+			}
+			return tw.Flush()
+		})
 	}
-	del := keystoreOp(&command{name: "delete", args: "REF", short: "delete a reference"}, 1, func(args []string) (*agent.KeystoreRequest, error) {
-		return &agent.KeystoreRequest{Op: "ref.delete", Ref: args[0]}, nil
+	del := keystoreOp(&command{name: "delete", args: "REF", short: "delete a reference"}, 1, func(args []string) (keystoreCall, error) {
+		return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+			return ks.DeleteRef(ctx, args[0])
+		}), nil
 	})
 	return (&command{
 		name:  "ref",
 		short: "manage references (ref://NAME) to keystores and truststores",
 	}).add(set, list, del)
+}
+
+// importCall imports req under store/alias.
+func importCall(store, alias string, req adminapi.ImportRequest) keystoreCall {
+	return change(func(ctx context.Context, ks adminapi.Keystores) (*adminapi.Change, error) {
+		return ks.ImportEntry(ctx, store, alias, req)
+	})
 }
 
 // readSecret reads a passphrase file, without its trailing newline.

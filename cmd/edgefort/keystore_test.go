@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -35,12 +36,39 @@ func selfSignedPEM(t *testing.T, cn string, notAfter time.Time) (keyFile, certFi
 }
 
 // TestKeystoreCommandsOffline drives the keystore, truststore and ref
-// commands on a state directory with no agent running, as an operator
-// preparing a node would, including the errors they must make clear.
+// commands on a state directory with no agent running.
 func TestKeystoreCommandsOffline(t *testing.T) {
 	dir := t.TempDir()
-	sd := "--state-dir=" + dir
-	cfg := "--config=" + filepath.Join(dir, "none.yaml")
+	runKeystoreSteps(t, "--state-dir="+dir, "--config="+filepath.Join(dir, "none.yaml"))
+}
+
+// TestKeystoreCommandsThroughAgent drives the same commands through a
+// running agent's admin API: they answer as they do offline (one function
+// per operation serves both), and they did go through the agent, which
+// holds the state directory's lock all along.
+func TestKeystoreCommandsThroughAgent(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "admin.sock")
+	cfgPath := writeFile(t, "edgefort.yaml", "version: 1\nstate_dir: "+dir+"\nmetrics: {enabled: false}\nadmin: {socket: "+socket+"}\n")
+	agent, agentErr := startEdgefort(t, "run", "--config", cfgPath)
+	waitReady(t, socket, agent)
+	runKeystoreSteps(t, "--config="+cfgPath)
+	if code, out, _ := edgefort(t, "ref", "list", "--config", cfgPath); code != 0 || !strings.Contains(out, "ref://hub-tls  hub-1") {
+		t.Errorf("ref list through the agent: exit %d, %q", code, out)
+	}
+	if err := agent.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(agent, 15*time.Second); err != nil {
+		t.Errorf("agent: %v; stderr:\n%s", err, agentErr)
+	}
+}
+
+// runKeystoreSteps drives the keystore, truststore, ref and keys commands
+// (with target, the flags that say where they act) as an operator
+// preparing a node would, including the errors they must make clear.
+func runKeystoreSteps(t *testing.T, target ...string) {
+	t.Helper()
 	keyFile, certFile := selfSignedPEM(t, "hub.example", time.Now().Add(90*24*time.Hour))
 	oldKey, oldCert := selfSignedPEM(t, "old.example", time.Now().Add(-time.Hour))
 	otherKey, _ := selfSignedPEM(t, "other.example", time.Now().Add(time.Hour))
@@ -79,7 +107,7 @@ func TestKeystoreCommandsOffline(t *testing.T) {
 		{[]string{"keys", "delete", "--which", "pending"}, 1, "", "no pending"},
 	}
 	for _, s := range steps {
-		code, out, errOut := edgefort(t, append(s.args, sd, cfg)...)
+		code, out, errOut := edgefort(t, append(s.args, target...)...)
 		if code != s.wantCode || !strings.Contains(out, s.wantOut) || !strings.Contains(errOut, s.wantErrOut) {
 			t.Errorf("edgefort %s: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
 				strings.Join(s.args, " "), code, out, errOut, s.wantCode, s.wantOut, s.wantErrOut)

@@ -18,7 +18,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 )
 
@@ -310,9 +311,9 @@ func startEdgefort(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &stderr
 }
 
-func waitReady(t *testing.T, socket string, cmd *exec.Cmd) *agent.Status {
+func waitReady(t *testing.T, socket string, cmd *exec.Cmd) *adminapi.Status {
 	t.Helper()
-	client := agent.NewAdminClient(socket)
+	client := adminclient.New(socket)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		st, err := client.Status(context.Background())

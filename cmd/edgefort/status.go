@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 )
 
@@ -44,14 +45,12 @@ Exits 0 when every component is running, 1 otherwise.`,
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		status, err := agent.NewAdminClient(path).Status(ctx)
+		status, err := adminClient(path).Status(ctx)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			enc := json.NewEncoder(st.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(status); err != nil {
+			if err := printJSON(st.stdout, status); err != nil {
 				return err
 			}
 		} else {
@@ -78,7 +77,14 @@ func adminSocket(cfgPath string) (string, error) {
 	return cfg.Admin.Socket, nil
 }
 
-func printStatus(w io.Writer, s *agent.Status, now time.Time) {
+// adminClient is a client of the agent whose admin socket is at socket.
+func adminClient(socket string) *adminclient.Client {
+	c := adminclient.New(socket)
+	c.Version = agent.Version()
+	return c
+}
+
+func printStatus(w io.Writer, s *adminapi.Status, now time.Time) {
 	ready := "ready"
 	if !s.Ready {
 		ready = "NOT READY"

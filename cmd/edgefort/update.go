@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/updater/deploy"
@@ -49,7 +50,7 @@ func addUpdateTarget(c *command) updateTarget {
 	}
 }
 
-func (t updateTarget) admin() (*agent.AdminClient, error) {
+func (t updateTarget) admin() (*adminclient.Client, error) {
 	path := *t.socket
 	if path == "" {
 		var err error
@@ -57,7 +58,28 @@ func (t updateTarget) admin() (*agent.AdminClient, error) {
 			return nil, err
 		}
 	}
-	return agent.NewAdminClient(path), nil
+	return adminClient(path), nil
+}
+
+// open returns the update operations of the running agent, or, when none
+// answers, the same operations in this process on the state directory
+// (holding its lock until closeFn).
+func (t updateTarget) open(ctx context.Context, st streams) (u adminapi.Updates, closeFn func() error, err error) {
+	admin, err := t.admin()
+	if err != nil {
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = admin.Ping(pctx)
+	if !errors.Is(err, adminclient.ErrNotRunning) {
+		return admin, func() error { return nil }, err
+	}
+	m, closeFn, err := t.offline(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &adminapi.LocalUpdates{Machine: m}, closeFn, nil
 }
 
 // offline opens the update machine of a state directory no agent runs on.
@@ -95,28 +117,19 @@ func newUpdateStatusCmd() *command {
 		if err := c.wantArgs(args, 0); err != nil {
 			return err
 		}
-		admin, err := t.admin()
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		u, closeFn, err := t.open(ctx, st)
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		us, err := admin.UpdateStatus(ctx)
-		if errors.Is(err, agent.ErrNotRunning) {
-			m, closeFn, oerr := t.offline(st)
-			if oerr != nil {
-				return oerr
-			}
-			defer closeFn()
-			us, err = agent.UpdateStatusOf(m)
-		}
+		defer closeFn()
+		us, err := u.UpdateStatus(ctx)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			enc := json.NewEncoder(st.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(us)
+			return printJSON(st.stdout, us)
 		}
 		printUpdateStatus(st.stdout, us)
 		return nil
@@ -124,7 +137,7 @@ func newUpdateStatusCmd() *command {
 	return c
 }
 
-func printUpdateStatus(w io.Writer, us *agent.UpdateStatus) {
+func printUpdateStatus(w io.Writer, us *adminapi.UpdateStatus) {
 	fmt.Fprintf(w, "artifact:   %s\n", us.ArtifactName)
 	if us.ArtifactGroup != "" {
 		fmt.Fprintf(w, "group:      %s\n", us.ArtifactGroup)
@@ -180,7 +193,7 @@ follow it with 'edgefort update status' or the agent's log.`,
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if err := admin.UpdateCheck(ctx); err != nil {
+		if err := admin.CheckUpdate(ctx); err != nil {
 			return err
 		}
 		fmt.Fprintln(st.stdout, "update check requested")
@@ -224,28 +237,16 @@ Exits 0 on success (installed or committed), 1 otherwise with the reason.`,
 			src = prog.reader(src)
 		}
 		defer prog.end()
-		admin, err := t.admin()
+		u, closeFn, err := t.open(ctx, st)
 		if err != nil {
 			return err
 		}
-		var res deploy.Result
-		if rerr := admin.Ping(ctx); errors.Is(rerr, agent.ErrNotRunning) {
-			m, closeFn, err := t.offline(st)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			res, err = m.Install(ctx, src, deploy.Job{Standalone: !*commit})
-			if err != nil {
-				return err
-			}
-		} else {
-			res, err = admin.UpdateInstall(ctx, src, *commit)
-			if err != nil {
-				return err
-			}
+		defer closeFn()
+		res, err := u.InstallUpdate(ctx, src, *commit)
+		if err != nil {
+			return err
 		}
-		if res.Outcome != deploy.OutcomeFailure {
+		if res.Outcome != string(deploy.OutcomeFailure) {
 			prog.done()
 		}
 		return printResult(st, res)
@@ -263,28 +264,16 @@ func newUpdateCommitCmd(verb string) *command {
 		if err := c.wantArgs(args, 0); err != nil {
 			return err
 		}
-		admin, err := t.admin()
+		u, closeFn, err := t.open(ctx, st)
 		if err != nil {
 			return err
 		}
-		var res deploy.Result
-		op := admin.UpdateCommit
+		defer closeFn()
+		op := u.CommitUpdate
 		if verb == "rollback" {
-			op = admin.UpdateRollback
+			op = u.RollbackUpdate
 		}
-		res, err = op(ctx)
-		if errors.Is(err, agent.ErrNotRunning) {
-			m, closeFn, oerr := t.offline(st)
-			if oerr != nil {
-				return oerr
-			}
-			defer closeFn()
-			if verb == "rollback" {
-				res, err = m.Rollback(ctx)
-			} else {
-				res, err = m.Commit(ctx)
-			}
-		}
+		res, err := op(ctx)
 		if err != nil {
 			return err
 		}
@@ -293,11 +282,11 @@ func newUpdateCommitCmd(verb string) *command {
 	return c
 }
 
-func printResult(st streams, res deploy.Result) error {
-	switch res.Outcome {
+func printResult(st streams, res *adminapi.UpdateResult) error {
+	switch deploy.Outcome(res.Outcome) {
 	case deploy.OutcomeSuccess:
 		fmt.Fprintf(st.stdout, "%s: installed and committed\n", res.ArtifactName)
-	case agent.OutcomeRestarting:
+	case adminapi.OutcomeRestarting:
 		fmt.Fprintf(st.stdout, "%s: the agent restarts to finish the update; follow it with 'edgefort update status'\n", res.ArtifactName)
 	case deploy.OutcomeInstalled:
 		fmt.Fprintf(st.stdout, "%s: installed; run 'edgefort update commit' to keep it or 'edgefort update rollback' to undo it\n", res.ArtifactName)

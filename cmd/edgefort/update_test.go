@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
 	"github.com/edgefort/edgefort/keystore"
@@ -127,7 +128,7 @@ func (r *updateRig) start(binary string) *execProc {
 	r.t.Helper()
 	p := startProc(r.t, binary, r.logFile, "run", "--config", r.cfgPath)
 	deadline := time.Now().Add(20 * time.Second)
-	client := agent.NewAdminClient(r.socket)
+	client := adminclient.New(r.socket)
 	for time.Now().Before(deadline) {
 		if st, err := client.Status(context.Background()); err == nil && st.Ready {
 			return p
@@ -141,7 +142,7 @@ func (r *updateRig) start(binary string) *execProc {
 	return nil
 }
 
-func (r *updateRig) admin() *agent.AdminClient { return agent.NewAdminClient(r.socket) }
+func (r *updateRig) admin() *adminclient.Client { return adminclient.New(r.socket) }
 
 func (r *updateRig) deviceID() string {
 	for _, s := range r.srv.AuthSets() {
@@ -289,7 +290,7 @@ func TestUpdateCrashSafety(t *testing.T) {
 		dep := r.upload(singleFileArtifact(t, name, r.dest, content))
 
 		p := r.start("")
-		if err := r.admin().UpdateCheck(context.Background()); err != nil {
+		if err := r.admin().CheckUpdate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		delay := time.Duration(rng.Int64N(int64(1100 * time.Millisecond)))
@@ -306,7 +307,7 @@ func TestUpdateCrashSafety(t *testing.T) {
 		<-p.done
 
 		p = r.start("")
-		if err := r.admin().UpdateCheck(context.Background()); err != nil {
+		if err := r.admin().CheckUpdate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		final := r.waitFinal(dep, 60*time.Second)

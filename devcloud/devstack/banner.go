@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/devcloud"
 )
@@ -20,7 +21,7 @@ var bannerTmpl = template.Must(template.New("banner").Parse(bannerText))
 
 // bannerData fill banner.txt.
 type bannerData struct {
-	S                                  agent.Status
+	S                                  adminapi.Status
 	Cfg                                *config.Config
 	Info                               Info
 	ConfigPath, InfoFile, PolicyFile   string

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/internal/httpbody"
 )
@@ -25,7 +26,7 @@ type Client struct {
 	Config *config.Config
 	Info   Info
 
-	admin  *agent.AdminClient
+	admin  *adminclient.Client
 	tls    *http.Client // the control plane and the broker: trusts the dev CA
 	mender *http.Client // the update server: also a client certificate (it requires one)
 }
@@ -39,10 +40,10 @@ func Open(ctx context.Context, cfgPath string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{Config: cfg, admin: agent.NewAdminClient(cfg.Admin.Socket)}
+	c := &Client{Config: cfg, admin: newAdminClient(cfg.Admin.Socket)}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := c.admin.Ping(pctx); errors.Is(err, agent.ErrNotRunning) {
+	if err := c.admin.Ping(pctx); errors.Is(err, adminclient.ErrNotRunning) {
 		return nil, fmt.Errorf("edgefort-dev is not running for %s (no agent on %s): start it with 'edgefort-dev'", cfgPath, cfg.Admin.Socket)
 	} else if err != nil {
 		return nil, err
@@ -178,4 +179,12 @@ func poll(ctx context.Context, interval time.Duration, f func() (done bool, err 
 		case <-tick.C:
 		}
 	}
+}
+
+// newAdminClient is the agent's typed admin client, naming this build's
+// version when it meets an agent that speaks another admin API.
+func newAdminClient(socket string) *adminclient.Client {
+	c := adminclient.New(socket)
+	c.Version = agent.Version()
+	return c
 }

@@ -114,7 +114,7 @@ func (c *Client) Deploy(ctx context.Context, w io.Writer, path string) error {
 		return fmt.Errorf("create deployment: %w", err)
 	}
 	fmt.Fprintf(w, "deployment %s: %s to every device\n", dep.ID, name)
-	if err := c.admin.UpdateCheck(ctx); err != nil {
+	if err := c.admin.CheckUpdate(ctx); err != nil {
 		return fmt.Errorf("ask the agent to check now: %w", err)
 	}
 	final, err := c.follow(ctx, w, dep.ID)
@@ -207,7 +207,7 @@ func (c *Client) follow(ctx context.Context, w io.Writer, id string) (string, er
 			return true, nil
 		}
 		if allZero(seen) && time.Since(lastCheck) >= deployRecheck {
-			c.admin.UpdateCheck(ctx) // best effort: the first request was made
+			c.admin.CheckUpdate(ctx) // best effort: the first request was made
 			lastCheck = time.Now()
 		}
 		return false, nil

@@ -24,11 +24,7 @@ var roots = []string{"../../cmd", "../../agent"}
 // the repository root, FUNC as Recv.Name for a method), each with why and
 // who shrinks it. An entry that no longer matches a long function fails
 // the test: delete it, so that the list only shrinks.
-var allowed = map[string]string{
-	"cmd/edgefort/dev.go newDevCmd":            "owned by #13 point 1 (dev binary split), to shrink",
-	"cmd/edgefort/devevents.go newDevEventCmd": "owned by #13 point 1 (dev binary split), to shrink",
-	"cmd/edgefort/devjobs.go newDevJobCmd":     "owned by #13 point 1 (dev binary split), to shrink",
-}
+var allowed = map[string]string{}
 
 // TestFunctionLength lists every non-test function in cmd/ and agent/
 // longer than maxLines that is not on the allow-list.

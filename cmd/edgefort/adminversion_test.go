@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgefort/edgefort/agent"
+	"github.com/edgefort/edgefort/agent/adminapi"
+)
+
+// TestCommandsMeetAnotherAdminAPI: a command that meets an agent of
+// another admin API version lacking its route exits 1 saying which side
+// is older and what to do, not with a bare 404.
+func TestCommandsMeetAnotherAdminAPI(t *testing.T) {
+	healthz := func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	}
+	// An agent from before the versioned API: one POST /v1/keystore.
+	older := http.NewServeMux()
+	healthz(older)
+	older.HandleFunc("POST /v1/keystore", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "{}") })
+	// A newer agent whose API 2 moved every route.
+	newerMux := http.NewServeMux()
+	healthz(newerMux)
+	newer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(adminapi.HeaderAPI, "2")
+		w.Header().Set(adminapi.HeaderAgent, "9.0.0")
+		newerMux.ServeHTTP(w, r)
+	})
+
+	self := "this edgefort (version " + agent.Version() + ") speaks admin API 1"
+	tests := []struct {
+		name  string
+		agent http.Handler
+		args  []string
+		want  []string
+	}{
+		{"ref set, older agent", older, []string{"ref", "set", "hub-tls", "hub-2"},
+			[]string{"edgefort: admin API version mismatch: the running agent speaks an admin API older than version 1 and has no PUT /v1/refs/hub-tls", self, "use the edgefort binary that came with the agent, or upgrade the agent"}},
+		{"keystore list, newer agent", newer, []string{"keystore", "list"},
+			[]string{"the running agent (version 9.0.0) speaks admin API 2 and has no GET /v1/stores", self, "use the edgefort binary that came with the agent\n"}},
+		{"update status, newer agent", newer, []string{"update", "status"},
+			[]string{"speaks admin API 2 and has no GET /v1/update/status"}},
+		{"cloud status, older agent", older, []string{"cloud", "status"},
+			[]string{"has no GET /v1/cloud/status"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			socket := serveAdminSocket(t, tt.agent)
+			code, _, errOut := edgefort(t, append(tt.args, "--socket", socket, "--config", filepath.Join(t.TempDir(), "none.yaml"))...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1; stderr %q", code, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+		})
+	}
+}
+
+// serveAdminSocket serves h on a unix socket bound before the server
+// starts and returns its path.
+func serveAdminSocket(t *testing.T, h http.Handler) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ef-admin") // short: a socket path has ~100 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "admin.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return socket
+}
