@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 func TestBackoffFullJitter(t *testing.T) {
@@ -25,15 +27,14 @@ func TestBackoffFullJitter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBackoff(time.Second, tt.spread, 10*time.Second)
-			b.rand = func() float64 { return tt.rand }
+			b := testBackoff(time.Second, tt.spread, 10*time.Second, func() float64 { return tt.rand })
 			for i, want := range tt.want {
-				if got := b.next(); got != want {
+				if got := b.Next(); got != want {
 					t.Errorf("delay %d = %v, want %v", i, got, want)
 				}
 			}
-			b.reset()
-			if got, want := b.next(), time.Duration(tt.rand*float64(time.Second)); got != want {
+			b.Reset()
+			if got, want := b.Next(), time.Duration(tt.rand*float64(time.Second)); got != want {
 				t.Errorf("delay after reset = %v, want %v", got, want)
 			}
 		})
@@ -55,11 +56,10 @@ func TestBackoffSpreadsAFleet(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		perSecond := map[int]int{}
 		for range nodes {
-			b := newBackoff(time.Second, spread, 2*time.Minute)
-			b.rand = rng.Float64
-			at := b.next() // the first retry after the connection was lost
+			b := testBackoff(time.Second, spread, 2*time.Minute, rng.Float64)
+			at := b.Next() // the first retry after the connection was lost
 			for at < outage {
-				at += b.next()
+				at += b.Next()
 			}
 			perSecond[int((at-outage)/time.Second)]++
 		}
@@ -81,14 +81,10 @@ func maxOf(m map[int]int) int {
 	return best
 }
 
-func TestBackoffHugeMaxDoesNotOverflow(t *testing.T) {
-	b := newBackoff(time.Second, time.Minute, time.Duration(1<<62))
-	b.rand = func() float64 { return 0.999 }
-	for i := range 200 {
-		if d := b.next(); d < 0 {
-			t.Fatalf("delay %d = %v, negative", i, d)
-		}
-	}
+// testBackoff is the link's reconnect backoff for the given options.
+func testBackoff(initial, spread, max time.Duration, rand func() float64) *backoff.Backoff {
+	o := Options{ReconnectInitial: initial, ReconnectSpread: spread, ReconnectMax: max}
+	return &backoff.Backoff{Policy: o.reconnectPolicy(), Rand: rand}
 }
 
 func TestTokenBucket(t *testing.T) {

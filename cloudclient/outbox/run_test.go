@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 var errCloudDown = errors.New("cloud down")
@@ -322,14 +323,14 @@ func TestBackoffPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := backoffPolicy{cfg: cfg, rand: func() float64 { return tt.rand }}
+			p := backoff.Backoff{Policy: cfg.policy(), Rand: func() float64 { return tt.rand }}
 			var got []time.Duration
 			for _, s := range tt.steps {
 				if s == "reset" {
-					p.reset()
+					p.Reset()
 					continue
 				}
-				got = append(got, p.next())
+				got = append(got, p.Next())
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("delays (-want +got):\n%s", diff)
