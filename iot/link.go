@@ -21,6 +21,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/time/rate"
 
 	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/internal/backoff"
@@ -46,7 +47,7 @@ type Link struct {
 	opts    Options // defaults filled in
 	log     *slog.Logger
 	metrics *metrics
-	limiter *tokenBucket
+	limiter *rate.Limiter
 
 	running atomic.Bool
 	// client is the paho client of the current Run, nil outside Run.
@@ -81,7 +82,7 @@ func New(opts Options) (*Link, error) {
 		opts:    o,
 		log:     o.Logger,
 		metrics: m,
-		limiter: newTokenBucket(PublishRate, PublishRate, o.Now),
+		limiter: newPublishLimiter(),
 	}
 	l.status = Status{State: StateStopped, Since: o.Now()}
 	m.setState(StateStopped)
