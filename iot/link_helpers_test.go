@@ -28,6 +28,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/internal/wsconn"
 )
 
@@ -66,7 +67,7 @@ func (b *testBroker) start() {
 	b.t.Helper()
 	var ln net.Listener
 	var err error
-	waitFor(b.t, "the broker's port "+b.addr+" to be free again", func() bool {
+	testkit.WaitFor(b.t, "the broker's port "+b.addr+" to be free again", func() bool {
 		ln, err = net.Listen("tcp", b.addr)
 		return err == nil
 	})
@@ -338,24 +339,10 @@ func runLink(t *testing.T, l *Link) {
 		}
 		// Everything Run started must be gone; the broker's connection
 		// goroutines for the link end with it, so allow a moment.
-		waitFor(t, "goroutines back to the count before Run", func() bool {
+		testkit.WaitFor(t, "goroutines back to the count before Run", func() bool {
 			return runtime.NumGoroutine() <= before
 		})
 	})
-}
-
-// waitFor polls cond for up to 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("timed out waiting for %s\n%s", what, buf[:n])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // counterValue reads a counter (with the given label, if any) from reg.

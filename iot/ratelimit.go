@@ -15,19 +15,21 @@ func newPublishLimiter() *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(PublishRate), PublishRate)
 }
 
-// waitToken takes a token from lim, waiting for one until ctx ends; its
-// deadline is waited out, not refused up front, so a publish that runs out
-// of time says context.DeadlineExceeded. now is the link's clock.
+// waitToken takes a token from lim, waiting for one until ctx ends. It
+// waits on the link's clock now: it looks again after the time the missing
+// share of a token takes at the rate, and a publish that runs out of time
+// says so with ctx's error (context.DeadlineExceeded), not refused up
+// front as rate.Limiter.Wait would.
 func waitToken(ctx context.Context, lim *rate.Limiter, now func() time.Time) error {
-	t := now()
-	r := lim.ReserveN(t, 1)
-	d := r.DelayFrom(t)
-	if d == 0 {
-		return nil
+	for {
+		t := now()
+		if lim.AllowN(t, 1) {
+			return nil
+		}
+		missing := 1 - lim.TokensAt(t)
+		d := time.Duration(missing / float64(lim.Limit()) * float64(time.Second))
+		if err := backoff.Sleep(ctx, max(d, time.Millisecond)); err != nil {
+			return err
+		}
 	}
-	if err := backoff.Sleep(ctx, d); err != nil {
-		r.CancelAt(now()) // give the token back to later publishes
-		return err
-	}
-	return nil
 }

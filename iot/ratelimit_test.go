@@ -8,8 +8,8 @@ import (
 )
 
 // TestWaitToken drives the publish limiter on an injected clock: a burst
-// of PublishRate goes at once, the next publish waits for the rate and,
-// when its ctx ends first, gives its token back.
+// of PublishRate goes at once; past it a publish waits on that clock, so
+// one whose ctx ends first neither goes nor takes a token from later ones.
 func TestWaitToken(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
@@ -27,8 +27,16 @@ func TestWaitToken(t *testing.T) {
 			t.Fatalf("publish %d past the burst = %v, want context.Canceled", i, err)
 		}
 	}
-	// The refused ones gave their tokens back: one rate interval later
-	// exactly one more goes at once.
+	// A frozen clock never refills, whatever the real time: a publish
+	// with a deadline waits it out (the link's rate-limit test relies on
+	// this).
+	short, cancelShort := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancelShort()
+	if err := waitToken(short, lim, clock); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("publish on a frozen clock = %v, want context.DeadlineExceeded", err)
+	}
+	// The refused ones took nothing: one rate interval later exactly one
+	// more goes at once.
 	now = now.Add(time.Second / PublishRate)
 	if err := waitToken(ended, lim, clock); err != nil {
 		t.Fatalf("publish after one interval: %v", err)

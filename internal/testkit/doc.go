@@ -1,0 +1,9 @@
+// Package testkit holds what edgefort's tests share: waiting on a
+// condition instead of sleeping (WaitFor), a state store on a temporary
+// directory that closes itself (OpenStore), and small Mender Artifacts
+// built in memory (Artifact, SingleFile).
+//
+// Only _test.go files import it. It sits beside the layers rather than
+// under them (it builds on agent/store and updater/artifact), and the
+// product binary never links it: cmd/edgefort's dependency test says so.
+package testkit
