@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefort/edgefort/internal/backoff"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 func TestBackoffPolicyNext(t *testing.T) {

@@ -19,8 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgefort/edgefort/internal/backoff"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 // Runner is a long-lived component. Run blocks until ctx is cancelled and
