@@ -14,13 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // testConfig is a valid configuration on a fresh state directory with
@@ -58,22 +58,11 @@ func startAgentLog(t *testing.T, cfg *config.Config, log *slog.Logger, extra ...
 		cancel()
 		<-done
 	})
-	waitFor(t, "the agent's admin API", func() bool {
+	testkit.WaitFor(t, "the agent's admin API", func() bool {
 		_, err := adminclient.New(cfg.Admin.Socket).Status(context.Background())
 		return err == nil
 	})
 	return a, done
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type runnerFunc func(ctx context.Context) error
@@ -101,7 +90,7 @@ func TestAdminAPI(t *testing.T) {
 		return errors.New("backend unreachable")
 	})}
 	a, _ := startAgent(t, cfg, broken)
-	waitFor(t, "a restart of the broken component", func() bool {
+	testkit.WaitFor(t, "a restart of the broken component", func() bool {
 		for _, c := range a.Status().Components {
 			if c.Name == "broken" && c.Restarts > 0 {
 				return true
@@ -211,7 +200,7 @@ func TestShutdownIsBounded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	waitFor(t, "ready", a.Ready)
+	testkit.WaitFor(t, "ready", a.Ready)
 	cancel()
 	err = <-done
 	if err == nil || !strings.Contains(err.Error(), "shutdown timed out after 1s; still running: stubborn") {

@@ -37,7 +37,9 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/backoff"
 	"github.com/edgefort/edgefort/internal/httpbody"
+	"github.com/edgefort/edgefort/internal/retryafter"
 )
 
 // Defaults for zero Options fields.
@@ -319,7 +321,7 @@ func (c *Client) doRetry(ctx context.Context, cl call) error {
 		}
 		delay := c.backoff(n, err)
 		c.log.Debug("cloudclient: retrying", logKeyCall, cl.name, logKeyAttempt, n+1, logKeyDelay, delay, logKeyError, err)
-		if err := sleep(ctx, delay); err != nil {
+		if err := backoff.Sleep(ctx, delay); err != nil {
 			return err
 		}
 	}
@@ -425,7 +427,7 @@ func newResponseError(resp *http.Response, b []byte, cut bool, now time.Time) *R
 		}
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		e.retryAfter = retryafter.FromHeader(resp.Header, now)
 	}
 	return e
 }
@@ -437,27 +439,5 @@ func (c *Client) backoff(n int, err error) time.Duration {
 	if errors.As(err, &re) && re.retryAfter > 0 {
 		return min(re.retryAfter, 4*c.retry.Max)
 	}
-	bound := c.retry.Max
-	if n < 30 {
-		bound = min(bound, c.retry.Initial<<n)
-	}
-	if bound <= 0 {
-		return 0
-	}
-	return rand.N(bound)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
+	return backoff.Policy{Initial: c.retry.Initial, Max: c.retry.Max}.Delay(n, rand.Float64())
 }

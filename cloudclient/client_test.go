@@ -513,20 +513,3 @@ func TestResponseErrorIs(t *testing.T) {
 		}
 	}
 }
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0}, {"3", 3 * time.Second}, {"-1", 0}, {"x", 0},
-		{now.Add(10 * time.Second).Format(http.TimeFormat), 10 * time.Second},
-		{now.Add(-10 * time.Second).Format(http.TimeFormat), 0},
-	}
-	for _, tt := range tests {
-		if got := parseRetryAfter(tt.in, now); got != tt.want {
-			t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -87,25 +86,4 @@ func transientStatus(code int) bool {
 // attempt's timeout) as ErrUnavailable, keeping the cause in the chain.
 func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date,
-// relative to now. Unknown or past values give zero.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		const maxSeconds = int64(1<<63-1) / int64(time.Second)
-		return time.Duration(min(s, maxSeconds)) * time.Second
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0
-	}
-	return max(t.Sub(now), 0)
 }

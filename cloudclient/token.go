@@ -22,7 +22,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/backoff"
 	"github.com/edgefort/edgefort/internal/httpbody"
+	"github.com/edgefort/edgefort/internal/retryafter"
 )
 
 // assertionLifetime is how long an assertion is valid: short, well under
@@ -231,7 +233,7 @@ func (c *Client) fetchToken(ctx context.Context) (*accessToken, error) {
 		}
 		delay := c.backoff(n, err)
 		c.log.Debug("cloudclient: retrying", logKeyCall, "token", logKeyAttempt, n+1, logKeyDelay, delay, logKeyError, err)
-		if err := sleep(ctx, delay); err != nil {
+		if err := backoff.Sleep(ctx, delay); err != nil {
 			return nil, err
 		}
 	}
@@ -298,7 +300,7 @@ func (c *Client) oauthError(resp *http.Response) error {
 	}
 	e := &ResponseError{Status: resp.StatusCode, Code: oe.Code, Message: oe.Description}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		e.retryAfter = retryafter.FromHeader(resp.Header, c.now())
 	}
 	return e
 }

@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot/sigv4"
 )
 
@@ -154,17 +155,6 @@ func wait(t *testing.T, tok paho.Token) {
 	}
 	if err := tok.Error(); err != nil {
 		t.Fatalf("paho: %v", err)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -326,7 +316,7 @@ func TestBrokerClientIDMustBeThing(t *testing.T) {
 	if st := b.Stats(); st.Upgrades != 1 || st.Connects != 0 {
 		t.Errorf("Stats = %+v, want the upgrade but no connect", st)
 	}
-	eventually(t, "no connections", func() bool { return b.Connections() == 0 })
+	testkit.WaitFor(t, "no connections", func() bool { return b.Connections() == 0 })
 }
 
 func TestBrokerTopicACL(t *testing.T) {
@@ -416,11 +406,11 @@ func TestBrokerPersistentSessionAcrossDrop(t *testing.T) {
 		t.Fatal("connection not lost after DropConnections")
 	}
 	v.revoke(first)
-	eventually(t, "the broker to see the disconnect", func() bool { return b.Connections() == 0 })
+	testkit.WaitFor(t, "the broker to see the disconnect", func() bool { return b.Connections() == 0 })
 	if err := b.Publish(topic, []byte("while away"), 1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "refused reconnect attempts", func() bool { return b.Stats().Refused[RefusedFault] > 0 })
+	testkit.WaitFor(t, "refused reconnect attempts", func() bool { return b.Stats().Refused[RefusedFault] > 0 })
 	b.SetFaults(BrokerFaults{})
 
 	expectMessage(t, msgs, received{topic, "while away"})

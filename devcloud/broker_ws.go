@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/edgefort/edgefort/internal/wsconn"
 	"github.com/edgefort/edgefort/iot/sigv4"
 )
 
@@ -150,7 +151,7 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	l.log.Debug("broker upgraded connection", "remote", r.RemoteAddr, "thing", thing, "access_key_id", akid)
 	l.conns.Add(1)
 	defer l.conns.Done()
-	c := &wsConn{ws: ws, thing: thing, accessKeyID: akid}
+	c := &wsConn{Conn: wsconn.New(ws, wsconn.Options{}), thing: thing, accessKeyID: akid}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(brokerConnectTimeout)) // mochi sets keep-alive deadlines after CONNECT
 	if err := l.establish(l.ID(), c); err != nil && !errors.Is(err, io.EOF) {
@@ -175,61 +176,13 @@ func refusalFor(err error) BrokerRefusal {
 	return RefusedMalformed
 }
 
-// wsConn carries MQTT over binary WebSocket messages as a net.Conn, and
-// the identity the upgrade was signed with. One goroutine reads (mochi's
-// read loop) and writes are serialised by mochi's client lock, as gorilla
-// requires. A packet may span messages and a message may hold several.
+// wsConn is an MQTT connection over WebSocket and the identity its
+// upgrade was signed with, which the broker's hooks read.
 type wsConn struct {
-	ws          *websocket.Conn
+	*wsconn.Conn
 	thing       string // the thing the signing credentials were vended to
 	accessKeyID string
-
-	r io.Reader // the message being read; only the reader touches it
 }
-
-var errNotBinary = errors.New("websocket: MQTT needs binary messages")
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			typ, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage {
-				return 0, errNotBinary
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) Close() error         { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
-
-// The deadlines go to the TLS connection itself: mochi refreshes the read
-// deadline from its read loop while another goroutine writes, and
-// gorilla's own deadline fields are not safe for that.
-func (c *wsConn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.NetConn().SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
 
 var (
 	_ listeners.Listener = (*wsListener)(nil)

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 
@@ -197,24 +197,10 @@ func TestMenderPeerClient(t *testing.T) {
 // update module, installing payload as destDir/app.bin.
 func singleFileArtifact(t *testing.T, name, destDir string, payload []byte) []byte {
 	t.Helper()
-	p := artifact.ModuleImage("single-file", name, artifact.ImageDefaults{})
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{{"app.bin", payload}, {"dest_dir", []byte(destDir)}, {"filename", []byte("app.bin")}} {
-		p.Files = append(p.Files, artifact.Source{Name: f.name, Open: func() (io.ReadCloser, error) {
-			return io.NopCloser(bytes.NewReader(f.b)), nil
-		}})
-	}
-	var buf bytes.Buffer
-	err := artifact.Write(&buf, &artifact.Spec{
-		Name: name, Depends: artifact.Depends{DeviceTypes: []string{"edge-1"}},
-		Payloads: []artifact.PayloadSpec{p}, Compression: artifact.None,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testkit.Artifact{
+		Name: name, DeviceType: "edge-1", Module: "single-file", Compression: artifact.None,
+		Files: []testkit.File{{Name: "app.bin", Data: payload}, {Name: "dest_dir", Data: []byte(destDir)}, {Name: "filename", Data: []byte("app.bin")}},
+	}.Bytes(t)
 }
 
 // ensureSystemFile makes sure the file at path holds content: it writes it

@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 
@@ -186,19 +187,10 @@ func testArtifact(t *testing.T, name string, size int) []byte {
 	t.Helper()
 	payload := make([]byte, size)
 	rand.Read(payload)
-	p := artifact.ModuleImage("single-file", name, artifact.ImageDefaults{})
-	p.Files = []artifact.Source{{Name: "blob", Open: func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(payload)), nil
-	}}}
-	var buf bytes.Buffer
-	err := artifact.Write(&buf, &artifact.Spec{
-		Name: name, Depends: artifact.Depends{DeviceTypes: []string{"edge-1"}},
-		Payloads: []artifact.PayloadSpec{p}, Compression: artifact.None,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testkit.Artifact{
+		Name: name, DeviceType: "edge-1", Module: "single-file", Compression: artifact.None,
+		Files: []testkit.File{{Name: "blob", Data: payload}},
+	}.Bytes(t)
 }
 
 type nextResponse struct {

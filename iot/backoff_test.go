@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 func TestBackoffFullJitter(t *testing.T) {
@@ -25,15 +27,14 @@ func TestBackoffFullJitter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBackoff(time.Second, tt.spread, 10*time.Second)
-			b.rand = func() float64 { return tt.rand }
+			b := testBackoff(time.Second, tt.spread, 10*time.Second, func() float64 { return tt.rand })
 			for i, want := range tt.want {
-				if got := b.next(); got != want {
+				if got := b.Next(); got != want {
 					t.Errorf("delay %d = %v, want %v", i, got, want)
 				}
 			}
-			b.reset()
-			if got, want := b.next(), time.Duration(tt.rand*float64(time.Second)); got != want {
+			b.Reset()
+			if got, want := b.Next(), time.Duration(tt.rand*float64(time.Second)); got != want {
 				t.Errorf("delay after reset = %v, want %v", got, want)
 			}
 		})
@@ -55,11 +56,10 @@ func TestBackoffSpreadsAFleet(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		perSecond := map[int]int{}
 		for range nodes {
-			b := newBackoff(time.Second, spread, 2*time.Minute)
-			b.rand = rng.Float64
-			at := b.next() // the first retry after the connection was lost
+			b := testBackoff(time.Second, spread, 2*time.Minute, rng.Float64)
+			at := b.Next() // the first retry after the connection was lost
 			for at < outage {
-				at += b.next()
+				at += b.Next()
 			}
 			perSecond[int((at-outage)/time.Second)]++
 		}
@@ -81,50 +81,8 @@ func maxOf(m map[int]int) int {
 	return best
 }
 
-func TestBackoffHugeMaxDoesNotOverflow(t *testing.T) {
-	b := newBackoff(time.Second, time.Minute, time.Duration(1<<62))
-	b.rand = func() float64 { return 0.999 }
-	for i := range 200 {
-		if d := b.next(); d < 0 {
-			t.Fatalf("delay %d = %v, negative", i, d)
-		}
-	}
-}
-
-func TestTokenBucket(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	b := newTokenBucket(100, 100, func() time.Time { return now })
-	var ok int
-	for range 150 {
-		if _, took := b.take(); took {
-			ok++
-		}
-	}
-	if ok != 100 {
-		t.Errorf("burst took %d tokens, want 100", ok)
-	}
-	wait, took := b.take()
-	if took || wait != 10*time.Millisecond {
-		t.Errorf("empty bucket: take = %v, %v; want 10ms, false", wait, took)
-	}
-	now = now.Add(250 * time.Millisecond) // refills 25
-	ok = 0
-	for range 100 {
-		if _, took := b.take(); took {
-			ok++
-		}
-	}
-	if ok != 25 {
-		t.Errorf("after 250ms took %d tokens, want 25", ok)
-	}
-	now = now.Add(time.Hour) // refills to the burst, not beyond
-	ok = 0
-	for range 150 {
-		if _, took := b.take(); took {
-			ok++
-		}
-	}
-	if ok != 100 {
-		t.Errorf("after an hour took %d tokens, want 100", ok)
-	}
+// testBackoff is the link's reconnect backoff for the given options.
+func testBackoff(initial, spread, max time.Duration, rand func() float64) *backoff.Backoff {
+	o := Options{ReconnectInitial: initial, ReconnectSpread: spread, ReconnectMax: max}
+	return &backoff.Backoff{Policy: o.reconnectPolicy(), Rand: rand}
 }

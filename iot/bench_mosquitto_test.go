@@ -18,6 +18,7 @@ import (
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
 )
@@ -91,11 +92,11 @@ func BenchmarkMosquittoLink(b *testing.B) {
 		var resub, probe []time.Duration
 		for b.Loop() {
 			m.stop()
-			waitUntil(b, 10*time.Second, "link to notice the broker gone", func() bool {
+			testkit.WaitForWithin(b, 10*time.Second, "link to notice the broker gone", func() bool {
 				return l.Status().State != iot.StateConnected
 			})
 			up := m.mustStart()
-			waitUntil(b, time.Minute, "link resubscribed", func() bool {
+			testkit.WaitForWithin(b, time.Minute, "link resubscribed", func() bool {
 				return l.Status().State == iot.StateConnected
 			})
 			resub = append(resub, time.Since(up))

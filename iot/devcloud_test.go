@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/sigv4"
 )
@@ -127,19 +128,8 @@ func runDC(t *testing.T, l *iot.Link) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("Run did not return within 5s of cancel")
 		}
-		poll(t, "goroutines back to the count before Run", func() bool { return runtime.NumGoroutine() <= before })
+		testkit.WaitFor(t, "goroutines back to the count before Run", func() bool { return runtime.NumGoroutine() <= before })
 	})
-}
-
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestDevcloudLinkThroughSigV4(t *testing.T) {
@@ -160,28 +150,28 @@ func TestDevcloudLinkThroughSigV4(t *testing.T) {
 		t.Fatal(err)
 	}
 	runDC(t, l)
-	poll(t, "connected", func() bool { return l.Status().State == iot.StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == iot.StateConnected })
 
 	if err := b.Publish("edgefort/fort-1/events", []byte("e1"), 1); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "event handled", func() bool { _, ok := handled.Load("e1"); return ok })
+	testkit.WaitFor(t, "event handled", func() bool { _, ok := handled.Load("e1"); return ok })
 	if err := l.Publish(context.Background(), "edgefort/fort-1/out", []byte("hello")); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	poll(t, "cloud got the publish", func() bool { return out.Load() == 1 })
+	testkit.WaitFor(t, "cloud got the publish", func() bool { return out.Load() == 1 })
 
 	// An outage: refused upgrades, the connection cut, an event queued for
 	// the persistent session meanwhile, then the broker back.
 	b.SetFaults(devcloud.BrokerFaults{RefuseConnections: true, DropConnections: true})
-	poll(t, "link down", func() bool { return l.Status().State != iot.StateConnected })
+	testkit.WaitFor(t, "link down", func() bool { return l.Status().State != iot.StateConnected })
 	if err := b.Publish("edgefort/fort-1/events", []byte("while-down"), 1); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "refused attempts", func() bool { return b.Stats().Refused[devcloud.RefusedFault] >= 2 })
+	testkit.WaitFor(t, "refused attempts", func() bool { return b.Stats().Refused[devcloud.RefusedFault] >= 2 })
 	b.SetFaults(devcloud.BrokerFaults{})
-	poll(t, "reconnected", func() bool { return l.Status().State == iot.StateConnected })
-	poll(t, "queued event handled", func() bool { _, ok := handled.Load("while-down"); return ok })
+	testkit.WaitFor(t, "reconnected", func() bool { return l.Status().State == iot.StateConnected })
+	testkit.WaitFor(t, "queued event handled", func() bool { _, ok := handled.Load("while-down"); return ok })
 
 	st := b.Stats()
 	if st.Refused[devcloud.RefusedBadSignature] != 0 || st.Refused[devcloud.RefusedUnknownKey] != 0 {
@@ -227,7 +217,7 @@ func TestDevcloudRefusesWrongCredentials(t *testing.T) {
 				t.Fatal(err)
 			}
 			runDC(t, l)
-			poll(t, "refusals", func() bool { return b.Stats().Refused[tt.reason] >= 2 })
+			testkit.WaitFor(t, "refusals", func() bool { return b.Stats().Refused[tt.reason] >= 2 })
 			st := l.Status()
 			if st.State == iot.StateConnected || !strings.Contains(st.LastError, "403") {
 				t.Errorf("status = %+v, want not connected with a 403 in the last error", st)
@@ -269,7 +259,7 @@ func TestDevcloudRotatedCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	runDC(t, l)
-	poll(t, "connected", func() bool { return l.Status().State == iot.StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == iot.StateConnected })
 
 	// The old key expires (revoked at the broker) and the connection drops:
 	// the next attempt must ask for credentials again and sign with the new
@@ -278,7 +268,7 @@ func TestDevcloudRotatedCredentials(t *testing.T) {
 	// broker's second CONNECT rather than for the moment between.
 	v.rotate()
 	b.SetFaults(devcloud.BrokerFaults{DropConnections: true})
-	poll(t, "reconnected", func() bool { return b.Stats().Connects >= 2 && l.Status().State == iot.StateConnected })
+	testkit.WaitFor(t, "reconnected", func() bool { return b.Stats().Connects >= 2 && l.Status().State == iot.StateConnected })
 	st := b.Stats()
 	if n := st.Refused[devcloud.RefusedUnknownKey]; n != 0 {
 		t.Errorf("broker refused %d attempts with an unknown (old) key, want 0", n)

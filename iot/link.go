@@ -21,8 +21,10 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/time/rate"
 
 	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 // Log keys.
@@ -45,7 +47,7 @@ type Link struct {
 	opts    Options // defaults filled in
 	log     *slog.Logger
 	metrics *metrics
-	limiter *tokenBucket
+	limiter *rate.Limiter
 
 	running atomic.Bool
 	// client is the paho client of the current Run, nil outside Run.
@@ -80,7 +82,7 @@ func New(opts Options) (*Link, error) {
 		opts:    o,
 		log:     o.Logger,
 		metrics: m,
-		limiter: newTokenBucket(PublishRate, PublishRate, o.Now),
+		limiter: newPublishLimiter(),
 	}
 	l.status = Status{State: StateStopped, Since: o.Now()}
 	m.setState(StateStopped)
@@ -117,13 +119,14 @@ func (l *Link) Run(ctx context.Context) error {
 		hooks.Wait()
 	}()
 
-	bo := newBackoff(l.opts.ReconnectInitial, l.opts.ReconnectSpread, l.opts.ReconnectMax)
+	bo := l.backoff()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			l.countReconnect()
 		}
 		up, err := l.connect(ctx, client, attempt)
 		if err == nil {
+			bo.Up()
 			supervisor.Ready(ctx)
 			if l.opts.OnConnect != nil {
 				// Off the loop: the hook publishes (Jobs start-next, the
@@ -133,8 +136,8 @@ func (l *Link) Run(ctx context.Context) error {
 			}
 			err = l.stayConnected(ctx, client, lost)
 			uptime := l.opts.Now().Sub(up)
-			if uptime >= backoffResetAfter || errors.Is(err, errMaxAge) {
-				bo.reset()
+			if errors.Is(err, errMaxAge) {
+				bo.Reset() // retired on purpose, not lost
 			}
 			if ctx.Err() != nil {
 				return nil
@@ -149,15 +152,11 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		}
 		l.setError(err)
-		d := bo.next()
+		d := bo.Next()
 		l.setState(StateBackingOff)
 		l.log.Info("reconnecting after backoff", slog.Any(logKeyError, err), slog.Duration(logKeyBackoff, d))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, d) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }

@@ -27,6 +27,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/internal/testkit"
+	"github.com/edgefort/edgefort/internal/wsconn"
 )
 
 // testBroker is an embedded mochi broker with a TLS WebSocket listener on a
@@ -64,7 +67,7 @@ func (b *testBroker) start() {
 	b.t.Helper()
 	var ln net.Listener
 	var err error
-	waitFor(b.t, "the broker's port "+b.addr+" to be free again", func() bool {
+	testkit.WaitFor(b.t, "the broker's port "+b.addr+" to be free again", func() bool {
 		ln, err = net.Listen("tcp", b.addr)
 		return err == nil
 	})
@@ -99,7 +102,7 @@ func (b *testBroker) serve(ln net.Listener) {
 // that is already bound: connections made before mochi runs Serve wait in
 // the accept queue instead of being refused. It upgrades every request
 // (the link's tests do not check signatures; devcloud's broker does) and
-// hands mochi the connection through the link's own wsConn adapter.
+// hands mochi the connection through internal/wsconn, as devcloud does.
 type boundWS struct {
 	id       string
 	ln       net.Listener
@@ -139,21 +142,10 @@ func (l *boundWS) handle(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &serverWSConn{&wsConn{ws: ws}}
+	c := wsconn.New(ws, wsconn.Options{})
 	defer c.Close()
 	l.establish(l.id, c)
 }
-
-// serverWSConn is the link's wsConn with its deadlines set on the network
-// connection itself: mochi refreshes the read deadline from its read loop
-// while another goroutine writes, and gorilla's own deadline fields are not
-// safe for that. (gorilla sets the write deadline it holds on every write,
-// so mochi's write deadlines have no effect here; the tests need none.)
-type serverWSConn struct{ *wsConn }
-
-func (c *serverWSConn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
-func (c *serverWSConn) SetReadDeadline(t time.Time) error  { return c.ws.NetConn().SetReadDeadline(t) }
-func (c *serverWSConn) SetWriteDeadline(t time.Time) error { return c.ws.NetConn().SetWriteDeadline(t) }
 
 // Close stops accepting, lets mochi disconnect the clients and waits for
 // Serve to return.
@@ -347,24 +339,10 @@ func runLink(t *testing.T, l *Link) {
 		}
 		// Everything Run started must be gone; the broker's connection
 		// goroutines for the link end with it, so allow a moment.
-		waitFor(t, "goroutines back to the count before Run", func() bool {
+		testkit.WaitFor(t, "goroutines back to the count before Run", func() bool {
 			return runtime.NumGoroutine() <= before
 		})
 	})
-}
-
-// waitFor polls cond for up to 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("timed out waiting for %s\n%s", what, buf[:n])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // counterValue reads a counter (with the given label, if any) from reg.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // recorder is a Handler that records what it handled.
@@ -64,12 +66,12 @@ func TestLinkReceivesAndAcksAfterHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, l)
-	waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 
 	b.publish("edgefort/fort-1/events", "e1")
 	b.publish("edgefort/fort-1/other/x", "e2")
-	waitFor(t, "both handled", func() bool { return rec.handled("e1") == 1 && rec.handled("e2") == 1 })
-	waitFor(t, "broker holds no unacked message", func() bool { return b.inflight(testThing) == 0 })
+	testkit.WaitFor(t, "both handled", func() bool { return rec.handled("e1") == 1 && rec.handled("e2") == 1 })
+	testkit.WaitFor(t, "broker holds no unacked message", func() bool { return b.inflight(testThing) == 0 })
 
 	for _, m := range rec.messages() {
 		if m.Duplicate {
@@ -117,17 +119,17 @@ func TestLinkHandlerErrorRedeliveredAfterReconnect(t *testing.T) {
 				t.Fatal(err)
 			}
 			runLink(t, l)
-			waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+			testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 
 			b.publish("edgefort/fort-1/events", "e1")
-			waitFor(t, "first delivery", func() bool { return len(rec.messages()) == 1 })
+			testkit.WaitFor(t, "first delivery", func() bool { return len(rec.messages()) == 1 })
 			if n := b.inflight(testThing); n != 1 {
 				t.Fatalf("broker holds %d unacked messages after the handler failed, want 1", n)
 			}
 			if tt.reconnect == nil {
 				b.kick(testThing)
 			}
-			waitFor(t, "redelivery handled", func() bool { return rec.handled("e1") == 1 })
+			testkit.WaitFor(t, "redelivery handled", func() bool { return rec.handled("e1") == 1 })
 			msgs := rec.messages()
 			if len(msgs) != 2 {
 				t.Fatalf("handler saw %d deliveries, want 2", len(msgs))
@@ -135,7 +137,7 @@ func TestLinkHandlerErrorRedeliveredAfterReconnect(t *testing.T) {
 			if msgs[0].Duplicate || !msgs[1].Duplicate {
 				t.Errorf("Duplicate flags = %v, %v; want false, true", msgs[0].Duplicate, msgs[1].Duplicate)
 			}
-			waitFor(t, "broker holds no unacked message", func() bool { return b.inflight(testThing) == 0 })
+			testkit.WaitFor(t, "broker holds no unacked message", func() bool { return b.inflight(testThing) == 0 })
 			if st := l.Status(); st.Reconnects < 1 {
 				t.Errorf("reconnects = %d, want ≥ 1", st.Reconnects)
 			}
@@ -156,21 +158,21 @@ func TestLinkBrokerRestartReconnectsAndResubscribes(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, l)
-	waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 
 	const restarts = 3
 	for i := range restarts {
 		// Down long enough for several attempts to fail (backoff 50–200ms).
 		b.stop()
-		waitFor(t, "link notices", func() bool { return l.Status().State != StateConnected })
+		testkit.WaitFor(t, "link notices", func() bool { return l.Status().State != StateConnected })
 		time.Sleep(600 * time.Millisecond)
 		b.start()
-		waitFor(t, "reconnected", func() bool { return l.Status().State == StateConnected })
+		testkit.WaitFor(t, "reconnected", func() bool { return l.Status().State == StateConnected })
 		// The restarted broker lost the session: the message arrives only
 		// if the link subscribed again.
 		p := fmt.Sprintf("after-restart-%d", i)
 		b.publish("edgefort/fort-1/events", p)
-		waitFor(t, p, func() bool { return rec.handled(p) == 1 })
+		testkit.WaitFor(t, p, func() bool { return rec.handled(p) == 1 })
 	}
 
 	st := l.Status()
@@ -212,11 +214,11 @@ func TestLinkUsesFreshCredentialsAfterExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, l)
-	waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 
 	time.Sleep(400 * time.Millisecond) // the first credentials expire
 	b.kick(testThing)
-	waitFor(t, "reconnected with new credentials", func() bool {
+	testkit.WaitFor(t, "reconnected with new credentials", func() bool {
 		akids, _ := ps.snapshot()
 		return l.Status().State == StateConnected && len(akids) >= 2
 	})
@@ -247,7 +249,7 @@ func TestLinkPublish(t *testing.T) {
 		t.Errorf("Publish before Run = %v, want ErrNotConnected", err)
 	}
 	runLink(t, l)
-	waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 
 	refusals := []struct {
 		name    string
@@ -302,7 +304,7 @@ func TestLinkPublish(t *testing.T) {
 	if ok != PublishRate-1 || limited != 6 {
 		t.Errorf("published %d, rate limited %d; want %d, 6", ok, limited, PublishRate-1)
 	}
-	waitFor(t, "broker got every publish", func() bool { return int(received.Load()) == PublishRate })
+	testkit.WaitFor(t, "broker got every publish", func() bool { return int(received.Load()) == PublishRate })
 	if got := counterValue(t, reg, "edgefort_iot_messages_out_total", ""); got != PublishRate {
 		t.Errorf("messages_out_total = %v, want %d", got, PublishRate)
 	}
@@ -335,15 +337,15 @@ func TestLinkSlowHandlerDoesNotBlockOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, l)
-	waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 
 	b.publish("edgefort/fort-1/slow", "slow")
-	waitFor(t, "slow handler running", slowStarted.Load)
+	testkit.WaitFor(t, "slow handler running", slowStarted.Load)
 	const fast = 20
 	for i := range fast {
 		b.publish("edgefort/fort-1/fast", fmt.Sprint(i))
 	}
-	waitFor(t, "fast messages handled beside the slow one", func() bool {
+	testkit.WaitFor(t, "fast messages handled beside the slow one", func() bool {
 		for i := range fast {
 			if rec.handled(fmt.Sprint(i)) != 1 {
 				return false
@@ -356,10 +358,10 @@ func TestLinkSlowHandlerDoesNotBlockOthers(t *testing.T) {
 	}
 	// A handler's PUBACK goes out after it returns, so the fast ones'
 	// acknowledgements may still be on their way: wait for them.
-	waitFor(t, "the broker to hold only the slow message unacked", func() bool { return b.inflight(testThing) == 1 })
+	testkit.WaitFor(t, "the broker to hold only the slow message unacked", func() bool { return b.inflight(testThing) == 1 })
 	close(release)
-	waitFor(t, "slow handled", func() bool { return rec.handled("slow") == 1 })
-	waitFor(t, "all acked", func() bool { return b.inflight(testThing) == 0 })
+	testkit.WaitFor(t, "slow handled", func() bool { return rec.handled("slow") == 1 })
+	testkit.WaitFor(t, "all acked", func() bool { return b.inflight(testThing) == 0 })
 }
 
 func TestLinkRunTwiceRefused(t *testing.T) {
@@ -369,7 +371,7 @@ func TestLinkRunTwiceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLink(t, l)
-	waitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
+	testkit.WaitFor(t, "connected", func() bool { return l.Status().State == StateConnected })
 	if err := l.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Errorf("second Run = %v, want already running", err)
 	}

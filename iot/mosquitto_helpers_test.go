@@ -27,6 +27,7 @@ import (
 
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 )
 
@@ -443,17 +444,5 @@ func runMosquittoLink(t testing.TB, l *iot.Link) {
 			t.Errorf("Run did not return within 10s of cancel")
 		}
 	})
-	waitUntil(t, 15*time.Second, "link connected", func() bool { return l.Status().State == iot.StateConnected })
-}
-
-// waitUntil polls cond every millisecond for up to d.
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitForWithin(t, 15*time.Second, "link connected", func() bool { return l.Status().State == iot.StateConnected })
 }

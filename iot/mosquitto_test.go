@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
 )
@@ -393,14 +394,14 @@ func TestMosquittoAgentKill9(t *testing.T) {
 	}()
 
 	// Kill the agent a third of the way through the stream.
-	waitUntil(t, time.Minute, "a third of the events handled", func() bool {
+	testkit.WaitForWithin(t, time.Minute, "a third of the events handled", func() bool {
 		return len(eng.handled()) >= killEvents/3
 	})
 	gen1.kill()
 	atKill := len(eng.handled())
 
 	gen2 := startKillChild(t, "2", m, storeDir, target)
-	waitUntil(t, 90*time.Second, "every event handled", func() bool {
+	testkit.WaitForWithin(t, 90*time.Second, "every event handled", func() bool {
 		return len(eng.handled()) == killEvents
 	})
 	if err := <-pubDone; err != nil {

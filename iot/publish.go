@@ -35,7 +35,7 @@ func (l *Link) Publish(ctx context.Context, topic string, payload []byte) error 
 		l.metrics.publishRefused.WithLabelValues(refusedNotConnected).Inc()
 		return fmt.Errorf("iot: publish to %q: %w", topic, ErrNotConnected)
 	}
-	if err := l.limiter.wait(ctx); err != nil {
+	if err := waitToken(ctx, l.limiter, l.opts.Now); err != nil {
 		l.metrics.publishRefused.WithLabelValues(refusedRateLimited).Inc()
 		return fmt.Errorf("iot: publish to %q: waiting for the rate limit: %w", topic, err)
 	}

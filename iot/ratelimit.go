@@ -2,56 +2,34 @@ package iot
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
-// tokenBucket allows rate events per second on average and bursts of up
-// to burst. It keeps the link within AWS's per-connection publish rate.
-type tokenBucket struct {
-	rate  float64 // tokens per second
-	burst float64
-	now   func() time.Time
-
-	mu     sync.Mutex // guards tokens and last
-	tokens float64
-	last   time.Time
+// newPublishLimiter keeps the link within AWS's per-connection publish
+// rate: PublishRate messages a second on average, bursts of as many.
+func newPublishLimiter() *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(PublishRate), PublishRate)
 }
 
-func newTokenBucket(rate, burst int, now func() time.Time) *tokenBucket {
-	return &tokenBucket{rate: float64(rate), burst: float64(burst), tokens: float64(burst), now: now}
-}
-
-// take removes a token if there is one; otherwise it returns how long
-// until there will be.
-func (b *tokenBucket) take() (wait time.Duration, ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	if !b.last.IsZero() && now.After(b.last) {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0, true
-	}
-	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second)), false
-}
-
-// wait blocks until it can take a token or ctx ends.
-func (b *tokenBucket) wait(ctx context.Context) error {
+// waitToken takes a token from lim, waiting for one until ctx ends. It
+// waits on the link's clock now: it looks again after the time the missing
+// share of a token takes at the rate, and a publish that runs out of time
+// says so with ctx's error (context.DeadlineExceeded), not refused up
+// front as rate.Limiter.Wait would.
+func waitToken(ctx context.Context, lim *rate.Limiter, now func() time.Time) error {
 	for {
-		d, ok := b.take()
-		if ok {
+		t := now()
+		if lim.AllowN(t, 1) {
 			return nil
 		}
-		t := time.NewTimer(max(d, time.Millisecond))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		missing := 1 - lim.TokensAt(t)
+		d := time.Duration(missing / float64(lim.Limit()) * float64(time.Second))
+		if err := backoff.Sleep(ctx, max(d, time.Millisecond)); err != nil {
+			return err
 		}
 	}
 }

@@ -71,6 +71,7 @@ done <<'EOF'
 ./updater/artifact/ FuzzXZBlocks
 ./agent/config/ FuzzParse
 ./updater/ FuzzParseDeployment
+./internal/retryafter/ FuzzParse
 EOF
 
 log "demo"

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/edgefort/edgefort/internal/httpbody"
+	"github.com/edgefort/edgefort/internal/retryafter"
 )
 
 // maxJWT caps the size of the token the server returns. Mender's JWTs are
@@ -83,7 +84,7 @@ func (c *Client) authenticateLocked(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrUnauthorized, statusError(resp))
 	case http.StatusTooManyRequests:
 		drain(resp)
-		return &RetryAfterError{After: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
+		return &RetryAfterError{After: retryafter.FromHeader(resp.Header, c.now())}
 	default:
 		return statusError(resp)
 	}

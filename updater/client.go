@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/internal/httpbody"
+	"github.com/edgefort/edgefort/internal/retryafter"
 )
 
 // Device API paths, relative to ClientOptions.ServerURL.
@@ -191,7 +192,7 @@ func (c *Client) do(ctx context.Context, req apiRequest) (*http.Response, error)
 			continue
 		case http.StatusTooManyRequests:
 			drain(resp)
-			return nil, &RetryAfterError{After: parseRetryAfter(resp.Header.Get("Retry-After"), c.now())}
+			return nil, &RetryAfterError{After: retryafter.FromHeader(resp.Header, c.now())}
 		}
 		return resp, nil
 	}

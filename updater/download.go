@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 // Download defaults, used for zero DownloadOptions fields.
@@ -65,19 +67,7 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func (realClock) Sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // Download fetches an artifact from its presigned link: a plain GET with
 // no JWT, over the client's HTTP client (so the same TLS), asking for no
@@ -106,7 +96,7 @@ type resumer struct {
 	uri   string
 	opts  DownloadOptions
 	clock Clock
-	limit *tokenBucket // nil without a rate limit
+	limit *byteLimiter // nil without a rate limit
 
 	size     int64
 	off      int64 // bytes handed to the caller
@@ -143,7 +133,7 @@ func newResumer(ctx context.Context, hc *http.Client, uri string, opts DownloadO
 	}
 	r := &resumer{ctx: ctx, http: hc, uri: uri, opts: opts, clock: clock}
 	if opts.RateLimit > 0 {
-		r.limit = newTokenBucket(opts.RateLimit, clock)
+		r.limit = newByteLimiter(opts.RateLimit, clock)
 	}
 	return r
 }
@@ -241,8 +231,8 @@ func (r *resumer) Read(p []byte) (int, error) {
 		}
 		return 0, io.EOF
 	}
-	if r.limit != nil && int64(len(p)) > r.limit.burst {
-		p = p[:r.limit.burst]
+	if r.limit != nil && int64(len(p)) > r.limit.burst() {
+		p = p[:r.limit.burst()]
 	}
 	if rest := r.size - r.off; int64(len(p)) > rest {
 		p = p[:rest]
@@ -312,10 +302,9 @@ func (r *resumer) resume() error {
 		if r.failures >= r.opts.Attempts {
 			return fmt.Errorf("giving up after %d attempts at byte %d of %d", r.failures, r.off, r.size)
 		}
-		delay := r.opts.InitialDelay << min(r.failures, 30)
-		if delay > r.opts.MaxDelay || delay <= 0 {
-			delay = r.opts.MaxDelay
-		}
+		// No jitter: Mender's schedule, doubling to MaxDelay; the count
+		// doubles as the attempts used, so it stays here.
+		delay := backoff.Policy{Initial: r.opts.InitialDelay, Max: r.opts.MaxDelay, Floor: 1}.Delay(r.failures, 0)
 		r.failures++
 		if err := r.clock.Sleep(r.ctx, delay); err != nil {
 			return err

@@ -3,9 +3,6 @@ package updater
 import (
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -39,30 +36,6 @@ func (e *RetryAfterError) Error() string {
 		return "too many requests"
 	}
 	return fmt.Sprintf("too many requests, retry after %s", e.After)
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date,
-// relative to now. Unknown or past values give zero.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		const maxSeconds = int64(1<<63-1) / int64(time.Second)
-		if s < 0 {
-			return 0
-		}
-		return time.Duration(min(s, maxSeconds)) * time.Second
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0
-	}
-	if d := t.Sub(now); d > 0 {
-		return d
-	}
-	return 0
 }
 
 // StatusError is an HTTP answer the call did not expect. Message is the

@@ -2,38 +2,40 @@ package updater
 
 import (
 	"context"
-	"time"
+	"fmt"
+	"math"
+
+	"golang.org/x/time/rate"
 )
 
-// tokenBucket limits a byte stream to rate bytes per second with bursts of
-// up to burst bytes (one second's worth, at least 1 KiB). Callers read
-// first and then wait for what they took, so the bucket may go into debt;
-// the debt is slept off at the rate.
-type tokenBucket struct {
-	rate   float64 // bytes per second
-	burst  int64
-	clock  Clock
-	tokens float64
-	last   time.Time
+// byteLimiter limits a byte stream to a rate in bytes per second with
+// bursts of one second's worth (at least 1 KiB), on the download's Clock.
+// Callers read first and then wait for what they took, so the limiter may
+// go into debt; the debt is slept off at the rate.
+type byteLimiter struct {
+	lim   *rate.Limiter
+	clock Clock
 }
 
-func newTokenBucket(rate int64, clock Clock) *tokenBucket {
-	burst := max(rate, 1<<10)
-	return &tokenBucket{rate: float64(rate), burst: burst, clock: clock, tokens: float64(burst), last: clock.Now()}
+func newByteLimiter(bytesPerSecond int64, clock Clock) *byteLimiter {
+	burst := min(max(bytesPerSecond, 1<<10), math.MaxInt32) // an int on 32-bit ARM too
+	return &byteLimiter{lim: rate.NewLimiter(rate.Limit(bytesPerSecond), int(burst)), clock: clock}
 }
 
-// wait takes n bytes' worth of tokens, sleeping while the bucket is in
+// burst is the most bytes one wait may take.
+func (b *byteLimiter) burst() int64 { return int64(b.lim.Burst()) }
+
+// wait takes n bytes' worth of tokens, sleeping while the limiter is in
 // debt. It returns ctx.Err() if ctx ends first.
-func (b *tokenBucket) wait(ctx context.Context, n int64) error {
+func (b *byteLimiter) wait(ctx context.Context, n int64) error {
 	now := b.clock.Now()
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(float64(b.burst), b.tokens+el.Seconds()*b.rate)
+	r := b.lim.ReserveN(now, int(n))
+	if !r.OK() {
+		return fmt.Errorf("rate limit: %d bytes at once, over the burst of %d", n, b.burst())
 	}
-	b.last = now
-	b.tokens -= float64(n)
-	if b.tokens >= 0 {
+	d := r.DelayFrom(now)
+	if d <= 0 {
 		return nil
 	}
-	d := time.Duration(-b.tokens / b.rate * float64(time.Second))
 	return b.clock.Sleep(ctx, d)
 }

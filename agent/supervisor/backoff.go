@@ -3,8 +3,9 @@ package supervisor
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 // Backoff sets how long a failed component waits before it starts again.
@@ -65,29 +66,8 @@ func (b Backoff) validate() error {
 	return errors.Join(errs...)
 }
 
-// backoffPolicy computes the restart delays of one component. Each
-// component's goroutine owns its own; it is not safe for concurrent use.
-type backoffPolicy struct {
-	cfg      Backoff // validated, defaults set
-	rand     func() float64
-	failures int // consecutive failures so far
-}
-
-// next returns how long to wait before starting again a component that was
-// started at started and failed at failed.
-func (p *backoffPolicy) next(started, failed time.Time) time.Duration {
-	if failed.Sub(started) >= p.cfg.ResetAfter {
-		p.failures = 0
-	}
-	d := p.cfg.Initial
-	for i := 0; i < p.failures && d < p.cfg.Max; i++ {
-		if d > p.cfg.Max/2 {
-			d = p.cfg.Max // doubling would pass Max, or overflow
-		} else {
-			d *= 2
-		}
-	}
-	p.failures++
-	half := d / 2
-	return half + time.Duration(math.Round(p.rand()*float64(d-half)))
+// policy is b's curve for internal/backoff: equal jitter (a floor of half
+// the cap) and the grace period ResetAfter.
+func (b Backoff) policy() backoff.Policy {
+	return backoff.Policy{Initial: b.Initial, Max: b.Max, Floor: 0.5, Grace: b.ResetAfter}
 }

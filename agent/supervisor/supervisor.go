@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 // Runner is a long-lived component. Run blocks until ctx is cancelled and
@@ -228,10 +230,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // supervise runs c until ctx ends, restarting it after each failure.
 func (s *Supervisor) supervise(ctx context.Context, c *component) {
 	defer close(c.done)
-	policy := backoffPolicy{cfg: s.backoff, rand: s.rand}
+	bo := backoff.Backoff{Policy: s.backoff.policy(), Rand: s.rand, Now: s.now}
 	for restart := false; ; restart = true {
 		run := s.start(c, restart)
-		started := s.now()
+		bo.Up()
 		err := s.runOnce(context.WithValue(ctx, readyKey{}, readyToken{s, c, run}), c)
 		if ctx.Err() != nil {
 			c.stopErr = err
@@ -241,7 +243,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *component) {
 			err = errExitedEarly
 		}
 		failed := s.now()
-		delay := policy.next(started, failed)
+		delay := bo.Next()
 		restarts := s.fail(c, err, failed, delay)
 		c.log.Error("component failed", logKeyError, err, logKeyRestarts, restarts, logKeyBackoff, delay)
 		if !s.wait(ctx, delay) {
@@ -389,12 +391,5 @@ func Ready(ctx context.Context) {
 
 // sleepCtx waits for d and reports whether it did so before ctx ended.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return backoff.Sleep(ctx, d) == nil
 }

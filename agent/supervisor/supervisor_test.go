@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // patience bounds every wait for a condition; tests never assert durations.
@@ -115,18 +117,6 @@ func (h *harness) status(t *testing.T, name string) Status {
 	return Status{}
 }
 
-// waitFor polls cond until it holds, failing the test after patience.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // syncBuffer is a bytes.Buffer safe for concurrent use.
 type syncBuffer struct {
 	mu  sync.Mutex // guards buf
@@ -206,7 +196,7 @@ func TestRestartsFailedComponent(t *testing.T) {
 				Spec{Name: "bad", Runner: bad},
 			).gateBackoff().start(t)
 
-			waitFor(t, "good running", func() bool {
+			testkit.WaitFor(t, "good running", func() bool {
 				return h.status(t, "good").State == StateRunning && good.calls.Load() == 1
 			})
 			wantGood := Status{Name: "good", State: StateRunning, Since: h.status(t, "good").Since}
@@ -221,7 +211,7 @@ func TestRestartsFailedComponent(t *testing.T) {
 			}
 
 			for restarts := range 2 {
-				waitFor(t, fmt.Sprintf("bad backing off after %d restarts", restarts), func() bool {
+				testkit.WaitFor(t, fmt.Sprintf("bad backing off after %d restarts", restarts), func() bool {
 					st := h.status(t, "bad")
 					return st.State == StateBackingOff && st.Restarts == restarts
 				})
@@ -236,7 +226,7 @@ func TestRestartsFailedComponent(t *testing.T) {
 				h.releaseBackoff(t)
 			}
 
-			waitFor(t, "bad running after 2 restarts", func() bool {
+			testkit.WaitFor(t, "bad running after 2 restarts", func() bool {
 				st := h.status(t, "bad")
 				return st.State == StateRunning && st.Restarts == 2 && bad.calls.Load() == 3
 			})
@@ -260,7 +250,7 @@ func TestRestartsWithRealBackoff(t *testing.T) {
 	h := newHarness(t, Options{Backoff: Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond}},
 		Spec{Name: "bad", Runner: bad},
 	).start(t)
-	waitFor(t, "bad running after 5 restarts", func() bool {
+	testkit.WaitFor(t, "bad running after 5 restarts", func() bool {
 		st := h.status(t, "bad")
 		return st.State == StateRunning && st.Restarts == 5
 	})
@@ -271,7 +261,7 @@ func TestStopDuringBackoff(t *testing.T) {
 	h := newHarness(t, Options{Backoff: Backoff{Initial: time.Hour, Max: time.Hour}},
 		Spec{Name: "bad", Runner: bad},
 	).start(t)
-	waitFor(t, "bad backing off", func() bool { return h.status(t, "bad").State == StateBackingOff })
+	testkit.WaitFor(t, "bad backing off", func() bool { return h.status(t, "bad").State == StateBackingOff })
 	if err := h.stop(t); err != nil {
 		t.Errorf("Run: %v", err)
 	}
@@ -298,7 +288,7 @@ func TestShutdownInReverseOrder(t *testing.T) {
 		Spec{Name: "b", Runner: recorder("b")},
 		Spec{Name: "c", Runner: recorder("c")},
 	).start(t)
-	waitFor(t, "all running", h.s.Ready)
+	testkit.WaitFor(t, "all running", h.s.Ready)
 
 	if err := h.stop(t); err != nil {
 		t.Errorf("Run = %v, want nil", err)
@@ -331,10 +321,10 @@ func TestStuckNamesComponentIgnoringCancel(t *testing.T) {
 		Spec{Name: "c", Runner: &steady{}},
 	).start(t)
 	t.Cleanup(release) // runs before the harness's cleanup, so that never hangs
-	waitFor(t, "all running", h.s.Ready)
+	testkit.WaitFor(t, "all running", h.s.Ready)
 
 	h.cancel()
-	waitFor(t, "b stuck", func() bool { return cmp.Equal(h.s.Stuck(), []string{"b"}) })
+	testkit.WaitFor(t, "b stuck", func() bool { return cmp.Equal(h.s.Stuck(), []string{"b"}) })
 	select {
 	case <-h.ended:
 		t.Fatal("Run returned while b was still running")
@@ -374,8 +364,8 @@ func TestSignalsReady(t *testing.T) {
 		Spec{Name: "slow", Runner: slow, SignalsReady: true},
 	).start(t)
 
-	waitFor(t, "plain running", func() bool { return h.status(t, "plain").State == StateRunning })
-	waitFor(t, "slow starting", func() bool { return h.status(t, "slow").State == StateStarting })
+	testkit.WaitFor(t, "plain running", func() bool { return h.status(t, "plain").State == StateRunning })
+	testkit.WaitFor(t, "slow starting", func() bool { return h.status(t, "slow").State == StateStarting })
 	Ready(context.Background()) // not from the supervisor: no effect, no panic
 	if h.s.Ready() {
 		t.Errorf("Ready() = true before slow called Ready")
@@ -385,7 +375,7 @@ func TestSignalsReady(t *testing.T) {
 	}
 
 	close(proceed)
-	waitFor(t, "supervisor ready", h.s.Ready)
+	testkit.WaitFor(t, "supervisor ready", h.s.Ready)
 	if st := h.status(t, "slow"); st.State != StateRunning {
 		t.Errorf("slow state = %q after Ready, want %q", st.State, StateRunning)
 	}
@@ -401,7 +391,7 @@ func TestMetrics(t *testing.T) {
 	for range 3 {
 		h.releaseBackoff(t)
 	}
-	waitFor(t, "all running", h.s.Ready)
+	testkit.WaitFor(t, "all running", h.s.Ready)
 
 	want := map[string]float64{
 		`edgefort_supervisor_component_failures_total{component="bad"}`:  3,
@@ -523,7 +513,7 @@ func TestNewRejects(t *testing.T) {
 
 func TestRunTwice(t *testing.T) {
 	h := newHarness(t, Options{}, Spec{Name: "a", Runner: &steady{}}).start(t)
-	waitFor(t, "first Run started", h.s.Ready)
+	testkit.WaitFor(t, "first Run started", h.s.Ready)
 	if err := h.s.Run(context.Background()); err == nil {
 		t.Errorf("second Run = nil, want an error")
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // The crash test re-executes the test binary, which then runs only
@@ -397,7 +398,7 @@ func TestCrashDelivery(t *testing.T) {
 	c.wait(t)
 	elapsed := time.Since(start)
 
-	db := openStore(t, dir)
+	db := testkit.OpenStore(t, dir)
 	if o := newTestOutbox(t, Options{Store: db}); o.Len() != 0 {
 		t.Errorf("%d items left in the outbox after the helper drained it", o.Len())
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // otherBucket stands for the caller's own state, written in the same
@@ -113,7 +114,7 @@ func TestEnqueueTxDelivered(t *testing.T) {
 		t.Errorf("caller's writes (-want +got):\n%s", diff)
 	}
 	startRun(t, o)
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 	var got []string
 	for _, c := range s.callKeys() {
 		got = append(got, c...)
@@ -139,7 +140,7 @@ func TestEnqueueTxRolledBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logBuffer
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			o := newTestOutbox(t, Options{Store: db, MaxItems: tt.max, Logger: logs.logger()})
 			// With max 2 the queue is full: a high item stages q1's drop;
 			// a low one, behind two high ones, stages its own.
@@ -242,7 +243,7 @@ func TestEnqueueTxBound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logBuffer
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			o := newTestOutbox(t, Options{Store: db, MaxItems: tt.max, Logger: logs.logger()})
 			var gotErr []string
 			for _, k := range tt.enqueue {
@@ -347,7 +348,7 @@ func TestEnqueueTxConcurrent(t *testing.T) {
 		n := runtime.Stack(buf, true)
 		t.Fatalf("enqueuers still blocked after 60s: deadlock?\n%s", buf[:n])
 	}
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 
 	delivered := map[string]int{}
 	for _, c := range s.callKeys() {

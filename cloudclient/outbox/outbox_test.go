@@ -16,25 +16,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
-
-// openStore opens the state database in dir and closes it at cleanup.
-func openStore(t *testing.T, dir string) *store.DB {
-	t.Helper()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // newTestOutbox returns an outbox on a fresh store in t.TempDir, with its own
 // registry, unless opts says otherwise.
 func newTestOutbox(t *testing.T, opts Options) *Outbox {
 	t.Helper()
 	if opts.Store == nil {
-		opts.Store = openStore(t, t.TempDir())
+		opts.Store = testkit.OpenStore(t, t.TempDir())
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewPedanticRegistry()
@@ -110,10 +100,7 @@ func queuedKeys(t *testing.T, db *store.DB) []string {
 
 func TestEnqueueDurable(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testkit.OpenStore(t, dir)
 	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	o := newTestOutbox(t, Options{Store: db, Now: func() time.Time { return clock }})
 	items := []Item{
@@ -142,7 +129,7 @@ func TestEnqueueDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db = openStore(t, dir)
+	db = testkit.OpenStore(t, dir)
 	o = newTestOutbox(t, Options{Store: db})
 	if got := o.Len(); got != len(items) {
 		t.Errorf("Len after reopen = %d; want %d", got, len(items))
@@ -264,7 +251,7 @@ func TestBound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs logBuffer
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			o := newTestOutbox(t, Options{Store: db, MaxItems: tt.max, Logger: logs.logger()})
 			var gotErr []string
 			for _, k := range tt.enqueue {
@@ -308,10 +295,7 @@ func TestBound(t *testing.T) {
 // drop after it still picks the oldest low item.
 func TestBoundAfterReopen(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := testkit.OpenStore(t, dir)
 	o := newTestOutbox(t, Options{Store: db, MaxItems: 3})
 	for _, k := range []string{"h1", "h2", "l1"} {
 		p := Low
@@ -323,7 +307,7 @@ func TestBoundAfterReopen(t *testing.T) {
 		}
 	}
 	db.Close()
-	db = openStore(t, dir)
+	db = testkit.OpenStore(t, dir)
 	o = newTestOutbox(t, Options{Store: db, MaxItems: 3})
 	if _, err := o.Enqueue(t.Context(), Item{Stream: "s", Type: "t", Priority: High, Key: "h3"}); err != nil {
 		t.Fatal(err)

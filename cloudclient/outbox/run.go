@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/backoff"
 )
 
 var (
@@ -39,7 +40,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 	}
 	defer o.running.Store(false)
 
-	bo := backoffPolicy{cfg: o.backoff, rand: o.rand}
+	bo := backoff.Backoff{Policy: o.backoff.policy(), Rand: o.rand}
 	limit := o.batch // shrinks while the control plane refuses a batch
 	for ctx.Err() == nil {
 		// Drain the wake-up before reading, so an Enqueue that commits after
@@ -57,7 +58,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-o.wake:
 				if o.linger > 0 {
-					sleep(ctx, o.linger) // let the rest of a burst arrive
+					_ = backoff.Sleep(ctx, o.linger) // let the rest of a burst arrive
 				}
 			}
 			continue
@@ -87,25 +88,25 @@ func (o *Outbox) Run(ctx context.Context) error {
 			}
 			if settled > 0 {
 				limit = o.batch
-				if bo.failures > 0 {
-					o.log.Info("outbox: delivering again", logKeyFailures, bo.failures, logKeyQueued, o.Len())
+				if bo.Failures() > 0 {
+					o.log.Info("outbox: delivering again", logKeyFailures, bo.Failures(), logKeyQueued, o.Len())
 				}
-				bo.reset()
+				bo.Reset()
 				continue
 			}
 			sendErr = errNoProgress
 		}
 		o.metrics.sendFailures.Inc()
-		delay := bo.next()
+		delay := bo.Next()
 		// The first failure in a row, then every tenth: an outage of hours
 		// stays readable.
 		lvl := o.log.Debug
-		if bo.failures == 1 || bo.failures%10 == 0 {
+		if bo.Failures() == 1 || bo.Failures()%10 == 0 {
 			lvl = o.log.Warn
 		}
 		lvl("outbox: send failed; backing off", logKeyError, sendErr,
-			logKeyFailures, bo.failures, logKeyDelay, delay, logKeyQueued, o.Len())
-		sleep(ctx, delay)
+			logKeyFailures, bo.Failures(), logKeyDelay, delay, logKeyQueued, o.Len())
+		_ = backoff.Sleep(ctx, delay) // an ended ctx ends the loop
 	}
 	return nil
 }

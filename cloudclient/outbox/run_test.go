@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/backoff"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 var errCloudDown = errors.New("cloud down")
@@ -76,18 +78,6 @@ func startRun(t *testing.T, o *Outbox) {
 	})
 }
 
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func enqueueN(t *testing.T, o *Outbox, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
@@ -111,7 +101,7 @@ func TestRunOrderAcrossBatches(t *testing.T) {
 	keys = append(keys, "a10") // 31 items: the last batch is short
 	enqueueN(t, o, keys...)
 	startRun(t, o)
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 
 	var want [][]string
 	for i := 0; i < len(keys); i += 3 {
@@ -196,7 +186,7 @@ func TestRunAnswers(t *testing.T) {
 				Backoff: Backoff{Initial: time.Millisecond, Max: time.Millisecond}})
 			enqueueN(t, o, keys...)
 			startRun(t, o)
-			waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+			testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 
 			calls := s.callKeys()
 			if diff := cmp.Diff(keys, calls[0]); diff != "" {
@@ -260,7 +250,7 @@ func TestRunBackoff(t *testing.T) {
 	enqueueN(t, o, "a1", "a2")
 	start := time.Now()
 	startRun(t, o)
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 	elapsed := time.Since(start)
 
 	calls := s.callKeys()
@@ -290,7 +280,7 @@ func TestRunBackoff(t *testing.T) {
 		t.Errorf("%d warnings for %d failures in a row; want 1 (the first)", n, failures)
 	}
 	// Run logs the recovery just after the removal that Len shows.
-	waitFor(t, "the recovery log", func() bool { return len(logs.records(t, slog.LevelInfo, "delivering again")) == 1 })
+	testkit.WaitFor(t, "the recovery log", func() bool { return len(logs.records(t, slog.LevelInfo, "delivering again")) == 1 })
 }
 
 func TestBackoffPolicy(t *testing.T) {
@@ -322,14 +312,14 @@ func TestBackoffPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := backoffPolicy{cfg: cfg, rand: func() float64 { return tt.rand }}
+			p := backoff.Backoff{Policy: cfg.policy(), Rand: func() float64 { return tt.rand }}
 			var got []time.Duration
 			for _, s := range tt.steps {
 				if s == "reset" {
-					p.reset()
+					p.Reset()
 					continue
 				}
-				got = append(got, p.next())
+				got = append(got, p.Next())
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("delays (-want +got):\n%s", diff)
@@ -360,7 +350,7 @@ func TestRunEnqueueInFlight(t *testing.T) {
 	<-s.sent
 	enqueueN(t, o, "a2", "b2")
 	close(release)
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 
 	want := [][]string{{"a1", "b1"}, {"a1", "a2", "b2"}}
 	if diff := cmp.Diff(want, s.callKeys()); diff != "" {
@@ -409,7 +399,7 @@ func TestRunLingerBatchesABurst(t *testing.T) {
 				<-s.sent // the first item is on its way before the rest exist
 			}
 			enqueueN(t, o, "a1", "a2", "a3", "a4")
-			waitFor(t, "every item delivered", func() bool { return o.Len() == 0 })
+			testkit.WaitFor(t, "every item delivered", func() bool { return o.Len() == 0 })
 			if got := s.callKeys(); (len(got) == 1) != tt.oneCall {
 				t.Errorf("calls = %v, want them in one call: %v", got, tt.oneCall)
 			}
@@ -425,7 +415,7 @@ func TestRunMisuse(t *testing.T) {
 	s := &scriptSender{answer: func(_ int, rs []api.Report) (api.ReportsResponse, error) { return ackAll(rs), nil }}
 	o = newTestOutbox(t, Options{Sender: s})
 	startRun(t, o)
-	waitFor(t, "Run to start", o.running.Load)
+	testkit.WaitFor(t, "Run to start", o.running.Load)
 	if err := o.Run(t.Context()); !errors.Is(err, errRunning) {
 		t.Errorf("second Run = %v; want %v", err, errRunning)
 	}
@@ -441,7 +431,7 @@ func TestRunUndecodable(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRun(t, o)
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 	if diff := cmp.Diff([][]string{{"a2"}}, s.callKeys()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
@@ -498,7 +488,7 @@ func TestConcurrentEnqueue(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -552,7 +542,7 @@ func TestRunRefusedItem(t *testing.T) {
 	}
 	enqueueN(t, o, keys...)
 	startRun(t, o)
-	waitFor(t, "delivery", func() bool { return o.Len() == 0 })
+	testkit.WaitFor(t, "delivery", func() bool { return o.Len() == 0 })
 
 	var delivered []string // the calls that went through
 	for _, call := range s.callKeys() {

@@ -11,10 +11,13 @@ import (
 // reason. A later dependency that truly needs one moves it to allowedDeps
 // with its reason, so the cost is a decision, not an accident.
 var deniedDeps = map[string]string{
-	"github.com/edgefort/edgefort/devcloud": "the fake cloud is for the dev environment (cmd/edgefort-dev) and tests; fakes never ship",
-	"github.com/mochi-mqtt/server/v2":       "an MQTT broker: devcloud's, never the node's",
-	"text/template":                         "its reflect MethodByName use keeps the linker from dropping unused methods (several MB); only dev.yaml used it",
-	"html/template":                         "as text/template, and nothing on the node renders HTML",
+	"github.com/edgefort/edgefort/devcloud":                      "the fake cloud is for the dev environment (cmd/edgefort-dev) and tests; fakes never ship",
+	"github.com/mochi-mqtt/server/v2":                            "an MQTT broker: devcloud's, never the node's",
+	"text/template":                                              "its reflect MethodByName use keeps the linker from dropping unused methods (several MB); only dev.yaml used it",
+	"html/template":                                              "as text/template, and nothing on the node renders HTML",
+	"github.com/edgefort/edgefort/internal/testkit":              "test helpers (it opens stores and builds Artifacts for tests); never in the product",
+	"github.com/edgefort/edgefort/updater/artifact/artifacttest": "builds hostile Artifacts for tests",
+	"testing": "a test-only package reaching the product pulls the testing framework in with it",
 }
 
 // allowedDeps names denied packages a later change truly needs, with why.

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // webhookTarget is a local HTTP target that answers with the statuses
@@ -78,7 +80,7 @@ func TestWebhook(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wt, srv := newWebhookTarget(t, tt.respBody, tt.answers...)
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			rep := newFakeReporter()
 			d, _ := newTestDispatcher(t, db, rep, nil)
 			if err := d.Register(TypeWebhook, Webhook(srv.Client(), srv.URL+"/reload")); err != nil {
@@ -232,7 +234,7 @@ func TestKeystoreRepoint(t *testing.T) {
 }
 
 func TestUpdateCheckThroughDispatcher(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	rep := newFakeReporter()
 	d, _ := newTestDispatcher(t, db, rep, nil)
 	var checks atomic.Int32

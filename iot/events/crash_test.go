@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // The helper process: these tests re-execute the test binary, which then
@@ -112,7 +113,7 @@ func TestKilled(t *testing.T) {
 			dir := t.TempDir()
 			killAt(t, tt.mode, dir, tt.say)
 
-			db := openStore(t, dir)
+			db := testkit.OpenStore(t, dir)
 			rep := newFakeReporter()
 			c := newCounter()
 			d, _ := newTestDispatcher(t, db, rep, nil)

@@ -18,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 const testTopic = "edgefort/thing-1/events"
@@ -45,17 +46,6 @@ func (r *fakeReporter) get(id string) []Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Result(nil), r.reports[id]...)
-}
-
-// openStore opens the store in dir, closed at cleanup.
-func openStore(t *testing.T, dir string) *store.DB {
-	t.Helper()
-	db, err := store.Open(dir, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // newTestDispatcher returns a dispatcher on db with its own registry.
@@ -153,7 +143,7 @@ func outcomes(t *testing.T, reg *prometheus.Registry, d *Dispatcher) map[string]
 
 func TestExactlyOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	dir := t.TempDir()
-	db := openStore(t, dir)
+	db := testkit.OpenStore(t, dir)
 	rep := newFakeReporter()
 	c := newCounter()
 	d, reg := newTestDispatcher(t, db, rep, nil)
@@ -179,7 +169,7 @@ func TestExactlyOnceAcrossRedeliveryAndRestart(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openStore(t, dir)
+	db = testkit.OpenStore(t, dir)
 	d, _ = newTestDispatcher(t, db, rep, nil)
 	if err := d.Register("test", c.handle); err != nil {
 		t.Fatal(err)
@@ -197,7 +187,7 @@ func TestExactlyOnceAcrossRedeliveryAndRestart(t *testing.T) {
 // handler ran would: recorded received, never done.
 func TestCrashMidHandler(t *testing.T) {
 	dir := t.TempDir()
-	db := openStore(t, dir)
+	db := testkit.OpenStore(t, dir)
 	d, _ := newTestDispatcher(t, db, nil, nil)
 	ev := Event{ID: "ev-crash", Type: "test"}
 	if _, _, _, err := d.records.begin(ev, func(record) *Result { return nil }); err != nil {
@@ -205,7 +195,7 @@ func TestCrashMidHandler(t *testing.T) {
 	}
 	db.Close()
 
-	db = openStore(t, dir)
+	db = testkit.OpenStore(t, dir)
 	rep := newFakeReporter()
 	c := newCounter()
 	d, reg := newTestDispatcher(t, db, rep, nil)
@@ -236,7 +226,7 @@ func TestCrashMidHandler(t *testing.T) {
 // without running the handler.
 func TestCrashBeforeReport(t *testing.T) {
 	dir := t.TempDir()
-	db := openStore(t, dir)
+	db := testkit.OpenStore(t, dir)
 	d, _ := newTestDispatcher(t, db, nil, nil)
 	ev := Event{ID: "ev-unreported", Type: "test"}
 	d.records.begin(ev, func(record) *Result { return nil })
@@ -245,7 +235,7 @@ func TestCrashBeforeReport(t *testing.T) {
 	}
 	db.Close()
 
-	db = openStore(t, dir)
+	db = testkit.OpenStore(t, dir)
 	rep := newFakeReporter()
 	c := newCounter()
 	d, _ = newTestDispatcher(t, db, rep, nil)
@@ -280,7 +270,7 @@ func TestRejected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			rep := newFakeReporter()
 			c := newCounter()
 			d, reg := newTestDispatcher(t, db, rep, nil)
@@ -315,7 +305,7 @@ func TestRejected(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	c := newCounter()
 	d, _ := newTestDispatcher(t, db, nil, func(o *Options) { o.Retention = 3 })
 	d.Register("test", c.handle)
@@ -352,7 +342,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestHandlerErrors(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	rep := newFakeReporter()
 	d, reg := newTestDispatcher(t, db, rep, func(o *Options) { o.MaxAttempts = 3 })
 	var flaky atomic.Int32
@@ -417,7 +407,7 @@ func TestHandlerErrors(t *testing.T) {
 }
 
 func TestReporterFailureIsNotRetried(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	rep := newFakeReporter()
 	rep.fail = errors.New("outbox closed")
 	c := newCounter()
@@ -433,7 +423,7 @@ func TestReporterFailureIsNotRetried(t *testing.T) {
 }
 
 func TestRegister(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	d, _ := newTestDispatcher(t, db, nil, nil)
 	h := newCounter().handle
 	if err := d.Register("a", h); err != nil {
@@ -477,7 +467,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 		perG       = 500
 		dupShare   = 0.3
 	)
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	rep := newFakeReporter()
 	c := newCounter()
 	d, reg := newTestDispatcher(t, db, rep, func(o *Options) {
@@ -555,7 +545,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 func TestRedeliveryWhileRunning(t *testing.T) {
 	for _, firstFails := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first fails %v", firstFails), func(t *testing.T) {
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			rep := newFakeReporter()
 			d, _ := newTestDispatcher(t, db, rep, nil)
 			started, release := make(chan struct{}), make(chan struct{})
@@ -605,7 +595,7 @@ func TestRedeliveryWhileRunning(t *testing.T) {
 // TestWaitingRedeliveryHonoursContext: a delivery waiting for a run of the
 // same id gives up when its context ends, leaving the message unacknowledged.
 func TestWaitingRedeliveryHonoursContext(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	d, _ := newTestDispatcher(t, db, nil, nil)
 	started, release := make(chan struct{}), make(chan struct{})
 	d.Register("test", func(context.Context, Event) (Result, error) {

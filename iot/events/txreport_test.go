@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // outboxTxReporter is the agent's adapter over a real outbox on the
@@ -135,7 +136,7 @@ func TestTxReporterReportsInFinish(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := openStore(t, t.TempDir())
+			db := testkit.OpenStore(t, t.TempDir())
 			rep := newOutboxReporter(t, db)
 			d, _ := newTestDispatcher(t, db, rep, func(o *Options) { o.MaxAttempts = 2 })
 			c := newCounter()
@@ -182,7 +183,7 @@ func TestTxReporterReportsInFinish(t *testing.T) {
 // so, nothing of the reporter's kept), the result is recorded without it
 // and reported through Report, exactly once.
 func TestTxReporterStageError(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	rep := newOutboxReporter(t, db)
 	rep.stageErr = errors.New("reporter broke")
 	d, _ := newTestDispatcher(t, db, rep, nil)
@@ -227,7 +228,7 @@ func TestTxReporterStageError(t *testing.T) {
 // the report was staged, done is told so and no report is queued; the
 // event stays unfinished, and its redelivery records and queues it once.
 func TestTxReporterRolledBackFinish(t *testing.T) {
-	db := openStore(t, t.TempDir())
+	db := testkit.OpenStore(t, t.TempDir())
 	rep := newOutboxReporter(t, db)
 	d, _ := newTestDispatcher(t, db, rep, nil)
 	var runs int

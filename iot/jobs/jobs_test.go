@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
 	"github.com/edgefort/edgefort/iot/jobs"
@@ -69,16 +70,6 @@ func startCloud(t *testing.T) *cloud {
 	j := devcloud.NewJobs(b, testLogger())
 	t.Cleanup(j.Close)
 	return &cloud{b: b, jobs: j}
-}
-
-func openStore(t *testing.T) *store.DB {
-	t.Helper()
-	db, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // device is one "process": a Link and a Runner on a shared store.
@@ -223,7 +214,7 @@ func TestJobOutcomes(t *testing.T) {
 		},
 	}
 	start := time.Now()
-	startDevice(t, c, openStore(t), reg, nil)
+	startDevice(t, c, testkit.OpenStore(t, ""), reg, nil)
 
 	create(t, c, "ok-1", `{"operation":"echo","x":1}`)
 	x := waitStatus(t, c, "ok-1", devcloud.JobSucceeded)
@@ -279,7 +270,7 @@ func TestJobsRunOneAfterTheOther(t *testing.T) {
 	// Both queued before the device connects, and a third while it works.
 	create(t, c, "a", `{"operation":"slow"}`)
 	create(t, c, "b", `{"operation":"slow"}`)
-	startDevice(t, c, openStore(t), reg, nil)
+	startDevice(t, c, testkit.OpenStore(t, ""), reg, nil)
 	waitStatus(t, c, "a", devcloud.JobInProgress)
 	create(t, c, "c", `{"operation":"slow"}`)
 	for _, id := range []string{"a", "b", "c"} {
@@ -342,7 +333,7 @@ func awaitStart(t *testing.T, b *blocker, want string) {
 // (at least once) and succeeds; the next job runs after it.
 func TestRestartMidJobRunsAgain(t *testing.T) {
 	c := startCloud(t)
-	db := openStore(t)
+	db := testkit.OpenStore(t, "")
 	bl := newBlocker()
 	reg := registry{"block": bl.handle, "echo": func(context.Context, events.Event) (events.Result, error) { return events.Done(nil), nil }}
 
@@ -377,7 +368,7 @@ func TestRestartMidJobRunsAgain(t *testing.T) {
 // FAILED "interrupted by a restart", and the next job still runs.
 func TestRestartMidJobFailsWhenNoAttemptLeft(t *testing.T) {
 	c := startCloud(t)
-	db := openStore(t)
+	db := testkit.OpenStore(t, "")
 	bl := newBlocker()
 	reg := registry{"block": bl.handle, "echo": func(context.Context, events.Event) (events.Result, error) { return events.Done(nil), nil }}
 	one := func(o *jobs.Options) { o.MaxAttempts = 1 }
@@ -403,7 +394,7 @@ func TestRestartMidJobFailsWhenNoAttemptLeft(t *testing.T) {
 // accepted: the next start resends the result, it does not run again.
 func TestRestartAfterHandlerFinishedResendsResult(t *testing.T) {
 	c := startCloud(t)
-	db := openStore(t)
+	db := testkit.OpenStore(t, "")
 	var mu sync.Mutex
 	runs := 0
 	gate := make(chan struct{})

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/shadow"
 )
@@ -197,17 +198,6 @@ func (e *env) doc(t *testing.T) devcloud.ShadowDocument {
 	return d
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func TestReportedStateAppearsAndUnchangedPublishesNothing(t *testing.T) {
@@ -220,12 +210,12 @@ func TestReportedStateAppearsAndUnchangedPublishesNothing(t *testing.T) {
 		"cert_expiry": map[string]any{"mtls": "2030-01-01T00:00:00Z"},
 	})
 	e.start()
-	waitFor(t, "reported state in the shadow", func() bool {
+	testkit.WaitFor(t, "reported state in the shadow", func() bool {
 		r := e.doc(t).State.Reported
 		return r["agent_version"] == "1.4.0" && r["log_level"] == "info" && r["poll_interval"] == "1m0s" &&
 			jsonOf(r["links"]) == `{"iot":"up","update":"up"}`
 	})
-	waitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
+	testkit.WaitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
 	v, n := e.doc(t).Version, e.pub.updates.Load()
 
 	// The same state again: nothing is published, the version stays.
@@ -244,12 +234,12 @@ func TestReportedStateAppearsAndUnchangedPublishesNothing(t *testing.T) {
 		e.sh.Report(context.Background(), map[string]any{"last_update": map[string]any{"result": "ok", "n": i}})
 	}
 	e.sh.Report(context.Background(), map[string]any{"links": map[string]any{"iot": "up"}, "artifact_name": nil})
-	waitFor(t, "the last changes in the shadow", func() bool {
+	testkit.WaitFor(t, "the last changes in the shadow", func() bool {
 		r := e.doc(t).State.Reported
 		_, hasArtifact := r["artifact_name"]
 		return !hasArtifact && jsonOf(r["links"]) == `{"iot":"up"}` && jsonOf(r["last_update"]) == `{"n":19,"result":"ok"}`
 	})
-	waitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
+	testkit.WaitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
 	if got := e.pub.updates.Load() - n; got > 3 {
 		t.Errorf("21 Reports within the coalescing window made %d updates, want at most 3", got)
 	}
@@ -262,13 +252,13 @@ func TestReportedStateAppearsAndUnchangedPublishesNothing(t *testing.T) {
 func TestDesiredDrivesSettings(t *testing.T) {
 	e := newEnv(t, 50*time.Millisecond)
 	e.start()
-	waitFor(t, "first report", func() bool { return e.doc(t).State.Reported["log_level"] == "info" })
+	testkit.WaitFor(t, "first report", func() bool { return e.doc(t).State.Reported["log_level"] == "info" })
 
 	// A valid value: applied, reported back, the delta closes.
 	if err := e.cloud.SetDesired(thing, json.RawMessage(`{"log_level":"debug"}`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "log_level=debug reported and the delta gone", func() bool {
+	testkit.WaitFor(t, "log_level=debug reported and the delta gone", func() bool {
 		d := e.doc(t)
 		return d.State.Reported["log_level"] == "debug" && d.State.Delta == nil
 	})
@@ -281,7 +271,7 @@ func TestDesiredDrivesSettings(t *testing.T) {
 	if err := e.cloud.SetDesired(thing, json.RawMessage(`{"poll_interval":"soon"}`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "settings_errors.poll_interval", func() bool {
+	testkit.WaitFor(t, "settings_errors.poll_interval", func() bool {
 		return jsonOf(e.doc(t).State.Reported["settings_errors"]) == `{"poll_interval":"not a duration"}`
 	})
 	d := e.doc(t)
@@ -293,7 +283,7 @@ func TestDesiredDrivesSettings(t *testing.T) {
 	if err := e.cloud.SetDesired(thing, json.RawMessage(`{"colour":"blue"}`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "unsupported colour", func() bool {
+	testkit.WaitFor(t, "unsupported colour", func() bool {
 		return jsonOf(e.doc(t).State.Reported["unsupported"]) == `["colour"]`
 	})
 	if _, ok := e.doc(t).State.Reported["colour"]; ok {
@@ -306,13 +296,13 @@ func TestDesiredDrivesSettings(t *testing.T) {
 	if err := e.cloud.SetDesired(thing, json.RawMessage(`{"poll_interval":"30s","colour":null}`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "poll_interval=30s, no errors, no unsupported, no delta", func() bool {
+	testkit.WaitFor(t, "poll_interval=30s, no errors, no unsupported, no delta", func() bool {
 		d := e.doc(t)
 		_, errs := d.State.Reported["settings_errors"]
 		_, unsup := d.State.Reported["unsupported"]
 		return d.State.Reported["poll_interval"] == "30s" && !errs && !unsup && d.State.Delta == nil
 	})
-	waitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
+	testkit.WaitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
 	st := e.sh.Status()
 	if len(st.SettingsErrors) != 0 || st.Version != e.doc(t).Version {
 		t.Errorf("status = %+v, document version %d", st, e.doc(t).Version)
@@ -326,7 +316,7 @@ func TestDesiredBeforeConnectAppliedFromGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start()
-	waitFor(t, "desired applied from get/accepted", func() bool {
+	testkit.WaitFor(t, "desired applied from get/accepted", func() bool {
 		d := e.doc(t)
 		return d.State.Reported["log_level"] == "error" && d.State.Reported["poll_interval"] == "5m" && d.State.Delta == nil
 	})
@@ -338,8 +328,8 @@ func TestDesiredBeforeConnectAppliedFromGet(t *testing.T) {
 func TestVersionConflictRecovered(t *testing.T) {
 	e := newEnv(t, 50*time.Millisecond)
 	e.start()
-	waitFor(t, "first report", func() bool { return e.doc(t).State.Reported["log_level"] == "info" })
-	waitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
+	testkit.WaitFor(t, "first report", func() bool { return e.doc(t).State.Reported["log_level"] == "info" })
+	testkit.WaitFor(t, "in sync", func() bool { return e.sh.Status().InSync })
 	gets := e.pub.gets.Load()
 
 	// The cloud changes desired just before our next update goes out: the
@@ -352,7 +342,7 @@ func TestVersionConflictRecovered(t *testing.T) {
 	e.pub.hook.Store(&hook)
 	e.sh.Report(context.Background(), map[string]any{"artifact_name": "fort-2024.2"})
 
-	waitFor(t, "a consistent document", func() bool {
+	testkit.WaitFor(t, "a consistent document", func() bool {
 		d := e.doc(t)
 		return d.State.Reported["artifact_name"] == "fort-2024.2" && d.State.Reported["log_level"] == "warn" &&
 			d.State.Delta == nil && e.sh.Status().InSync

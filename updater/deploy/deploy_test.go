@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/artifact"
 	"github.com/edgefort/edgefort/updater/deploy"
@@ -153,11 +153,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		e.modules = stockModules
 	}
 	state := t.TempDir()
-	e.db, err = store.Open(state, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.db.Close() })
+	e.db = testkit.OpenStore(t, state)
 	var rep deploy.Reporter = client
 	if o.wrap != nil {
 		rep = o.wrap(client)
@@ -196,28 +192,13 @@ func (e *env) content() string {
 // singleFile builds a single-file Artifact installing app.conf in dest.
 func singleFile(t *testing.T, name, dest, content string, extra ...func(*artifact.Spec)) []byte {
 	t.Helper()
-	p := artifact.ModuleImage("single-file", name, artifact.ImageDefaults{})
-	p.Files = []artifact.Source{
-		bytesSource("app.conf", content),
-		bytesSource("dest_dir", dest),
-		bytesSource("filename", "app.conf"),
-		bytesSource("permissions", "0644"),
+	a := testkit.SingleFile(name, deviceType, dest, "app.conf", []byte(content))
+	a.Edit = func(spec *artifact.Spec) {
+		for _, f := range extra {
+			f(spec)
+		}
 	}
-	spec := &artifact.Spec{Name: name, Depends: artifact.Depends{DeviceTypes: []string{deviceType}}, Payloads: []artifact.PayloadSpec{p}}
-	for _, f := range extra {
-		f(spec)
-	}
-	var buf bytes.Buffer
-	if err := artifact.Write(&buf, spec); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-func bytesSource(name, content string) artifact.Source {
-	return artifact.Source{Name: name, Open: func() (io.ReadCloser, error) {
-		return io.NopCloser(strings.NewReader(content)), nil
-	}}
+	return a.Bytes(t)
 }
 
 // deploy uploads an Artifact and creates a deployment for every device.

@@ -17,8 +17,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/updater/artifact"
 	"github.com/edgefort/edgefort/updater/deploy"
 	"github.com/edgefort/edgefort/updater/module"
@@ -267,11 +267,7 @@ type edgefortSide struct {
 func newEdgefortSide(t *testing.T, modules string) *edgefortSide {
 	t.Helper()
 	state := t.TempDir()
-	db, err := store.Open(state, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testkit.OpenStore(t, state)
 	runner := &module.Runner{Dir: modules, Timeout: time.Minute, KillGrace: time.Second}
 	m, err := deploy.New(deploy.Options{
 		Store:      db,
@@ -453,7 +449,7 @@ func (r *recorder) writeRecArtifact(typ, name, group string, clears []string, de
 	if clears != nil {
 		p.ClearsProvides = clears
 	}
-	p.Files = []artifact.Source{bytesSource(name+".payload", name+"\n")}
+	p.Files = []artifact.Source{testkit.Source(name+".payload", []byte(name+"\n"))}
 	spec := &artifact.Spec{Name: name, Group: group, Depends: artifact.Depends{DeviceTypes: []string{deviceType}, ArtifactGroups: dependsGroups}, Payloads: []artifact.PayloadSpec{p}}
 	for _, s := range recScripts {
 		b, err := os.ReadFile(filepath.Join(r.scripts, s))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgefort/edgefort/internal/backoff"
 	"github.com/edgefort/edgefort/updater"
 )
 
@@ -31,11 +32,15 @@ func (m *Machine) status(ctx context.Context, rec *Record, status string) (abort
 	return false
 }
 
+// maxReportRetry caps the doubling wait between status report attempts.
+const maxReportRetry = 5 * time.Minute
+
 // reportWithRetry sends status, retrying with backoff. It returns
 // updater.ErrAborted on a 409, ctx's error when ctx ends, or the last error
 // once the attempts are used up.
 func (m *Machine) reportWithRetry(ctx context.Context, rec *Record, status string) error {
-	delay := m.opts.ReportRetry
+	// No jitter: one node's final report, not a fleet's reconnect.
+	bo := backoff.Backoff{Policy: backoff.Policy{Initial: m.opts.ReportRetry, Max: max(m.opts.ReportRetry, maxReportRetry), Floor: 1}}
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = m.opts.Reporter.ReportStatus(ctx, rec.DeploymentID, status, "")
@@ -45,15 +50,11 @@ func (m *Machine) reportWithRetry(ctx context.Context, rec *Record, status strin
 		if attempt >= m.opts.ReportAttempts {
 			return err
 		}
+		delay := bo.Next()
 		m.note(rec, slog.LevelWarn, "status report failed; retrying", "status", status, "attempt", attempt, "retry_in", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, delay) != nil {
 			return ctx.Err()
-		case <-t.C:
 		}
-		delay = min(2*delay, 5*time.Minute)
 	}
 }
 
