@@ -2,9 +2,9 @@
 // into running components, supervises them, holds the state store, and
 // serves the local admin API and the Prometheus metrics.
 //
-// Configuration lives in agent/config, the supervisor in agent/supervisor
-// and the state store in agent/store; components import those leaf
-// packages, never this one.
+// Configuration lives in agent/config; the supervisor and the state store
+// are ground packages (internal/supervisor, internal/store) that components
+// may use too. Components never import this package.
 package agent
 
 import (
@@ -24,9 +24,9 @@ import (
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/internal/store"
+	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/deploy"
@@ -160,7 +160,7 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		Name:         "admin",
 		SignalsReady: true,
 		Runner: &httpComponent{
-			name: "admin", log: adminLog, handler: gate.handler(a.adminHandler()), connContext: gate.connContext, first: adminLn,
+			name: "admin", log: adminLog, ready: a.readyFunc("admin"), handler: gate.handler(a.adminHandler()), connContext: gate.connContext, first: adminLn,
 			listen: func() (net.Listener, error) { return listenAdmin(a.cfg.Admin) },
 		},
 	}}
@@ -183,7 +183,7 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		specs = append(specs, supervisor.Spec{
 			Name:         "metrics",
 			SignalsReady: true,
-			Runner:       &httpComponent{name: "metrics", log: metricsLog, handler: metricsHandler(a.reg, metricsLog), first: ln, listen: listen},
+			Runner:       &httpComponent{name: "metrics", log: metricsLog, ready: a.readyFunc("metrics"), handler: metricsHandler(a.reg, metricsLog), first: ln, listen: listen},
 		})
 	}
 	specs = append(specs, supervisor.Spec{
@@ -196,6 +196,7 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 			closeListeners(specs)
 			return nil, a.storeProblems(err)
 		}
+		srv.Ready = a.readyFunc("clientapi")
 		a.clients.Store(srv)
 		specs = append(specs, supervisor.Spec{Name: "clientapi", SignalsReady: true, Runner: srv})
 	}
@@ -219,6 +220,17 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 	specs = append(specs, il...)
 	specs = append(specs, faultComponents...)
 	return append(specs, a.extra...), nil
+}
+
+// readyFunc returns the func the named component calls once it can serve:
+// components report readiness through their own options and so import
+// nothing of the supervisor.
+func (a *Agent) readyFunc(name string) func() {
+	return func() {
+		if sup := a.sup.Load(); sup != nil {
+			sup.MarkReady(name)
+		}
+	}
 }
 
 // faultComponents are added by fault-injection builds only (build tags
@@ -248,7 +260,7 @@ func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
 	if client == nil {
 		// No server to poll, but an update interrupted by a crash (a local
 		// install, or a self-update's restart) must still be carried on.
-		return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: &resumeRunner{m: m, restart: a.restart}}}, nil
+		return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: &resumeRunner{m: m, restart: a.restart, ready: a.readyFunc("updates")}}}, nil
 	}
 	metrics, err := deploy.NewMetrics(a.reg)
 	if err != nil {
@@ -264,6 +276,7 @@ func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
 		Inventory:         a.inventory,
 		Download:          updater.DownloadOptions{RateLimit: a.cfg.Updates.DownloadRateLimit},
 		Logger:            a.log,
+		Ready:             a.readyFunc("updates"),
 	})
 	if err != nil {
 		return nil, err

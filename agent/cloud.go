@@ -9,9 +9,9 @@ import (
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/keystore"
 )
 

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
 

@@ -5,7 +5,7 @@ package agent
 import (
 	"context"
 
-	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/internal/supervisor"
 )
 
 // A binary built with -tags edgefort_fault_unready has a component that

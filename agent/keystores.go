@@ -10,9 +10,9 @@ import (
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/internal/store"
+	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/keystore"
 )
 

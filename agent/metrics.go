@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/edgefort/edgefort/agent/supervisor"
 )
 
 // newRegistry makes the agent's own registry (never the global one, so
@@ -46,6 +44,7 @@ type httpComponent struct {
 	// connContext, if set, is the server's ConnContext (the admin API's
 	// peer gate reads the caller's credentials there).
 	connContext func(context.Context, net.Conn) context.Context
+	ready       func()       // marks the component ready once it serves
 	first       net.Listener // taken by the first Run; guarded by being used only from Run, which the supervisor never runs twice at once
 }
 
@@ -67,7 +66,7 @@ func (h *httpComponent) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	h.log.Info("listening", "addr", ln.Addr().String())
-	supervisor.Ready(ctx)
+	h.ready()
 	select {
 	case err := <-served:
 		return fmt.Errorf("%s: serve: %w", h.name, err)

@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/internal/atomicfile"
+	"github.com/edgefort/edgefort/internal/pemkey"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/artifact"
@@ -187,7 +187,7 @@ func (a *Agent) newUpdateClient() (*updater.Client, error) {
 func loadOrCreateAuthKey(path string) (crypto.Signer, error) {
 	data, err := atomicfile.ReadFile(path)
 	if err == nil {
-		k, err := keystore.ParsePrivateKeyPEM(data, nil)
+		k, err := pemkey.Parse(data, nil)
 		if err != nil {
 			return nil, fmt.Errorf("update auth key %s: %w", path, err)
 		}
@@ -263,10 +263,11 @@ func (r *pollerRunner) Run(ctx context.Context) error {
 type resumeRunner struct {
 	m       *deploy.Machine
 	restart func()
+	ready   func()
 }
 
 func (r *resumeRunner) Run(ctx context.Context) error {
-	supervisor.Ready(ctx)
+	r.ready()
 	_, err := r.m.Resume(ctx)
 	switch {
 	case errors.Is(err, module.ErrRestartAgent):

@@ -21,13 +21,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/keystore"
 )
 
 // Server serves every configured virtual host.
 type Server struct {
+	// Ready, when set, is called from Run once every virtual host
+	// serves: the owner wires it to its supervisor's readiness. Set it
+	// before Run.
+	Ready func()
+
 	log   *slog.Logger
 	hosts []*virtualHost
 	// bound maps virtual host names to the addresses actually bound (a
@@ -36,7 +39,7 @@ type Server struct {
 }
 
 type virtualHost struct {
-	cfg config.VirtualHost
+	cfg VirtualHost
 	tls *tls.Config // nil when TLS is off
 }
 
@@ -53,12 +56,12 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // New builds the TLS configuration of every virtual host, so that a store
 // or reference that does not resolve fails at start with its name; it binds
 // nothing.
-func New(vhosts []config.VirtualHost, stores *keystore.Manager, log *slog.Logger) (*Server, error) {
+func New(vhosts []VirtualHost, stores *keystore.Manager, log *slog.Logger) (*Server, error) {
 	s := &Server{log: log}
 	var errs []error
 	for i, vh := range vhosts {
 		h := &virtualHost{cfg: vh}
-		if config.IsEnabled(vh.SSL.Enabled, false) {
+		if vh.SSL.Enabled != nil && *vh.SSL.Enabled {
 			c, err := stores.ServerTLS(vh.SSL)
 			if err != nil {
 				errs = append(errs, &FieldError{Field: fmt.Sprintf("clients.virtual_hosts[%d].ssl", i), Err: err})
@@ -127,7 +130,9 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	supervisor.Ready(ctx)
+	if s.Ready != nil {
+		s.Ready()
+	}
 	var err error
 	select {
 	case <-ctx.Done():

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -39,7 +38,7 @@ func selfSigned(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate) 
 
 // startServer runs a Server for vhosts until the test ends and returns it
 // once it is listening.
-func startServer(t *testing.T, vhosts []config.VirtualHost, stores *keystore.Manager) *Server {
+func startServer(t *testing.T, vhosts []VirtualHost, stores *keystore.Manager) *Server {
 	t.Helper()
 	srv, err := New(vhosts, stores, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -77,9 +76,9 @@ func TestVirtualHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	on := true
-	srv := startServer(t, []config.VirtualHost{
+	srv := startServer(t, []VirtualHost{
 		{Name: "plain", Listen: "127.0.0.1:0", HostAliases: []string{"edge.example"}},
-		{Name: "secure", Listen: "127.0.0.1:0", SSL: config.SSL{Enabled: &on, Keystore: "hub", MinVersion: "1.2"}},
+		{Name: "secure", Listen: "127.0.0.1:0", SSL: keystore.SSL{Enabled: &on, Keystore: "hub", MinVersion: "1.2"}},
 	}, stores)
 	urls := srv.URLs()
 	pool := x509.NewCertPool()
@@ -124,9 +123,9 @@ func TestVirtualHosts(t *testing.T) {
 func TestNewNamesTheSettingThatDoesNotResolve(t *testing.T) {
 	stores, _ := keystore.Open(keystore.Options{Logger: slog.New(slog.DiscardHandler)})
 	on := true
-	_, err := New([]config.VirtualHost{
+	_, err := New([]VirtualHost{
 		{Name: "a", Listen: "127.0.0.1:0"},
-		{Name: "b", Listen: "127.0.0.1:0", SSL: config.SSL{Enabled: &on, Keystore: "ref://gone", MinVersion: "1.2"}},
+		{Name: "b", Listen: "127.0.0.1:0", SSL: keystore.SSL{Enabled: &on, Keystore: "ref://gone", MinVersion: "1.2"}},
 	}, stores, slog.New(slog.DiscardHandler))
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "clients.virtual_hosts[1].ssl" || !strings.Contains(err.Error(), `reference "gone"`) {
@@ -136,9 +135,9 @@ func TestNewNamesTheSettingThatDoesNotResolve(t *testing.T) {
 
 func TestListenConflictFailsRun(t *testing.T) {
 	stores, _ := keystore.Open(keystore.Options{Logger: slog.New(slog.DiscardHandler)})
-	first := startServer(t, []config.VirtualHost{{Name: "a", Listen: "127.0.0.1:0"}}, stores)
+	first := startServer(t, []VirtualHost{{Name: "a", Listen: "127.0.0.1:0"}}, stores)
 	taken := strings.TrimPrefix(first.URLs()["a"], "http://")
-	srv, err := New([]config.VirtualHost{{Name: "b", Listen: taken}}, stores, slog.New(slog.DiscardHandler))
+	srv, err := New([]VirtualHost{{Name: "b", Listen: taken}}, stores, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

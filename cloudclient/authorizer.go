@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/cloudclient/api"
 )
 
@@ -59,7 +58,7 @@ type AuthorizerOptions struct {
 	Client AuthorizeClient
 	// Config bounds the cache and picks the policy for an unreachable
 	// control plane. Zero fields take the config package's defaults.
-	Config config.Authorization
+	Config Authorization
 	// Registerer receives the edgefort_cloud_authz_* metrics. Nil keeps
 	// them unregistered.
 	Registerer prometheus.Registerer
@@ -76,7 +75,7 @@ type AuthorizerOptions struct {
 // one call. It is safe for concurrent use and owns no goroutines.
 type Authorizer struct {
 	client AuthorizeClient
-	cfg    config.Authorization
+	cfg    Authorization
 	log    *slog.Logger
 	now    func() time.Time
 	m      *authzMetrics
@@ -99,11 +98,11 @@ type cacheEntry struct {
 // NewAuthorizer checks opts and returns an Authorizer with an empty cache.
 func NewAuthorizer(opts AuthorizerOptions) (*Authorizer, error) {
 	cfg := opts.Config
-	cfg.CacheSize = orDefault(cfg.CacheSize, config.DefaultAuthzCacheSize)
-	cfg.MaxTTL = orDefault(cfg.MaxTTL, config.DefaultAuthzMaxTTL)
-	cfg.MaxNegativeTTL = orDefault(cfg.MaxNegativeTTL, config.DefaultAuthzMaxNegTTL)
-	cfg.MaxStaleness = orDefault(cfg.MaxStaleness, config.DefaultAuthzMaxStaleness)
-	cfg.WhenUnreachable = orDefault(cfg.WhenUnreachable, config.FailClosed)
+	cfg.CacheSize = orDefault(cfg.CacheSize, DefaultAuthzCacheSize)
+	cfg.MaxTTL = orDefault(cfg.MaxTTL, DefaultAuthzMaxTTL)
+	cfg.MaxNegativeTTL = orDefault(cfg.MaxNegativeTTL, DefaultAuthzMaxNegTTL)
+	cfg.MaxStaleness = orDefault(cfg.MaxStaleness, DefaultAuthzMaxStaleness)
+	cfg.WhenUnreachable = orDefault(cfg.WhenUnreachable, FailClosed)
 	var errs []error
 	if opts.Client == nil {
 		errs = append(errs, errors.New("client is required"))
@@ -114,8 +113,8 @@ func NewAuthorizer(opts AuthorizerOptions) (*Authorizer, error) {
 	if cfg.MaxTTL < 0 || cfg.MaxNegativeTTL < 0 || cfg.MaxStaleness < 0 {
 		errs = append(errs, errors.New("max_ttl, max_negative_ttl and max_staleness must not be negative"))
 	}
-	if cfg.WhenUnreachable != config.FailClosed && cfg.WhenUnreachable != config.ServeStale {
-		errs = append(errs, fmt.Errorf("when_unreachable %q: want %s or %s", cfg.WhenUnreachable, config.FailClosed, config.ServeStale))
+	if cfg.WhenUnreachable != FailClosed && cfg.WhenUnreachable != ServeStale {
+		errs = append(errs, fmt.Errorf("when_unreachable %q: want %s or %s", cfg.WhenUnreachable, FailClosed, ServeStale))
 	}
 	m := newAuthzMetrics()
 	if opts.Registerer != nil {
@@ -199,7 +198,7 @@ func (a *Authorizer) ask(ctx context.Context, key string, r api.AuthorizeRequest
 
 // unreachable applies the policy for an unreachable control plane.
 func (a *Authorizer) unreachable(key string, err error) Decision {
-	if a.cfg.WhenUnreachable == config.ServeStale {
+	if a.cfg.WhenUnreachable == ServeStale {
 		if d, ok := a.stale(key); ok {
 			a.m.staleServes.Inc()
 			a.warn("cloudclient: control plane unreachable; serving stale authorization decisions", err)

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/devcloud"
 )
@@ -54,7 +53,7 @@ func (f *fakeAuthorize) Authorize(_ context.Context, r api.AuthorizeRequest) (ap
 	return f.answer(r)
 }
 
-func newTestAuthorizer(t testing.TB, client AuthorizeClient, cfg config.Authorization, clock *testClock) (*Authorizer, *prometheus.Registry) {
+func newTestAuthorizer(t testing.TB, client AuthorizeClient, cfg Authorization, clock *testClock) (*Authorizer, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	a, err := NewAuthorizer(AuthorizerOptions{Client: client, Config: cfg, Registerer: reg, Now: clock.Now})
@@ -91,7 +90,7 @@ func TestAuthorizerTTL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newTestClock()
 			f := &fakeAuthorize{answer: func(api.AuthorizeRequest) (api.Decision, error) { return tt.answer, nil }}
-			a, _ := newTestAuthorizer(t, f, config.Authorization{MaxTTL: 30 * time.Second, MaxNegativeTTL: 5 * time.Second}, clock)
+			a, _ := newTestAuthorizer(t, f, Authorization{MaxTTL: 30 * time.Second, MaxNegativeTTL: 5 * time.Second}, clock)
 			ctx := context.Background()
 			start := clock.Now()
 			d, err := a.Decide(ctx, userReq("u", "app.read"))
@@ -156,7 +155,7 @@ func TestAuthorizerLRU(t *testing.T) {
 	f := &fakeAuthorize{answer: func(api.AuthorizeRequest) (api.Decision, error) {
 		return api.Decision{Allow: true, TTLSeconds: 60}, nil
 	}}
-	a, reg := newTestAuthorizer(t, f, config.Authorization{CacheSize: 3}, clock)
+	a, reg := newTestAuthorizer(t, f, Authorization{CacheSize: 3}, clock)
 	ctx := context.Background()
 	for _, u := range []string{"a", "b", "c", "a", "d"} { // a is used again: b is the least recent
 		a.Decide(ctx, userReq(u, "app.read"))
@@ -187,7 +186,7 @@ func TestAuthorizerSingleFlight(t *testing.T) {
 		<-release
 		return api.Decision{Allow: true, TTLSeconds: 60}, nil
 	}}
-	a, _ := newTestAuthorizer(t, f, config.Authorization{}, newTestClock())
+	a, _ := newTestAuthorizer(t, f, Authorization{}, newTestClock())
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -216,12 +215,12 @@ func TestAuthorizerErrors(t *testing.T) {
 		wantAllow  bool
 		wantErr    bool
 	}{
-		{"fail closed", config.FailClosed, unreachable, 2 * time.Minute, SourceUnreachable, false, false},
-		{"fail closed, slow cloud", config.FailClosed, context.DeadlineExceeded, 2 * time.Minute, SourceUnreachable, false, false},
-		{"serve stale within bound", config.ServeStale, unreachable, 60*time.Second + 10*time.Minute, SourceStale, true, false},
-		{"serve stale past bound", config.ServeStale, unreachable, 60*time.Second + 10*time.Minute + time.Second, SourceUnreachable, false, false},
-		{"refused", config.ServeStale, fmt.Errorf("x: %w", ErrUnauthorized), 2 * time.Minute, SourceError, false, true},
-		{"bad answer", config.ServeStale, &ResponseError{Status: 400}, 2 * time.Minute, SourceError, false, true},
+		{"fail closed", FailClosed, unreachable, 2 * time.Minute, SourceUnreachable, false, false},
+		{"fail closed, slow cloud", FailClosed, context.DeadlineExceeded, 2 * time.Minute, SourceUnreachable, false, false},
+		{"serve stale within bound", ServeStale, unreachable, 60*time.Second + 10*time.Minute, SourceStale, true, false},
+		{"serve stale past bound", ServeStale, unreachable, 60*time.Second + 10*time.Minute + time.Second, SourceUnreachable, false, false},
+		{"refused", ServeStale, fmt.Errorf("x: %w", ErrUnauthorized), 2 * time.Minute, SourceError, false, true},
+		{"bad answer", ServeStale, &ResponseError{Status: 400}, 2 * time.Minute, SourceError, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,7 +232,7 @@ func TestAuthorizerErrors(t *testing.T) {
 				}
 				return api.Decision{Allow: true, Reason: "member", TTLSeconds: 60}, nil
 			}}
-			a, _ := newTestAuthorizer(t, f, config.Authorization{WhenUnreachable: tt.policy, MaxStaleness: 10 * time.Minute}, clock)
+			a, _ := newTestAuthorizer(t, f, Authorization{WhenUnreachable: tt.policy, MaxStaleness: 10 * time.Minute}, clock)
 			ctx := context.Background()
 			a.Decide(ctx, userReq("u", "app.read"))
 			fail.Store(true)
@@ -260,7 +259,7 @@ func TestAuthorizerCallerCancel(t *testing.T) {
 		<-block
 		return api.Decision{Allow: true, TTLSeconds: 60}, nil
 	}}
-	a, _ := newTestAuthorizer(t, f, config.Authorization{WhenUnreachable: config.ServeStale}, newTestClock())
+	a, _ := newTestAuthorizer(t, f, Authorization{WhenUnreachable: ServeStale}, newTestClock())
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	d, err := a.Decide(ctx, userReq("u", "app.read"))
@@ -282,8 +281,8 @@ func TestNewAuthorizerValidates(t *testing.T) {
 		opts AuthorizerOptions
 	}{
 		{"no client", AuthorizerOptions{}},
-		{"bad policy", AuthorizerOptions{Client: f, Config: config.Authorization{WhenUnreachable: "open"}}},
-		{"negative", AuthorizerOptions{Client: f, Config: config.Authorization{MaxTTL: -1}}},
+		{"bad policy", AuthorizerOptions{Client: f, Config: Authorization{WhenUnreachable: "open"}}},
+		{"negative", AuthorizerOptions{Client: f, Config: Authorization{MaxTTL: -1}}},
 	}
 	for _, tt := range tests {
 		if _, err := NewAuthorizer(tt.opts); err == nil {
@@ -307,7 +306,7 @@ func TestAuthorizerDevcloud(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("per policy", func(t *testing.T) {
-		a, _ := newTestAuthorizer(t, c, config.Authorization{}, newTestClock())
+		a, _ := newTestAuthorizer(t, c, Authorization{}, newTestClock())
 		tests := []struct {
 			name  string
 			req   api.AuthorizeRequest
@@ -334,7 +333,7 @@ func TestAuthorizerDevcloud(t *testing.T) {
 	})
 
 	t.Run("hit rate under load", func(t *testing.T) {
-		a, _ := newTestAuthorizer(t, c, config.Authorization{}, newTestClock())
+		a, _ := newTestAuthorizer(t, c, Authorization{}, newTestClock())
 		before := tc.cp.Stats().AuthorizeCalls
 		var wg sync.WaitGroup
 		for g := range 32 {
@@ -361,12 +360,12 @@ func TestAuthorizerDevcloud(t *testing.T) {
 		}
 	})
 
-	for _, policy := range []string{config.FailClosed, config.ServeStale} {
+	for _, policy := range []string{FailClosed, ServeStale} {
 		t.Run(policy+" while down", func(t *testing.T) {
 			tc := newTestCloud(t, nil)
 			c := tc.client(t, tc.enroll(t, "ec"), nil)
 			clock := newTestClock()
-			a, reg := newTestAuthorizer(t, c, config.Authorization{WhenUnreachable: policy, MaxStaleness: 5 * time.Minute}, clock)
+			a, reg := newTestAuthorizer(t, c, Authorization{WhenUnreachable: policy, MaxStaleness: 5 * time.Minute}, clock)
 			if d, err := a.Decide(ctx, aliceReads("sales")); err != nil || !d.Allow {
 				t.Fatalf("warm-up: %+v, %v", d, err)
 			}
@@ -377,8 +376,8 @@ func TestAuthorizerDevcloud(t *testing.T) {
 				allow   bool
 			}{
 				{30 * time.Second, SourceCache, true}, // within the 60 s TTL
-				{60 * time.Second, map[string]string{config.FailClosed: SourceUnreachable, config.ServeStale: SourceStale}[policy], policy == config.ServeStale},
-				{4 * time.Minute, map[string]string{config.FailClosed: SourceUnreachable, config.ServeStale: SourceStale}[policy], policy == config.ServeStale}, // expired 4.5 min ago
+				{60 * time.Second, map[string]string{FailClosed: SourceUnreachable, ServeStale: SourceStale}[policy], policy == ServeStale},
+				{4 * time.Minute, map[string]string{FailClosed: SourceUnreachable, ServeStale: SourceStale}[policy], policy == ServeStale}, // expired 4.5 min ago
 				{time.Minute, SourceUnreachable, false}, // expired 5.5 min ago
 			}
 			for i, s := range steps {
@@ -394,7 +393,7 @@ func TestAuthorizerDevcloud(t *testing.T) {
 				t.Errorf("cloud back: %+v, %v", d, err)
 			}
 			stale := 0.0
-			if policy == config.ServeStale {
+			if policy == ServeStale {
 				stale = 2
 			}
 			checks := []struct {

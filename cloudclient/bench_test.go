@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/cloudclient/api"
 )
 
@@ -20,7 +19,7 @@ func benchAuthorizer(b *testing.B) *Authorizer {
 	tc := newTestCloud(b, nil)
 	dev := tc.enroll(b, "ec")
 	c := tc.client(b, dev, func(o *Options) { o.HTTP = tc.raw })
-	a, err := NewAuthorizer(AuthorizerOptions{Client: c, Config: config.Authorization{CacheSize: 1 << 20}})
+	a, err := NewAuthorizer(AuthorizerOptions{Client: c, Config: Authorization{CacheSize: 1 << 20}})
 	if err != nil {
 		b.Fatal(err)
 	}

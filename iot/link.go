@@ -23,7 +23,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/time/rate"
 
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/internal/backoff"
 )
 
@@ -127,7 +126,9 @@ func (l *Link) Run(ctx context.Context) error {
 		up, err := l.connect(ctx, client, attempt)
 		if err == nil {
 			bo.Up()
-			supervisor.Ready(ctx)
+			if l.opts.Ready != nil {
+				l.opts.Ready()
+			}
 			if l.opts.OnConnect != nil {
 				// Off the loop: the hook publishes (Jobs start-next, the
 				// Shadow's reported state), which needs the loop watching
@@ -291,5 +292,3 @@ func (l *Link) stayConnected(ctx context.Context, client paho.Client, lost <-cha
 		}
 	}
 }
-
-var _ supervisor.Runner = (*Link)(nil)

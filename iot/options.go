@@ -132,6 +132,9 @@ type Options struct {
 	// subscribed, on its own goroutine (Run waits for it before it
 	// returns): where Jobs asks for the next job and the Shadow reports.
 	OnConnect func(ctx context.Context)
+	// Ready, when set, is called from Run each time a connection is up:
+	// the owner wires it to its supervisor's readiness. Optional.
+	Ready func()
 }
 
 // withDefaults returns o with the zero fields set to their defaults.

@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"net"
 	"testing"
-
-	"github.com/edgefort/edgefort/agent/config"
 )
 
 // benchSetup is a manager with a listener's keystore behind ref://site, a
@@ -43,11 +41,11 @@ func BenchmarkServerCertificateLookup(b *testing.B) {
 	hello := &tls.ClientHelloInfo{ServerName: "localhost"}
 	for _, bc := range []struct {
 		name string
-		ssl  config.SSL
+		ssl  SSL
 	}{
-		{"by-name", config.SSL{Keystore: "site-1", KeyAlias: "site"}},
-		{"by-ref", config.SSL{Keystore: "ref://site", KeyAlias: "site"}},
-		{"by-ref-only-alias", config.SSL{Keystore: "ref://site"}},
+		{"by-name", SSL{Keystore: "site-1", KeyAlias: "site"}},
+		{"by-ref", SSL{Keystore: "ref://site", KeyAlias: "site"}},
+		{"by-ref-only-alias", SSL{Keystore: "ref://site"}},
 	} {
 		b.Run("GetCertificate/"+bc.name, func(b *testing.B) {
 			cfg, err := s.m.ServerTLS(bc.ssl)
@@ -63,7 +61,7 @@ func BenchmarkServerCertificateLookup(b *testing.B) {
 		})
 	}
 	b.Run("GetClientCertificate/by-ref", func(b *testing.B) {
-		cfg, err := s.m.ClientTLS(config.SSL{ClientAuthEnabled: true, Keystore: "ref://me", Truststore: "ref://trust"}, "localhost", Vars{})
+		cfg, err := s.m.ClientTLS(SSL{ClientAuthEnabled: true, Keystore: "ref://me", Truststore: "ref://trust"}, "localhost", Vars{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -78,7 +76,7 @@ func BenchmarkServerCertificateLookup(b *testing.B) {
 	// VerifyConnection resolves the truststore and verifies the peer's
 	// chain: the x509 work crypto/tls would otherwise do itself.
 	b.Run("VerifyConnection/server-by-ref", func(b *testing.B) {
-		cfg, err := s.m.ClientTLS(config.SSL{Truststore: "ref://trust"}, "localhost", Vars{})
+		cfg, err := s.m.ClientTLS(SSL{Truststore: "ref://trust"}, "localhost", Vars{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,7 +89,7 @@ func BenchmarkServerCertificateLookup(b *testing.B) {
 		}
 	})
 	b.Run("VerifyConnection/client-cert-by-ref", func(b *testing.B) {
-		cfg, err := s.m.ServerTLS(config.SSL{Keystore: "ref://site", ClientAuthEnabled: true, Truststore: "ref://trust"})
+		cfg, err := s.m.ServerTLS(SSL{Keystore: "ref://site", ClientAuthEnabled: true, Truststore: "ref://trust"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -112,19 +110,19 @@ func BenchmarkServerCertificateLookup(b *testing.B) {
 func BenchmarkFullHandshake(b *testing.B) {
 	s := newBenchSetup(b)
 	pool := poolOf(s.ca)
-	serverKS, err := s.m.ServerTLS(config.SSL{Keystore: "ref://site", MinVersion: "1.3"})
+	serverKS, err := s.m.ServerTLS(SSL{Keystore: "ref://site", MinVersion: "1.3"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	clientKS, err := s.m.ClientTLS(config.SSL{Truststore: "ref://trust", MinVersion: "1.3"}, "localhost", Vars{})
+	clientKS, err := s.m.ClientTLS(SSL{Truststore: "ref://trust", MinVersion: "1.3"}, "localhost", Vars{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	serverMTLS, err := s.m.ServerTLS(config.SSL{Keystore: "ref://site", MinVersion: "1.3", ClientAuthEnabled: true, Truststore: "ref://trust"})
+	serverMTLS, err := s.m.ServerTLS(SSL{Keystore: "ref://site", MinVersion: "1.3", ClientAuthEnabled: true, Truststore: "ref://trust"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	clientMTLS, err := s.m.ClientTLS(config.SSL{Truststore: "ref://trust", MinVersion: "1.3", ClientAuthEnabled: true, Keystore: "ref://me"}, "localhost", Vars{})
+	clientMTLS, err := s.m.ClientTLS(SSL{Truststore: "ref://trust", MinVersion: "1.3", ClientAuthEnabled: true, Keystore: "ref://me"}, "localhost", Vars{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package keystore
 import (
 	"crypto/x509"
 	"fmt"
+
+	"github.com/edgefort/edgefort/internal/pemkey"
 )
 
 // ImportKeyPair parses a PEM (or DER) private key and certificate chain and
@@ -12,7 +14,7 @@ import (
 // operator may be staging a replacement, and the expiry watcher keeps
 // reminding.
 func (m *Manager) ImportKeyPair(store, alias string, keyPEM, certPEM, passphrase []byte) (warnings []string, err error) {
-	key, err := parseKeyPEM(keyPEM, passphrase)
+	key, err := pemkey.Parse(keyPEM, passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("import %s/%s: %w", store, alias, err)
 	}

@@ -31,6 +31,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/pemkey"
 )
 
 const testPassphrase = "secret"
@@ -81,10 +82,10 @@ func TestParseKeyPEM(t *testing.T) {
 		{name: "text around the block", data: cat([]byte("Private-Key: (256 bit)\nsome dump\n"), cert.KeyPEM, []byte("trailer\n")), want: cert.Key},
 		{name: "passphrase given for a plain key", data: cert.KeyPEM, pass: testPassphrase, want: cert.Key},
 
-		{name: "empty", data: nil, wantErr: errNoKey.Error(), wantIs: errNoKey},
-		{name: "garbage", data: []byte("hello, world\n"), wantErr: errNoKey.Error(), wantIs: errNoKey},
-		{name: "truncated PEM", data: cert.KeyPEM[:40], wantErr: errNoKey.Error(), wantIs: errNoKey},
-		{name: "certificate only", data: cert.CertPEM, wantErr: "; found only CERTIFICATE", wantIs: errNoKey},
+		{name: "empty", data: nil, wantErr: pemkey.ErrNoKey.Error(), wantIs: pemkey.ErrNoKey},
+		{name: "garbage", data: []byte("hello, world\n"), wantErr: pemkey.ErrNoKey.Error(), wantIs: pemkey.ErrNoKey},
+		{name: "truncated PEM", data: cert.KeyPEM[:40], wantErr: pemkey.ErrNoKey.Error(), wantIs: pemkey.ErrNoKey},
+		{name: "certificate only", data: cert.CertPEM, wantErr: "; found only CERTIFICATE", wantIs: pemkey.ErrNoKey},
 		{name: "two keys", data: cat(cert.KeyPEM, pemBlock("EC PRIVATE KEY", mustSEC1(t, ecKey))), wantErr: "found 2 private keys: give exactly one"},
 		{name: "RSA-1024 PKCS#1", data: pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsa1024)), wantErr: "RSA key of 1024 bits is too short: use at least 2048"},
 		{name: "RSA-1024 PKCS#8", data: pemBlock("PRIVATE KEY", mustPKCS8(t, rsa1024)), wantErr: "RSA key of 1024 bits is too short"},
@@ -98,7 +99,7 @@ func TestParseKeyPEM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseKeyPEM(tt.data, []byte(tt.pass))
+			got, err := pemkey.Parse(tt.data, []byte(tt.pass))
 			checkKeyResult(t, got, err, tt.want, tt.wantErr, tt.wantIs)
 		})
 	}
@@ -144,8 +145,8 @@ func TestParseKeyPEMEncrypted(t *testing.T) {
 		wantErr error
 	}{
 		{"right passphrase", testPassphrase, nil},
-		{"wrong passphrase", "wrong", errWrongPassphrase},
-		{"no passphrase", "", errNeedPassphrase},
+		{"wrong passphrase", "wrong", pemkey.ErrWrongPassphrase},
+		{"no passphrase", "", pemkey.ErrNeedPassphrase},
 	}
 	for _, v := range variants {
 		for _, kt := range v.keys {
@@ -157,7 +158,7 @@ func TestParseKeyPEMEncrypted(t *testing.T) {
 				}
 				for _, p := range passes {
 					t.Run(p.name, func(t *testing.T) {
-						got, err := parseKeyPEM(data, []byte(p.pass))
+						got, err := pemkey.Parse(data, []byte(p.pass))
 						wantErr := ""
 						if p.wantErr != nil {
 							wantErr = p.wantErr.Error()
@@ -175,7 +176,7 @@ func TestParseKeyPEMEncryptedUnsupported(t *testing.T) {
 	t.Run("PBES1 openssl pkcs8 -v1", func(t *testing.T) {
 		in := writeTemp(t, "key.pem", pemBlock("PRIVATE KEY", mustPKCS8(t, key)))
 		data := runOpenSSL(t, "pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES", "-in", in, "-passout", "pass:"+testPassphrase)
-		_, err := parseKeyPEM(data, []byte(testPassphrase))
+		_, err := pemkey.Parse(data, []byte(testPassphrase))
 		checkErrContains(t, err, "only PBES2 is supported; re-encrypt the key with: openssl pkcs8 -topk8 -v2 aes-256-cbc")
 	})
 
@@ -258,7 +259,7 @@ func TestParseKeyPEMEncryptedUnsupported(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = parseKeyPEM(pemBlock("ENCRYPTED PRIVATE KEY", der), []byte(testPassphrase))
+			_, err = pemkey.Parse(pemBlock("ENCRYPTED PRIVATE KEY", der), []byte(testPassphrase))
 			checkErrContains(t, err, tt.wantErr)
 		})
 	}
@@ -609,7 +610,7 @@ func FuzzParseKeyPEM(f *testing.F) {
 	f.Add([]byte("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n"), []byte(nil))
 	f.Add([]byte("garbage"), []byte(nil))
 	f.Fuzz(func(t *testing.T, data, pass []byte) {
-		key, err := parseKeyPEM(data, pass)
+		key, err := pemkey.Parse(data, pass)
 		if (key == nil) == (err == nil) {
 			t.Fatalf("parseKeyPEM = %v, %v: want exactly one of key and error", key, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/internal/atomicfile"
+	"github.com/edgefort/edgefort/internal/pemkey"
 )
 
 // On disk, under the manager's directory:
@@ -118,7 +119,7 @@ func loadEntry(file, alias string, kind Kind) (*Entry, error) {
 	if kind == KindTruststore {
 		return newEntry(alias, nil, chain), nil
 	}
-	key, err := parseKeyPEM(data, nil)
+	key, err := pemkey.Parse(data, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/edgefort/edgefort/agent/config"
 )
 
 // TestRotationUnderLoad replaces the certificate of a listener over and
@@ -41,7 +39,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	addKeystore(t, m, "rot-0", "site", issue(0))
 	must(t, m.SetRef("rot", "rot-0"))
 
-	cfg, err := m.ServerTLS(config.SSL{Keystore: "ref://rot", KeyAlias: "site"})
+	cfg, err := m.ServerTLS(SSL{Keystore: "ref://rot", KeyAlias: "site"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/internal/loglimit"
 )
 
@@ -71,7 +70,7 @@ var systemRoots = sync.OnceValues(x509.SystemCertPool)
 // ConnectionState.VerifiedChains stays empty: PeerCertificates[0] is the
 // verified client certificate. For the same reason the certificate request
 // names no acceptable CAs; clients pick their certificate themselves.
-func (m *Manager) ServerTLS(ssl config.SSL) (*tls.Config, error) {
+func (m *Manager) ServerTLS(ssl SSL) (*tls.Config, error) {
 	for _, f := range [...]struct{ name, value string }{{"ssl.keystore", ssl.Keystore}, {"ssl.truststore", ssl.Truststore}, {"ssl.key_alias", ssl.KeyAlias}} {
 		if strings.Contains(f.value, "{") {
 			return nil, fmt.Errorf("%s %q: variables are allowed only on target endpoints", f.name, f.value)
@@ -142,7 +141,7 @@ func (m *Manager) ServerTLS(ssl config.SSL) (*tls.Config, error) {
 // only one) is presented when the server asks, resolved per handshake.
 // vars supplies the values of variables used in ssl.Keystore,
 // ssl.Truststore and ssl.KeyAlias.
-func (m *Manager) ClientTLS(ssl config.SSL, serverName string, vars Vars) (*tls.Config, error) {
+func (m *Manager) ClientTLS(ssl SSL, serverName string, vars Vars) (*tls.Config, error) {
 	keystore, err := expand("ssl.keystore", ssl.Keystore, varKeystore, vars.Keystore)
 	if err != nil {
 		return nil, err

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/config"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -259,11 +258,11 @@ func TestServerTLS(t *testing.T) {
 	must(t, m.SetRef("site", "site-2026"))
 	must(t, m.SetRef("clients", "clients-2026"))
 
-	oneWay := config.SSL{Keystore: "ref://site", KeyAlias: "site"}
-	twoWay := config.SSL{Keystore: "ref://site", ClientAuthEnabled: true, Truststore: "ref://clients"}
+	oneWay := SSL{Keystore: "ref://site", KeyAlias: "site"}
+	twoWay := SSL{Keystore: "ref://site", ClientAuthEnabled: true, Truststore: "ref://clients"}
 	tests := []struct {
 		name          string
-		ssl           config.SSL
+		ssl           SSL
 		cert          *testCert // presented by the client; nil for none
 		maxVersion    uint16    // of the client; 0 for crypto/tls's
 		wantErr       string    // in the client's error; "" for success
@@ -273,7 +272,7 @@ func TestServerTLS(t *testing.T) {
 		wantLog       string
 	}{
 		{name: "one-way", ssl: oneWay, wantVersion: tls.VersionTLS13},
-		{name: "one-way by store name, only alias", ssl: config.SSL{Keystore: "site-2026"}, wantVersion: tls.VersionTLS13},
+		{name: "one-way by store name, only alias", ssl: SSL{Keystore: "site-2026"}, wantVersion: tls.VersionTLS13},
 		{name: "one-way TLS 1.2 client", ssl: oneWay, maxVersion: tls.VersionTLS12, wantVersion: tls.VersionTLS12},
 		{name: "two-way", ssl: twoWay, cert: client, wantVersion: tls.VersionTLS13, wantClientCN: "client-1"},
 		{name: "two-way TLS 1.2", ssl: twoWay, cert: client, maxVersion: tls.VersionTLS12, wantVersion: tls.VersionTLS12, wantClientCN: "client-1"},
@@ -298,9 +297,9 @@ func TestServerTLS(t *testing.T) {
 			wantErr:       "bad certificate",
 			wantServerErr: "incompatible key usage",
 		},
-		{name: "min 1.3 with a TLS 1.3 client", ssl: config.SSL{Keystore: "ref://site", MinVersion: "1.3"}, wantVersion: tls.VersionTLS13},
+		{name: "min 1.3 with a TLS 1.3 client", ssl: SSL{Keystore: "ref://site", MinVersion: "1.3"}, wantVersion: tls.VersionTLS13},
 		{
-			name: "min 1.3 refuses a TLS 1.2 client", ssl: config.SSL{Keystore: "ref://site", MinVersion: "1.3"}, maxVersion: tls.VersionTLS12,
+			name: "min 1.3 refuses a TLS 1.2 client", ssl: SSL{Keystore: "ref://site", MinVersion: "1.3"}, maxVersion: tls.VersionTLS12,
 			wantErr:       "protocol version",
 			wantServerErr: "unsupported versions",
 		},
@@ -341,13 +340,13 @@ func TestServerTLS(t *testing.T) {
 
 func TestServerTLSBuiltin(t *testing.T) {
 	m, logs := newTLSTestManager(t, nil)
-	if _, err := m.ServerTLS(config.SSL{}); err == nil || !strings.Contains(err.Error(), "built-in certificate") {
+	if _, err := m.ServerTLS(SSL{}); err == nil || !strings.Contains(err.Error(), "built-in certificate") {
 		t.Fatalf("ServerTLS without the built-in certificate: err = %v, want one about the built-in certificate", err)
 	}
 	if _, err := m.EnsureBuiltin([]string{"localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := m.ServerTLS(config.SSL{})
+	cfg, err := m.ServerTLS(SSL{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,15 +377,15 @@ func TestClientTLSVerify(t *testing.T) {
 	addTruststore(t, m, "backends", ca)
 	must(t, m.SetRef("backend-trust", "backends"))
 
-	trusted := config.SSL{Truststore: "ref://backend-trust"}
-	cn := func(name string, wildcard bool) config.SSL {
-		return config.SSL{Truststore: "backends", CommonName: name, WildcardMatch: wildcard}
+	trusted := SSL{Truststore: "ref://backend-trust"}
+	cn := func(name string, wildcard bool) SSL {
+		return SSL{Truststore: "backends", CommonName: name, WildcardMatch: wildcard}
 	}
 	hour := time.Hour
 	tests := []struct {
 		name       string
 		cert       *testCert // served by the backend
-		ssl        config.SSL
+		ssl        SSL
 		serverName string // "" for backend.internal
 		wantErr    string
 		wantLog    string
@@ -397,7 +396,7 @@ func TestClientTLSVerify(t *testing.T) {
 		{name: "IP address", cert: ca.issue(t, "ip", withIPs("127.0.0.1")), ssl: trusted, serverName: "127.0.0.1"},
 		{name: "untrusted", cert: other.issue(t, "localhost"), ssl: trusted, serverName: "localhost",
 			wantErr: `keystore: verify server "localhost": certificate "CN=localhost" not trusted by truststore "backends": x509: certificate signed by unknown authority`},
-		{name: "untrusted by the system roots", cert: ca.issue(t, "localhost"), ssl: config.SSL{}, serverName: "localhost",
+		{name: "untrusted by the system roots", cert: ca.issue(t, "localhost"), ssl: SSL{}, serverName: "localhost",
 			wantErr: "not trusted by the system roots"},
 		{name: "expired", cert: ca.issue(t, "localhost", withValidity(time.Now().Add(-48*hour), time.Now().Add(-24*hour))), ssl: trusted, serverName: "localhost",
 			wantErr: "certificate has expired"},
@@ -420,12 +419,12 @@ func TestClientTLSVerify(t *testing.T) {
 			wantErr: `not trusted by truststore "backends"`},
 		{
 			name: "ignore_validation_errors accepts an untrusted server", cert: other.issue(t, "localhost"), serverName: "localhost",
-			ssl:     config.SSL{Truststore: "backends", IgnoreValidationErrors: true},
+			ssl:     SSL{Truststore: "backends", IgnoreValidationErrors: true},
 			wantLog: `level=WARN msg="accepting a server certificate that failed verification, because ssl.ignore_validation_errors is true" server_name=localhost error="keystore: verify server \"localhost\": certificate \"CN=localhost\" not trusted by truststore \"backends\"`,
 		},
 		{
 			name: "ignore_validation_errors accepts a name mismatch", cert: ca.issue(t, "a.b.host.com"),
-			ssl:     config.SSL{Truststore: "backends", CommonName: "*.host.com", WildcardMatch: true, IgnoreValidationErrors: true},
+			ssl:     SSL{Truststore: "backends", CommonName: "*.host.com", WildcardMatch: true, IgnoreValidationErrors: true},
 			wantLog: `does not match common_name \"*.host.com\"`,
 		},
 	}
@@ -472,21 +471,21 @@ func TestClientTLSClientAuthAndVariables(t *testing.T) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    poolOf(ca),
 	}, echo)
-	vars := config.SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}", KeyAlias: "{ssl.key_alias}", Truststore: "{ssl.truststore}"}
+	vars := SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}", KeyAlias: "{ssl.key_alias}", Truststore: "{ssl.truststore}"}
 	tests := []struct {
 		name    string
-		ssl     config.SSL
+		ssl     SSL
 		vars    Vars
 		wantCN  string // client certificate the server saw
 		wantErr string
 	}{
-		{name: "keystore by name", ssl: config.SSL{ClientAuthEnabled: true, Keystore: "node-a", Truststore: "backends"}, wantCN: "node-a"},
-		{name: "keystore by reference", ssl: config.SSL{ClientAuthEnabled: true, Keystore: "ref://me", Truststore: "backends"}, wantCN: "node-a"},
-		{name: "key alias", ssl: config.SSL{ClientAuthEnabled: true, Keystore: "node-b", KeyAlias: "spare", Truststore: "backends"}, wantCN: "node-b-spare"},
+		{name: "keystore by name", ssl: SSL{ClientAuthEnabled: true, Keystore: "node-a", Truststore: "backends"}, wantCN: "node-a"},
+		{name: "keystore by reference", ssl: SSL{ClientAuthEnabled: true, Keystore: "ref://me", Truststore: "backends"}, wantCN: "node-a"},
+		{name: "key alias", ssl: SSL{ClientAuthEnabled: true, Keystore: "node-b", KeyAlias: "spare", Truststore: "backends"}, wantCN: "node-b-spare"},
 		{name: "variables", ssl: vars, vars: Vars{Keystore: "node-b", KeyAlias: "node", Truststore: "backends"}, wantCN: "node-b"},
 		{name: "variable naming a reference", ssl: vars, vars: Vars{Keystore: "ref://me", KeyAlias: "node", Truststore: "backends"}, wantCN: "node-a"},
-		{name: "keystore variable only", ssl: config.SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}", Truststore: "backends"}, vars: Vars{Keystore: "node-a"}, wantCN: "node-a"},
-		{name: "client auth off presents nothing", ssl: config.SSL{Keystore: "node-a", Truststore: "backends"}, wantErr: "certificate required"},
+		{name: "keystore variable only", ssl: SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}", Truststore: "backends"}, vars: Vars{Keystore: "node-a"}, wantCN: "node-a"},
+		{name: "client auth off presents nothing", ssl: SSL{Keystore: "node-a", Truststore: "backends"}, wantErr: "certificate required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -519,11 +518,11 @@ func TestConfigsFollowChanges(t *testing.T) {
 	addKeystore(t, m, "me-2", "me", ca.issue(t, "me-2", withClientAuth()))
 	must(t, m.SetRef("me", "me-1"))
 
-	serverCfg, err := m.ServerTLS(config.SSL{Keystore: "ref://site", KeyAlias: "site", ClientAuthEnabled: true, Truststore: "ref://trust"})
+	serverCfg, err := m.ServerTLS(SSL{Keystore: "ref://site", KeyAlias: "site", ClientAuthEnabled: true, Truststore: "ref://trust"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientCfg, err := m.ClientTLS(config.SSL{Keystore: "ref://me", ClientAuthEnabled: true, Truststore: "ref://trust"}, "localhost", Vars{})
+	clientCfg, err := m.ClientTLS(SSL{Keystore: "ref://me", ClientAuthEnabled: true, Truststore: "ref://trust"}, "localhost", Vars{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,11 +588,11 @@ func TestResumptionReverifies(t *testing.T) {
 
 	must(t, m.SetRef("client-trust", "trust-a"))
 	must(t, m.SetRef("server-trust", "trust-a"))
-	serverCfg, err := m.ServerTLS(config.SSL{Keystore: "site-1", ClientAuthEnabled: true, Truststore: "ref://client-trust"})
+	serverCfg, err := m.ServerTLS(SSL{Keystore: "site-1", ClientAuthEnabled: true, Truststore: "ref://client-trust"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientCfg, err := m.ClientTLS(config.SSL{ClientAuthEnabled: true, Keystore: "me-1", Truststore: "ref://server-trust"}, "localhost", Vars{})
+	clientCfg, err := m.ClientTLS(SSL{ClientAuthEnabled: true, Keystore: "me-1", Truststore: "ref://server-trust"}, "localhost", Vars{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,11 +642,11 @@ func TestHandshakeTimeResolutionFailure(t *testing.T) {
 	must(t, m.SetRef("site", "site-1"))
 	addTruststore(t, m, "backends", ca)
 
-	serverCfg, err := m.ServerTLS(config.SSL{Keystore: "ref://site"})
+	serverCfg, err := m.ServerTLS(SSL{Keystore: "ref://site"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clientCfg, err := m.ClientTLS(config.SSL{Truststore: "backends"}, "localhost", Vars{})
+	clientCfg, err := m.ClientTLS(SSL{Truststore: "backends"}, "localhost", Vars{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,10 +695,10 @@ func TestTLSConfigErrors(t *testing.T) {
 	must(t, m.SetRef("site", "site-1"))
 	must(t, m.SetRef("trust", "clients"))
 
-	server := func(ssl config.SSL) func() error {
+	server := func(ssl SSL) func() error {
 		return func() error { _, err := m.ServerTLS(ssl); return err }
 	}
-	client := func(ssl config.SSL, vars Vars) func() error {
+	client := func(ssl SSL, vars Vars) func() error {
 		return func() error { _, err := m.ClientTLS(ssl, "localhost", vars); return err }
 	}
 	tests := []struct {
@@ -708,59 +707,59 @@ func TestTLSConfigErrors(t *testing.T) {
 		want   string
 		wantIs error
 	}{
-		{"server unknown reference", server(config.SSL{Keystore: "ref://nope"}),
+		{"server unknown reference", server(SSL{Keystore: "ref://nope"}),
 			`ssl.keystore: reference "nope": not found`, ErrNotFound},
-		{"server reference to a truststore", server(config.SSL{Keystore: "ref://trust"}),
+		{"server reference to a truststore", server(SSL{Keystore: "ref://trust"}),
 			`ssl.keystore: ref://trust names truststore "clients" where a keystore is needed: wrong kind of store`, ErrWrongKind},
-		{"server truststore by name", server(config.SSL{Keystore: "clients"}),
+		{"server truststore by name", server(SSL{Keystore: "clients"}),
 			`ssl.keystore: clients names truststore "clients" where a keystore is needed: wrong kind of store`, ErrWrongKind},
-		{"server unknown keystore", server(config.SSL{Keystore: "nope"}),
+		{"server unknown keystore", server(SSL{Keystore: "nope"}),
 			`ssl.keystore: keystore "nope": not found`, ErrNotFound},
-		{"server unknown alias", server(config.SSL{Keystore: "site-1", KeyAlias: "www"}),
+		{"server unknown alias", server(SSL{Keystore: "site-1", KeyAlias: "www"}),
 			`ssl.keystore: keystore "site-1": alias "www": not found`, ErrNotFound},
-		{"server unknown alias through a reference", server(config.SSL{Keystore: "ref://site", KeyAlias: "www"}),
+		{"server unknown alias through a reference", server(SSL{Keystore: "ref://site", KeyAlias: "www"}),
 			`ssl.keystore ref://site: keystore "site-1": alias "www": not found`, ErrNotFound},
-		{"server several aliases, none named", server(config.SSL{Keystore: "multi"}),
+		{"server several aliases, none named", server(SSL{Keystore: "multi"}),
 			`ssl.keystore: keystore "multi" has 2 aliases; set key_alias`, nil},
-		{"server empty keystore", server(config.SSL{Keystore: "empty"}),
+		{"server empty keystore", server(SSL{Keystore: "empty"}),
 			`ssl.keystore: keystore "empty" is empty`, nil},
-		{"server no built-in certificate", server(config.SSL{}),
+		{"server no built-in certificate", server(SSL{}),
 			`ssl.keystore is empty and the built-in certificate served in its place has not been generated: keystore "builtin": not found`, ErrNotFound},
-		{"server alias without keystore", server(config.SSL{KeyAlias: "site"}),
+		{"server alias without keystore", server(SSL{KeyAlias: "site"}),
 			`ssl.key_alias "site": set, but no keystore is named`, nil},
-		{"server client auth without truststore", server(config.SSL{Keystore: "site-1", ClientAuthEnabled: true}),
+		{"server client auth without truststore", server(SSL{Keystore: "site-1", ClientAuthEnabled: true}),
 			`ssl.truststore: required when client_auth_enabled is true (client certificates are verified against it)`, nil},
-		{"server client auth, truststore reference to a keystore", server(config.SSL{Keystore: "site-1", ClientAuthEnabled: true, Truststore: "ref://site"}),
+		{"server client auth, truststore reference to a keystore", server(SSL{Keystore: "site-1", ClientAuthEnabled: true, Truststore: "ref://site"}),
 			`ssl.truststore: ref://site names keystore "site-1" where a truststore is needed: wrong kind of store`, ErrWrongKind},
-		{"server client auth, unknown truststore reference", server(config.SSL{Keystore: "site-1", ClientAuthEnabled: true, Truststore: "ref://nope"}),
+		{"server client auth, unknown truststore reference", server(SSL{Keystore: "site-1", ClientAuthEnabled: true, Truststore: "ref://nope"}),
 			`ssl.truststore: reference "nope": not found`, ErrNotFound},
-		{"server min version", server(config.SSL{Keystore: "site-1", MinVersion: "1.1"}),
+		{"server min version", server(SSL{Keystore: "site-1", MinVersion: "1.1"}),
 			`ssl.min_version "1.1" is not one of 1.2, 1.3`, nil},
-		{"server variable", server(config.SSL{Keystore: "{ssl.keystore}"}),
+		{"server variable", server(SSL{Keystore: "{ssl.keystore}"}),
 			`ssl.keystore "{ssl.keystore}": variables are allowed only on target endpoints`, nil},
-		{"server common name", server(config.SSL{Keystore: "site-1", CommonName: "a.host.com"}),
+		{"server common name", server(SSL{Keystore: "site-1", CommonName: "a.host.com"}),
 			`ssl.common_name: only outbound connections check the peer's name; remove it from the virtual host`, nil},
-		{"server ignore validation errors", server(config.SSL{Keystore: "site-1", IgnoreValidationErrors: true}),
+		{"server ignore validation errors", server(SSL{Keystore: "site-1", IgnoreValidationErrors: true}),
 			`ssl.ignore_validation_errors: applies only to outbound connections`, nil},
-		{"client unknown truststore reference", client(config.SSL{Truststore: "ref://nope"}, Vars{}),
+		{"client unknown truststore reference", client(SSL{Truststore: "ref://nope"}, Vars{}),
 			`ssl.truststore: reference "nope": not found`, ErrNotFound},
-		{"client truststore names a keystore", client(config.SSL{Truststore: "site-1"}, Vars{}),
+		{"client truststore names a keystore", client(SSL{Truststore: "site-1"}, Vars{}),
 			`ssl.truststore: site-1 names keystore "site-1" where a truststore is needed: wrong kind of store`, ErrWrongKind},
-		{"client keystore reference to a truststore", client(config.SSL{ClientAuthEnabled: true, Keystore: "ref://trust"}, Vars{}),
+		{"client keystore reference to a truststore", client(SSL{ClientAuthEnabled: true, Keystore: "ref://trust"}, Vars{}),
 			`ssl.keystore: ref://trust names truststore "clients" where a keystore is needed: wrong kind of store`, ErrWrongKind},
-		{"client auth without keystore", client(config.SSL{ClientAuthEnabled: true}, Vars{}),
+		{"client auth without keystore", client(SSL{ClientAuthEnabled: true}, Vars{}),
 			`ssl.keystore: required when client_auth_enabled is true (the client certificate comes from it)`, nil},
-		{"client empty variable", client(config.SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}"}, Vars{}),
+		{"client empty variable", client(SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}"}, Vars{}),
 			`ssl.keystore: variable {ssl.keystore} has no value for this request`, nil},
-		{"client variable naming an unknown keystore", client(config.SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}"}, Vars{Keystore: "ghost"}),
+		{"client variable naming an unknown keystore", client(SSL{ClientAuthEnabled: true, Keystore: "{ssl.keystore}"}, Vars{Keystore: "ghost"}),
 			`ssl.keystore: keystore "ghost": not found`, ErrNotFound},
-		{"client variable in the wrong field", client(config.SSL{Truststore: "{ssl.keystore}"}, Vars{Keystore: "site-1"}),
+		{"client variable in the wrong field", client(SSL{Truststore: "{ssl.keystore}"}, Vars{Keystore: "site-1"}),
 			`ssl.truststore "{ssl.keystore}": the only variable allowed here is {ssl.truststore}, as the whole value`, nil},
-		{"client wildcard without common name", client(config.SSL{WildcardMatch: true}, Vars{}),
+		{"client wildcard without common name", client(SSL{WildcardMatch: true}, Vars{}),
 			`ssl.wildcard_match: set, but common_name is empty`, nil},
-		{"client min version", client(config.SSL{MinVersion: "1.0"}, Vars{}),
+		{"client min version", client(SSL{MinVersion: "1.0"}, Vars{}),
 			`ssl.min_version "1.0" is not one of 1.2, 1.3`, nil},
-		{"client no server name", func() error { _, err := m.ClientTLS(config.SSL{}, "", Vars{}); return err },
+		{"client no server name", func() error { _, err := m.ClientTLS(SSL{}, "", Vars{}); return err },
 			`no server name to verify the server's certificate against; pass one or set ssl.common_name`, nil},
 	}
 	for _, tt := range tests {
@@ -857,11 +856,11 @@ func TestServerTLSOpenSSLClient(t *testing.T) {
 	must(t, m.SetRef("site", "site-1"))
 	must(t, m.SetRef("clients", "clients"))
 
-	oneWay := config.SSL{Keystore: "ref://site"}
-	twoWay := config.SSL{Keystore: "ref://site", ClientAuthEnabled: true, Truststore: "ref://clients"}
+	oneWay := SSL{Keystore: "ref://site"}
+	twoWay := SSL{Keystore: "ref://site", ClientAuthEnabled: true, Truststore: "ref://clients"}
 	tests := []struct {
 		name          string
-		ssl           config.SSL
+		ssl           SSL
 		args          []string
 		wantOut       []string
 		wantServerErr string
@@ -918,18 +917,18 @@ func TestClientTLSOpenSSLServer(t *testing.T) {
 	tests := []struct {
 		name    string
 		server  []string
-		ssl     config.SSL
+		ssl     SSL
 		wantErr string
 		wantOut string // in s_server's output
 	}{
 		{name: "one-way", server: []string{"-cert", siteCert, "-key", siteKey},
-			ssl: config.SSL{Truststore: "backends"}},
+			ssl: SSL{Truststore: "backends"}},
 		{name: "one-way TLS 1.2", server: []string{"-cert", siteCert, "-key", siteKey, "-no_tls1_3"},
-			ssl: config.SSL{Truststore: "backends"}},
+			ssl: SSL{Truststore: "backends"}},
 		{name: "two-way", server: []string{"-cert", siteCert, "-key", siteKey, "-Verify", "1", "-CAfile", caFile, "-verify_return_error"},
-			ssl: config.SSL{Truststore: "backends", ClientAuthEnabled: true, Keystore: "node"}, wantOut: "depth=0 CN = node-7"},
+			ssl: SSL{Truststore: "backends", ClientAuthEnabled: true, Keystore: "node"}, wantOut: "depth=0 CN = node-7"},
 		{name: "untrusted server", server: []string{"-cert", strangerCert, "-key", strangerKey},
-			ssl: config.SSL{Truststore: "backends"}, wantErr: `not trusted by truststore "backends"`},
+			ssl: SSL{Truststore: "backends"}, wantErr: `not trusted by truststore "backends"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,11 @@
 // filled in, and validation that reports every problem at once as
 // FILE:LINE: FIELD: message.
 //
+// A component that owns its section's type (keystore.SSL,
+// clientapi.VirtualHost, cloudclient.Authorization) is composed here by an
+// alias, so that imports point one way: this package imports the
+// components, never the reverse.
+//
 // Every component has its section here from the start, even those built
 // later, so that one file describes the whole node. Components receive their
 // own section after Load has decoded, defaulted and validated it; they never
@@ -12,6 +17,10 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/cloudclient"
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // CurrentVersion is the only configuration format version this build reads.
@@ -160,26 +169,14 @@ type Cloud struct {
 	Authorization Authorization `yaml:"authorization"`
 }
 
-// Authorization policies for when-unreachable.
+// Authorization policies for when-unreachable; cloudclient owns them.
 const (
-	FailClosed = "fail_closed"
-	ServeStale = "serve_stale"
+	FailClosed = cloudclient.FailClosed
+	ServeStale = cloudclient.ServeStale
 )
 
-// Authorization configures the decision cache.
-type Authorization struct {
-	// CacheSize bounds the number of cached decisions. Default 10000.
-	CacheSize int `yaml:"cache_size"`
-	// MaxTTL caps how long an allow is cached. Default 5m.
-	MaxTTL time.Duration `yaml:"max_ttl"`
-	// MaxNegativeTTL caps how long a deny is cached. Default 1m.
-	MaxNegativeTTL time.Duration `yaml:"max_negative_ttl"`
-	// WhenUnreachable is fail_closed (deny) or serve_stale (use an expired
-	// decision up to MaxStaleness). Default fail_closed.
-	WhenUnreachable string `yaml:"when_unreachable"`
-	// MaxStaleness bounds serve_stale. Default 15m.
-	MaxStaleness time.Duration `yaml:"max_staleness"`
-}
+// Authorization configures the decision cache; cloudclient owns it.
+type Authorization = cloudclient.Authorization
 
 // IoT credential sources.
 const (
@@ -288,18 +285,8 @@ type Clients struct {
 	TargetEndpoints []TargetEndpoint `yaml:"target_endpoints"`
 }
 
-// VirtualHost is one inbound listener.
-type VirtualHost struct {
-	// Name identifies the virtual host. Required, unique.
-	Name string `yaml:"name"`
-	// Listen is host:port on the private network. Required.
-	Listen string `yaml:"listen"`
-	// HostAliases are the Host header values this virtual host answers.
-	// Empty answers any.
-	HostAliases []string `yaml:"host_aliases"`
-	// SSL is the inbound TLS block.
-	SSL SSL `yaml:"ssl"`
-}
+// VirtualHost is one inbound listener; clientapi owns it.
+type VirtualHost = clientapi.VirtualHost
 
 // TargetEndpoint is one outbound backend.
 type TargetEndpoint struct {
@@ -311,31 +298,8 @@ type TargetEndpoint struct {
 	SSL SSL `yaml:"ssl"`
 }
 
-// SSL is the TLS block shared by virtual hosts (inbound) and target
-// endpoints and cloud links (outbound), after the API-gateway model.
-type SSL struct {
-	// Enabled turns TLS on. Default true for cloud links, false otherwise.
-	Enabled *bool `yaml:"enabled"`
-	// ClientAuthEnabled requires and verifies client certificates (inbound)
-	// or presents one (outbound).
-	ClientAuthEnabled bool `yaml:"client_auth_enabled"`
-	// Keystore names a keystore directly or as ref://reference.
-	Keystore string `yaml:"keystore"`
-	// KeyAlias selects the key and certificate in the keystore.
-	KeyAlias string `yaml:"key_alias"`
-	// Truststore names a truststore directly or as ref://reference.
-	Truststore string `yaml:"truststore"`
-	// IgnoreValidationErrors accepts a peer whose certificate does not
-	// verify. Logged as a warning at every use. Outbound only.
-	IgnoreValidationErrors bool `yaml:"ignore_validation_errors"`
-	// CommonName is the name the peer's certificate must carry. Outbound
-	// only.
-	CommonName string `yaml:"common_name"`
-	// WildcardMatch lets *.example.com in CommonName match one label.
-	WildcardMatch bool `yaml:"wildcard_match"`
-	// MinVersion is "1.2" or "1.3". Default "1.2".
-	MinVersion string `yaml:"min_version"`
-}
+// SSL is the TLS block; keystore owns it (it turns one into a tls.Config).
+type SSL = keystore.SSL
 
 // Keystores configures store references.
 type Keystores struct {

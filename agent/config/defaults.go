@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 	"time"
+
+	"github.com/edgefort/edgefort/cloudclient"
 )
 
 // Defaults, named once. Components read the filled-in Config, never these.
@@ -16,10 +18,10 @@ const (
 	DefaultRestartMax         = 2 * time.Minute
 	DefaultRestartResetAfter  = time.Minute
 	DefaultCloudTimeout       = 10 * time.Second
-	DefaultAuthzCacheSize     = 10000
-	DefaultAuthzMaxTTL        = 5 * time.Minute
-	DefaultAuthzMaxNegTTL     = time.Minute
-	DefaultAuthzMaxStaleness  = 15 * time.Minute
+	DefaultAuthzCacheSize     = cloudclient.DefaultAuthzCacheSize
+	DefaultAuthzMaxTTL        = cloudclient.DefaultAuthzMaxTTL
+	DefaultAuthzMaxNegTTL     = cloudclient.DefaultAuthzMaxNegTTL
+	DefaultAuthzMaxStaleness  = cloudclient.DefaultAuthzMaxStaleness
 	DefaultIoTKeepAlive       = 60 * time.Second
 	DefaultIoTReconnectMax    = 2 * time.Minute
 	DefaultIoTReconnectSpread = 40 * time.Second
@@ -59,7 +61,7 @@ func (c *Config) setDefaults() {
 	setDuration(&a.MaxNegativeTTL, DefaultAuthzMaxNegTTL)
 	setString(&a.WhenUnreachable, FailClosed)
 	setDuration(&a.MaxStaleness, DefaultAuthzMaxStaleness)
-	c.Cloud.SSL.setDefaults(true)
+	setSSLDefaults(&c.Cloud.SSL, true)
 
 	setString(&c.IoT.ThingName, c.Device.ID)
 	if c.IoT.ThingName != "" {
@@ -69,7 +71,7 @@ func (c *Config) setDefaults() {
 	setDuration(&c.IoT.ReconnectMax, DefaultIoTReconnectMax)
 	setDuration(&c.IoT.ReconnectSpread, min(DefaultIoTReconnectSpread, c.IoT.ReconnectMax))
 	setString(&c.IoT.Credentials.Source, CredentialsCloud)
-	c.IoT.SSL.setDefaults(true)
+	setSSLDefaults(&c.IoT.SSL, true)
 
 	u := &c.Updates
 	setDuration(&u.PollInterval, DefaultUpdatePoll)
@@ -79,18 +81,18 @@ func (c *Config) setDefaults() {
 	setString(&u.ScriptsDir, DefaultScriptsDir)
 	setDuration(&u.ModuleTimeout, DefaultModuleTimeout)
 	setDuration(&u.HealthTimeout, DefaultHealthTimeout)
-	u.SSL.setDefaults(true)
+	setSSLDefaults(&u.SSL, true)
 
 	for i := range c.Clients.VirtualHosts {
-		c.Clients.VirtualHosts[i].SSL.setDefaults(false)
+		setSSLDefaults(&c.Clients.VirtualHosts[i].SSL, false)
 	}
 	for i := range c.Clients.TargetEndpoints {
 		t := &c.Clients.TargetEndpoints[i]
-		t.SSL.setDefaults(hasScheme(t.URL, "https"))
+		setSSLDefaults(&t.SSL, hasScheme(t.URL, "https"))
 	}
 }
 
-func (s *SSL) setDefaults(enabled bool) {
+func setSSLDefaults(s *SSL, enabled bool) {
 	setBool(&s.Enabled, enabled)
 	setString(&s.MinVersion, DefaultTLSMinVersion)
 }

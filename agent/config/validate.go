@@ -118,7 +118,7 @@ func (c Cloud) validate(p *problems) {
 	checkRange(p, "cloud.authorization.max_negative_ttl", a.MaxNegativeTTL, time.Second, 24*time.Hour)
 	checkRange(p, "cloud.authorization.max_staleness", a.MaxStaleness, time.Second, 7*24*time.Hour)
 	checkOneOf(p, "cloud.authorization.when_unreachable", a.WhenUnreachable, FailClosed, ServeStale)
-	c.SSL.validate(p, "cloud.ssl", outbound)
+	validateSSL(c.SSL, p, "cloud.ssl", outbound)
 }
 
 func (c IoT) validate(p *problems, targets []TargetEndpoint) {
@@ -169,7 +169,7 @@ func (c IoT) validate(p *problems, targets []TargetEndpoint) {
 			p.add(0, "iot.credentials.source", "keys are set but source is %q; they are used only with source static", cr.Source)
 		}
 	}
-	c.SSL.validate(p, "iot.ssl", outbound)
+	validateSSL(c.SSL, p, "iot.ssl", outbound)
 }
 
 func (u Updates) validate(p *problems, dev Device) {
@@ -195,7 +195,7 @@ func (u Updates) validate(p *problems, dev Device) {
 	if u.DownloadRateLimit < 0 {
 		p.add(0, "updates.download_rate_limit", "%d is negative; use 0 for no limit", u.DownloadRateLimit)
 	}
-	u.SSL.validate(p, "updates.ssl", outbound)
+	validateSSL(u.SSL, p, "updates.ssl", outbound)
 }
 
 func (c Clients) validate(p *problems) {
@@ -221,7 +221,7 @@ func (c Clients) validate(p *problems) {
 				p.add(0, index(path+".host_aliases", j), "%q is not a valid host name", h)
 			}
 		}
-		vh.SSL.validate(p, path+".ssl", inbound)
+		validateSSL(vh.SSL, p, path+".ssl", inbound)
 	}
 	names = map[string]bool{}
 	for i, t := range c.TargetEndpoints {
@@ -230,7 +230,7 @@ func (c Clients) validate(p *problems) {
 		if checkRequiredURL(p, path+".url", t.URL, true, "http", "https") && hasScheme(t.URL, "http") && IsEnabled(t.SSL.Enabled, false) {
 			p.add(0, path+".ssl.enabled", "TLS is enabled but the url is http://; use https://")
 		}
-		t.SSL.validate(p, path+".ssl", outboundTarget)
+		validateSSL(t.SSL, p, path+".ssl", outboundTarget)
 	}
 }
 
@@ -260,7 +260,7 @@ const (
 
 const refScheme = "ref://"
 
-func (s SSL) validate(p *problems, path string, dir direction) {
+func validateSSL(s SSL, p *problems, path string, dir direction) {
 	checkStore(p, path+".keystore", s.Keystore, "keystore", dir)
 	checkStore(p, path+".truststore", s.Truststore, "truststore", dir)
 	if s.KeyAlias != "" {

@@ -41,8 +41,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 // ErrFull reports that a low-priority item was dropped as soon as it was

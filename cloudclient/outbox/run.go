@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/edgefort/edgefort/agent/store"
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/internal/backoff"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 func newRunCmd() *command {

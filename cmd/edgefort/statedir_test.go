@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 // runConfig writes a configuration for `edgefort run` on stateDir.

@@ -17,7 +17,7 @@ import (
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/updater/deploy"
 )
 

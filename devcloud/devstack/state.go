@@ -13,6 +13,7 @@ import (
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/atomicfile"
+	"github.com/edgefort/edgefort/internal/pemkey"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -164,7 +165,7 @@ func LoadCA(dir string) (*devcloud.CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev CA: %s: %w", devcloud.CACertFile, err)
 	}
-	key, err := keystore.ParsePrivateKeyPEM(keyPEM, nil)
+	key, err := pemkey.Parse(keyPEM, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dev CA: %s: %w", devcloud.CAKeyFile, err)
 	}

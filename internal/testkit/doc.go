@@ -4,7 +4,7 @@
 // built in memory (Artifact, SingleFile).
 //
 // Only _test.go files import it. It sits beside the layers rather than
-// under them (it builds on agent/store and updater/artifact); the product
+// under them (it builds on internal/store and updater/artifact); the product
 // binary must never link it, which belongs on cmd/edgefort's dependency
 // deny list (#13 point 1).
 package testkit

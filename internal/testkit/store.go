@@ -3,7 +3,7 @@ package testkit
 import (
 	"testing"
 
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 // OpenStore opens the state store in dir with default options and closes

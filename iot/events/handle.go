@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 // Handle parses one message from the events topic, records it and runs its

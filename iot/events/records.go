@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 const (

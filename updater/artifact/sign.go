@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/edgefort/edgefort/keystore"
+	"github.com/edgefort/edgefort/internal/pemkey"
 )
 
 // Artifact signatures, as mender-artifact makes and checks them: over the
@@ -54,11 +54,11 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	return pub, nil
 }
 
-// ParsePrivateKeyPEM parses a signing key with the keystore's parser
-// (PKCS#1, SEC1 or PKCS#8 PEM, or DER). Only RSA and ECDSA P-256 keys are
+// ParsePrivateKeyPEM parses a signing key with edgefort's one key parser,
+// internal/pemkey (PKCS#1, SEC1 or PKCS#8 PEM, or DER). Only RSA and ECDSA P-256 keys are
 // accepted: those are the signatures Mender Artifacts carry.
 func ParsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
-	signer, err := keystore.ParsePrivateKeyPEM(data, nil)
+	signer, err := pemkey.Parse(data, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/module"
 	"github.com/edgefort/edgefort/updater/scripts"

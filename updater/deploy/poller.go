@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/module"
 )
@@ -40,6 +39,9 @@ type PollerOptions struct {
 	// Metrics, when not nil, records checks and deployments.
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// Ready, when set, is called at the start of every Run: the owner
+	// wires it to its supervisor's readiness. Optional.
+	Ready func()
 }
 
 // Poller is the update channel's loop: it resumes an interrupted
@@ -141,7 +143,9 @@ func (p *Poller) Status() PollerStatus {
 func (p *Poller) Run(ctx context.Context) error {
 	// Ready first: the self-update's verify step waits for every
 	// component, this one included, to be ready.
-	supervisor.Ready(ctx)
+	if p.opts.Ready != nil {
+		p.opts.Ready()
+	}
 	if res, err := p.opts.Machine.Resume(ctx); err != nil {
 		if ctx.Err() != nil && !errors.Is(err, module.ErrRestartAgent) {
 			return nil // shutting down; the record waits for the next start

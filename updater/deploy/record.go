@@ -5,7 +5,7 @@ import (
 	"maps"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/artifact"
 	"github.com/edgefort/edgefort/updater/module"

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefort/edgefort/agent/store"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/artifact"
 	"github.com/edgefort/edgefort/updater/module"

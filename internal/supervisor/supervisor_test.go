@@ -349,24 +349,25 @@ func TestStuckNamesComponentIgnoringCancel(t *testing.T) {
 
 func TestSignalsReady(t *testing.T) {
 	proceed := make(chan struct{})
+	var h *harness
 	slow := runFunc(func(ctx context.Context) error {
 		select {
 		case <-proceed:
 		case <-ctx.Done():
 			return nil
 		}
-		Ready(ctx)
+		h.s.MarkReady("slow")
 		<-ctx.Done()
 		return nil
 	})
-	h := newHarness(t, Options{},
+	h = newHarness(t, Options{},
 		Spec{Name: "plain", Runner: &steady{}},
 		Spec{Name: "slow", Runner: slow, SignalsReady: true},
 	).start(t)
 
 	testkit.WaitFor(t, "plain running", func() bool { return h.status(t, "plain").State == StateRunning })
 	testkit.WaitFor(t, "slow starting", func() bool { return h.status(t, "slow").State == StateStarting })
-	Ready(context.Background()) // not from the supervisor: no effect, no panic
+	h.s.MarkReady("unknown") // no such component: no effect, no panic
 	if h.s.Ready() {
 		t.Errorf("Ready() = true before slow called Ready")
 	}

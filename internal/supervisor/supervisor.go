@@ -38,9 +38,10 @@ type Spec struct {
 	Name string
 	// Runner is the component. Required.
 	Runner Runner
-	// SignalsReady keeps the component StateStarting until it calls Ready
-	// with the ctx given to its Run. If false the component is StateRunning
-	// as soon as it is started.
+	// SignalsReady keeps the component StateStarting until MarkReady is
+	// called with its Name (the component calls a func given in its own
+	// options, which the owner wires to MarkReady). If false the component
+	// is StateRunning as soon as it is started.
 	SignalsReady bool
 }
 
@@ -127,7 +128,6 @@ type component struct {
 
 	// Guarded by mu.
 	status   Status
-	run      int  // counts calls of Runner.Run, so Ready matches the current one
 	stopping bool // stop requested; the component's goroutine no longer sets state
 }
 
@@ -232,9 +232,9 @@ func (s *Supervisor) supervise(ctx context.Context, c *component) {
 	defer close(c.done)
 	bo := backoff.Backoff{Policy: s.backoff.policy(), Rand: s.rand, Now: s.now}
 	for restart := false; ; restart = true {
-		run := s.start(c, restart)
+		s.start(c, restart)
 		bo.Up()
-		err := s.runOnce(context.WithValue(ctx, readyKey{}, readyToken{s, c, run}), c)
+		err := s.runOnce(ctx, c)
 		if ctx.Err() != nil {
 			c.stopErr = err
 			return
@@ -269,8 +269,8 @@ func (s *Supervisor) runOnce(ctx context.Context, c *component) (err error) {
 	return c.spec.Runner.Run(ctx)
 }
 
-// start records that c is being started and returns the number of this run.
-func (s *Supervisor) start(c *component, restart bool) int {
+// start records that c is being started.
+func (s *Supervisor) start(c *component, restart bool) {
 	state := StateRunning
 	if c.spec.SignalsReady {
 		state = StateStarting
@@ -280,12 +280,10 @@ func (s *Supervisor) start(c *component, restart bool) int {
 		c.status.Restarts++
 		c.metrics.restarts.Inc()
 	}
-	c.run++
-	run, restarts := c.run, c.status.Restarts
+	restarts := c.status.Restarts
 	s.setStateLocked(c, state, false)
 	s.mu.Unlock()
 	c.log.Info("component started", logKeyRestarts, restarts)
-	return run
 }
 
 // fail records c's failure and returns its restart count.
@@ -362,27 +360,24 @@ func (s *Supervisor) Stuck() []string {
 	return names
 }
 
-type readyKey struct{}
-
-// readyToken ties a ctx to one Run call of one component.
-type readyToken struct {
-	s   *Supervisor
-	c   *component
-	run int
-}
-
-// Ready marks the component that was given ctx (or a ctx derived from it) as
-// running. A component with Spec.SignalsReady calls it from its Run once it
-// can serve. Ready does nothing on a ctx that did not come from a
-// Supervisor, or that belongs to an earlier Run call of the component.
-func Ready(ctx context.Context) {
-	t, ok := ctx.Value(readyKey{}).(readyToken)
-	if !ok {
-		return
-	}
-	s, c := t.s, t.c
+// MarkReady marks the named component, started and not yet ready, as
+// running. A component with Spec.SignalsReady calls it, through a func in
+// its own options (clientapi.Options.Ready and the like), from its Run once
+// it can serve; so components need not import this package. MarkReady does
+// nothing for an unknown name or a component that is not StateStarting:
+// components call it from within Run, and a Run that has returned leaves its
+// component stopping, stopped or backing off.
+func (s *Supervisor) MarkReady(name string) {
 	s.mu.Lock()
-	ok = c.run == t.run && c.status.State == StateStarting && s.setStateLocked(c, StateRunning, false)
+	var c *component
+	ok := false
+	for _, cc := range s.comps {
+		if cc.spec.Name == name {
+			c = cc
+			ok = cc.status.State == StateStarting && s.setStateLocked(cc, StateRunning, false)
+			break
+		}
+	}
 	s.mu.Unlock()
 	if ok {
 		c.log.Info("component ready")
