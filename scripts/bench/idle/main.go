@@ -55,7 +55,7 @@ func run(edgefort, base, peer string, runs int, settle time.Duration, links bool
 	if base != "" {
 		bins = []binary{{"edgefort (base)", base}, {"edgefort", edgefort}}
 	}
-	fmt.Printf("%-40s %5s %12s %12s %12s %12s %12s\n", "daemon, configuration", "runs", "ready p50", "ready min", "ready max", "RSS p50", "RSS max")
+	fmt.Printf("%-40s %5s %12s %12s %12s %12s %12s %12s %12s\n", "daemon, configuration", "runs", "ready p50", "ready min", "ready max", "RSS p50", "RSS max", "anon p50", "file p50")
 	if err := interleave(bins, "minimal", runs, func(bin string) (sample, error) { return measureMinimal(bin, settle) }); err != nil {
 		return err
 	}
@@ -85,9 +85,16 @@ func run(edgefort, base, peer string, runs int, settle time.Duration, links bool
 	return interleave([]binary{{"node_exporter", peer}}, "", runs, func(bin string) (sample, error) { return measurePeer(bin, settle) })
 }
 
+// sample is one run: the time to ready, and the resident memory split as
+// /proc/PID/status splits it: RssAnon is the process's own memory (heap,
+// stacks, the runtime's), RssFile the binary's pages it has mapped. Those
+// are clean, shared and reclaimable, and how many are mapped depends on the
+// kernel: one with large page-cache folios and a large read-ahead maps
+// nearly the whole cached binary at the first faults, whatever the
+// program touches.
 type sample struct {
-	ready time.Duration
-	rssKB int
+	ready                 time.Duration
+	rssKB, anonKB, fileKB int
 }
 
 // interleave runs each binary runs times, alternating between them, and
@@ -115,17 +122,22 @@ func interleave(bins []binary, config string, runs int, measure func(bin string)
 
 func report(name string, samples []sample) {
 	var ready []time.Duration
-	var rss []int
+	var rss, anon, file []int
 	for _, s := range samples {
 		ready = append(ready, s.ready)
 		rss = append(rss, s.rssKB)
+		anon = append(anon, s.anonKB)
+		file = append(file, s.fileKB)
+	}
+	for _, l := range [][]int{rss, anon, file} {
+		slices.Sort(l)
 	}
 	slices.Sort(ready)
-	slices.Sort(rss)
 	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
-	fmt.Printf("%-40s %5d %12s %12s %12s %8.1f MiB %8.1f MiB\n", name, len(samples),
-		r(ready[len(ready)/2]), r(ready[0]), r(ready[len(ready)-1]),
-		float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
+	mid := len(samples) / 2
+	fmt.Printf("%-40s %5d %12s %12s %12s %8.1f MiB %8.1f MiB %8.1f MiB %8.1f MiB\n", name, len(samples),
+		r(ready[mid]), r(ready[0]), r(ready[len(ready)-1]),
+		float64(rss[mid])/1024, float64(rss[len(rss)-1])/1024, float64(anon[mid])/1024, float64(file[mid])/1024)
 }
 
 func measureMinimal(bin string, settle time.Duration) (sample, error) {
@@ -227,21 +239,31 @@ func measure(cmd *exec.Cmd, ready func(pid int) (bool, error), settle time.Durat
 		time.Sleep(500 * time.Microsecond)
 	}
 	time.Sleep(settle)
-	rss, err := vmRSS(cmd.Process.Pid)
-	return sample{ready: took, rssKB: rss}, err
+	s := sample{ready: took}
+	err := readStatus(cmd.Process.Pid, map[string]*int{"VmRSS": &s.rssKB, "RssAnon": &s.anonKB, "RssFile": &s.fileKB})
+	return s, err
 }
 
-func vmRSS(pid int) (int, error) {
+// readStatus reads the kB fields named in into from /proc/PID/status.
+func readStatus(pid int, into map[string]*int) error {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return err
 	}
+	found := 0
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+		key, rest, _ := strings.Cut(line, ":")
+		if p, ok := into[key]; ok {
+			if *p, err = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB")); err != nil {
+				return fmt.Errorf("/proc/%d/status: %s: %w", pid, key, err)
+			}
+			found++
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	if found != len(into) {
+		return fmt.Errorf("/proc/%d/status: %d of %d memory fields", pid, found, len(into))
+	}
+	return nil
 }
 
 // connectedTo reports whether process pid holds an established TCP
