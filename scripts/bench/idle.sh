@@ -55,10 +55,12 @@ go tool nm -size "$out/edgefort-syms" | awk '
     for (k in bymod) printf "mod %9.0f KiB  %s\n", bymod[k], k
   }' >"$out/weights"
 head -1 "$out/weights"
+# awk, not head: head's early exit would end sort with SIGPIPE, and
+# pipefail the script.
 echo "# heaviest packages:"
-grep '^pkg ' "$out/weights" | sort -k2 -rn | head -15 | cut -c5-
+grep '^pkg ' "$out/weights" | sort -k2 -rn | awk 'NR <= 15' | cut -c5-
 echo "# by module (edgefort's own packages together):"
-grep '^mod ' "$out/weights" | sort -k2 -rn | head -12 | cut -c5-
+grep '^mod ' "$out/weights" | sort -k2 -rn | awk 'NR <= 12' | cut -c5-
 [ -z "$base" ] || echo "# edgefort (base) is edgefort at $base"
 go build -o "$out/idle" ./scripts/bench/idle
 "$out/idle" -edgefort "$out/edgefort" ${base:+-base "$out/edgefort-base"} -runs "$runs"
