@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
@@ -166,7 +167,8 @@ const (
 
 // deviceIDPattern is api's DeviceID: the ID goes into URL paths and file
 // names.
-var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+// Compiled on first use, not at every start (cmd/edgefort's TestInitAllocations).
+var deviceIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`) })
 
 // checkEnrollment checks that an enrollment answer is usable with pub.
 func checkEnrollment(er *api.EnrollResponse, pub crypto.PublicKey) error {
@@ -200,7 +202,7 @@ func checkEndpoints(er *api.EnrollResponse) error {
 	if err := httpbody.CheckLen("device_id", er.DeviceID, 128); err != nil {
 		return err
 	}
-	if !deviceIDPattern.MatchString(er.DeviceID) {
+	if !deviceIDPattern().MatchString(er.DeviceID) {
 		return fmt.Errorf("device_id %q: want letters, digits, '-' and '_'", er.DeviceID)
 	}
 	ep := er.Endpoints

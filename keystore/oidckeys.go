@@ -73,7 +73,8 @@ const (
 
 // oidcKIDPattern matches a key ID: a base64url SHA-256 thumbprint. It keeps
 // a hand-edited state.json from naming files outside the directory.
-var oidcKIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+// Compiled on first use, not at every start (cmd/edgefort's TestInitAllocations).
+var oidcKIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`) })
 
 // KeyPairInfo describes an OIDC key pair.
 type KeyPairInfo struct {
@@ -478,9 +479,9 @@ func (k *KeyPairs) readState() (oidcState, error) {
 	switch {
 	case st.Version != oidcStateVersion:
 		return st, fmt.Errorf("oidc keys: %s: version %d; this edgefort reads version %d", file, st.Version, oidcStateVersion)
-	case st.Active != "" && !oidcKIDPattern.MatchString(st.Active):
+	case st.Active != "" && !oidcKIDPattern().MatchString(st.Active):
 		return st, fmt.Errorf("oidc keys: %s: active: %q is not a key ID", file, st.Active)
-	case st.Pending != "" && !oidcKIDPattern.MatchString(st.Pending):
+	case st.Pending != "" && !oidcKIDPattern().MatchString(st.Pending):
 		return st, fmt.Errorf("oidc keys: %s: pending: %q is not a key ID", file, st.Pending)
 	case st.Pending != "" && st.Active == "":
 		return st, fmt.Errorf("oidc keys: %s: a pending key pair without an active one", file)
@@ -556,7 +557,7 @@ func (k *KeyPairs) removeLeftovers(st oidcState) error {
 			continue
 		case strings.HasPrefix(name, oidcTempPrefix):
 			k.log.Info("removing a temporary file left by an interrupted write", oidcLogPath, k.path(name))
-		case kid != name && oidcKIDPattern.MatchString(kid) && kid != st.Active && kid != st.Pending:
+		case kid != name && oidcKIDPattern().MatchString(kid) && kid != st.Active && kid != st.Pending:
 			k.log.Warn("removing a key pair file left by an interrupted change", oidcLogPath, k.path(name), oidcLogKID, kid)
 		default:
 			continue

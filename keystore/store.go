@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -40,11 +41,12 @@ var (
 	ErrInUse     = errors.New("in use")
 )
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// Compiled on first use, not at every start (cmd/edgefort's TestInitAllocations).
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) })
 
 // checkName validates a store, alias or reference name.
 func checkName(what, name string) error {
-	if !namePattern.MatchString(name) {
+	if !namePattern().MatchString(name) {
 		return fmt.Errorf("%s name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
 	}
 	return nil

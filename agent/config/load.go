@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -140,14 +141,15 @@ func locate(file string, list []Problem, lines map[string]int) *Error {
 	return &Error{Problems: list}
 }
 
-var parentPath = regexp.MustCompile(`(\.[^.\[\]]+|\[\d+\])$`)
+// Compiled on first use, not at every start (cmd/edgefort's TestInitAllocations).
+var parentPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(\.[^.\[\]]+|\[\d+\])$`) })
 
 func lineOf(field string, lines map[string]int) int {
-	for p := field; p != ""; p = parentPath.ReplaceAllString(p, "") {
+	for p := field; p != ""; p = parentPath().ReplaceAllString(p, "") {
 		if l, ok := lines[p]; ok {
 			return l
 		}
-		if !parentPath.MatchString(p) {
+		if !parentPath().MatchString(p) {
 			break
 		}
 	}
@@ -155,12 +157,12 @@ func lineOf(field string, lines map[string]int) int {
 }
 
 var (
-	yamlLine   = regexp.MustCompile(`line (\d+)`)
-	yamlPrefix = regexp.MustCompile(`^yaml: (line \d+: )?`)
+	yamlLine   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+)`) })
+	yamlPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: (line \d+: )?`) })
 )
 
 func syntaxLine(err error) int {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+	if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
 			return n
 		}
@@ -169,5 +171,5 @@ func syntaxLine(err error) int {
 }
 
 func syntaxMessage(err error) string {
-	return yamlPrefix.ReplaceAllString(err.Error(), "")
+	return yamlPrefix().ReplaceAllString(err.Error(), "")
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,10 +18,14 @@ import (
 // holds 108 bytes including the terminating NUL).
 const maxSocketPath = 107
 
+// The patterns compile on first use, not at every start: bounded
+// repetitions such as {0,63} expand into large programs, and compiled at
+// init they cost the agent's heap about half a MiB whether it validates a
+// name or not (cmd/edgefort's TestInitAllocations).
 var (
-	namePattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
-	thingNamePattern = regexp.MustCompile(`^[A-Za-z0-9:_-]{1,128}$`)
+	namePattern      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) })
+	regionPattern    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`) })
+	thingNamePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9:_-]{1,128}$`) })
 	// storeVariables are the per-request variables a target endpoint may use
 	// instead of a store name.
 	storeVariables = map[string]string{
@@ -139,13 +144,13 @@ func (c IoT) validate(p *problems, targets []TargetEndpoint) {
 	if c.Enabled && c.Region == "" {
 		p.add(0, "iot.region", "required when iot is enabled")
 	}
-	if c.Region != "" && !regionPattern.MatchString(c.Region) {
+	if c.Region != "" && !regionPattern().MatchString(c.Region) {
 		p.add(0, "iot.region", "%q is not an AWS region name such as eu-west-1", c.Region)
 	}
 	if c.Enabled && c.ThingName == "" {
 		p.add(0, "iot.thing_name", "required when iot is enabled and device.id is empty")
 	}
-	if c.ThingName != "" && !thingNamePattern.MatchString(c.ThingName) {
+	if c.ThingName != "" && !thingNamePattern().MatchString(c.ThingName) {
 		p.add(0, "iot.thing_name", "%q is not a valid AWS IoT thing name (letters, digits, ':', '_', '-'; at most 128)", c.ThingName)
 	}
 	if strings.ContainsAny(c.EventsTopic, "#+") {
@@ -237,12 +242,12 @@ func (c Clients) validate(p *problems) {
 func (k Keystores) validate(p *problems) {
 	for name, target := range k.References {
 		path := "keystores.references." + name
-		if !namePattern.MatchString(name) {
+		if !namePattern().MatchString(name) {
 			p.add(0, path, "%q is not a valid reference name (letters, digits, '.', '_', '-')", name)
 		}
 		if strings.HasPrefix(target, refScheme) {
 			p.add(0, path, "%q: a reference points at a keystore or truststore, not at another reference", target)
-		} else if !namePattern.MatchString(target) {
+		} else if !namePattern().MatchString(target) {
 			p.add(0, path, "%q is not a valid store name", target)
 		}
 	}
@@ -268,7 +273,7 @@ func validateSSL(s SSL, p *problems, path string, dir direction) {
 			// resolved per request
 		} else if strings.Contains(s.KeyAlias, "{") {
 			p.add(0, path+".key_alias", "%q: variables are allowed only on target endpoints, and only %s", s.KeyAlias, storeVariables["key_alias"])
-		} else if !namePattern.MatchString(s.KeyAlias) {
+		} else if !namePattern().MatchString(s.KeyAlias) {
 			p.add(0, path+".key_alias", "%q is not a valid alias", s.KeyAlias)
 		}
 		if s.Keystore == "" {
@@ -307,10 +312,10 @@ func checkStore(p *problems, path, value, kind string, dir direction) {
 			p.add(0, path, "%q: variables are allowed only on target endpoints, and only %s", value, storeVariables[kind])
 		}
 	case strings.HasPrefix(value, refScheme):
-		if !namePattern.MatchString(strings.TrimPrefix(value, refScheme)) {
+		if !namePattern().MatchString(strings.TrimPrefix(value, refScheme)) {
 			p.add(0, path, "%q is not a valid reference (ref://NAME)", value)
 		}
-	case !namePattern.MatchString(value):
+	case !namePattern().MatchString(value):
 		p.add(0, path, "%q is not a valid %s name or ref://reference", value, kind)
 	}
 }
@@ -319,7 +324,7 @@ func checkName(p *problems, path, name string, seen map[string]bool) {
 	switch {
 	case name == "":
 		p.add(0, path, "required")
-	case !namePattern.MatchString(name):
+	case !namePattern().MatchString(name):
 		p.add(0, path, "%q is not a valid name (letters, digits, '.', '_', '-')", name)
 	case seen[name]:
 		p.add(0, path, "%q is used twice", name)
@@ -414,11 +419,13 @@ func hasScheme(raw, scheme string) bool {
 	return err == nil && u.Scheme == scheme
 }
 
-var hostnamePattern = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+var hostnamePattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$`)
+})
 
 func validHostname(h string) bool {
 	if _, err := netip.ParseAddr(h); err == nil {
 		return true
 	}
-	return len(h) <= 253 && hostnamePattern.MatchString(h)
+	return len(h) <= 253 && hostnamePattern().MatchString(h)
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Idle agent benchmark: start-to-ready time and settled RSS of `edgefort
-# run`, beside Prometheus's node_exporter measured the same way in the same
-# run. Builds the binary as it ships (-trimpath, stripped) and prints its
-# size, and the packages that weigh most in it.
+# run` on two configurations, minimal (admin and metrics) and every link on
+# against a dev stack (devcloud/devstack, started by the helper), beside
+# Prometheus's node_exporter measured the same way in the same run. Builds
+# the binary as it ships (-trimpath, stripped) and prints its size, and the
+# packages that weigh most in it.
 #   scripts/bench/idle.sh [RUNS] [BASE]
 # With BASE, a git revision (e.g. main), the product binary of that
-# revision is built and measured too, in the same run: a before/after.
+# revision is built and measured too, in the same run, its runs interleaved
+# with the work tree's: a before/after.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! command -v prometheus-node-exporter >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -52,12 +55,12 @@ go tool nm -size "$out/edgefort-syms" | awk '
     for (k in bymod) printf "mod %9.0f KiB  %s\n", bymod[k], k
   }' >"$out/weights"
 head -1 "$out/weights"
+# awk, not head: head's early exit would end sort with SIGPIPE, and
+# pipefail the script.
 echo "# heaviest packages:"
-grep '^pkg ' "$out/weights" | sort -k2 -rn | head -15 | cut -c5-
+grep '^pkg ' "$out/weights" | sort -k2 -rn | awk 'NR <= 15' | cut -c5-
 echo "# by module (edgefort's own packages together):"
-grep '^mod ' "$out/weights" | sort -k2 -rn | head -12 | cut -c5-
-go run ./scripts/bench/idle -edgefort "$out/edgefort" -runs "$runs"
-if [ -n "$base" ]; then
-  echo "# the same, edgefort at $base:"
-  go run ./scripts/bench/idle -edgefort "$out/edgefort-base" -peer '' -runs "$runs"
-fi
+grep '^mod ' "$out/weights" | sort -k2 -rn | awk 'NR <= 12' | cut -c5-
+[ -z "$base" ] || echo "# edgefort (base) is edgefort at $base"
+go build -o "$out/idle" ./scripts/bench/idle
+"$out/idle" -edgefort "$out/edgefort" ${base:+-base "$out/edgefort-base"} -runs "$runs"
