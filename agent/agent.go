@@ -27,6 +27,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
+	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/deploy"
@@ -56,7 +57,7 @@ type Agent struct {
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start
 	cloud       *cloudLink                            // set while Run runs, when cloud.enabled
-	iot         *iotLink                              // set while Run runs, when iot.enabled
+	iot         *iot.Node                             // set while Run runs, when iot.enabled
 	level       *slog.LevelVar                        // the logger's level, for settings driven at run time; may be nil
 
 	extra []supervisor.Spec // components added by tests, started last
@@ -317,7 +318,7 @@ func (a *Agent) Status() adminapi.Status {
 		st.Cloud = a.cloudStatus()
 	}
 	if a.iot != nil {
-		ls := a.iot.link.Status()
+		ls := a.iot.Status()
 		st.IoT = &adminapi.EventLink{
 			State: string(ls.State), Since: ls.Since, Reconnects: ls.Reconnects, LastError: ls.LastError,
 			LastErrorAt: ls.LastErrorAt, MessagesIn: ls.MessagesIn, MessagesOut: ls.MessagesOut,

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -208,29 +207,17 @@ func TestShutdownIsBounded(t *testing.T) {
 	}
 }
 
-// TestIoTCredentialsAWSChain: with source aws the event link signs with
-// what the standard AWS chain finds (here the environment).
-func TestIoTCredentialsAWSChain(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
-	t.Setenv("AWS_SESSION_TOKEN", "token-from-env")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	cfg, err := config.Parse("iot.yaml", []byte("version: 1\niot:\n  enabled: true\n  endpoint: a1-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: aws}\n"))
+// TestIoTCloudCredentialsNeedCloud: source cloud without the control
+// plane link is a problem of the file, at the line of the field.
+func TestIoTCloudCredentialsNeedCloud(t *testing.T) {
+	cfg, err := config.Parse("iot.yaml", []byte("version: 1\niot:\n  enabled: true\n  endpoint: a1-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  thing_name: edge-1\n  credentials: {source: cloud}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{cfg: cfg}
-	p, err := a.iotCredentials(cfg.IoT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := p.Retrieve(t.Context())
-	if err != nil || c.AccessKeyID != "AKIDFROMENV" || c.SecretAccessKey != "secret-from-env" || c.SessionToken != "token-from-env" {
-		t.Errorf("Retrieve = %+v, %v", c, err)
-	}
-	cfg.IoT.Credentials.Source = config.CredentialsCloud
-	if _, err := a.iotCredentials(cfg.IoT); err == nil || !strings.Contains(err.Error(), "cloud.enabled") {
+	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), keystores: &adminapi.LocalKeystores{}}
+	_, err = a.iotComponents()
+	var ce *config.Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Line != 7 || !strings.Contains(err.Error(), "cloud.enabled") {
 		t.Errorf("source cloud without the control plane link: %v", err)
 	}
 }

@@ -6,13 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/cloudclient"
@@ -21,132 +17,50 @@ import (
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
-	"github.com/edgefort/edgefort/iot/jobs"
 	"github.com/edgefort/edgefort/iot/shadow"
 	"github.com/edgefort/edgefort/keystore"
 )
 
-// iotLink is the running event link and its event dispatcher.
-type iotLink struct {
-	link   *iot.Link
-	events *events.Dispatcher
-	shadow *shadow.Shadow
-}
-
-// iotComponents builds the event link when iot.enabled: MQTT over
-// WebSocket/TLS to AWS IoT Core, each connection signed with fresh
-// credentials, cloud events recorded and reported once through the
-// dispatcher (their side effects at least once: a webhook carries the event
-// id as its idempotency key).
+// iotComponents builds the event link when iot.enabled: iot.Node owns the
+// link, its events, jobs and shadow; the agent hands it what the other
+// components provide. It is built after the update channel and the control
+// plane link, whose poller and outbox it uses.
 func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	c := a.cfg.IoT
 	if !c.Enabled {
 		return nil, nil
 	}
-	log := a.log.With(LogKeyComponent, "iot")
-	creds, err := a.iotCredentials(c)
-	if err != nil {
-		return nil, err
+	deps := iot.NodeDeps{
+		Store:          a.db,
+		Keystores:      a.keystores.Stores,
+		ShadowSettings: a.shadowSettings(),
+		Reported:       a.reportedState,
+		Logger:         a.log.With(LogKeyComponent, "iot"),
+		Registerer:     a.reg,
 	}
-	host, _, err := net.SplitHostPort(c.Endpoint)
-	if err != nil {
-		host = c.Endpoint
-	}
-	tlsCfg, err := a.keystores.Stores.ClientTLS(c.SSL, host, keystore.Vars{})
-	if err != nil {
-		return nil, fmt.Errorf("iot.ssl: %w", err)
-	}
-	d, err := a.iotEvents(log)
-	if err != nil {
-		return nil, err
-	}
-	// Jobs and the Shadow publish through the link, which needs their
-	// subscriptions first: they get a publisher that finds the link later.
-	var link *iot.Link
-	pub := publishFunc(func(ctx context.Context, topic string, payload []byte) error {
-		return link.Publish(ctx, topic, payload)
-	})
-	jr, err := jobs.New(jobs.Options{Thing: c.ThingName, Publisher: pub, Handlers: d, Store: a.db, Logger: log, Registerer: a.reg})
-	if err != nil {
-		return nil, err
-	}
-	sh, err := shadow.New(shadow.Options{Thing: c.ThingName, Publisher: pub, Settings: a.shadowSettings(), Logger: log, Registerer: a.reg})
-	if err != nil {
-		return nil, err
-	}
-	subs := append([]string{c.EventsTopic}, jr.Subscriptions()...)
-	subs = append(subs, sh.Subscriptions()...)
-	link, err = iot.New(iot.Options{
-		Host:            c.Endpoint,
-		Region:          c.Region,
-		ThingName:       c.ThingName,
-		Credentials:     creds,
-		TLS:             tlsCfg,
-		KeepAlive:       c.KeepAlive,
-		ReconnectSpread: c.ReconnectSpread,
-		ReconnectMax:    c.ReconnectMax,
-		Subscriptions:   subs,
-		Handler:         iotRouter(c, d, jr, sh, log),
-		OnConnect: func(ctx context.Context) {
-			jr.OnConnect(ctx)
-			sh.OnConnect(ctx)
-		},
-		Logger:     log,
-		Registerer: a.reg,
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.iot = &iotLink{link: link, events: d, shadow: sh}
-	// Not SignalsReady: the agent is healthy while the cloud is away (a
-	// self-update's health check must not depend on AWS).
-	return []supervisor.Spec{
-		{Name: "iot", Runner: link},
-		{Name: "iot-jobs", Runner: jr},
-		{Name: "iot-shadow", Runner: &shadowReporter{a: a, sh: sh}},
-	}, nil
-}
-
-// iotEvents is the dispatcher of cloud events, with the built-in types
-// registered; with the control plane link on it reports through the outbox.
-func (a *Agent) iotEvents(log *slog.Logger) (*events.Dispatcher, error) {
-	opts := events.Options{Store: a.db, Logger: log, Registerer: a.reg}
 	if a.cloud != nil {
-		opts.Reporter = outboxReporter{a.cloud.outbox}
+		deps.CloudCredentials = cloudclient.NewIoTCredentials(a.cloud.client)
+		deps.Reporter = outboxReporter{a.cloud.outbox}
 	}
-	d, err := events.New(opts)
+	if a.poller != nil {
+		deps.CheckUpdate = a.poller.CheckNow
+	}
+	if name := c.WebhookTarget; name != "" {
+		var err error
+		if deps.WebhookURL, deps.Webhook, err = a.targetClient(name); err != nil {
+			return nil, err
+		}
+	}
+	n, err := iot.NewNode(c, deps)
+	var fe *iot.FieldError
+	if errors.As(err, &fe) {
+		return nil, &config.Error{Problems: []config.Problem{a.cfg.Problem(fe.Field, "%v", fe.Err)}}
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := a.registerEvents(d); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// iotRouter hands each message to the part that owns its topic: the
-// events topic to the dispatcher, the thing's shadow and jobs topics to
-// the Shadow and the jobs runner.
-func iotRouter(c config.IoT, d *events.Dispatcher, jr *jobs.Runner, sh *shadow.Shadow, log *slog.Logger) func(context.Context, iot.Message) error {
-	jobsPrefix := "$aws/things/" + c.ThingName + "/jobs/"
-	return func(ctx context.Context, m iot.Message) error {
-		switch {
-		case m.Topic == c.EventsTopic:
-			return d.Handle(ctx, m.Topic, m.Payload)
-		case sh.Owns(m.Topic):
-			return sh.Handle(ctx, m.Topic, m.Payload)
-		case strings.HasPrefix(m.Topic, jobsPrefix):
-			return jr.Handle(ctx, m.Topic, m.Payload)
-		}
-		log.Warn("message on an unexpected topic; dropped", "topic", m.Topic)
-		return nil
-	}
-}
-
-type publishFunc func(ctx context.Context, topic string, payload []byte) error
-
-func (f publishFunc) Publish(ctx context.Context, topic string, payload []byte) error {
-	return f(ctx, topic, payload)
+	a.iot = n
+	return n.Components(), nil
 }
 
 // shadowSettings are what the cloud may drive through desired state.
@@ -193,29 +107,9 @@ func (a *Agent) shadowSettings() []shadow.Setting {
 	return out
 }
 
-// shadowReporter keeps the device shadow's reported state current: the
-// agent's version, the installed Artifact, the links, certificate
-// warnings and the last update result. The Shadow publishes only what
-// changed.
-type shadowReporter struct {
-	a  *Agent
-	sh *shadow.Shadow
-}
-
-func (r *shadowReporter) Run(ctx context.Context) error {
-	defer r.sh.Close()
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		r.sh.Report(ctx, r.a.reportedState())
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
+// reportedState is the device shadow's reported state: the agent's
+// version, the installed Artifact, the links, certificate warnings and the
+// last update result.
 func (a *Agent) reportedState() map[string]any {
 	st := map[string]any{"agent_version": a.build.Version}
 	if a.updates != nil {
@@ -229,7 +123,7 @@ func (a *Agent) reportedState() map[string]any {
 	}
 	links := map[string]any{}
 	if a.iot != nil {
-		links["iot"] = string(a.iot.link.Status().State)
+		links["iot"] = string(a.iot.Status().State)
 	}
 	if a.cloud != nil {
 		links["cloud"] = "enrolled"
@@ -246,56 +140,6 @@ func (a *Agent) reportedState() map[string]any {
 		st["certificate_warnings"] = warnings
 	}
 	return st
-}
-
-// iotCredentials is where the SigV4 credentials come from.
-func (a *Agent) iotCredentials(c config.IoT) (aws.CredentialsProvider, error) {
-	switch c.Credentials.Source {
-	case config.CredentialsCloud:
-		if a.cloud == nil {
-			return nil, &config.Error{Problems: []config.Problem{a.cfg.Problem("iot.credentials.source", "cloud needs the control plane link: enroll the node and set cloud.enabled: true, or use static")}}
-		}
-		return cloudclient.NewIoTCredentials(a.cloud.client), nil
-	case config.CredentialsStatic:
-		static := aws.Credentials{
-			AccessKeyID: c.Credentials.AccessKeyID, SecretAccessKey: c.Credentials.SecretAccessKey,
-			SessionToken: c.Credentials.SessionToken, Source: "edgefort-config",
-		}
-		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return static, nil }), nil
-	case config.CredentialsAWS:
-		// The standard chain: environment, shared files, SSO, web
-		// identity, ECS and EC2 roles; cached and refreshed by the SDK.
-		ac, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(c.Region))
-		if err != nil {
-			return nil, fmt.Errorf("iot.credentials: the standard AWS chain: %w", err)
-		}
-		return ac.Credentials, nil
-	}
-	return nil, &config.Error{Problems: []config.Problem{a.cfg.Problem("iot.credentials.source", "%q is not available in edgefort %s yet; use cloud or static", c.Credentials.Source, Version())}}
-}
-
-// registerEvents adds the built-in event types.
-func (a *Agent) registerEvents(d *events.Dispatcher) error {
-	check := func() {}
-	if a.poller != nil {
-		check = a.poller.CheckNow
-	}
-	if err := d.Register("update.check", events.UpdateCheck(check)); err != nil {
-		return err
-	}
-	if err := d.Register("keystore.repoint", events.KeystoreRepoint(a.keystores.Stores.SetRef)); err != nil {
-		return err
-	}
-	if name := a.cfg.IoT.WebhookTarget; name != "" {
-		url, hc, err := a.targetClient(name)
-		if err != nil {
-			return err
-		}
-		if err := d.Register("webhook", events.Webhook(hc, url)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // targetClient is an HTTP client for a configured target endpoint.

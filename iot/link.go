@@ -6,6 +6,9 @@
 // and full jitter, replaces a connection before AWS's 24-hour limit, keeps
 // publishes within AWS's size and rate limits, and runs message handlers on
 // its own workers, acknowledging a message only after its handler succeeded.
+// A Node builds the link with what runs over it (the events dispatcher, the
+// jobs runner, the device shadow) from the iot section of the configuration
+// (Config) and the dependencies the agent hands it (NodeDeps).
 package iot
 
 import (

@@ -4,7 +4,7 @@
 // FILE:LINE: FIELD: message.
 //
 // A component that owns its section's type (keystore.SSL,
-// clientapi.VirtualHost, cloudclient.Authorization) is composed here by an
+// clientapi.VirtualHost, cloudclient.Authorization, iot.Config) is composed here by an
 // alias, so that imports point one way: this package imports the
 // components, never the reverse.
 //
@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/cloudclient"
+	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -178,59 +179,18 @@ const (
 // Authorization configures the decision cache; cloudclient owns it.
 type Authorization = cloudclient.Authorization
 
-// IoT credential sources.
+// IoT credential sources; iot owns them.
 const (
-	CredentialsCloud  = "cloud"
-	CredentialsAWS    = "aws"
-	CredentialsStatic = "static"
+	CredentialsCloud  = iot.CredentialsCloud
+	CredentialsAWS    = iot.CredentialsAWS
+	CredentialsStatic = iot.CredentialsStatic
 )
 
-// IoT configures the event link.
-type IoT struct {
-	// Enabled turns the link on. Default false.
-	Enabled bool `yaml:"enabled"`
-	// Endpoint is the account's ATS data endpoint, host[:port], e.g.
-	// abc123-ats.iot.eu-west-1.amazonaws.com. Required when enabled.
-	Endpoint string `yaml:"endpoint"`
-	// Region is the AWS region the signature is made for. Required when
-	// enabled.
-	Region string `yaml:"region"`
-	// ThingName is the MQTT client id and thing name. Default device.id.
-	ThingName string `yaml:"thing_name"`
-	// EventsTopic carries cloud events. Default edgefort/<thing_name>/events.
-	EventsTopic string `yaml:"events_topic"`
-	// KeepAlive is the MQTT keep-alive, 30s to 20m as AWS IoT allows.
-	// Default 60s.
-	KeepAlive time.Duration `yaml:"keep_alive"`
-	// ReconnectSpread is the window over which a node's reconnect is
-	// spread once two quick retries (under 1s, then under 2s) failed: a
-	// fleet of N nodes that lost the broker together comes back at about
-	// N/reconnect_spread per second. Default 40s (or reconnect_max if
-	// less).
-	ReconnectSpread time.Duration `yaml:"reconnect_spread"`
-	// ReconnectMax caps the reconnect delay. Default 2m.
-	ReconnectMax time.Duration `yaml:"reconnect_max"`
-	// Credentials says where the AWS credentials come from.
-	Credentials IoTCredentials `yaml:"credentials"`
-	// SSL is the TLS block for the connection (truststore; Amazon's roots
-	// by default).
-	SSL SSL `yaml:"ssl"`
-	// WebhookTarget names the clients.target_endpoints entry that cloud
-	// "webhook" events are POSTed to (e.g. the local engine's reload API).
-	// Empty: webhook events are rejected as unknown.
-	WebhookTarget string `yaml:"webhook_target"`
-}
+// IoT configures the event link; iot owns it.
+type IoT = iot.Config
 
-// IoTCredentials selects the AWS credentials for signing.
-type IoTCredentials struct {
-	// Source is cloud (temporary credentials from the control plane), aws
-	// (the standard AWS chain) or static. Default cloud.
-	Source string `yaml:"source"`
-	// AccessKeyID, SecretAccessKey and SessionToken are used with static.
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-	SessionToken    string `yaml:"session_token"`
-}
+// IoTCredentials selects the AWS credentials for signing; iot owns it.
+type IoTCredentials = iot.Credentials
 
 // Updates configures the Mender update channel.
 type Updates struct {

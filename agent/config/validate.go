@@ -58,7 +58,7 @@ func (c *Config) validate(p *problems) {
 	}
 	c.Supervisor.validate(p)
 	c.Cloud.validate(p)
-	c.IoT.validate(p, c.Clients.TargetEndpoints)
+	validateIoT(c.IoT, p, c.Clients.TargetEndpoints)
 	c.Updates.validate(p, c.Device)
 	c.Clients.validate(p)
 	c.Keystores.validate(p)
@@ -126,7 +126,7 @@ func (c Cloud) validate(p *problems) {
 	validateSSL(c.SSL, p, "cloud.ssl", outbound)
 }
 
-func (c IoT) validate(p *problems, targets []TargetEndpoint) {
+func validateIoT(c IoT, p *problems, targets []TargetEndpoint) {
 	if c.Enabled && c.Endpoint == "" {
 		p.add(0, "iot.endpoint", "required when iot is enabled (the account's ATS endpoint, e.g. abc123-ats.iot.eu-west-1.amazonaws.com)")
 	}
