@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -78,7 +79,7 @@ func TestVersionMismatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New(serveUnix(t, tt.agent))
+			c := New(testkit.ServeUnix(t, tt.agent))
 			c.Version = "1.0.0"
 			err := tt.call(c)
 			got := ""

@@ -2,16 +2,14 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/edgefort/edgefort/agent"
 	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // TestCommandsMeetAnotherAdminAPI: a command that meets an agent of
@@ -52,7 +50,7 @@ func TestCommandsMeetAnotherAdminAPI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			socket := serveAdminSocket(t, tt.agent)
+			socket := testkit.ServeUnix(t, tt.agent)
 			code, _, errOut := edgefort(t, append(tt.args, "--socket", socket, "--config", filepath.Join(t.TempDir(), "none.yaml"))...)
 			if code != 1 {
 				t.Errorf("exit %d, want 1; stderr %q", code, errOut)
@@ -64,25 +62,4 @@ func TestCommandsMeetAnotherAdminAPI(t *testing.T) {
 			}
 		})
 	}
-}
-
-// serveAdminSocket serves h on a unix socket bound before the server
-// starts and returns its path.
-func serveAdminSocket(t *testing.T, h http.Handler) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ef-admin") // short: a socket path has ~100 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	socket := filepath.Join(dir, "admin.sock")
-	ln, err := net.Listen("unix", socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return socket
 }
