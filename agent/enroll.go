@@ -51,10 +51,6 @@ type EnrollOptions struct {
 	Force bool
 }
 
-// LoadEnrollment reads the enrollment from an open store; nil when the
-// node is not enrolled.
-func LoadEnrollment(db *store.DB) (*Enrollment, error) { return cloudclient.LoadEnrollment(db) }
-
 // EnrollOffline enrolls the node of cfg's state directory with the
 // control plane: it makes the device key here (the private key never
 // leaves the node), sends a CSR with the one-time token, and keeps the
@@ -69,7 +65,7 @@ func EnrollOffline(ctx context.Context, cfg *config.Config, opts EnrollOptions, 
 		return nil, err
 	}
 	defer db.Close()
-	old, err := LoadEnrollment(db)
+	old, err := cloudclient.LoadEnrollment(db)
 	if err != nil {
 		return nil, err
 	}
