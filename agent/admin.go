@@ -93,7 +93,7 @@ func (o adminOps) Authorize(ctx context.Context, req api.AuthorizeRequest) (*adm
 	if o.a.cloud == nil {
 		return nil, errNoCloud
 	}
-	d, err := o.a.cloud.authorizer.Decide(ctx, req)
+	d, err := o.a.cloud.Authorizer().Decide(ctx, req)
 	reply := &adminapi.AuthorizeReply{Decision: adminapi.Decision{Allow: d.Allow, Reason: d.Reason, TTLSeconds: d.TTLSeconds, Source: d.Source}}
 	if err != nil {
 		// The decision (a deny) stands; say why too.
@@ -110,7 +110,7 @@ func (o adminOps) Report(ctx context.Context, req adminapi.ReportRequest) (*admi
 	if req.High {
 		prio = outbox.High
 	}
-	key, err := o.a.cloud.outbox.Enqueue(ctx, outbox.Item{Stream: req.Stream, Type: req.Type, Body: req.Body, Priority: prio})
+	key, err := o.a.cloud.Outbox().Enqueue(ctx, outbox.Item{Stream: req.Stream, Type: req.Type, Body: req.Body, Priority: prio})
 	if err != nil {
 		return nil, adminapi.BadRequest(err)
 	}

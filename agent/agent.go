@@ -25,6 +25,7 @@ import (
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/iot"
@@ -56,7 +57,7 @@ type Agent struct {
 	poller      *deploy.Poller                        // set while Run runs, when updates are enabled
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start
-	cloud       *cloudLink                            // set while Run runs, when cloud.enabled
+	cloud       *cloudclient.Node                     // set while Run runs, when cloud.enabled
 	iot         *iot.Node                             // set while Run runs, when iot.enabled
 	level       *slog.LevelVar                        // the logger's level, for settings driven at run time; may be nil
 

@@ -19,35 +19,20 @@ import (
 
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/cloudclient"
-	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
 
-// Where an enrollment puts the node's identity. The references are what
-// the links use; each enrollment makes fresh stores and repoints them, so
-// a re-enrollment takes effect at the next handshake, like any rotation.
+// Where an enrollment puts the node's identity; cloudclient owns them.
 const (
-	RefDeviceTLS  = "device-tls"  // keystore with the device key and certificate
-	RefCloudTrust = "cloud-trust" // truststore with the cloud's CA bundle
-	DeviceAlias   = "device"
-
-	cloudBucket   = "cloud"
-	enrollmentKey = "enrollment"
+	RefDeviceTLS  = cloudclient.RefDeviceTLS
+	RefCloudTrust = cloudclient.RefCloudTrust
+	DeviceAlias   = cloudclient.DeviceAlias
 )
 
-// Enrollment is the node's identity from the control plane, kept in the
-// state store (never in the operator's configuration file).
-type Enrollment struct {
-	DeviceID  string        `json:"device_id"`
-	Endpoints api.Endpoints `json:"endpoints"`
-	// Keystore and Truststore name the stores made for this enrollment;
-	// RefDeviceTLS and RefCloudTrust point at them.
-	Keystore   string    `json:"keystore"`
-	Truststore string    `json:"truststore"`
-	KeyType    string    `json:"key_type"`
-	Enrolled   time.Time `json:"enrolled"`
-}
+// Enrollment is the node's identity from the control plane; cloudclient
+// owns it.
+type Enrollment = cloudclient.Enrollment
 
 // ErrAlreadyEnrolled is returned by Enroll when the node is enrolled and
 // Force is not set.
@@ -66,19 +51,6 @@ type EnrollOptions struct {
 	Force bool
 }
 
-// LoadEnrollment reads the enrollment from an open store; nil when the
-// node is not enrolled.
-func LoadEnrollment(db *store.DB) (*Enrollment, error) {
-	e, found, err := store.Get[Enrollment](db.Bucket(cloudBucket), enrollmentKey)
-	if err != nil {
-		return nil, fmt.Errorf("read the enrollment: %w", err)
-	}
-	if !found {
-		return nil, nil
-	}
-	return &e, nil
-}
-
 // EnrollOffline enrolls the node of cfg's state directory with the
 // control plane: it makes the device key here (the private key never
 // leaves the node), sends a CSR with the one-time token, and keeps the
@@ -93,7 +65,7 @@ func EnrollOffline(ctx context.Context, cfg *config.Config, opts EnrollOptions, 
 		return nil, err
 	}
 	defer db.Close()
-	old, err := LoadEnrollment(db)
+	old, err := cloudclient.LoadEnrollment(db)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +118,7 @@ func EnrollOffline(ctx context.Context, cfg *config.Config, opts EnrollOptions, 
 		func() error { return m.SetRef(RefDeviceTLS, e.Keystore) },
 		func() error { return m.SetRef(RefCloudTrust, e.Truststore) },
 		// Last: its presence says the enrollment is complete.
-		func() error { return db.Bucket(cloudBucket).Put(enrollmentKey, e) },
+		func() error { return cloudclient.SaveEnrollment(db, e) },
 	} {
 		if err := step(); err != nil {
 			return nil, fmt.Errorf("store the enrollment: %w", err)

@@ -39,8 +39,8 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 		Registerer:     a.reg,
 	}
 	if a.cloud != nil {
-		deps.CloudCredentials = cloudclient.NewIoTCredentials(a.cloud.client)
-		deps.Reporter = outboxReporter{a.cloud.outbox}
+		deps.CloudCredentials = cloudclient.NewIoTCredentials(a.cloud.Client())
+		deps.Reporter = outboxReporter{a.cloud.Outbox()}
 	}
 	if a.poller != nil {
 		deps.CheckUpdate = a.poller.CheckNow

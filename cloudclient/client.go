@@ -5,7 +5,10 @@
 // back. On top of single calls it owns enrollment (Enroll), the cache of
 // authorization decisions with its policy for an unreachable cloud
 // (Authorizer), and the temporary AWS credentials of the event link
-// (NewIoTCredentials).
+// (NewIoTCredentials). It owns the configuration's cloud section (Config)
+// and the enrolled identity in the state store (Enrollment); NewNode
+// builds the running link from them: the client, the authorizer and the
+// outbox of reports.
 //
 // Client makes one call at a time and owns no goroutines: retries happen
 // inside the call, bounded by its context, and only for calls that are

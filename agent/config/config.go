@@ -4,7 +4,7 @@
 // FILE:LINE: FIELD: message.
 //
 // A component that owns its section's type (keystore.SSL,
-// clientapi.VirtualHost, cloudclient.Authorization, iot.Config) is composed here by an
+// clientapi.VirtualHost, cloudclient.Config, iot.Config) is composed here by an
 // alias, so that imports point one way: this package imports the
 // components, never the reverse.
 //
@@ -153,22 +153,8 @@ type Supervisor struct {
 	RestartResetAfter time.Duration `yaml:"restart_reset_after"`
 }
 
-// Cloud configures the control-plane link.
-type Cloud struct {
-	// Enabled turns the link on. Default false.
-	Enabled bool `yaml:"enabled"`
-	// URL is the control plane's base URL (https). Empty: the one the
-	// enrollment (edgefort enroll) gave.
-	URL string `yaml:"url"`
-	// SSL is the TLS block for the connection. An enrolled node trusts
-	// ref://cloud-trust and presents ref://device-tls (alias device)
-	// unless a truststore or keystore is named here.
-	SSL SSL `yaml:"ssl"`
-	// Timeout bounds each call. Default 10s.
-	Timeout time.Duration `yaml:"timeout"`
-	// Authorization configures the cache of authorization decisions.
-	Authorization Authorization `yaml:"authorization"`
-}
+// Cloud configures the control-plane link; cloudclient owns it.
+type Cloud = cloudclient.Config
 
 // Authorization policies for when-unreachable; cloudclient owns them.
 const (

@@ -57,7 +57,7 @@ func (c *Config) validate(p *problems) {
 		p.add(0, "metrics.listen", "%q is not a loopback address; metrics stay on the node unless allow_non_loopback is true", c.Metrics.Listen)
 	}
 	c.Supervisor.validate(p)
-	c.Cloud.validate(p)
+	validateCloud(c.Cloud, p)
 	validateIoT(c.IoT, p, c.Clients.TargetEndpoints)
 	c.Updates.validate(p, c.Device)
 	c.Clients.validate(p)
@@ -111,7 +111,7 @@ func (s Supervisor) validate(p *problems) {
 	}
 }
 
-func (c Cloud) validate(p *problems) {
+func validateCloud(c Cloud, p *problems) {
 	// Empty: the URL the enrollment gave.
 	checkRequiredURL(p, "cloud.url", c.URL, false, "https")
 	checkRange(p, "cloud.timeout", c.Timeout, 100*time.Millisecond, 5*time.Minute)
