@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/agent/adminclient"
