@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
 
@@ -198,4 +199,46 @@ func writeFile(t *testing.T, path, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestBusyVirtualHostPortAtStart: a virtual host binds its port when it
+// starts, under the supervisor, so a busy port is not a build error: the
+// agent runs, reports the component failing with the address and is not
+// ready; once the port is free the component comes up on a restart. After
+// the agent stops, nothing is left behind.
+func TestBusyVirtualHostPortAtStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := configIn(t, dir, "clients:\n  virtual_hosts:\n    - {name: hub, listen: '"+busy.Addr().String()+"'}\n")
+	cfg.Metrics.Listen = freePort(t)
+	goroutines := runtime.NumGoroutine()
+	a, stop := runAgent(t, cfg, slog.New(slog.DiscardHandler))
+	clientapi := func() adminapi.Component {
+		for _, c := range a.Status().Components {
+			if c.Name == "clientapi" {
+				return c
+			}
+		}
+		t.Fatalf("no clientapi component in %v", componentNames(a))
+		return adminapi.Component{}
+	}
+	testkit.WaitFor(t, "the virtual host's start to fail", func() bool { return clientapi().Restarts > 0 })
+	if c := clientapi(); !strings.Contains(c.LastError, busy.Addr().String()) || a.Ready() {
+		t.Errorf("clientapi = %+v, ready %v; want its error naming %s, not ready", c, a.Ready(), busy.Addr())
+	}
+	busy.Close()
+	testkit.WaitFor(t, "the virtual host up once its port is free", a.Ready)
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	checkUndone(t, cfg.Admin.Socket, cfg.Metrics.Listen, dir, goroutines)
+	if ln, err := net.Listen("tcp", busy.Addr().String()); err != nil {
+		t.Errorf("the virtual host's port cannot be bound again: %v", err)
+	} else {
+		ln.Close()
+	}
 }
