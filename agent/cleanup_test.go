@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/edgefort/edgefort/agent/adminapi"
+	"github.com/edgefort/edgefort/agent/supervisor"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
 
@@ -241,4 +242,23 @@ func TestBusyVirtualHostPortAtStart(t *testing.T) {
 	} else {
 		ln.Close()
 	}
+}
+
+// TestSupervisorRefusalIsUndone: the supervisor checks the component list
+// after the listeners are bound (here a second component named "admin");
+// its refusal releases them too.
+func TestSupervisorRefusalIsUndone(t *testing.T) {
+	dir := t.TempDir()
+	cfg := configIn(t, dir, "")
+	cfg.Metrics.Listen = freePort(t)
+	goroutines := runtime.NumGoroutine()
+	a, err := New(cfg, slog.New(slog.DiscardHandler), BuildInfo{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.extra = []supervisor.Spec{{Name: "admin", Runner: runnerFunc(func(ctx context.Context) error { <-ctx.Done(); return nil })}}
+	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), `duplicate "admin"`) {
+		t.Fatalf("Run = %v, want the supervisor's duplicate name error", err)
+	}
+	checkUndone(t, cfg.Admin.Socket, cfg.Metrics.Listen, dir, goroutines)
 }
