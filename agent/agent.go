@@ -118,6 +118,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Registerer: a.reg,
 	}, specs...)
 	if err != nil {
+		closeListeners(specs) // bound by components, served by no one
 		return err
 	}
 	a.sup.Store(sup)
