@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/edgefort/edgefort/agent/adminapi"
-	"github.com/edgefort/edgefort/agent/supervisor"
+	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
 
