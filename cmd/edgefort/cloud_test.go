@@ -19,6 +19,7 @@ import (
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 const testPolicy = `version: 1
@@ -309,10 +310,19 @@ func TestCloudLinkAndOutboxCrash(t *testing.T) {
 	if st.ReportsRecorded != n {
 		t.Errorf("recorded %d reports, want %d", st.ReportsRecorded, n)
 	}
-	code, out, _ := edgefort(t, "cloud", "status", "--config", r.cfgPath)
-	if code != 0 || !strings.Contains(out, "outbox         0 queued") {
-		t.Errorf("cloud status: exit %d\n%s", code, out)
-	}
+	// The control plane records a batch before its answer reaches the
+	// agent, which then removes the batch from its queue: wait for that.
+	var out string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last cloud status:\n%s", out)
+		}
+	}()
+	testkit.WaitForWithin(t, 30*time.Second, "cloud status to show an empty outbox", func() bool {
+		var code int
+		code, out, _ = edgefort(t, "cloud", "status", "--config", r.cfgPath)
+		return code == 0 && strings.Contains(out, "outbox         0 queued")
+	})
 	if err := p.sig(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
