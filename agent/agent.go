@@ -30,7 +30,6 @@ import (
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/keystore"
-	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/deploy"
 )
 
@@ -239,54 +238,6 @@ func (a *Agent) readyFunc(name string) func() {
 // faultComponents are added by fault-injection builds only (build tags
 // edgefort_fault_*); release builds leave it empty.
 var faultComponents []supervisor.Spec
-
-// updateComponents builds the update machine (local installs need only a
-// device type) and, when the update channel is enabled, its poller.
-func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
-	if a.cfg.Device.DeviceType == "" {
-		return nil, nil
-	}
-	var client *updater.Client
-	deps := updateDeps{cfg: a.cfg, db: a.db, log: a.log, ready: a.waitReady}
-	if a.cfg.Updates.Enabled {
-		var err error
-		if client, err = a.newUpdateClient(); err != nil {
-			return nil, err
-		}
-		deps.reporter = client
-	}
-	m, err := newMachine(deps)
-	if err != nil {
-		return nil, err
-	}
-	a.updates = m
-	if client == nil {
-		// No server to poll, but an update interrupted by a crash (a local
-		// install, or a self-update's restart) must still be carried on.
-		return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: &resumeRunner{m: m, restart: a.restart, ready: a.readyFunc("updates")}}}, nil
-	}
-	metrics, err := deploy.NewMetrics(a.reg)
-	if err != nil {
-		return nil, err
-	}
-	p, err := deploy.NewPoller(deploy.PollerOptions{
-		Metrics:           metrics,
-		Client:            client,
-		Machine:           m,
-		PollInterval:      a.cfg.Updates.PollInterval,
-		InventoryInterval: a.cfg.Updates.InventoryInterval,
-		RetryInterval:     a.cfg.Updates.RetryInterval,
-		Inventory:         a.inventory,
-		Download:          updater.DownloadOptions{RateLimit: a.cfg.Updates.DownloadRateLimit},
-		Logger:            a.log,
-		Ready:             a.readyFunc("updates"),
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.poller = p
-	return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: &pollerRunner{poller: p, restart: a.restart}}}, nil
-}
 
 // Status reports the agent and its components.
 func (a *Agent) Status() adminapi.Status {

@@ -4,9 +4,9 @@
 // FILE:LINE: FIELD: message.
 //
 // A component that owns its section's type (keystore.SSL,
-// clientapi.VirtualHost, cloudclient.Config, iot.Config) is composed here by an
-// alias, so that imports point one way: this package imports the
-// components, never the reverse.
+// clientapi.VirtualHost, cloudclient.Config, iot.Config, deploy.Config) is
+// composed here by an alias, so that imports point one way: this package
+// imports the components, never the reverse.
 //
 // Every component has its section here from the start, even those built
 // later, so that one file describes the whole node. Components receive their
@@ -22,6 +22,7 @@ import (
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/keystore"
+	"github.com/edgefort/edgefort/updater/deploy"
 )
 
 // CurrentVersion is the only configuration format version this build reads.
@@ -178,50 +179,8 @@ type IoT = iot.Config
 // IoTCredentials selects the AWS credentials for signing; iot owns it.
 type IoTCredentials = iot.Credentials
 
-// Updates configures the Mender update channel.
-type Updates struct {
-	// Enabled turns the channel on. Default false.
-	Enabled bool `yaml:"enabled"`
-	// ServerURL is the Mender server (https). Required when enabled.
-	ServerURL string `yaml:"server_url"`
-	// TenantToken identifies the tenant on a multi-tenant server.
-	TenantToken string `yaml:"tenant_token"`
-	// PollInterval is how often to ask for a deployment. Default 30m,
-	// Mender's UpdatePollIntervalSeconds.
-	PollInterval time.Duration `yaml:"poll_interval"`
-	// InventoryInterval is how often to send inventory. Default 8h.
-	InventoryInterval time.Duration `yaml:"inventory_interval"`
-	// RetryInterval caps retries after a failed call. Default 5m.
-	RetryInterval time.Duration `yaml:"retry_interval"`
-	// SSL is the mutual-TLS block: the device certificate from a keystore,
-	// the server's trust from a truststore plus the system roots.
-	SSL SSL `yaml:"ssl"`
-	// VerifyKeys are PEM public keys that artifact signatures are checked
-	// against. When any is set, unsigned artifacts are rejected.
-	VerifyKeys []string `yaml:"verify_keys"`
-	// ModulesDir holds the update modules. Default
-	// /usr/share/mender/modules/v3.
-	ModulesDir string `yaml:"modules_dir"`
-	// Inventory adds attributes to the inventory report.
-	Inventory map[string]string `yaml:"inventory"`
-	// ScriptsDir holds the node's own state scripts (Idle, Sync and
-	// Download states; Artifact scripts come in the Artifact). Default
-	// /etc/edgefort/scripts; a missing directory runs none.
-	ScriptsDir string `yaml:"scripts_dir"`
-	// ModuleTimeout bounds each update module call. Default 4h, Mender's
-	// ModuleTimeoutSeconds.
-	ModuleTimeout time.Duration `yaml:"module_timeout"`
-	// RebootCommand reboots the host for modules that answer
-	// NeedsArtifactReboot with Automatic (rootfs images). Empty, the
-	// default, refuses such Artifacts with a rollback.
-	RebootCommand []string `yaml:"reboot_command"`
-	// HealthTimeout is how long a self-updated agent has to become ready
-	// before it is rolled back to the previous binary. Default 1m.
-	HealthTimeout time.Duration `yaml:"health_timeout"`
-	// DownloadRateLimit caps artifact downloads, in bytes per second.
-	// Default 0, unlimited.
-	DownloadRateLimit int64 `yaml:"download_rate_limit"`
-}
+// Updates configures the Mender update channel; updater/deploy owns it.
+type Updates = deploy.Config
 
 // Clients configures the private-network server.
 type Clients struct {

@@ -59,7 +59,7 @@ func (c *Config) validate(p *problems) {
 	c.Supervisor.validate(p)
 	validateCloud(c.Cloud, p)
 	validateIoT(c.IoT, p, c.Clients.TargetEndpoints)
-	c.Updates.validate(p, c.Device)
+	validateUpdates(c.Updates, p, c.Device)
 	c.Clients.validate(p)
 	c.Keystores.validate(p)
 }
@@ -177,7 +177,7 @@ func validateIoT(c IoT, p *problems, targets []TargetEndpoint) {
 	validateSSL(c.SSL, p, "iot.ssl", outbound)
 }
 
-func (u Updates) validate(p *problems, dev Device) {
+func validateUpdates(u Updates, p *problems, dev Device) {
 	checkRequiredURL(p, "updates.server_url", u.ServerURL, u.Enabled, "https")
 	if u.Enabled && dev.DeviceType == "" {
 		p.add(0, "device.device_type", "required when updates are enabled (artifacts name the device types they install on)")

@@ -20,5 +20,7 @@
 // the step loop), steps.go (one method per step), resume.go (the restart
 // table and the standalone commit/rollback), report.go (status reports and
 // the deployment log), poller.go (the loop that asks the server for
-// deployments and sends inventory).
+// deployments and sends inventory), config.go (the updates section of the
+// configuration file) and node.go (Node: the whole update side built from
+// that section and the dependencies the agent hands over).
 package deploy
