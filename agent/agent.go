@@ -150,15 +150,26 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // components binds the agent's own listeners and lists every component in
-// start order. Later links join here.
+// start order: the admin API and metrics first, then the keystore watcher,
+// the client API, the update channel, the control-plane link and the event
+// link, which is built from the two before it (credentials and reports
+// from the control plane, update checks from the update channel). When
+// one fails to build, the listeners already bound are closed.
 func (a *Agent) components() ([]supervisor.Spec, error) {
+	var specs []supervisor.Spec
+	built := false
+	defer func() {
+		if !built {
+			closeListeners(specs) // bound by components, served by no one
+		}
+	}()
 	adminLog := a.log.With(LogKeyComponent, "admin")
 	adminLn, err := listenAdmin(a.cfg.Admin)
 	if err != nil {
 		return nil, err
 	}
 	gate := newPeerGate(a.cfg.Admin, adminLog)
-	specs := []supervisor.Spec{{
+	specs = []supervisor.Spec{{
 		Name:         "admin",
 		SignalsReady: true,
 		Runner: &httpComponent{
@@ -179,7 +190,6 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		}
 		ln, err := listen()
 		if err != nil {
-			closeListeners(specs)
 			return nil, err
 		}
 		specs = append(specs, supervisor.Spec{
@@ -195,7 +205,6 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 	if len(a.cfg.Clients.VirtualHosts) > 0 {
 		srv, err := clientapi.New(a.cfg.Clients.VirtualHosts, a.keystores.Stores, a.log.With(LogKeyComponent, "clientapi"))
 		if err != nil {
-			closeListeners(specs)
 			return nil, a.storeProblems(err)
 		}
 		srv.Ready = a.readyFunc("clientapi")
@@ -204,23 +213,21 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 	}
 	upd, err := a.updateComponents()
 	if err != nil {
-		closeListeners(specs)
 		return nil, err
 	}
 	specs = append(specs, upd...)
 	cl, err := a.cloudComponents()
 	if err != nil {
-		closeListeners(specs)
 		return nil, err
 	}
 	specs = append(specs, cl...)
 	il, err := a.iotComponents()
 	if err != nil {
-		closeListeners(specs)
 		return nil, err
 	}
 	specs = append(specs, il...)
 	specs = append(specs, faultComponents...)
+	built = true
 	return append(specs, a.extra...), nil
 }
 
