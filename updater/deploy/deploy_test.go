@@ -6,8 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -111,30 +109,8 @@ type envOptions struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	peertest.Require(t, stockSingleFil)
-	ca, err := devcloud.NewCA("deploy test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(ca.Cert)
-	srv, err := devcloud.NewMenderServer(devcloud.MenderOptions{CA: ca, ClientCAs: clientCAs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-
-	certKey, cert, err := ca.Issue("edge-1", nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs:      srv.ServerCA(),
-		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: certKey, Leaf: cert}},
-		MinVersion:   tls.VersionTLS12,
-	}, DisableCompression: true}
+	srv, tlsCfg := startMenderServer(t)
+	tr := &http.Transport{TLSClientConfig: tlsCfg, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	authKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -41,7 +41,16 @@ func (d *deviceTLS) ClientTLS(_ keystore.SSL, serverName string, _ keystore.Vars
 // certificates, and the device TLS that it accepts.
 func menderServer(t *testing.T) (*devcloud.MenderServer, *deviceTLS) {
 	t.Helper()
-	ca, err := devcloud.NewCA("node test CA")
+	srv, tlsCfg := startMenderServer(t)
+	return srv, &deviceTLS{cfg: tlsCfg}
+}
+
+// startMenderServer starts a devcloud Mender server that requires client
+// certificates from its own CA, and returns it with a device TLS config it
+// accepts (a certificate for "edge-1", its CA trusted).
+func startMenderServer(t *testing.T) (*devcloud.MenderServer, *tls.Config) {
+	t.Helper()
+	ca, err := devcloud.NewCA("deploy test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +68,11 @@ func menderServer(t *testing.T) (*devcloud.MenderServer, *deviceTLS) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, &deviceTLS{cfg: &tls.Config{
+	return srv, &tls.Config{
 		RootCAs:      srv.ServerCA(),
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}},
 		MinVersion:   tls.VersionTLS12,
-	}}
+	}
 }
 
 // runNode runs n until the test ends.
