@@ -152,9 +152,11 @@ func TestNodeFromSection(t *testing.T) {
 	if !ready.Load() {
 		t.Error("Ready was not called")
 	}
-	if !gathered(t, reg, "edgefort_updates_checks_total") {
-		t.Error("edgefort_updates_checks_total is not on the registerer")
-	}
+	// A check is counted when it returns, which is after the deployment it
+	// found has run and reported: wait for it.
+	testkit.WaitFor(t, "edgefort_updates_checks_total on the registerer", func() bool {
+		return gathered(t, reg, "edgefort_updates_checks_total")
+	})
 }
 
 func uploadSingleFile(t *testing.T, srv *devcloud.MenderServer, dest string) string {
