@@ -10,19 +10,7 @@ import (
 )
 
 func TestBrokerManagementPublish(t *testing.T) {
-	ca, err := NewCA("broker manage CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBroker(BrokerOptions{CA: ca, ManagementToken: "s3cret",
-		Lookup: func(string) (string, string, string, bool) { return "", "", "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startManagedBroker(t)
 	got := make(chan string, 1)
 	cancel := b.Subscribe("edgefort/t1/events", func(_ string, payload []byte) { got <- string(payload) })
 	defer cancel()
@@ -60,4 +48,25 @@ func TestBrokerManagementPublish(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the published message never arrived")
 	}
+}
+
+// startManagedBroker starts a broker whose management API takes the token
+// "s3cret" and which knows no access keys (no device can connect): the
+// management tests need only the API.
+func startManagedBroker(t *testing.T) *Broker {
+	t.Helper()
+	ca, err := NewCA("broker manage CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBroker(BrokerOptions{CA: ca, ManagementToken: "s3cret",
+		Lookup: func(string) (string, string, string, bool) { return "", "", "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }

@@ -13,19 +13,7 @@ import (
 // API as edgefort-dev job does: create, read the execution, and the
 // refusals.
 func TestJobsManagement(t *testing.T) {
-	ca, err := NewCA("jobs manage CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := NewBroker(BrokerOptions{CA: ca, ManagementToken: "s3cret",
-		Lookup: func(string) (string, string, string, bool) { return "", "", "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := startManagedBroker(t)
 	jobs := NewJobs(b, nil)
 	defer jobs.Close()
 
