@@ -1,0 +1,97 @@
+// Package auth is the seam between the client API and its authentication
+// solutions (JWT, anonymous; ticket, session, header, SAML and OIDC later):
+// what a solution is given, what it answers, and the identity it produces.
+// It holds types only, so that clientapi and every solution package import
+// it and none imports another.
+package auth
+
+import (
+	"net/http"
+	"time"
+)
+
+// Identity is the user a request acts for, as a solution established it.
+type Identity struct {
+	// UserID is the user's id in Directory. Never empty once
+	// authenticated.
+	UserID string
+	// Directory is the user directory (identity provider) UserID belongs
+	// to.
+	Directory string
+	// Groups feed authorization.
+	Groups []string
+	// Attributes are further claims a solution mapped, for authorization.
+	Attributes map[string][]string
+	// Anonymous marks the configured anonymous identity: only routes that
+	// admit anonymous users accept it.
+	Anonymous bool
+	// Solution names the solution that authenticated the request (its
+	// configured name, else its kind).
+	Solution string
+	// Expires is when the credential stops being valid; zero when it has no
+	// end of its own.
+	Expires time.Time
+}
+
+// Outcome is what a solution made of a request.
+type Outcome int
+
+const (
+	// NoCredentials: the request carries nothing this solution reads; the
+	// chain asks the next solution.
+	NoCredentials Outcome = iota
+	// Authenticated: Result.Identity is the user; the chain stops.
+	Authenticated
+	// Refused: the request carried credentials for this solution and they
+	// failed (bad signature, expired, ...). The chain stops: 401.
+	Refused
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case NoCredentials:
+		return "no_credentials"
+	case Authenticated:
+		return "authenticated"
+	case Refused:
+		return "refused"
+	}
+	return "unknown"
+}
+
+// Result is a solution's answer for one request.
+type Result struct {
+	Outcome  Outcome
+	Identity Identity
+	// Reason is a short, stable id for a refusal ("token_expired",
+	// "bad_signature", "unknown_kid"): it goes into the audit log, the
+	// metrics and the 401's body. It never carries token content.
+	Reason string
+	// Err is the refusal's detail for the log only, never sent to the
+	// client. It must not contain a token, a secret or a key.
+	Err error
+}
+
+// Solution authenticates requests in one way. Authenticate must be safe
+// for concurrent use, must not read the request body, and must bound
+// whatever it reads from the request (header sizes are already bounded by
+// the server).
+type Solution interface {
+	// Kind is the solution type as configured: "jwt", "anonymous", ...
+	Kind() string
+	// Name is the configured name, or Kind when none was given.
+	Name() string
+	Authenticate(r *http.Request) Result
+}
+
+// FieldError is a setting that cannot be used as it is, named by its
+// configuration path relative to the section the component was given
+// (e.g. "jwks_url"); the owner prefixes its own path and places it in the
+// file.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
