@@ -32,7 +32,7 @@ func (m *Minter) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	if _, err := m.key(); err != nil {
 		// Keep serving the keys already known: tokens signed with them
 		// are still in flight.
-		m.log.Warn("identity token signing key does not resolve; serving the keys known", logFieldError, err)
+		m.warn.Warn("jwks-key", "identity token signing key does not resolve; serving the keys known", logFieldError, err)
 	}
 	set := m.keySet()
 	body, err := json.Marshal(set)

@@ -34,6 +34,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/loglimit"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -51,6 +52,14 @@ const cacheSize = 10000
 // maxPrevious bounds the retired keys kept in the JWK Set: more
 // rotations than this within one token lifetime drop the oldest.
 const maxPrevious = 8
+
+// retireSlack keeps a replaced key published a little longer than one
+// TTL: a token being signed with it while the rotation happens expires a
+// moment after the rotation's TTL, and verifiers allow some clock skew.
+const retireSlack = 5 * time.Second
+
+// warnEvery spaces out the warning of a signing key that does not resolve.
+const warnEvery = time.Minute
 
 // minRSABits refuses RSA keys too short to sign with.
 const minRSABits = 2048
@@ -76,7 +85,8 @@ type Minter struct {
 	log *slog.Logger
 	now func() time.Time
 
-	cur atomic.Pointer[signingKey] // the key in use; rotated by use
+	cur  atomic.Pointer[signingKey] // the key in use; rotated by use
+	warn *loglimit.Limiter
 
 	mu       sync.Mutex   // guards previous and serialises rotations
 	previous []retiredKey // keys replaced less than one TTL ago, oldest first
@@ -107,6 +117,7 @@ func New(cfg Config, deps Deps) (*Minter, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.warn = loglimit.New(m.log, warnEvery, m.now)
 	m.cache.entries = make(map[[32]byte]cachedToken)
 	if _, err := m.key(); err != nil {
 		return nil, err
@@ -212,7 +223,7 @@ func (m *Minter) rotate(e *keystore.Entry) (*signingKey, error) {
 		return k, nil
 	}
 	// A token signed by old expires at most one TTL from now.
-	m.previous = append(m.previous, retiredKey{key: old, until: m.now().Add(m.cfg.TTL)})
+	m.previous = append(m.previous, retiredKey{key: old, until: m.now().Add(m.cfg.TTL + retireSlack)})
 	if len(m.previous) > maxPrevious {
 		m.previous = m.previous[len(m.previous)-maxPrevious:]
 	}

@@ -371,7 +371,7 @@ func TestRotationThroughRef(t *testing.T) {
 	if _, _, err := goJoseVerify(before, set, "", clk.Now()); err != nil {
 		t.Fatalf("token signed before the rotation, within its TTL: %v", err)
 	}
-	clk.Advance(2 * time.Second)
+	clk.Advance(time.Second + retireSlack)
 	set, _ = fetchJWKS(t, url, client)
 	var kids []string
 	for _, k := range set.Keys {
@@ -444,7 +444,7 @@ func TestMintRefusesIdentityWithoutUser(t *testing.T) {
 	}
 }
 
-// TestMintFailsWhenKeyGoes: a keystore deleted after New makes Mint fail
+// TestMintFailsWhenKeyGoes: an alias deleted after New makes Mint fail
 // with its name, not sign with a stale key.
 func TestMintFailsWhenKeyGoes(t *testing.T) {
 	ks := newManager(t, map[string]crypto.Signer{"identity": testKey(t, "ec", 0)})
@@ -454,6 +454,11 @@ func TestMintFailsWhenKeyGoes(t *testing.T) {
 	}
 	if _, err := m.Mint(alice); err == nil || !strings.Contains(err.Error(), `alias "signer"`) {
 		t.Fatalf("Mint after the alias was deleted: %v; want an error naming it", err)
+	}
+	// Tokens signed before are still in flight: the set keeps their key.
+	url, client := serveJWKS(t, m)
+	if set, body := fetchJWKS(t, url, client); len(set.Keys) != 1 {
+		t.Errorf("JWKS after the alias was deleted: %s; want the key it signed with", body)
 	}
 }
 
