@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
+	"html"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,33 +85,48 @@ func (e *engine) serveApps(w http.ResponseWriter, r *http.Request) {
 	}{demoApps, rec})
 }
 
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>local engine</title></head>
-<body>
-<h1>local engine</h1>
-<p>The edgefort dev environment's demo backend. This request reached it as:</p>
-<table>
-<tr><th>user</th><td>{{.Headers.User}}</td></tr>
-<tr><th>directory</th><td>{{.Headers.Directory}}</td></tr>
-<tr><th>groups</th><td>{{.Headers.Groups}}</td></tr>
-{{with .JWT}}<tr><th>identity token</th><td>{{if .Verified}}verified, kid {{.KeyID}}{{else}}{{.Note}}{{end}}</td></tr>
-{{range $k, $v := .Claims}}<tr><th>claim {{$k}}</th><td>{{$v}}</td></tr>
-{{end}}{{end}}{{range $k, $v := .Forwarded}}<tr><th>{{$k}}</th><td>{{$v}}</td></tr>
-{{end}}</table>
-<p>JSON: <a href="api/v1/whoami">api/v1/whoami</a>, <a href="api/v1/apps">api/v1/apps</a>.</p>
-</body></html>
-`))
-
+// servePage shows the identity as a small HTML page. It is written with
+// html.EscapeString rather than html/template, which the linker cannot
+// trim (see cmd/edgefort/deps_test.go).
 func (e *engine) servePage(w http.ResponseWriter, r *http.Request) {
 	rec, ok := e.identityOr(w, r)
 	if !ok {
 		return
 	}
+	var b strings.Builder
+	row := func(k, v string) {
+		b.WriteString("<tr><th>" + html.EscapeString(k) + "</th><td>" + html.EscapeString(v) + "</td></tr>\n")
+	}
+	b.WriteString(`<!doctype html>
+<html><head><meta charset="utf-8"><title>local engine</title></head>
+<body>
+<h1>local engine</h1>
+<p>The edgefort dev environment's demo backend. This request reached it as:</p>
+<table>
+`)
+	row("user", rec.Headers.User)
+	row("directory", rec.Headers.Directory)
+	row("groups", rec.Headers.Groups)
+	if j := rec.JWT; j != nil {
+		if j.Verified {
+			row("identity token", "verified, kid "+j.KeyID)
+		} else {
+			row("identity token", j.Note)
+		}
+		for _, k := range slices.Sorted(maps.Keys(j.Claims)) {
+			row("claim "+k, fmt.Sprint(j.Claims[k]))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(rec.Forwarded)) {
+		row(k, rec.Forwarded[k])
+	}
+	b.WriteString(`</table>
+<p>JSON: <a href="api/v1/whoami">api/v1/whoami</a>, <a href="api/v1/apps">api/v1/apps</a>.</p>
+</body></html>
+`)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := pageTemplate.Execute(w, rec); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-	}
+	io.WriteString(w, b.String())
 }
 
 // hello is the WebSocket echo's first message.

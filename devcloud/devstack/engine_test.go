@@ -231,6 +231,10 @@ func TestDevEngineEchoesIdentity(t *testing.T) {
 		!bytes.Contains(body, []byte("verified, kid")) {
 		t.Errorf("page: %d\n%s\nwant the local engine page showing alice and a verified token", status, body)
 	}
+	status, body = get(t, e.URL()+"/", map[string]string{"X-Edgefort-User": "<script>alert(1)</script>"})
+	if status != http.StatusOK || bytes.Contains(body, []byte("<script>")) || !bytes.Contains(body, []byte("&lt;script&gt;")) {
+		t.Errorf("page with markup in a header: %d\n%s\nwant it escaped", status, body)
+	}
 	status, body = get(t, e.URL()+"/api/v1/apps", headers)
 	if status != http.StatusOK || !bytes.Contains(body, []byte(`"sales"`)) || !bytes.Contains(body, []byte(`"sub": "alice"`)) {
 		t.Errorf("apps: %d %s", status, body)
