@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,7 +223,9 @@ func (m *Minter) rotate(e *keystore.Entry) (*signingKey, error) {
 	if old == nil || old.kid == k.kid {
 		return k, nil
 	}
-	// A token signed by old expires at most one TTL from now.
+	// A token signed by old expires at most one TTL from now. A key
+	// retired before (a reference flipped back and forth) is listed once.
+	m.previous = slices.DeleteFunc(m.previous, func(p retiredKey) bool { return p.key.kid == old.kid || p.key.kid == k.kid })
 	m.previous = append(m.previous, retiredKey{key: old, until: m.now().Add(m.cfg.TTL + retireSlack)})
 	if len(m.previous) > maxPrevious {
 		m.previous = m.previous[len(m.previous)-maxPrevious:]

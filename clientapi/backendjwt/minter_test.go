@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -559,5 +561,73 @@ func BenchmarkMint(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRotationUnderLoad: while tokens are minted from several goroutines,
+// the reference is repointed again and again among three keystores (each
+// time until tokens were minted since); every token minted verifies against the
+// JWK Set fetched afterwards.
+func TestRotationUnderLoad(t *testing.T) {
+	stores := []string{"k0", "k1", "k2"}
+	ks := newManager(t, map[string]crypto.Signer{"k0": testKey(t, "rsa", 0), "k1": testKey(t, "ec", 0), "k2": testKey(t, "rsa", 1)})
+	if err := ks.SetRef("identity", "k0"); err != nil {
+		t.Fatal(err)
+	}
+	m := newMinter(t, Config{Keystore: "ref://identity"}, ks, nil)
+	url, client := serveJWKS(t, m)
+
+	const minters = 4
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex // guards tokens
+		tokens = map[string]bool{}
+		calls  atomic.Int64 // Mint calls returned
+		stop   = make(chan struct{})
+		errs   = make(chan error, minters)
+	)
+	for g := range minters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok, err := m.Mint(auth.Identity{UserID: fmt.Sprintf("user-%d-%d", g, i%5)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				tokens[tok] = true
+				mu.Unlock()
+				calls.Add(1)
+			}
+		}()
+	}
+	for i := range 60 {
+		if err := ks.SetRef("identity", stores[(i+1)%len(stores)]); err != nil {
+			t.Fatal(err)
+		}
+		n := calls.Load()
+		testkit.WaitFor(t, "tokens minted after a rotation", func() bool { return calls.Load() >= n+2*minters })
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Mint during rotations: %v", err)
+	}
+	set, body := fetchJWKS(t, url, client)
+	if len(set.Keys) != len(stores) {
+		t.Errorf("JWKS after rotations among %d keys, all used: %s; want each once", len(stores), body)
+	}
+	for tok := range tokens {
+		if _, kid, err := goJoseVerify(tok, set, "", time.Now()); err != nil {
+			t.Fatalf("token (kid %s) of %d minted during rotations: %v", kid, len(tokens), err)
+		}
 	}
 }
