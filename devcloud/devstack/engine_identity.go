@@ -145,6 +145,7 @@ func (e *engine) verify(ctx context.Context, tok string) (string, map[string]any
 type jwksCache struct {
 	url    string
 	client *http.Client
+	now    func() time.Time
 
 	mu      sync.Mutex // guards set and fetched; held across a fetch, so one runs at a time
 	set     *jose.JSONWebKeySet
@@ -152,7 +153,7 @@ type jwksCache struct {
 }
 
 func newJWKSCache(url string, roots *x509.CertPool) *jwksCache {
-	return &jwksCache{url: url, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	return &jwksCache{url: url, now: time.Now, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 	}}}
 }
@@ -164,7 +165,7 @@ func (c *jwksCache) key(ctx context.Context, kid string) (*jose.JSONWebKey, erro
 		if keys := c.set.Key(kid); len(keys) > 0 {
 			return &keys[0], nil
 		}
-		if time.Since(c.fetched) < jwksRefetch {
+		if c.now().Sub(c.fetched) < jwksRefetch {
 			return nil, fmt.Errorf("kid %q is not in the node's JWKS", kid)
 		}
 	}
@@ -172,7 +173,7 @@ func (c *jwksCache) key(ctx context.Context, kid string) (*jose.JSONWebKey, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoJWKS, err)
 	}
-	c.set, c.fetched = set, time.Now()
+	c.set, c.fetched = set, c.now()
 	if keys := set.Key(kid); len(keys) > 0 {
 		return &keys[0], nil
 	}

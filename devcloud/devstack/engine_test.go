@@ -82,6 +82,7 @@ func TestDevEngineAppliesKeyOnce(t *testing.T) {
 // Minter signing with an ECDSA key from a keystore, its JWK Set served
 // over TLS (counting fetches), and the pool that trusts that server.
 type identityRig struct {
+	ks      *keystore.Manager
 	minter  *backendjwt.Minter
 	jwksURL string
 	roots   *x509.CertPool
@@ -97,24 +98,11 @@ func newIdentityRig(t *testing.T) *identityRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "node identity"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
 	if err := ks.CreateStore("identity", keystore.KindKeystore); err != nil {
 		t.Fatal(err)
 	}
-	if err := ks.PutEntry("identity", "signer", key, []*x509.Certificate{cert}); err != nil {
-		t.Fatal(err)
-	}
-	rig := &identityRig{}
+	rig := &identityRig{ks: ks}
+	rig.newKey(t)
 	now := func() time.Time { return time.Now().Add(time.Duration(rig.skew.Load())) }
 	rig.minter, err = backendjwt.New(backendjwt.Config{Keystore: "identity", Audience: "local-engine"},
 		backendjwt.Deps{Keystores: ks, Issuer: rigIssuer, Logger: slog.New(slog.DiscardHandler), Now: now})
@@ -132,6 +120,29 @@ func newIdentityRig(t *testing.T) *identityRig {
 	rig.roots = x509.NewCertPool()
 	rig.roots.AddCert(srv.Certificate())
 	return rig
+}
+
+// newKey puts a new signing key in the node's keystore: the next token
+// has a new kid.
+func (rig *identityRig) newKey(t *testing.T) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "node identity"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rig.ks.PutEntry("identity", "signer", key, []*x509.Certificate{cert}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (rig *identityRig) mint(t *testing.T, id auth.Identity) string {
@@ -394,5 +405,30 @@ func TestDevEngineDownload(t *testing.T) {
 		if status != http.StatusBadRequest || !bytes.Contains(body, []byte("4 GiB")) {
 			t.Errorf("download?%s: %d %s; want 400 naming the limit", q, status, body)
 		}
+	}
+}
+
+// TestDevEngineFollowsKeyRotation: a token with a kid the engine does not
+// hold makes it fetch the node's JWKS again, at most every jwksRefetch.
+func TestDevEngineFollowsKeyRotation(t *testing.T) {
+	rig := newIdentityRig(t)
+	e := newTestEngine(t, engineOptions{JWKSURL: rig.jwksURL, RootCAs: rig.roots})
+	var skew atomic.Int64
+	e.jwks.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	whoami := func(tok string) int {
+		status, _ := get(t, e.URL()+"/api/v1/whoami", map[string]string{"X-Edgefort-Identity": tok})
+		return status
+	}
+	if got := whoami(rig.mint(t, alice)); got != http.StatusOK {
+		t.Fatalf("first key: %d", got)
+	}
+	rig.newKey(t)
+	rotated := rig.mint(t, alice)
+	if got, n := whoami(rotated), rig.fetches.Load(); got != http.StatusUnauthorized || n != 1 {
+		t.Errorf("new kid right after a fetch: %d, %d fetches; want 401 and no new fetch", got, n)
+	}
+	skew.Store(int64(jwksRefetch))
+	if got, n := whoami(rotated), rig.fetches.Load(); got != http.StatusOK || n != 2 {
+		t.Errorf("new kid %s later: %d, %d fetches; want 200 after a second fetch", jwksRefetch, got, n)
 	}
 }
