@@ -111,6 +111,15 @@ func (s *Store) Entry(alias string) (*Entry, error) {
 	return e, nil
 }
 
+// Pick returns the alias's entry, or with alias "" the store's only entry,
+// as the settings that name a keystore and an optional key alias mean it.
+func (s *Store) Pick(alias string) (*Entry, error) {
+	if alias == "" {
+		return s.only()
+	}
+	return s.Entry(alias)
+}
+
 // only returns the store's single entry, for settings that name a keystore
 // without an alias.
 func (s *Store) only() (*Entry, error) {
