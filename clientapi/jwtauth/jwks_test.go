@@ -2,15 +2,19 @@ package jwtauth
 
 import (
 	"crypto/rsa"
+	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth/jwttest"
+	"github.com/edgefort/edgefort/keystore"
 )
 
 func signKID(t testing.TB, key *rsa.PrivateKey, kid string, st jwttest.Setup) string {
@@ -210,4 +214,77 @@ func TestCache(t *testing.T) {
 			t.Errorf("verifications with the cache off = %d, want 3", got)
 		}
 	})
+}
+
+// TestJWKSFetchShared: requests arriving together before any set was
+// fetched share one fetch.
+func TestJWKSFetchShared(t *testing.T) {
+	clk := newClock()
+	a := testKeys()[0]
+	j := newJWKSServer(t)
+	j.setKeys(t, map[string]*rsa.PrivateKey{"a": a})
+	s := newTestSolution(t, j.config(), clk, j.stores(t))
+	tok := signKID(t, a, "a", setup(a, "a", clk))
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for range 16 {
+		wg.Go(func() {
+			if res := s.Authenticate(bearer(tok)); res.Outcome != auth.Authenticated {
+				errs <- res.Reason
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for r := range errs {
+		t.Errorf("concurrent first request refused: %s", r)
+	}
+	if got := j.requests.Load(); got != 1 {
+		t.Errorf("JWKS requests = %d, want 1 shared fetch", got)
+	}
+}
+
+// TestJWKSServerNotTrusted: the JWK Set is only taken from a server the
+// jwks_ssl block trusts; an untrusted one yields no keys.
+func TestJWKSServerNotTrusted(t *testing.T) {
+	clk := newClock()
+	a := testKeys()[0]
+	j := newJWKSServer(t)
+	j.setKeys(t, map[string]*rsa.PrivateKey{"a": a})
+	cfg := j.config()
+	cfg.JWKSSSL = keystore.SSL{} // the system roots, which do not know httptest's CA
+	s := newTestSolution(t, cfg, clk, nil)
+	if res := s.Authenticate(bearer(signKID(t, a, "a", setup(a, "a", clk)))); res.Reason != ReasonUnknownKID {
+		t.Errorf("keys from an untrusted server: %v %s, want %s", res.Outcome, res.Reason, ReasonUnknownKID)
+	}
+	if got := j.requests.Load(); got != 0 {
+		t.Errorf("the untrusted server answered %d requests, want 0 (the handshake must fail)", got)
+	}
+}
+
+// TestJWKAlgPinsKey: a JWK's alg is the only algorithm its key verifies,
+// even when the configuration allows others of the same key type; a key
+// listed for encryption is not used.
+func TestJWKAlgPinsKey(t *testing.T) {
+	clk := newClock()
+	a, b := testKeys()[0], testKeys()[1]
+	j := newJWKSServer(t)
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &a.PublicKey, KeyID: "a", Algorithm: "RS256", Use: "sig"},
+		{Key: &b.PublicKey, KeyID: "enc", Use: "enc"},
+	}}
+	body, _ := json.Marshal(set)
+	j.set(http.StatusOK, body)
+	cfg := j.config()
+	cfg.Algorithms = []string{"RS256", "PS256"}
+	s := newTestSolution(t, cfg, clk, j.stores(t))
+	st := setup(a, "a", clk)
+	mustAuthenticate(t, s, bearer(signKID(t, a, "a", st)))
+	ps := jwttest.Sign(t, jwt.SigningMethodPS256, a, map[string]any{"alg": "PS256", "kid": "a"}, jwttest.Claims(st))
+	if res := s.Authenticate(bearer(ps)); res.Reason != ReasonBadAlg {
+		t.Errorf("PS256 with a key pinned to RS256: %v %s, want %s", res.Outcome, res.Reason, ReasonBadAlg)
+	}
+	if res := s.Authenticate(bearer(signKID(t, b, "enc", st))); res.Reason != ReasonUnknownKID {
+		t.Errorf("token under an encryption key: %v %s, want %s", res.Outcome, res.Reason, ReasonUnknownKID)
+	}
 }
