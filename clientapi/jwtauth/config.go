@@ -41,8 +41,8 @@ type Config struct {
 	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
 	// JWKSMinInterval bounds fetches caused by unknown kids. Default 30s.
 	JWKSMinInterval time.Duration `yaml:"jwks_min_interval"`
-	// Leeway is the clock skew allowed for exp, nbf and iat. Default 30s,
-	// at most 5m.
+	// Leeway is the clock skew allowed for exp, nbf and iat. Zero means
+	// the default, 30s; at most 5m.
 	Leeway time.Duration `yaml:"leeway"`
 	// MaxTokenBytes refuses longer tokens unread. Default 8192.
 	MaxTokenBytes int `yaml:"max_token_bytes"`
@@ -69,7 +69,10 @@ type Claims struct {
 	Groups string `yaml:"groups"`
 }
 
-// Cache bounds the verified-token cache.
+// Cache bounds the verified-token cache. An entry lasts until the token's
+// exp, and only while the key that verified it stays in the key set (a key
+// dropped from the JWK Set takes its tokens along at the refresh that
+// drops it); the least recently used entry goes when the cache is full.
 type Cache struct {
 	// Enabled turns the cache on. Default true.
 	Enabled *bool `yaml:"enabled"`
