@@ -168,3 +168,14 @@ func selfSigned(t testing.TB, key *rsa.PrivateKey) []byte {
 	}
 	return der
 }
+
+// Thumbprint is the RFC 7638 (SHA-256) thumbprint of pub: the kid the
+// solution gives a key read from a key file.
+func Thumbprint(t testing.TB, pub crypto.PublicKey) string {
+	t.Helper()
+	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatalf("jwttest: thumbprint: %v", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(tp)
+}
