@@ -161,7 +161,8 @@ func readKeyFile(path string) ([]*verifyKey, error) {
 const maxJWKSKeys = 64
 
 // parseJWKS reads a JWK Set. Keys that cannot verify tokens (symmetric
-// keys, "use" other than "sig", unsupported types) are skipped and named
+// or private keys, "use" other than "sig", unsupported types, short RSA
+// keys, an alg that does not fit the key) are skipped and named
 // in skipped, so that one odd key does not discard the set; a set with no
 // usable key is an error.
 func parseJWKS(data []byte, from string) (keys []*verifyKey, skipped []string, err error) {
@@ -185,11 +186,12 @@ func parseJWKS(data []byte, from string) (keys []*verifyKey, skipped []string, e
 			skipped = append(skipped, fmt.Sprintf("keys[%d] (kid %q): use %q", i, jwk.KeyID, jwk.Use))
 			continue
 		}
-		pub := jwk.Key
 		if !jwk.IsPublic() {
-			pub = jwk.Public().Key // a private JWK published by mistake: its public half only
+			// A published private or secret key lets anyone sign.
+			skipped = append(skipped, fmt.Sprintf("keys[%d] (kid %q): not a public key: whoever read the set could sign tokens with it", i, jwk.KeyID))
+			continue
 		}
-		k, err := newVerifyKey(pub, jwk.KeyID, jwk.Algorithm, from)
+		k, err := newVerifyKey(jwk.Key, jwk.KeyID, jwk.Algorithm, from)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("keys[%d] (kid %q): %v", i, jwk.KeyID, err))
 			continue
