@@ -129,13 +129,14 @@ func (s *Solution) newFetcher(deps Deps, fileKeys []*verifyKey) (*jwksFetcher, e
 	if err != nil {
 		return nil, fmt.Errorf("jwks_ssl: %w", err)
 	}
+	// No keep-alive: fetches are rare, and an idle connection would keep
+	// a transport goroutine alive after the Solution is dropped (a reload
+	// replaces it), with no one to stop it.
 	transport := &http.Transport{
 		TLSClientConfig:       tlsCfg,
-		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   jwksTimeout,
 		ResponseHeaderTimeout: jwksTimeout,
-		MaxIdleConns:          1,
-		IdleConnTimeout:       time.Minute,
+		DisableKeepAlives:     true,
 	}
 	return &jwksFetcher{
 		url:         s.cfg.JWKSURL,
