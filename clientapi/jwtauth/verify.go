@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -56,11 +57,17 @@ func (s *Solution) verify(token string, now time.Time) (id auth.Identity, thumbp
 	if err != nil {
 		return id, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
 	}
-	if err := checkJSONObject(claimsJSON); err != nil {
-		if errors.Is(err, errDuplicateKey) {
-			return id, "", ReasonDuplicateClaims, fmt.Errorf("claims: %w", err)
-		}
+	var claims map[string]any
+	dec := json.NewDecoder(bytes.NewReader(claimsJSON))
+	dec.UseNumber()
+	if err := dec.Decode(&claims); err != nil {
 		return id, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return id, "", ReasonMalformed, errors.New("claims: data after the JSON object")
+	}
+	if reason, err := keysReason(checkKeys(claimsJSON)); reason != "" {
+		return id, "", reason, fmt.Errorf("claims: %w", err)
 	}
 	sig, err := b64.DecodeString(sig64)
 	if err != nil {
@@ -69,12 +76,6 @@ func (s *Solution) verify(token string, now time.Time) (id auth.Identity, thumbp
 	key, reason, err := s.selectKey(alg, kid, []byte(token[:len(h64)+1+len(c64)]), sig)
 	if reason != "" {
 		return id, "", reason, err
-	}
-	var claims map[string]any
-	dec := json.NewDecoder(bytes.NewReader(claimsJSON))
-	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil {
-		return id, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
 	}
 	id, reason, err = s.checkClaims(claims, now)
 	return id, key.thumbprint, reason, err
@@ -87,30 +88,27 @@ func (s *Solution) checkHeader(h64 string) (alg, kid, reason string, err error) 
 	if err != nil {
 		return "", "", ReasonMalformed, fmt.Errorf("header: %w", err)
 	}
-	if err := checkJSONObject(raw); err != nil {
-		if errors.Is(err, errDuplicateKey) {
-			return "", "", ReasonDuplicateClaims, fmt.Errorf("header: %w", err)
-		}
-		return "", "", ReasonMalformed, fmt.Errorf("header: %w", err)
-	}
 	var h header
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return "", "", ReasonMalformed, fmt.Errorf("header: %w", err)
 	}
+	if reason, err := keysReason(checkKeys(raw)); reason != "" {
+		return "", "", reason, fmt.Errorf("header: %w", err)
+	}
 	if h.Crit != nil {
 		return "", "", ReasonCritUnsupported, errors.New("header has crit: no extension is understood")
 	}
-	if err := json.Unmarshal(h.Alg, &alg); h.Alg == nil || err != nil || !s.algs[alg] {
+	alg, ok := jsonString(h.Alg)
+	if !ok || !s.algs[alg] {
 		return "", "", ReasonBadAlg, fmt.Errorf("alg %.40s is not allowed", h.Alg)
 	}
 	if h.Kid != nil {
-		if err := json.Unmarshal(h.Kid, &kid); err != nil {
+		if kid, ok = jsonString(h.Kid); !ok {
 			return "", "", ReasonMalformed, errors.New("header: kid is not a string")
 		}
 	}
 	if h.Typ != nil {
-		var typ string
-		if err := json.Unmarshal(h.Typ, &typ); err != nil || !containsFold(acceptedTypes, typ) {
+		if typ, ok := jsonString(h.Typ); !ok || !containsFold(acceptedTypes, typ) {
 			return "", "", ReasonBadTyp, fmt.Errorf("typ %.40s is not a JWT type", h.Typ)
 		}
 	}
@@ -118,6 +116,17 @@ func (s *Solution) checkHeader(h64 string) (alg, kid, reason string, err error) 
 		return "", "", ReasonBadTyp, errors.New("header has cty: nested tokens are not accepted")
 	}
 	return alg, kid, "", nil
+}
+
+// keysReason maps a checkKeys error to its reason.
+func keysReason(err error) (string, error) {
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, errDuplicateKey):
+		return ReasonDuplicateClaims, err
+	}
+	return ReasonMalformed, err
 }
 
 func containsFold(list []string, s string) bool {
