@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // maxJSONDepth bounds the nesting of a token's header and claims.
@@ -52,7 +53,10 @@ func checkKeys(data []byte) error {
 			end, escaped := stringEnd(data, i)
 			if expectKey {
 				key := string(data[i+1 : end])
-				if escaped {
+				// Decoded as encoding/json does: escapes, and invalid
+				// UTF-8 replaced by U+FFFD (so "\xff" and "\xfe" are one
+				// key to it, and must be one key here).
+				if escaped || !utf8.ValidString(key) {
 					if err := json.Unmarshal(data[i:end+1], &key); err != nil {
 						return err
 					}

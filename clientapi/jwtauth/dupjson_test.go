@@ -20,6 +20,7 @@ func TestCheckKeys(t *testing.T) {
 		{`{"x":[{"k":1,"k":2}]}`, true, ""},
 		{`{"a":{"b":1},"b":1}`, false, ""},
 		{`{"a\"b":1,"a\u0022b":1}`, true, ""},
+		{"{\"\xff\":1,\"\xfe\":2}", true, ""},
 		{`[1]`, false, "not a JSON object"},
 		{`null`, false, "not a JSON object"},
 		{`{"a":` + strings.Repeat("[", 15) + strings.Repeat("]", 15) + `}`, false, ""},
