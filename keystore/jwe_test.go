@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/edgefort/edgefort/internal/peertest"
 )
 
 // testRSAKey is one 2048-bit key shared by the JWE tests that need a key
@@ -266,38 +267,12 @@ func jwkFromJWKS(t *testing.T, k *KeyPairs, which string) []byte {
 	return set.Keys[0]
 }
 
-// The jose peer: testdata/jose/encrypt.mjs, run with node, its one
-// dependency installed by npm ci from the committed lock file once per
-// test run (node_modules is not committed). Missing node or npm skips the
-// test, or fails it under EDGEFORT_REQUIRE_PEERS=1 (requirePeer).
-
-const joseDir = "testdata/jose"
-
-var joseInstall struct {
-	once sync.Once
-	err  error
-}
-
-// joseEncrypt has the npm jose library encrypt payload to jwk (a public
-// JWK; its kid, if any, goes into the header) as a compact JWE.
+// joseEncrypt has the npm jose library (peertest.Jose, encrypt.mjs)
+// encrypt payload to jwk (a public JWK; its kid, if any, goes into the
+// header) as a compact JWE.
 func joseEncrypt(t *testing.T, jwk []byte, alg, enc, payload string) []byte {
 	t.Helper()
-	node, npm := requirePeer(t, "node"), requirePeer(t, "npm")
-	joseInstall.once.Do(func() {
-		if _, err := os.Stat(filepath.Join(joseDir, "node_modules", "jose", "package.json")); err == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--silent", "--no-audit", "--no-fund")
-		cmd.Dir = joseDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			joseInstall.err = errors.New("npm ci in " + joseDir + ": " + err.Error() + "\n" + string(out))
-		}
-	})
-	if joseInstall.err != nil {
-		t.Fatal(joseInstall.err)
-	}
+	node, joseDir := peertest.Jose(t)
 	jwkFile := filepath.Join(t.TempDir(), "key.jwk")
 	if err := os.WriteFile(jwkFile, jwk, 0o600); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl/)
 need curl curl
 need xz xz-utils        # liblzma's own xz streams (artifact reader bounds test)
 need openssl openssl   # independent TLS peer (keystore tests, demo)
-need node nodejs       # npm "jose": independent JWE implementation (keystore tests)
+need node nodejs       # npm "jose": independent JOSE implementation (keystore, clientapi/jwtauth tests)
 need npm npm
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
@@ -77,6 +77,7 @@ done <<'EOF'
 ./agent/config/ FuzzParse
 ./updater/ FuzzParseDeployment
 ./internal/retryafter/ FuzzParse
+./clientapi/jwtauth/ FuzzAuthenticate
 EOF
 
 log "demo"

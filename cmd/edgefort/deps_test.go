@@ -17,6 +17,7 @@ var deniedDeps = map[string]string{
 	"html/template":                                              "as text/template, and nothing on the node renders HTML",
 	"github.com/edgefort/edgefort/internal/testkit":              "test helpers (it opens stores and builds Artifacts for tests); never in the product",
 	"github.com/edgefort/edgefort/updater/artifact/artifacttest": "builds hostile Artifacts for tests",
+	"github.com/edgefort/edgefort/clientapi/jwtauth/jwttest":     "builds hostile JWTs for tests",
 	"testing": "a test-only package reaching the product pulls the testing framework in with it",
 }
 

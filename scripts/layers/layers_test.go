@@ -43,6 +43,7 @@ var trees = map[string]int{
 	"internal/openapitest":          testOnly,
 	"internal/peertest":             testOnly,
 	"updater/artifact/artifacttest": testOnly,
+	"clientapi/jwtauth/jwttest":     testOnly,
 	"keystore":                      keystoreLayer,
 	"clientapi":                     links,
 	"cloudclient":                   links,
