@@ -6,14 +6,12 @@ import (
 	"crypto"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,37 +20,12 @@ import (
 	"github.com/edgefort/edgefort/internal/peertest"
 )
 
-// joseDir holds the npm project of the independent verifier (the jose
-// library, pinned by its lock file), installed on first use as the
-// keystore tests install theirs.
-const joseDir = "testdata/jose"
-
-var joseInstall struct {
-	once sync.Once
-	err  error
-}
-
 // joseVerify verifies token with node's jose against the JWK Set at
 // jwksURL, served over TLS with the certificate in caPEM, and returns the
 // verified header and payload, or jose's refusal.
 func joseVerify(t *testing.T, jwksURL string, caPEM []byte, audience, token string) (header, payload map[string]any, err error) {
 	t.Helper()
-	node, npm := peertest.Require(t, "node"), peertest.Require(t, "npm")
-	joseInstall.once.Do(func() {
-		if _, err := os.Stat(filepath.Join(joseDir, "node_modules", "jose", "package.json")); err == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "ci", "--silent", "--no-audit", "--no-fund")
-		cmd.Dir = joseDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			joseInstall.err = errors.New("npm ci in " + joseDir + ": " + err.Error() + "\n" + string(out))
-		}
-	})
-	if joseInstall.err != nil {
-		t.Fatal(joseInstall.err)
-	}
+	node, joseDir := peertest.Jose(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		t.Fatal(err)
