@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/internal/store"
@@ -242,13 +242,8 @@ func credentials(cfg Config, cloud aws.CredentialsProvider) (aws.CredentialsProv
 		}
 		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return static, nil }), nil
 	case CredentialsAWS:
-		// The standard chain: environment, shared files, SSO, web
-		// identity, ECS and EC2 roles; cached and refreshed by the SDK.
-		ac, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(cfg.Region))
-		if err != nil {
-			return nil, fmt.Errorf("iot.credentials: the standard AWS chain: %w", err)
-		}
-		return ac.Credentials, nil
+		// The environment and the shared files; see awsChain.
+		return newAWSChain(os.Getenv), nil
 	}
 	return nil, &FieldError{Field: "iot.credentials.source", Err: fmt.Errorf("%q is not cloud, aws or static", c.Source)}
 }
