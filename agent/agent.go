@@ -93,12 +93,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.db = db
 	defer db.Close()
 
-	ksLog := a.log.With(LogKeyComponent, "keystore")
-	a.keystores, err = openKeystores(a.cfg.StateDir, ksLog)
-	if err != nil {
-		return err
-	}
-	if err := a.prepareKeystores(ksLog); err != nil {
+	if a.keystores, err = a.runKeystores(); err != nil {
 		return err
 	}
 	a.reg.MustRegister(a.keystores.Stores.ExpiryCollector())
