@@ -31,6 +31,12 @@ type Keystores interface {
 	SetRef(ref, store string) error
 }
 
+// UpdateChecker is what the node needs of the update channel (deploy's
+// Poller): a poll now, for "update.check" events.
+type UpdateChecker interface {
+	CheckNow()
+}
+
 // NodeDeps are what a Node is built from besides its own section: each
 // from the component that owns it, handed over explicitly by the agent.
 type NodeDeps struct {
@@ -44,8 +50,9 @@ type NodeDeps struct {
 	// Reporter receives the events' results (the control plane's outbox);
 	// nil reports nothing. A TxReporter stages each with its record.
 	Reporter events.Reporter
-	// CheckUpdate asks the update channel to poll now; nil when it is off.
-	CheckUpdate func()
+	// Updates is the update channel "update.check" events ask to poll
+	// now; nil when it is off.
+	Updates UpdateChecker
 	// Webhook is the client and URL of the webhook target; a nil client
 	// leaves "webhook" events unknown.
 	Webhook    *http.Client
@@ -164,9 +171,9 @@ func newDispatcher(deps NodeDeps) (*events.Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	check := deps.CheckUpdate
-	if check == nil {
-		check = func() {}
+	check := func() {}
+	if deps.Updates != nil {
+		check = deps.Updates.CheckNow
 	}
 	if err := d.Register("update.check", events.UpdateCheck(check)); err != nil {
 		return nil, err
