@@ -23,6 +23,9 @@ aws_session_token = tokenci
 s3 =
   max_concurrent_requests = 20
 
+[procinfile]
+credential_process = printf '{"Version":1,"AccessKeyId":"AKIDPROCFILE","SecretAccessKey":"secretprocfile"}'
+
 ; keys without a secret
 [half]
 aws_access_key_id = AKIDHALF
@@ -30,6 +33,9 @@ aws_access_key_id = AKIDHALF
 
 const configFile = `[default]
 region = eu-west-1
+
+[profile broken]
+credential_process = exit 3
 
 [profile proc]
 credential_process = printf '{"Version":1,"AccessKeyId":"AKIDPROC","SecretAccessKey":"secretproc","SessionToken":"tokenproc"}'
@@ -71,6 +77,8 @@ func TestAWSChain(t *testing.T) {
 		{name: "profile without a secret", env: with(map[string]string{"AWS_PROFILE": "half"}), wantErr: creds + ": profile half has no aws_secret_access_key"},
 		{name: "unknown profile", env: with(map[string]string{"AWS_PROFILE": "nope"}), wantErr: creds + " has no profile nope"},
 		{name: "credential_process in the config file", env: with(map[string]string{"AWS_PROFILE": "proc"}), want: want{"AKIDPROC", "secretproc", "tokenproc"}},
+		{name: "credential_process in the credentials file", env: with(map[string]string{"AWS_PROFILE": "procinfile"}), want: want{"AKIDPROCFILE", "secretprocfile", ""}},
+		{name: "credential_process failing", env: with(map[string]string{"AWS_PROFILE": "broken"}), wantErr: "aws credentials: credential_process: "},
 		{name: "missing file", env: map[string]string{"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none"), "AWS_CONFIG_FILE": conf}, wantErr: filepath.Join(dir, "none") + " does not exist"},
 		{name: "home's files", env: map[string]string{"HOME": filepath.Join(dir, "home")}, wantErr: filepath.Join(dir, "home", ".aws", "credentials") + " does not exist"},
 		{name: "bad file names the line", env: map[string]string{"AWS_SHARED_CREDENTIALS_FILE": bad, "AWS_CONFIG_FILE": conf}, wantErr: bad + ":3: expected key = value or [section]"},
