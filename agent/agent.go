@@ -204,17 +204,18 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	specs = append(specs, updateSpecs(upd)...)
 	cl, err := a.cloudComponents()
 	if err != nil {
 		return nil, err
 	}
+	specs = append(specs, cloudSpecs(cl)...)
 	il, err := a.iotComponents(upd, cl)
 	if err != nil {
 		return nil, err
 	}
-	ls := &links{updates: upd, cloud: cl, iot: il}
-	a.links.Store(ls)
-	specs = append(specs, ls.specs()...)
+	specs = append(specs, iotSpecs(il)...)
+	a.links.Store(&links{updates: upd, cloud: cl, iot: il})
 	specs = append(specs, faultComponents...)
 	built = true
 	return append(specs, a.extra...), nil

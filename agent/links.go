@@ -45,20 +45,27 @@ func (l *links) machine() *deploy.Machine {
 	return l.updates.Machine()
 }
 
-// specs are the links' components in start order: the update channel,
-// the control-plane link (its outbox), the event link.
-func (l *links) specs() []supervisor.Spec {
-	var out []supervisor.Spec
-	if l.updates != nil {
-		out = append(out, supervisor.Spec{Name: "updates", SignalsReady: true, Runner: l.updates})
+// updateSpecs, cloudSpecs and iotSpecs are a link's components, none
+// when it is off.
+func updateSpecs(n *deploy.Node) []supervisor.Spec {
+	if n == nil {
+		return nil
 	}
-	if l.cloud != nil {
-		out = append(out, l.cloud.Components()...)
+	return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: n}}
+}
+
+func cloudSpecs(n *cloudclient.Node) []supervisor.Spec {
+	if n == nil {
+		return nil
 	}
-	if l.iot != nil {
-		out = append(out, l.iot.Components()...)
+	return n.Components() // the outbox's sender
+}
+
+func iotSpecs(n *iot.Node) []supervisor.Spec {
+	if n == nil {
+		return nil
 	}
-	return out
+	return n.Components()
 }
 
 // status adds each built link's part to st.
