@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
 )
@@ -42,19 +43,7 @@ func (a *Agent) adminHandler() http.Handler {
 type adminOps struct{ a *Agent }
 
 // updates is the update machine under the agent's lifetime.
-func (o adminOps) updates() *adminapi.LocalUpdates {
-	a := o.a
-	u := &adminapi.LocalUpdates{Machine: a.updates, Lifetime: a.runCtx, Restarts: true}
-	if a.poller != nil {
-		u.Poller, u.ServerURL = a.poller, a.cfg.Updates.ServerURL
-	}
-	return u
-}
-
-// updateStatus is the running agent's update state.
-func (a *Agent) updateStatus() (*adminapi.UpdateStatus, error) {
-	return adminOps{a}.updates().UpdateStatus(context.Background())
-}
+func (o adminOps) updates() *adminapi.LocalUpdates { return o.a.updates(o.a.links.Load()) }
 
 func (o adminOps) UpdateStatus(ctx context.Context) (*adminapi.UpdateStatus, error) {
 	return o.updates().UpdateStatus(ctx)
@@ -73,27 +62,38 @@ func (o adminOps) RollbackUpdate(ctx context.Context) (*adminapi.UpdateResult, e
 }
 
 func (o adminOps) checkUpdate() error {
-	if o.a.poller == nil {
+	p := o.a.links.Load().poller()
+	if p == nil {
 		return adminapi.Conflict(errors.New("the update channel is off: set updates.enabled: true (and updates.server_url) to check a server"))
 	}
-	o.a.poller.CheckNow()
+	p.CheckNow()
 	return nil
 }
 
 var errNoCloud = adminapi.Conflict(errors.New("the control plane link is off: enroll the node and set cloud.enabled: true"))
 
+// cloud is the control-plane link; nil when it is off or not built yet.
+func (o adminOps) cloud() *cloudclient.Node {
+	if l := o.a.links.Load(); l != nil {
+		return l.cloud
+	}
+	return nil
+}
+
 func (o adminOps) CloudStatus(context.Context) (*adminapi.CloudStatus, error) {
-	if o.a.cloud == nil {
+	cl := o.cloud()
+	if cl == nil {
 		return nil, errNoCloud
 	}
-	return o.a.cloudStatus(), nil
+	return cloudStatus(cl), nil
 }
 
 func (o adminOps) Authorize(ctx context.Context, req api.AuthorizeRequest) (*adminapi.AuthorizeReply, error) {
-	if o.a.cloud == nil {
+	cl := o.cloud()
+	if cl == nil {
 		return nil, errNoCloud
 	}
-	d, err := o.a.cloud.Authorizer().Decide(ctx, req)
+	d, err := cl.Authorizer().Decide(ctx, req)
 	reply := &adminapi.AuthorizeReply{Decision: adminapi.Decision{Allow: d.Allow, Reason: d.Reason, TTLSeconds: d.TTLSeconds, Source: d.Source}}
 	if err != nil {
 		// The decision (a deny) stands; say why too.
@@ -103,14 +103,15 @@ func (o adminOps) Authorize(ctx context.Context, req api.AuthorizeRequest) (*adm
 }
 
 func (o adminOps) Report(ctx context.Context, req adminapi.ReportRequest) (*adminapi.ReportReply, error) {
-	if o.a.cloud == nil {
+	cl := o.cloud()
+	if cl == nil {
 		return nil, errNoCloud
 	}
 	prio := outbox.Low
 	if req.High {
 		prio = outbox.High
 	}
-	key, err := o.a.cloud.Outbox().Enqueue(ctx, outbox.Item{Stream: req.Stream, Type: req.Type, Body: req.Body, Priority: prio})
+	key, err := cl.Outbox().Enqueue(ctx, outbox.Item{Stream: req.Stream, Type: req.Type, Body: req.Body, Priority: prio})
 	if err != nil {
 		return nil, adminapi.BadRequest(err)
 	}

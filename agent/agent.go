@@ -25,12 +25,9 @@ import (
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
-	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
-	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/keystore"
-	"github.com/edgefort/edgefort/updater/deploy"
 )
 
 // BuildInfo identifies the binary.
@@ -52,12 +49,9 @@ type Agent struct {
 	db          *store.DB                             // open while Run runs
 	keystores   *adminapi.LocalKeystores              // open while Run runs
 	clients     atomic.Pointer[clientapi.Server]      // set when virtual hosts are configured
-	updates     *deploy.Machine                       // set while Run runs, when device_type is set
-	poller      *deploy.Poller                        // set while Run runs, when updates are enabled
+	links       atomic.Pointer[links]                 // the link nodes, set once components() built them
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start
-	cloud       *cloudclient.Node                     // set while Run runs, when cloud.enabled
-	iot         *iot.Node                             // set while Run runs, when iot.enabled
 	level       *slog.LevelVar                        // the logger's level, for settings driven at run time; may be nil
 
 	extra []supervisor.Spec // components added by tests, started last
@@ -93,12 +87,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.db = db
 	defer db.Close()
 
-	ksLog := a.log.With(LogKeyComponent, "keystore")
-	a.keystores, err = openKeystores(a.cfg.StateDir, ksLog)
-	if err != nil {
-		return err
-	}
-	if err := a.prepareKeystores(ksLog); err != nil {
+	if a.keystores, err = a.runKeystores(); err != nil {
 		return err
 	}
 	a.reg.MustRegister(a.keystores.Stores.ExpiryCollector())
@@ -215,17 +204,18 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs = append(specs, upd...)
+	specs = append(specs, updateSpecs(upd)...)
 	cl, err := a.cloudComponents()
 	if err != nil {
 		return nil, err
 	}
-	specs = append(specs, cl...)
-	il, err := a.iotComponents()
+	specs = append(specs, cloudSpecs(cl)...)
+	il, err := a.iotComponents(upd, cl)
 	if err != nil {
 		return nil, err
 	}
-	specs = append(specs, il...)
+	specs = append(specs, iotSpecs(il)...)
+	a.links.Store(&links{updates: upd, cloud: cl, iot: il})
 	specs = append(specs, faultComponents...)
 	built = true
 	return append(specs, a.extra...), nil
@@ -271,19 +261,7 @@ func (a *Agent) Status() adminapi.Status {
 	if srv := a.clients.Load(); srv != nil {
 		st.VirtualHosts = srv.URLs()
 	}
-	if a.updates != nil {
-		st.Updates, _ = a.updateStatus()
-	}
-	if a.cloud != nil {
-		st.Cloud = a.cloudStatus()
-	}
-	if a.iot != nil {
-		ls := a.iot.Status()
-		st.IoT = &adminapi.EventLink{
-			State: string(ls.State), Since: ls.Since, Reconnects: ls.Reconnects, LastError: ls.LastError,
-			LastErrorAt: ls.LastErrorAt, MessagesIn: ls.MessagesIn, MessagesOut: ls.MessagesOut,
-		}
-	}
+	a.links.Load().status(a, &st)
 	return st
 }
 

@@ -215,7 +215,7 @@ func TestIoTCloudCredentialsNeedCloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), keystores: &adminapi.LocalKeystores{}}
-	_, err = a.iotComponents()
+	_, err = a.iotComponents(nil, nil)
 	var ce *config.Error
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Line != 7 || !strings.Contains(err.Error(), "cloud.enabled") {
 		t.Errorf("source cloud without the control plane link: %v", err)

@@ -6,14 +6,13 @@ import (
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/cloudclient"
-	"github.com/edgefort/edgefort/internal/supervisor"
 )
 
 // cloudComponents builds the control plane link when cloud.enabled:
 // cloudclient.Node owns the client, the authorization cache and the
 // outbox; the agent hands it the store and the keystores. The node must be
 // enrolled: the device ID and key come from the enrollment.
-func (a *Agent) cloudComponents() ([]supervisor.Spec, error) {
+func (a *Agent) cloudComponents() (*cloudclient.Node, error) {
 	if !a.cfg.Cloud.Enabled {
 		return nil, nil
 	}
@@ -30,12 +29,11 @@ func (a *Agent) cloudComponents() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.cloud = n
-	return n.Components(), nil
+	return n, nil
 }
 
 // cloudStatus is the control plane link's part of the status.
-func (a *Agent) cloudStatus() *adminapi.CloudStatus {
-	e := a.cloud.Enrollment()
-	return &adminapi.CloudStatus{DeviceID: e.DeviceID, ControlPlaneURL: a.cloud.BaseURL(), Endpoints: e.Endpoints, Enrolled: e.Enrolled, OutboxQueued: a.cloud.Outbox().Len()}
+func cloudStatus(n *cloudclient.Node) *adminapi.CloudStatus {
+	e := n.Enrollment()
+	return &adminapi.CloudStatus{DeviceID: e.DeviceID, ControlPlaneURL: n.BaseURL(), Endpoints: e.Endpoints, Enrolled: e.Enrolled, OutboxQueued: n.Outbox().Len()}
 }

@@ -14,18 +14,18 @@ import (
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
 	"github.com/edgefort/edgefort/internal/store"
-	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/events"
 	"github.com/edgefort/edgefort/iot/shadow"
 	"github.com/edgefort/edgefort/keystore"
+	"github.com/edgefort/edgefort/updater/deploy"
 )
 
 // iotComponents builds the event link when iot.enabled: iot.Node owns the
 // link, its events, jobs and shadow; the agent hands it what the other
 // components provide. It is built after the update channel and the control
-// plane link, whose poller and outbox it uses.
-func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
+// plane link (each nil when off), whose poller and outbox it uses.
+func (a *Agent) iotComponents(upd *deploy.Node, cl *cloudclient.Node) (*iot.Node, error) {
 	c := a.cfg.IoT
 	if !c.Enabled {
 		return nil, nil
@@ -33,17 +33,17 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	deps := iot.NodeDeps{
 		Store:          a.db,
 		Keystores:      a.keystores.Stores,
-		ShadowSettings: a.shadowSettings(),
+		ShadowSettings: a.shadowSettings(pollerOf(upd)),
 		Reported:       a.reportedState,
 		Logger:         a.log.With(LogKeyComponent, "iot"),
 		Registerer:     a.reg,
 	}
-	if a.cloud != nil {
-		deps.CloudCredentials = cloudclient.NewIoTCredentials(a.cloud.Client())
-		deps.Reporter = outboxReporter{a.cloud.Outbox()}
+	if cl != nil {
+		deps.CloudCredentials = cloudclient.NewIoTCredentials(cl.Client())
+		deps.Reporter = outboxReporter{cl.Outbox()}
 	}
-	if a.poller != nil {
-		deps.CheckUpdate = a.poller.CheckNow
+	if p := pollerOf(upd); p != nil {
+		deps.Updates = p // not a nil *Poller in the interface
 	}
 	if name := c.WebhookTarget; name != "" {
 		var err error
@@ -59,12 +59,12 @@ func (a *Agent) iotComponents() ([]supervisor.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.iot = n
-	return n.Components(), nil
+	return n, nil
 }
 
-// shadowSettings are what the cloud may drive through desired state.
-func (a *Agent) shadowSettings() []shadow.Setting {
+// shadowSettings are what the cloud may drive through desired state: the
+// log level, and the update channel's poll interval when it is on.
+func (a *Agent) shadowSettings(poller *deploy.Poller) []shadow.Setting {
 	var out []shadow.Setting
 	if a.level != nil {
 		out = append(out, shadow.Setting{
@@ -84,7 +84,7 @@ func (a *Agent) shadowSettings() []shadow.Setting {
 			Current: func() any { return strings.ToLower(a.level.Level().String()) },
 		})
 	}
-	if a.poller != nil {
+	if poller != nil {
 		out = append(out, shadow.Setting{
 			Name: "poll_interval",
 			Apply: func(v json.RawMessage) (any, error) {
@@ -96,12 +96,12 @@ func (a *Agent) shadowSettings() []shadow.Setting {
 				if err != nil {
 					return nil, errors.New("not a duration")
 				}
-				if err := a.poller.SetPollInterval(d); err != nil {
+				if err := poller.SetPollInterval(d); err != nil {
 					return nil, err
 				}
 				return s, nil
 			},
-			Current: func() any { return a.poller.Status().PollInterval.String() },
+			Current: func() any { return poller.Status().PollInterval.String() },
 		})
 	}
 	return out
@@ -112,8 +112,9 @@ func (a *Agent) shadowSettings() []shadow.Setting {
 // last update result.
 func (a *Agent) reportedState() map[string]any {
 	st := map[string]any{"agent_version": a.build.Version}
-	if a.updates != nil {
-		if us, err := a.updateStatus(); err == nil {
+	built := a.links.Load()
+	if built.machine() != nil {
+		if us, err := a.updates(built).UpdateStatus(context.Background()); err == nil {
 			st["artifact_name"] = us.ArtifactName
 			if us.Poller != nil && us.Poller.LastResult != nil {
 				r := us.Poller.LastResult
@@ -122,13 +123,13 @@ func (a *Agent) reportedState() map[string]any {
 		}
 	}
 	links := map[string]any{}
-	if a.iot != nil {
-		links["iot"] = string(a.iot.Status().State)
+	if built != nil && built.iot != nil {
+		links["iot"] = string(built.iot.Status().State)
 	}
-	if a.cloud != nil {
+	if built != nil && built.cloud != nil {
 		links["cloud"] = "enrolled"
 	}
-	if a.poller != nil {
+	if built.poller() != nil {
 		links["updates"] = "enabled"
 	}
 	st["links"] = links

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
+	"strings"
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
@@ -22,16 +22,18 @@ const (
 	keyPairsDir  = "oidc-keys"
 )
 
+// openKeystores opens the keystores of a state directory as they are, for
+// the commands that change them.
 func openKeystores(stateDir string, log *slog.Logger) (*adminapi.LocalKeystores, error) {
-	stores, err := keystore.Open(keystore.Options{Dir: filepath.Join(stateDir, keystoresDir), Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	pairs, err := keystore.OpenKeyPairs(filepath.Join(stateDir, keyPairsDir), log)
+	stores, pairs, err := keystore.OpenAll(keystore.Config{}, keystoreOptions(stateDir, log))
 	if err != nil {
 		return nil, err
 	}
 	return &adminapi.LocalKeystores{Stores: stores, KeyPairs: pairs}, nil
+}
+
+func keystoreOptions(stateDir string, log *slog.Logger) keystore.OpenOptions {
+	return keystore.OpenOptions{Dir: filepath.Join(stateDir, keystoresDir), PairsDir: filepath.Join(stateDir, keyPairsDir), Logger: log}
 }
 
 // OpenKeystoresOffline opens the keystores of a state directory that no
@@ -52,59 +54,42 @@ func OpenKeystoresOffline(stateDir string) (svc *adminapi.LocalKeystores, closeF
 	return svc, db.Close, nil
 }
 
-// prepareKeystores seeds the references the configuration declares (the
-// ones repointed at run time are kept) and makes the built-in certificate
-// when a virtual host needs it.
-func (a *Agent) prepareKeystores(log *slog.Logger) error {
-	ks := a.keystores.Stores
-	existing := ks.Refs()
-	var probs []config.Problem
-	names := make([]string, 0, len(a.cfg.Keystores.References))
-	for name := range a.cfg.Keystores.References {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		target := a.cfg.Keystores.References[name]
-		if cur, ok := existing[name]; ok {
-			if cur != target {
-				log.Info("reference was repointed at run time; keeping it", "ref", name, "points_at", cur, "config_says", target)
-			}
-			continue
-		}
-		if err := ks.SetRef(name, target); err != nil {
-			probs = append(probs, a.cfg.Problem("keystores.references."+name, "%v (create it with `edgefort keystore create %s` or `edgefort truststore create %s`)", err, target, target))
-		}
-	}
-	if len(probs) > 0 {
-		return &config.Error{Problems: probs}
-	}
+// runKeystores opens the keystores for the configuration: the references
+// it declares are created, and the built-in certificate is made when a
+// virtual host serves TLS without naming a keystore. A reference that
+// cannot be created is placed in the configuration file.
+func (a *Agent) runKeystores() (*adminapi.LocalKeystores, error) {
+	opts := keystoreOptions(a.cfg.StateDir, a.log.With(LogKeyComponent, "keystore"))
+	opts.BuiltinHostnames = a.cfg.Device.Hostnames
 	for _, vh := range a.cfg.Clients.VirtualHosts {
 		if config.IsEnabled(vh.SSL.Enabled, false) && vh.SSL.Keystore == "" {
-			generated, err := ks.EnsureBuiltin(builtinHostnames(a.cfg.Device.Hostnames))
-			if err != nil {
-				return err
-			}
-			if generated {
-				log.Warn("generated the built-in self-signed certificate", "store", keystore.BuiltinStore, "alias", keystore.BuiltinAlias)
-			}
-			break
+			opts.NeedBuiltin = true
 		}
 	}
-	return nil
+	stores, pairs, err := keystore.OpenAll(a.cfg.Keystores, opts)
+	if err != nil {
+		return nil, a.keystoreProblems(err)
+	}
+	return &adminapi.LocalKeystores{Stores: stores, KeyPairs: pairs}, nil
 }
 
-// builtinHostnames are the names the built-in certificate is issued for:
-// the configured ones, else the host name and loopback.
-func builtinHostnames(configured []string) []string {
-	if len(configured) > 0 {
-		return configured
+// keystoreProblems places the references OpenAll could not create in the
+// configuration file, with how to create the store they name.
+func (a *Agent) keystoreProblems(err error) error {
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
 	}
-	names := []string{"localhost", "127.0.0.1", "::1"}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		names = append(names, h)
+	var probs []config.Problem
+	for _, e := range errs {
+		var fe *keystore.FieldError
+		if !errors.As(e, &fe) {
+			return err
+		}
+		target := a.cfg.Keystores.References[strings.TrimPrefix(fe.Field, "references.")]
+		probs = append(probs, a.cfg.Problem("keystores."+fe.Field, "%v (create it with `edgefort keystore create %s` or `edgefort truststore create %s`)", fe.Err, target, target))
 	}
-	return names
+	return &config.Error{Problems: probs}
 }
 
 // storeProblems places TLS settings that do not resolve in the

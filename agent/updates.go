@@ -12,7 +12,6 @@ import (
 
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/internal/store"
-	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/updater/deploy"
 )
 
@@ -59,7 +58,7 @@ func updateDeps(cfg *config.Config, db *store.DB, log *slog.Logger, version stri
 
 // updateComponents builds the update side (local installs need only a
 // device type; the poller comes when the update channel is enabled).
-func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
+func (a *Agent) updateComponents() (*deploy.Node, error) {
 	if a.cfg.Device.DeviceType == "" {
 		return nil, nil
 	}
@@ -69,12 +68,7 @@ func (a *Agent) updateComponents() ([]supervisor.Spec, error) {
 	deps.Restart = a.restart
 	deps.Ready = a.readyFunc("updates")
 	deps.Registerer = a.reg
-	n, err := deploy.NewNode(a.cfg.Updates, deps)
-	if err != nil {
-		return nil, err
-	}
-	a.updates, a.poller = n.Machine(), n.Poller()
-	return []supervisor.Spec{{Name: "updates", SignalsReady: true, Runner: n}}, nil
+	return deploy.NewNode(a.cfg.Updates, deps)
 }
 
 // waitReady returns once every component runs, for the self-update's

@@ -54,7 +54,13 @@ type Config struct {
 // Credentials selects the AWS credentials for signing.
 type Credentials struct {
 	// Source is cloud (temporary credentials from the control plane), aws
-	// (the standard AWS chain) or static. Default cloud.
+	// or static. Default cloud. aws is the environment
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then
+	// the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or
+	// ~/.aws/credentials; profile AWS_PROFILE or default), then a
+	// credential_process in the shared config file; not the SDK's full
+	// chain (SSO, web identity, assume-role, EC2/ECS metadata): see
+	// awsChain.
 	Source string `yaml:"source"`
 	// AccessKeyID, SecretAccessKey and SessionToken are used with static.
 	AccessKeyID     string `yaml:"access_key_id"`

@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/internal/store"
@@ -31,6 +31,12 @@ type Keystores interface {
 	SetRef(ref, store string) error
 }
 
+// UpdateChecker is what the node needs of the update channel (deploy's
+// Poller): a poll now, for "update.check" events.
+type UpdateChecker interface {
+	CheckNow()
+}
+
 // NodeDeps are what a Node is built from besides its own section: each
 // from the component that owns it, handed over explicitly by the agent.
 type NodeDeps struct {
@@ -44,8 +50,9 @@ type NodeDeps struct {
 	// Reporter receives the events' results (the control plane's outbox);
 	// nil reports nothing. A TxReporter stages each with its record.
 	Reporter events.Reporter
-	// CheckUpdate asks the update channel to poll now; nil when it is off.
-	CheckUpdate func()
+	// Updates is the update channel "update.check" events ask to poll
+	// now; nil when it is off.
+	Updates UpdateChecker
 	// Webhook is the client and URL of the webhook target; a nil client
 	// leaves "webhook" events unknown.
 	Webhook    *http.Client
@@ -164,9 +171,9 @@ func newDispatcher(deps NodeDeps) (*events.Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	check := deps.CheckUpdate
-	if check == nil {
-		check = func() {}
+	check := func() {}
+	if deps.Updates != nil {
+		check = deps.Updates.CheckNow
 	}
 	if err := d.Register("update.check", events.UpdateCheck(check)); err != nil {
 		return nil, err
@@ -242,13 +249,8 @@ func credentials(cfg Config, cloud aws.CredentialsProvider) (aws.CredentialsProv
 		}
 		return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return static, nil }), nil
 	case CredentialsAWS:
-		// The standard chain: environment, shared files, SSO, web
-		// identity, ECS and EC2 roles; cached and refreshed by the SDK.
-		ac, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion(cfg.Region))
-		if err != nil {
-			return nil, fmt.Errorf("iot.credentials: the standard AWS chain: %w", err)
-		}
-		return ac.Credentials, nil
+		// The environment and the shared files; see awsChain.
+		return newAWSChain(os.Getenv), nil
 	}
 	return nil, &FieldError{Field: "iot.credentials.source", Err: fmt.Errorf("%q is not cloud, aws or static", c.Source)}
 }

@@ -73,7 +73,7 @@ func TestNodeRoutesEachTopic(t *testing.T) {
 		Store:            testkit.OpenStore(t, ""),
 		Keystores:        &brokerTLS{tls: &tls.Config{RootCAs: b.ServerCA(), MinVersion: tls.VersionTLS12}},
 		CloudCredentials: v,
-		CheckUpdate:      func() { checks.Add(1) },
+		Updates:          checkFunc(func() { checks.Add(1) }),
 		ShadowSettings: []shadow.Setting{{
 			Name: "log_level",
 			Apply: func(raw json.RawMessage) (any, error) {
@@ -129,3 +129,8 @@ func runComponents(t *testing.T, n *iot.Node) {
 	}
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
+
+// checkFunc is an update channel that counts the checks asked of it.
+type checkFunc func()
+
+func (f checkFunc) CheckNow() { f() }

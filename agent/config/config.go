@@ -206,13 +206,8 @@ type TargetEndpoint struct {
 // SSL is the TLS block; keystore owns it (it turns one into a tls.Config).
 type SSL = keystore.SSL
 
-// Keystores configures store references.
-type Keystores struct {
-	// References map a reference name to the keystore or truststore it
-	// points at when the agent first starts. Repointing at run time is
-	// persisted in the state directory and wins over this.
-	References map[string]string `yaml:"references"`
-}
+// Keystores configures store references; keystore owns it.
+type Keystores = keystore.Config
 
 // IsEnabled reports b, or def when b is unset.
 func IsEnabled(b *bool, def bool) bool {

@@ -61,7 +61,7 @@ func (c *Config) validate(p *problems) {
 	validateIoT(c.IoT, p, c.Clients.TargetEndpoints)
 	validateUpdates(c.Updates, p, c.Device)
 	c.Clients.validate(p)
-	c.Keystores.validate(p)
+	validateKeystores(c.Keystores, p)
 }
 
 // maxSocketDir bounds the directory of the admin socket: the agent binds
@@ -239,7 +239,7 @@ func (c Clients) validate(p *problems) {
 	}
 }
 
-func (k Keystores) validate(p *problems) {
+func validateKeystores(k Keystores, p *problems) {
 	for name, target := range k.References {
 		path := "keystores.references." + name
 		if !namePattern().MatchString(name) {

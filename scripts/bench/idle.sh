@@ -2,7 +2,8 @@
 # Idle agent benchmark: start-to-ready time and settled RSS of `edgefort
 # run` on two configurations, minimal (admin and metrics) and every link on
 # against a dev stack (devcloud/devstack, started by the helper), beside
-# Prometheus's node_exporter measured the same way in the same run. Builds
+# Prometheus's node_exporter and the smallest Go HTTP daemon (the floor)
+# measured the same way in the same run. Builds
 # the binary as it ships (-trimpath, stripped) and prints its size, and the
 # packages that weigh most in it.
 #   scripts/bench/idle.sh [RUNS] [BASE]
@@ -63,4 +64,7 @@ echo "# by module (edgefort's own packages together):"
 grep '^mod ' "$out/weights" | sort -k2 -rn | awk 'NR <= 12' | cut -c5-
 [ -z "$base" ] || echo "# edgefort (base) is edgefort at $base"
 go build -o "$out/idle" ./scripts/bench/idle
-"$out/idle" -edgefort "$out/edgefort" ${base:+-base "$out/edgefort-base"} -runs "$runs"
+# The floor: the smallest Go HTTP daemon, built as the agent is.
+(CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/floor" ./scripts/bench/idle/floor)
+size "floor (scripts/bench/idle/floor)" "$out/floor"
+"$out/idle" -edgefort "$out/edgefort" ${base:+-base "$out/edgefort-base"} -floor "$out/floor" -runs "$runs"

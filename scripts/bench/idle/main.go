@@ -11,7 +11,10 @@
 // With -base, a second binary (an older revision) is measured too, its runs
 // interleaved with the first's so that both see the same machine.
 //
-//	go run ./scripts/bench/idle -edgefort ./edgefort [-base ./edgefort-old] [-peer /usr/bin/prometheus-node-exporter] [-runs 10]
+// With -floor, the smallest Go HTTP daemon (./floor, built as the agent
+// is) is measured too: what any Go daemon costs on this machine.
+//
+//	go run ./scripts/bench/idle -edgefort ./edgefort [-base ./edgefort-old] [-floor ./floor] [-peer /usr/bin/prometheus-node-exporter] [-runs 10]
 package main
 
 import (
@@ -41,8 +44,16 @@ func main() {
 	runs := flag.Int("runs", 10, "runs per binary and configuration")
 	settle := flag.Duration("settle", 2*time.Second, "idle time after ready before reading RSS")
 	links := flag.Bool("links", true, "also measure every link on against a dev stack")
+	floor := flag.String("floor", "", "the floor `binary` (scripts/bench/idle/floor) measured beside it; empty to skip")
 	flag.Parse()
 	if err := run(*edgefort, *base, *peer, *runs, *settle, *links); err != nil {
+		fmt.Fprintln(os.Stderr, "idle:", err)
+		os.Exit(1)
+	}
+	if *floor == "" {
+		return
+	}
+	if err := interleave([]binary{{"floor (Go HTTP daemon)", *floor}}, "", *runs, func(bin string) (sample, error) { return measureFloor(bin, *settle) }); err != nil {
 		fmt.Fprintln(os.Stderr, "idle:", err)
 		os.Exit(1)
 	}
@@ -88,10 +99,10 @@ func run(edgefort, base, peer string, runs int, settle time.Duration, links bool
 // sample is one run: the time to ready, and the resident memory split as
 // /proc/PID/status splits it: RssAnon is the process's own memory (heap,
 // stacks, the runtime's), RssFile the binary's pages it has mapped. Those
-// are clean, shared and reclaimable, and how many are mapped depends on the
-// kernel: one with large page-cache folios and a large read-ahead maps
-// nearly the whole cached binary at the first faults, whatever the
-// program touches.
+// are clean, shared and reclaimable. Each page fault on a cached binary
+// maps the pages around it too (Linux's fault-around, 64 KiB), so code
+// spread over the binary (every package's init, the runtime) maps most of
+// its text and read-only data: about four fifths of a Go binary here.
 type sample struct {
 	ready                 time.Duration
 	rssKB, anonKB, fileKB int
@@ -183,6 +194,16 @@ func measureLinks(bin string, stack *devstack.Stack, settle time.Duration) (samp
 		}
 		return connectedTo(pid, brokerPort)
 	}, settle)
+}
+
+func measureFloor(bin string, settle time.Duration) (sample, error) {
+	dir, err := os.MkdirTemp("", "edgefort-bench-floor-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.RemoveAll(dir)
+	socket := filepath.Join(dir, "floor.sock")
+	return measure(exec.Command(bin, socket), adminReady(socket), settle)
 }
 
 func measurePeer(bin string, settle time.Duration) (sample, error) {
