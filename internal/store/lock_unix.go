@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,9 +24,13 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open lock: %w", err)
 	}
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	for errors.Is(err, unix.EINTR) {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	err = tryLock(f)
+	for deadline := time.Now().Add(lockWait); errors.Is(err, unix.EWOULDBLOCK) && time.Now().Before(deadline); {
+		if lockBusyHook != nil {
+			lockBusyHook()
+		}
+		time.Sleep(lockPoll)
+		err = tryLock(f)
 	}
 	if errors.Is(err, unix.EWOULDBLOCK) {
 		f.Close()
@@ -43,6 +48,28 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("store: write pid to %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// A held lock is tried again for lockWait before Open gives up. When an
+// agent is killed while it forks a module or script, the child holds a
+// copy of the lock's descriptor until its exec closes it (close-on-exec),
+// a moment after the agent's own death; an agent restarted at once (by
+// systemd, or a test) would otherwise find its state directory locked by
+// a process that is gone.
+const (
+	lockWait = time.Second
+	lockPoll = 20 * time.Millisecond
+)
+
+// lockBusyHook, when set (by tests), runs each time the lock is found held.
+var lockBusyHook func()
+
+func tryLock(f *os.File) error {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for errors.Is(err, unix.EINTR) {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	return err
 }
 
 func writePID(f *os.File) error {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -401,5 +402,36 @@ func TestOpenNotDir(t *testing.T) {
 	}
 	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("Open(file) = %v; want an error naming it", err)
+	}
+}
+
+// TestOpenWaitsForTransientHolder: a lock held only a moment longer (a
+// killed agent's child between fork and exec still holds a copy of the
+// descriptor) does not make the next Open fail; a holder that stays does.
+func TestOpenWaitsForTransientHolder(t *testing.T) {
+	dir := t.TempDir()
+	holder, err := os.OpenFile(filepath.Join(dir, "edgefort.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	busy := 0
+	lockBusyHook = func() {
+		busy++
+		if busy == 3 {
+			holder.Close() // the child's exec closes its copy
+		}
+	}
+	t.Cleanup(func() { lockBusyHook = nil })
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after the holder let go = %v; want it to wait for the lock", err)
+	}
+	db.Close()
+	if busy != 3 {
+		t.Errorf("the lock was found held %d times, want 3", busy)
 	}
 }
