@@ -181,7 +181,7 @@ func writeToken(dir string) error {
 	}
 	now := time.Now()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": issuer, "aud": []string{audience}, "sub": user, "groups": []string{"staff"},
+		"iss": issuer, "aud": audience, "sub": user, "groups": []string{"staff"},
 		"iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix(),
 	})
 	t.Header["kid"] = base64.RawURLEncoding.EncodeToString(thumb)
