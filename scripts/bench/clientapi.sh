@@ -14,7 +14,9 @@
 # the same RS256 token (RSA 2048) for both. HAProxy checks what edgefort
 # checks: alg RS256, the signature, iss, aud, exp. Each measured run
 # (wrk -t1 -c32 -d$DURATION --latency) follows a warm-up run ($WARMUP) on
-# the same proxy process. Before each proxy is measured, curl checks it
+# the same proxy process; ROUNDS rounds each run every configuration once,
+# and the table shows, per configuration, the round with the median req/s
+# (the machine is shared: every round's req/s is printed too). Before each proxy is measured, curl checks it
 # answers 200 with the token and, for the JWT ones, 401 without a token
 # and with a tampered signature.
 #
@@ -26,12 +28,13 @@
 # could take one meanwhile, and then nginx or HAProxy fails to start and
 # this script stops with its error.
 #
-#   DURATION=10s WARMUP=3s [EDGEFORT=path/to/edgefort] scripts/bench/clientapi.sh
+#   DURATION=10s WARMUP=3s ROUNDS=3 [EDGEFORT=path/to/edgefort] scripts/bench/clientapi.sh
 # EDGEFORT: a binary to measure instead of building the work tree's.
 # DOWNLOAD_MIB=1024: the size of the proxied download (0 to skip).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${DURATION:-10s}
+rounds=${ROUNDS:-3}
 warmup=${WARMUP:-3s}
 download_mib=${DOWNLOAD_MIB:-1024}
 need() { # need TOOL PACKAGE
@@ -86,7 +89,7 @@ sig=${token##*.}
 bad_token="${token%.*}.$(rev <<<"$sig")"
 
 # The TLS certificate both proxies serve.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 90 \
   -keyout "$work/tls.key" -out "$work/tls.crt" -subj /CN=localhost \
   -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' 2>/dev/null
 cat "$work/tls.crt" "$work/tls.key" >"$work/haproxy.pem"
@@ -227,55 +230,84 @@ ms() { # wrk's 1.23ms / 456.78us / 1.01s in milliseconds
 }
 skipped() { echo "$1|not run|-|-|-" >>"$work/results"; }
 
-: >"$work/results"
-measure "nginx direct (HTTP)" "http://127.0.0.1:$nginx_port"
-
-edgefort_row() { # edgefort_row LABEL VARIANT jwt|tls
+# edgefort_row LABEL VARIANT jwt|tls: a variant that did not start or
+# failed its checks is not tried again in later rounds.
+declare -A broken=()
+edgefort_row() {
+  if [ -n "${broken[$2]:-}" ]; then skipped "$1"; return; fi
   if ! start_edgefort "$2"; then
     echo "clientapi.sh: edgefort ($2) did not start: $(grep -m1 -i 'error\|invalid\|unknown' "$work/edgefort.log" || head -1 "$work/edgefort.log")" >&2
+    broken[$2]=1
     skipped "$1"
     return
   fi
   if ! checks "$proxy_url" "$3" >&2; then
     stop_proxy
+    broken[$2]=1
     skipped "$1"
     return
   fi
   measure "$1" "$proxy_url" "$([ "$3" = jwt ] && echo "$token")"
   stop_proxy
 }
-start_haproxy tls
-checks "$proxy_url" tls >&2 || exit 1
-measure "HAProxy TLS-only" "$proxy_url"
-stop_proxy
-edgefort_row "edgefort TLS-only" tls tls
-start_haproxy jwt
-checks "$proxy_url" jwt >&2 || exit 1
-measure "HAProxy TLS + jwt_verify RS256" "$proxy_url" "$token"
-stop_proxy
-edgefort_row "edgefort TLS + JWT, token cache" jwt-cached jwt
-edgefort_row "edgefort TLS + JWT, no token cache" jwt-uncached jwt
+haproxy_row() { # haproxy_row LABEL jwt|tls
+  start_haproxy "$2"
+  checks "$proxy_url" "$2" >&2 || exit 1
+  measure "$1" "$proxy_url" "$([ "$2" = jwt ] && echo "$token")"
+  stop_proxy
+}
 
-echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(haproxy -v | awk 'NR == 1 { print "HAProxy", $3 }'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), wrk -t1 -c32 -d$duration --latency (after a $warmup warm-up), load average $(cut -d" " -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
+# Each round measures every configuration once, each edgefort right after
+# the HAProxy it is compared with, so that both see the same machine.
+: >"$work/results"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+for _ in $(seq "$rounds"); do
+  measure "nginx direct (HTTP)" "http://127.0.0.1:$nginx_port"
+  haproxy_row "HAProxy TLS-only" tls
+  edgefort_row "edgefort TLS-only" tls tls
+  haproxy_row "HAProxy TLS + jwt_verify RS256" jwt
+  edgefort_row "edgefort TLS + JWT, token cache" jwt-cached jwt
+  edgefort_row "edgefort TLS + JWT, no token cache" jwt-uncached jwt
+done
+
+echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(haproxy -v | awk 'NR == 1 { print "HAProxy", $3 }'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), wrk -t1 -c32 -d$duration --latency after a $warmup warm-up, median of $rounds rounds, load average $load at the start, $(date -u +%Y-%m-%d)"
+# Per configuration, the round with the median req/s gives the row (its
+# p50, p99 and peak RSS); a configuration that did not run in every round
+# shows that.
 awk -F'|' '
-  { label[NR] = $1; rps[NR] = $2; p50[NR] = $3; p99[NR] = $4; rss[NR] = $5; row[$1] = NR }
-  function ratio(a, b) { return (rps[a] + 0 > 0 && rps[b] + 0 > 0) ? sprintf("%.2fx", rps[a] / rps[b]) : "-" }
-  function p99ratio(a, b) { return (rps[a] + 0 > 0 && rps[b] + 0 > 0 && p99[b] + 0 > 0) ? sprintf("%.2fx", p99[a] / p99[b]) : "-" }
+  !($1 in n) { order[++k] = $1 }
+  { i = ++n[$1]; rps[$1, i] = $2; p50[$1, i] = $3; p99[$1, i] = $4; rss[$1, i] = $5
+    each[$1] = each[$1] (each[$1] == "" ? "" : " ") ($2 + 0 > 0 ? sprintf("%.0f", $2) : $2)
+    if (!($2 + 0 > 0)) bad[$1] = $2 }
+  function median(l,    i, j, t, idx) {
+    for (i = 1; i <= n[l]; i++) idx[i] = i
+    for (i = 2; i <= n[l]; i++) for (j = i; j > 1 && rps[l, idx[j - 1]] + 0 > rps[l, idx[j]] + 0; j--) { t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t }
+    return idx[int((n[l] + 1) / 2)]
+  }
   END {
-    printf "%-36s %10s %9s %9s %10s %12s %12s\n", "configuration", "req/s", "p50 ms", "p99 ms", "peak RSS", "req/s ratio", "p99 ratio"
     peer["edgefort TLS-only"] = "HAProxy TLS-only"; goal["edgefort TLS-only"] = 0.7
     peer["edgefort TLS + JWT, token cache"] = "HAProxy TLS + jwt_verify RS256"; goal["edgefort TLS + JWT, token cache"] = 1.2
     peer["edgefort TLS + JWT, no token cache"] = "HAProxy TLS + jwt_verify RS256"; goal["edgefort TLS + JWT, no token cache"] = 0.9
-    for (i = 1; i <= NR; i++) {
-      r = "-"; q = "-"
-      if (label[i] in peer) { r = ratio(i, row[peer[label[i]]]); q = p99ratio(i, row[peer[label[i]]]) }
-      printf "%-36s %10s %9s %9s %10s %12s %12s\n", label[i], (rps[i] + 0 > 0 ? sprintf("%.0f", rps[i]) : rps[i]), p50[i], p99[i], (rss[i] == "-" ? "-" : rss[i] " MiB"), r, q
+    for (x = 1; x <= k; x++) { l = order[x]; m[l] = median(l) }
+    printf "%-36s %8s %8s %8s %10s %7s %7s %-7s  %s\n", "configuration", "req/s", "p50 ms", "p99 ms", "peak RSS", "req/s", "p99", "goal", "req/s each round"
+    printf "%-36s %8s %8s %8s %10s %7s %7s %-7s\n", "", "", "", "", "", "ratio", "ratio", ""
+    for (x = 1; x <= k; x++) {
+      l = order[x]; i = m[l]; r = "-"; q = "-"; g = ""
+      if (l in bad) { printf "%-36s %8s %8s %8s %10s %7s %7s %-7s  %s\n", l, bad[l], "-", "-", "-", "-", "-", "", each[l]; continue }
+      if ((l in peer) && !(peer[l] in bad)) {
+        p = peer[l]; j = m[p]
+        r = rps[l, i] / rps[p, j]; q = p99[l, i] / p99[p, j]
+        g = (r >= goal[l] && q <= 1) ? "met" : "missed"
+        r = sprintf("%.2fx", r); q = sprintf("%.2fx", q)
+      }
+      printf "%-36s %8.0f %8s %8s %10s %7s %7s %-7s  %s\n", l, rps[l, i], p50[l, i], p99[l, i], (rss[l, i] == "-" ? "-" : rss[l, i] " MiB"), r, q, g, each[l]
     }
     print "# ratios: edgefort / HAProxy in the same configuration. Goals: req/s ratio >= 0.7 TLS-only, >= 1.2 with the token cache, >= 0.9 without; p99 ratio <= 1"
   }' "$work/results"
 
-# The proxied download: a fresh edgefort (JWT, token cache), one GET of the
-# sparse file with curl, the agent's peak RSS since it started.
+# The proxied download: one GET of the sparse file with curl (on core 1,
+# with nginx), direct, through a fresh HAProxy and a fresh edgefort (JWT,
+# token cache), and the proxy's peak RSS since it started.
 [ "$download_mib" -gt 0 ] || exit 0
 dl() { # dl LABEL URL [TOKEN]
   local out
@@ -284,6 +316,9 @@ dl() { # dl LABEL URL [TOKEN]
   [ "$code" = 200 ] && [ "$size" = $((download_mib * 1024 * 1024)) ] || { echo "clientapi.sh: $1: status $code, $size bytes" >&2; return 1; }
   printf '%-36s %8.2f s %9.0f MiB/s %10s\n' "$1" "$secs" "$(awk -v s="$size" -v t="$secs" 'BEGIN { print s / 1048576 / t }')" "$([ -n "$proxy_pid" ] && echo "$(peak_rss_mib "$proxy_pid") MiB" || echo -)"
 }
+# The file's (zero) pages into the page cache first, so that no download
+# pays for it.
+cat "$work/www/big.bin" >/dev/null
 echo "# one GET of a ${download_mib} MiB file; peak RSS: the proxy's VmHWM since its start"
 printf '%-36s %10s %15s %10s\n' "download" "time" "throughput" "peak RSS"
 dl "nginx direct (HTTP)" "http://127.0.0.1:$nginx_port"
