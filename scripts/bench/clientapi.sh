@@ -219,6 +219,9 @@ measure() {
     echo "$label|failed|-|-|-" >>"$work/results"
     return
   fi
+  if grep -q 'Socket errors' <<<"$out"; then
+    echo "clientapi.sh: $label: $(grep 'Socket errors' <<<"$out")" >&2
+  fi
   rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
   p50=$(ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
   p99=$(ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
@@ -270,7 +273,7 @@ for _ in $(seq "$rounds"); do
   edgefort_row "edgefort TLS + JWT, no token cache" jwt-uncached jwt
 done
 
-echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(haproxy -v | awk 'NR == 1 { print "HAProxy", $3 }'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), wrk -t1 -c32 -d$duration --latency after a $warmup warm-up, median of $rounds rounds, load average $load at the start, $(date -u +%Y-%m-%d)"
+echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(haproxy -v | awk 'NR == 1 { print "HAProxy", $3 }'), $(nginx -v 2>&1 | sed 's/.*nginx\//nginx /'), $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'), wrk -t1 -c32 -d$duration --latency after a $warmup warm-up, median of $rounds rounds, load average $load at the start, $(date -u +%Y-%m-%d)"
 # Per configuration, the round with the median req/s gives the row (its
 # p50, p99 and peak RSS); a configuration that did not run in every round
 # shows that.
