@@ -30,6 +30,9 @@
 #
 #   DURATION=10s WARMUP=3s ROUNDS=3 [EDGEFORT=path/to/edgefort] scripts/bench/clientapi.sh
 # EDGEFORT: a binary to measure instead of building the work tree's.
+# PROFILE=DIR: perf records each measured edgefort run (call graphs, the
+# whole run) into DIR/VARIANT-ROUND.perf.data with a report beside it
+# (.txt); the work tree's binary is then built unstripped.
 # DOWNLOAD_MIB=1024: the size of the proxied download (0 to skip).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,6 +40,7 @@ duration=${DURATION:-10s}
 rounds=${ROUNDS:-3}
 warmup=${WARMUP:-3s}
 download_mib=${DOWNLOAD_MIB:-1024}
+profile=${PROFILE:-}
 need() { # need TOOL PACKAGE
   command -v "$1" >/dev/null || { echo "clientapi.sh: $1 is required (apt-get install $2)" >&2; exit 1; }
 }
@@ -47,6 +51,11 @@ need openssl openssl
 need curl curl
 need taskset util-linux
 need ss iproute2
+if [ -n "$profile" ]; then
+  need perf linux-perf
+  mkdir -p "$profile"
+  profile=$(cd "$profile" && pwd)
+fi
 [ "$(nproc)" -ge 2 ] || { echo "clientapi.sh: needs 2 cores (proxy on 0, nginx and wrk on 1)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -66,14 +75,19 @@ chmod 711 "$work"
 
 if [ -n "${EDGEFORT:-}" ]; then
   ef=$EDGEFORT
+elif [ -n "$profile" ]; then
+  # perf needs the symbol table that -s strips.
+  CGO_ENABLED=0 go build -trimpath -o "$work/edgefort" ./cmd/edgefort
+  ef="$work/edgefort"
 else
   CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$work/edgefort" ./cmd/edgefort
   ef="$work/edgefort"
 fi
 go build -o "$work/helper" ./scripts/bench/clientapi
 h="$work/h"
-"$work/helper" -dir "$h" 2>"$work/helper.log" &
-pids+=($!)
+"$work/helper" -dir "$h" >"$work/helper.out" 2>"$work/helper.log" &
+helper_pid=$!
+pids+=("$helper_pid")
 for _ in $(seq 300); do
   [ -e "$h/ready" ] && break
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/helper.log" >&2; exit 1; }
@@ -207,13 +221,23 @@ checks() { # checks URL jwt|tls
   check "$1" 401 "$bad_token"
 }
 
-# measure LABEL URL [TOKEN]: a warm-up run, then the measured run; appends
+# measure LABEL URL [TOKEN [PERF_NAME]]: a warm-up run, then the measured
+# run (recorded by perf as PERF_NAME when given); appends
 # "LABEL|req/s|p50 ms|p99 ms|peak RSS MiB" to $work/results.
 measure() {
-  local label=$1 url=$2 tok=${3:-} out rps p50 p99 rss=-
+  local label=$1 url=$2 tok=${3:-} perf_name=${4:-} out rps p50 p99 rss=- perf_pid=""
   local args=(-t1 -c32 ${tok:+-H "Authorization: Bearer $tok"})
   taskset -c 1 wrk "${args[@]}" -d"$warmup" "$url/small.txt" >/dev/null
+  if [ -n "$perf_name" ]; then
+    perf record -q -F 499 -g -p "$proxy_pid" -o "$profile/$perf_name.perf.data" 2>/dev/null &
+    perf_pid=$!
+  fi
   out=$(taskset -c 1 wrk "${args[@]}" -d"$duration" --latency "$url/small.txt")
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" && wait "$perf_pid" || true
+    perf report -i "$profile/$perf_name.perf.data" --stdio --no-children --percent-limit 1 -g none \
+      >"$profile/$perf_name.txt" 2>/dev/null || true
+  fi
   if grep -q 'Non-2xx' <<<"$out"; then
     echo "clientapi.sh: $label: $(grep 'Non-2xx' <<<"$out")" >&2
     echo "$label|failed|-|-|-" >>"$work/results"
@@ -250,7 +274,7 @@ edgefort_row() {
     skipped "$1"
     return
   fi
-  measure "$1" "$proxy_url" "$([ "$3" = jwt ] && echo "$token")"
+  measure "$1" "$proxy_url" "$([ "$3" = jwt ] && echo "$token")" "${profile:+$2-$round}"
   stop_proxy
 }
 haproxy_row() { # haproxy_row LABEL jwt|tls
@@ -264,7 +288,7 @@ haproxy_row() { # haproxy_row LABEL jwt|tls
 # the HAProxy it is compared with, so that both see the same machine.
 : >"$work/results"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-for _ in $(seq "$rounds"); do
+for round in $(seq "$rounds"); do
   measure "nginx direct (HTTP)" "http://127.0.0.1:$nginx_port"
   haproxy_row "HAProxy TLS-only" tls
   edgefort_row "edgefort TLS-only" tls tls
@@ -311,7 +335,14 @@ awk -F'|' '
 # The proxied download: one GET of the sparse file with curl (on core 1,
 # with nginx), direct, through a fresh HAProxy and a fresh edgefort (JWT,
 # token cache), and the proxy's peak RSS since it started.
-[ "$download_mib" -gt 0 ] || exit 0
+helper_stats() { # stops the helper, prints what its control plane answered
+  local p keep=()
+  kill "$helper_pid" 2>/dev/null && wait "$helper_pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do [ "$p" = "$helper_pid" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+  cat "$work/helper.out"
+}
+if [ "$download_mib" -le 0 ]; then helper_stats; exit 0; fi
 dl() { # dl LABEL URL [TOKEN]
   local out
   out=$(taskset -c 1 curl -sk -o /dev/null ${3:+-H "Authorization: Bearer $3"} -w '%{http_code} %{size_download} %{time_total}' "$2/big.bin")
@@ -328,9 +359,16 @@ dl "nginx direct (HTTP)" "http://127.0.0.1:$nginx_port"
 start_haproxy jwt
 dl "HAProxy TLS + jwt_verify RS256" "$proxy_url" "$token"
 stop_proxy
-if start_edgefort jwt-cached; then
-  dl "edgefort TLS + JWT, token cache" "$proxy_url" "$token" || true
-  stop_proxy
-else
-  printf '%-36s %10s\n' "edgefort TLS + JWT, token cache" "not run (edgefort did not start)"
-fi
+# Through edgefort with the token cache, or TLS-only when that variant does
+# not start.
+dl_variant=""
+for v in jwt-cached tls; do
+  if start_edgefort "$v"; then dl_variant=$v; break; fi
+done
+case $dl_variant in
+jwt-cached) dl "edgefort TLS + JWT, token cache" "$proxy_url" "$token" || true ;;
+tls) dl "edgefort TLS-only (anonymous)" "$proxy_url" || true ;;
+*) printf '%-36s %10s\n' "edgefort" "not run (edgefort did not start)" ;;
+esac
+[ -z "$dl_variant" ] || stop_proxy
+helper_stats
