@@ -90,7 +90,7 @@ helper_pid=$!
 pids+=("$helper_pid")
 for _ in $(seq 300); do
   [ -e "$h/ready" ] && break
-  kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/helper.log" >&2; exit 1; }
+  kill -0 "$helper_pid" 2>/dev/null || { cat "$work/helper.log" >&2; exit 1; }
   sleep 0.1
 done
 [ -e "$h/ready" ] || { echo "clientapi.sh: the helper was not ready in 30 s" >&2; cat "$work/helper.log" >&2; exit 1; }
@@ -98,9 +98,11 @@ read -r nginx_port haproxy_port <"$h/ports"
 token=$(cat "$h/token")
 iss=$(cat "$h/issuer")
 aud=$(cat "$h/audience")
-# The token with its signature reversed: well-formed, wrongly signed.
+# The token with the first character of its signature changed:
+# well-formed, wrongly signed.
 sig=${token##*.}
-bad_token="${token%.*}.$(rev <<<"$sig")"
+if [ "${sig:0:1}" = A ]; then c=B; else c=A; fi
+bad_token="${token%.*}.$c${sig:1}"
 
 # The TLS certificate both proxies serve.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 90 \
@@ -113,7 +115,7 @@ cat "$work/tls.crt" "$work/tls.key" >"$work/haproxy.pem"
 # The backend: nginx on core 1, a small file and a sparse 1 GiB one.
 mkdir -p "$work/www" "$work/nginx/logs"
 chmod 755 "$work/www"
-head -c 1024 /dev/urandom | base64 -w 64 | head -c 1024 >"$work/www/small.txt"
+openssl rand -hex 512 | tr -d '\n' >"$work/www/small.txt"
 truncate -s "${download_mib}M" "$work/www/big.bin"
 chmod 644 "$work/www/"*
 cat >"$work/nginx/nginx.conf" <<EOF
@@ -163,7 +165,8 @@ frontend bench
   bind 127.0.0.1:$haproxy_port ssl crt $work/haproxy.pem
   default_backend nginx
 EOF
-  [ "$1" = jwt ] && cat <<EOF
+  if [ "$1" = jwt ]; then
+    cat <<EOF
   http-request set-var(txn.bearer) http_auth_bearer
   http-request set-var(txn.jwt_alg) var(txn.bearer),jwt_header_query('\$.alg')
   http-request deny deny_status 401 unless { var(txn.jwt_alg) -m str RS256 }
@@ -174,6 +177,7 @@ EOF
   http-request deny deny_status 401 unless { var(txn.exp),sub(txn.now) -m int gt 0 }
   http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.jwt_alg,"$h/jwt-pub.pem") -m int 1 }
 EOF
+  fi
   cat <<EOF
 backend nginx
   server nginx 127.0.0.1:$nginx_port
