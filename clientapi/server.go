@@ -94,8 +94,8 @@ func (s *Server) build(cfg Config) ([]*virtualHost, error) {
 			errs = append(errs, fieldErr(i, "name", fmt.Errorf("%q is used twice", vh.Name)))
 		}
 		names[vh.Name] = true
-		h, err := b.host(i, vh)
-		errs = append(errs, err)
+		h, herrs := b.host(i, vh)
+		errs = append(errs, herrs...)
 		hosts = append(hosts, h)
 	}
 	if err := errors.Join(errs...); err != nil {

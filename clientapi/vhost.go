@@ -46,7 +46,7 @@ func fieldErr(i int, field string, err error) error {
 }
 
 // host builds virtual host i; every problem is a FieldError.
-func (b *builder) host(i int, cfg VirtualHost) (*virtualHost, error) {
+func (b *builder) host(i int, cfg VirtualHost) (*virtualHost, []error) {
 	cfg = withHostDefaults(cfg)
 	h := &virtualHost{cfg: cfg, authz: b.deps.Authorizer, m: b.m, strip: stripSet(cfg.Identity),
 		log: b.log.With(logKeyVirtualHost, cfg.Name), fails: newFailLimiter(cfg.FailedAuthLimit, b.deps.Now)}
@@ -70,7 +70,7 @@ func (b *builder) host(i int, cfg VirtualHost) (*virtualHost, error) {
 		}
 	}
 	errs = append(errs, b.buildMux(i, h)...)
-	return h, errors.Join(errs...)
+	return h, errs
 }
 
 func withHostDefaults(c VirtualHost) VirtualHost {
