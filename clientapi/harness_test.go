@@ -139,7 +139,10 @@ func (r *rig) client(local string, h2 bool) *http.Client {
 	}}
 }
 
+// deps are the rig's, with a fresh registry (kept as r.reg) for each
+// server.
 func (r *rig) deps() Deps {
+	r.reg = prometheus.NewRegistry()
 	return Deps{Keystores: r.stores, Authorizer: r.authz, Registerer: r.reg,
 		Logger: slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }

@@ -82,6 +82,9 @@ func (h *virtualHost) routeHandler(rt *route) http.Handler {
 		if !ok {
 			return
 		}
+		// An HTTP/1.1 client may keep sending its body while the answer
+		// streams back (HTTP/2 always may).
+		http.NewResponseController(w).EnableFullDuplex()
 		rt.proxy.ServeHTTP(sw, r.WithContext(ctx))
 	})
 }
