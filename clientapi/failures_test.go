@@ -129,4 +129,3 @@ func TestDrain(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 }
-

@@ -61,8 +61,9 @@ func (f *failLimiter) failed(addr netip.Addr) {
 	l.AllowN(f.now(), 1)
 }
 
-// sweepLocked forgets addresses whose bucket is full; if none is, one
-// arbitrary address, so that the map stays bounded under a spread attack.
+// sweepLocked forgets addresses whose bucket is full; if that frees too
+// little, arbitrary ones down to nine tenths of the bound, so that the map
+// stays bounded under a spread attack and sweeps stay rare.
 func (f *failLimiter) sweepLocked() {
 	now := f.now()
 	for a, l := range f.addrs {
@@ -71,7 +72,7 @@ func (f *failLimiter) sweepLocked() {
 		}
 	}
 	for a := range f.addrs {
-		if len(f.addrs) < maxLimitedAddrs {
+		if len(f.addrs) <= maxLimitedAddrs*9/10 {
 			break
 		}
 		delete(f.addrs, a)
