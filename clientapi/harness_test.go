@@ -156,13 +156,13 @@ func (r *rig) start(t *testing.T, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addTokens(srv)
+	addTokens(srv.hosts)
 	runServer(t, srv)
 	return srv
 }
 
-func addTokens(srv *Server) {
-	for _, h := range srv.hosts {
+func addTokens(hosts []*virtualHost) {
+	for _, h := range hosts {
 		h.chain.solutions = append([]auth.Solution{testTokens}, h.chain.solutions...)
 		h.chain.bearer = true
 	}

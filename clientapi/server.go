@@ -101,8 +101,15 @@ func (s *Server) build(cfg Config) ([]*virtualHost, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if testHook != nil {
+		testHook(hosts)
+	}
 	return hosts, nil
 }
+
+// testHook, set by tests only, adjusts every built set (a test solution in
+// each chain).
+var testHook func([]*virtualHost)
 
 // Run binds every virtual host and serves until ctx ends, then drains
 // them: requests in flight get each virtual host's drain time. A failed
