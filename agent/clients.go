@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 
+	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
@@ -52,4 +54,25 @@ func (c cloudAuthorizer) Authorize(ctx context.Context, r clientapi.AuthzRequest
 		Resource: api.Resource{Type: r.Resource.Type, ID: r.Resource.ID, Space: r.Resource.Space},
 	})
 	return clientapi.Decision{Allow: d.Allow, Reason: d.Reason, Source: d.Source}, err
+}
+
+// ReloadClients reads the configuration file again and applies its
+// clients section to the running client API: virtual hosts, routes,
+// solutions and target endpoints change without a restart and without
+// dropping open connections. An invalid file, or a clients section that
+// does not build, changes nothing and is returned with FILE:LINE. Other
+// sections are not applied: they need a restart.
+func (a *Agent) ReloadClients() error {
+	srv := a.clients.Load()
+	if srv == nil {
+		return errors.New("the client API is not running (no virtual hosts at start); restart the agent to add one")
+	}
+	cfg, err := config.Load(a.cfg.File())
+	if err != nil {
+		return err
+	}
+	if err := srv.Reload(cfg.Clients); err != nil {
+		return problemsIn(cfg, err)
+	}
+	return nil
 }

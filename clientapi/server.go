@@ -185,13 +185,13 @@ func (s *Server) drainLocked(g *group) {
 
 // Reload replaces the configuration without a restart. The new set is
 // built completely first; when it is invalid the old one stays and the
-// error says why. While Run serves, virtual hosts whose listeners stay the
+// error says why (joined *FieldError, as from New). While Run serves, virtual hosts whose listeners stay the
 // same get the new handlers at once (open connections go on), removed or
 // re-bound ones are drained, new ones are bound.
 func (s *Server) Reload(cfg Config) error {
 	hosts, err := s.build(cfg)
 	if err != nil {
-		return fmt.Errorf("clientapi: reload: %w", err)
+		return err // every problem a *FieldError, for the owner to place
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
