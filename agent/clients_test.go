@@ -3,7 +3,10 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 // TestReloadClients: the file's clients section is applied to the running
@@ -88,5 +92,55 @@ func TestCloudAuthorizerNeverServesOneUserToAnother(t *testing.T) {
 	}
 	if n := cloud.calls.Load(); n != 2 {
 		t.Errorf("control plane asked %d times, want 2", n)
+	}
+}
+
+// TestClientRoutesAskTheControlPlane: a request through a virtual host's
+// route is authorized by the real control plane (devcloud's policy: alice
+// is a viewer in sales) and reaches the backend with the identity; a
+// resource outside her space is 403; a route that does not admit the
+// anonymous identity is 401.
+func TestClientRoutesAskTheControlPlane(t *testing.T) {
+	r := newCloudRig(t)
+	dir, _ := r.enroll(t)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, "%s %s", req.Header.Get("X-Edgefort-User"), req.URL.Path)
+	}))
+	t.Cleanup(backend.Close)
+	cfg := configIn(t, dir, cloudSection()+`clients:
+  target_endpoints:
+    - {name: engine, url: '`+backend.URL+`'}
+  virtual_hosts:
+    - name: hub
+      listen: 127.0.0.1:0
+      authentication:
+        - anonymous: {user_id: alice, directory: corp}
+      routes:
+        - {name: apps, match: "GET /apps/{app}/", target: engine, action: app.read, anonymous: true, resource: {type: app, id: "{app}", space: sales}}
+        - {name: hr, match: "GET /hr/", target: engine, action: app.read, anonymous: true, resource: {type: app, id: payroll, space: hr}}
+        - {name: private, match: "GET /private/", target: engine, action: app.read, resource: {type: app, id: x, space: sales}}
+`)
+	a, _ := runAgent(t, cfg, slog.New(slog.DiscardHandler))
+	testkit.WaitFor(t, "every component ready", a.Ready)
+	base := a.Status().VirtualHosts["hub"]
+	tests := []struct {
+		path     string
+		wantCode int
+		wantBody string
+	}{
+		{"/apps/forecast/sheet", 200, "alice /apps/forecast/sheet"},
+		{"/hr/", 403, `"reason":"denied"`},
+		{"/private/", 401, `"reason":"anonymous_not_allowed"`},
+	}
+	for _, tt := range tests {
+		resp, err := http.Get(base + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.wantCode || !strings.Contains(string(body), tt.wantBody) {
+			t.Errorf("GET %s: %d %q, want %d with %q", tt.path, resp.StatusCode, body, tt.wantCode, tt.wantBody)
+		}
 	}
 }
