@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/cloudclient"
@@ -21,7 +22,8 @@ import (
 )
 
 // TestReloadClients: the file's clients section is applied to the running
-// agent; an invalid one is refused with FILE:LINE and changes nothing.
+// agent (through the admin API); an invalid one is refused with FILE:LINE
+// and changes nothing.
 func TestReloadClients(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "edgefort.yaml")
@@ -45,8 +47,8 @@ func TestReloadClients(t *testing.T) {
 		t.Fatalf("ReloadClients(invalid) = %v, want the problem at %s:7", err, path)
 	}
 	write("    - {name: hub, listen: '127.0.0.1:0'}\n    - {name: second, listen: '127.0.0.1:0'}\n")
-	if err := a.ReloadClients(); err != nil {
-		t.Fatal(err)
+	if err := adminclient.New(cfg.Admin.Socket).ReloadClients(t.Context()); err != nil {
+		t.Fatalf("reload through the admin API: %v", err)
 	}
 	got := a.Status().VirtualHosts
 	if got["hub"] != hub || !strings.HasPrefix(got["second"], "http://127.0.0.1:") || strings.HasSuffix(got["second"], ":0") {
