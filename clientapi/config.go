@@ -142,7 +142,7 @@ type Identity struct {
 	JWT IdentityJWT `yaml:"jwt"`
 }
 
-// IdentityHeaders name the identity headers; an empty name sends nothing.
+// IdentityHeaders name the headers that carry the user to backends.
 type IdentityHeaders struct {
 	// UserID header. Default X-Edgefort-User.
 	UserID string `yaml:"user_id"`

@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -132,4 +133,34 @@ func TestListenConflictFailsRunAndReleases(t *testing.T) {
 		t.Fatalf("the address bound before the failure was not released: %v", err)
 	}
 	ln.Close()
+}
+
+// TestCertificateFollowsTheReference: repointing the virtual host's
+// reference changes the certificate of the next handshake, with no reload
+// and no restart.
+func TestCertificateFollowsTheReference(t *testing.T) {
+	r := newRig(t)
+	key, cert := r.pki.issue(t, "hub.example")
+	must(t, r.stores.CreateStore("hub2", keystore.KindKeystore))
+	must(t, r.stores.PutEntry("hub2", "tls", key, []*x509.Certificate{cert}))
+	must(t, r.stores.SetRef("hub-tls", "hub"))
+	vh := tlsHost("hub")
+	vh.SSL.Keystore = "ref://hub-tls"
+	srv := r.start(t, Config{VirtualHosts: []VirtualHost{vh}})
+	served := func() string {
+		t.Helper()
+		c := r.client("", false)
+		c.Transport.(*http.Transport).DisableKeepAlives = true
+		resp, err := c.Get(srv.URLs()["hub"] + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	before := served()
+	must(t, r.stores.SetRef("hub-tls", "hub2"))
+	if got := served(); got != cert.SerialNumber.String() || got == before {
+		t.Errorf("serial after repointing %s (before %s), want %s", got, before, cert.SerialNumber)
+	}
 }
