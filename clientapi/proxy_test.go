@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -129,6 +130,18 @@ func TestRoutesAuthenticateAuthorizeAndProxy(t *testing.T) {
 	}
 	if strings.Contains(r.logs.String(), "alice-token") || strings.Contains(r.logs.String(), "forged") {
 		t.Errorf("a credential is in the log:\n%s", r.logs)
+	}
+	denied := map[string]bool{}
+	for _, l := range r.logs.lines("authorization denied") {
+		denied[fmt.Sprint(l[logKeyUser], " ", l[logKeyRoute], " ", l["resource"])] = true
+	}
+	for _, want := range []string{"bob apps app/sales/a1", "alice apps app/sales/a2"} {
+		if !denied[want] {
+			t.Errorf("no denial line for %s in %v", want, denied)
+		}
+	}
+	if n := counterValue(srv.m.requests.WithLabelValues("hub", "apps", "403")); n != 2 {
+		t.Errorf("requests_total{route=apps,code=403} = %v, want 2", n)
 	}
 }
 

@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgefort/edgefort/keystore"
 )
@@ -162,5 +164,50 @@ func TestCertificateFollowsTheReference(t *testing.T) {
 	must(t, r.stores.SetRef("hub-tls", "hub2"))
 	if got := served(); got != cert.SerialNumber.String() || got == before {
 		t.Errorf("serial after repointing %s (before %s), want %s", got, before, cert.SerialNumber)
+	}
+}
+
+// TestClientLimits: a header block over the limit gets 431; a client that
+// never finishes its headers is cut off after read_header; a wildcard
+// address binds when allowed, with a warning.
+func TestClientLimits(t *testing.T) {
+	r := newRig(t)
+	vh := tlsHost("hub")
+	vh.Limits.MaxHeaderBytes = 8 << 10
+	vh.Timeouts.ReadHeader = 200 * time.Millisecond
+	wild := VirtualHost{Name: "wild", Listen: Addresses{"0.0.0.0:0"}, AllowWildcard: true}
+	srv := r.start(t, Config{VirtualHosts: []VirtualHost{vh, wild}})
+	req, _ := http.NewRequest("GET", srv.URLs()["hub"]+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 16<<10))
+	resp, err := r.client("", false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("oversized headers: %d, want 431", resp.StatusCode)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AddCert(r.pki.cert)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(srv.URLs()["hub"], "https://"), &tls.Config{RootCAs: pool, ServerName: "hub.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: hub.example\r\n") // and never the blank line
+	conn.SetReadDeadline(time.Now().Add(time.Minute))                      // a bound for a broken server only
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("slow client: %v, want the server to close the connection", err)
+	}
+
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URLs()["wild"], "http://"))
+	resp, err = http.Get("http://127.0.0.1:" + port + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(r.logs.lines("virtual host binds every interface (allow_wildcard)")) != 1 {
+		t.Errorf("no wildcard warning logged")
 	}
 }
