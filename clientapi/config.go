@@ -12,7 +12,7 @@ import (
 const (
 	DefaultReadHeaderTimeout   = 10 * time.Second
 	DefaultIdleTimeout         = 2 * time.Minute
-	DefaultDrainTimeout        = 10 * time.Second
+	DefaultDrainTimeout        = 5 * time.Second
 	DefaultMaxHeaderBytes      = 64 << 10
 	DefaultMaxRequestBodyBytes = 1 << 30
 	DefaultFailedAuthPerSecond = 1.0
@@ -86,7 +86,9 @@ type Timeouts struct {
 	// Idle closes keep-alive connections idle this long. Default 2m.
 	Idle time.Duration `yaml:"idle"`
 	// Drain is how long requests in flight may finish when the virtual host
-	// stops or is removed by a reload. Default 10s.
+	// stops or is removed by a reload. Default 5s; it must be shorter than
+	// supervisor.shutdown_timeout (default 10s), which bounds the whole
+	// stop.
 	Drain time.Duration `yaml:"drain"`
 }
 

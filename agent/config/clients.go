@@ -16,7 +16,7 @@ import (
 // validateClients checks the clients section: virtual hosts, their
 // solutions and routes, and target endpoints. Routes need authorization,
 // which needs the control plane.
-func validateClients(c Clients, p *problems, cloudEnabled bool) {
+func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Duration) {
 	targets := map[string]bool{}
 	for i, t := range c.TargetEndpoints {
 		path := index("clients.target_endpoints", i)
@@ -39,6 +39,9 @@ func validateClients(c Clients, p *problems, cloudEnabled bool) {
 		}
 		validateSSL(vh.SSL, p, path+".ssl", inbound)
 		validateVirtualHostLimits(p, path, vh)
+		if vh.Timeouts.Drain >= shutdown {
+			p.add(0, path+".timeouts.drain", "%s is not shorter than supervisor.shutdown_timeout (%s), which bounds the whole stop", vh.Timeouts.Drain, shutdown)
+		}
 		for j, cidr := range vh.TrustedProxies {
 			if _, err := netip.ParsePrefix(cidr); err != nil {
 				if _, err := netip.ParseAddr(cidr); err != nil {

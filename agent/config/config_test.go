@@ -235,6 +235,7 @@ clients:
       listen: [127.0.0.1:8443, ":9443"]
       trusted_proxies: [10.0.0.0/8, nope]
       failed_auth_limit: {per_second: 0.5, burst: -1}
+      timeouts: {drain: 10s}
       authentication:
         - {}
         - anonymous: {}
@@ -261,15 +262,16 @@ clients:
 				`f.yaml:5: clients.virtual_hosts[0].listen[1]: ":9443" binds every interface; name the private network's address, or set allow_wildcard: true`,
 				`f.yaml:6: clients.virtual_hosts[0].trusted_proxies[1]: "nope" is not a CIDR such as 10.0.0.0/8 or an address`,
 				`f.yaml:7: clients.virtual_hosts[0].failed_auth_limit.burst: -1 is out of range (1 to 1000000)`,
-				`f.yaml:9: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt or anonymous`,
-				`f.yaml:10: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt or anonymous`,
-				`f.yaml:13: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
-				`f.yaml:14: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
-				`f.yaml:16: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
-				`f.yaml:17: clients.virtual_hosts[0].routes[0].target: no target endpoint named "nowhere" in clients.target_endpoints`,
-				`f.yaml:18: clients.virtual_hosts[0].routes[0].action: required: the action authorization is asked for, e.g. app.read`,
-				`f.yaml:20: clients.virtual_hosts[0].routes[1].name: "r" is used twice`,
-				`f.yaml:26: clients.virtual_hosts[1].listen: "127.0.0.1:8443" is already the address of virtual host "v"`,
+				`f.yaml:8: clients.virtual_hosts[0].timeouts.drain: 10s is not shorter than supervisor.shutdown_timeout (10s), which bounds the whole stop`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt or anonymous`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt or anonymous`,
+				`f.yaml:14: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
+				`f.yaml:15: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
+				`f.yaml:17: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
+				`f.yaml:18: clients.virtual_hosts[0].routes[0].target: no target endpoint named "nowhere" in clients.target_endpoints`,
+				`f.yaml:19: clients.virtual_hosts[0].routes[0].action: required: the action authorization is asked for, e.g. app.read`,
+				`f.yaml:21: clients.virtual_hosts[0].routes[1].name: "r" is used twice`,
+				`f.yaml:27: clients.virtual_hosts[1].listen: "127.0.0.1:8443" is already the address of virtual host "v"`,
 			},
 		},
 		{

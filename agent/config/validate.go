@@ -60,7 +60,7 @@ func (c *Config) validate(p *problems) {
 	validateCloud(c.Cloud, p)
 	validateIoT(c.IoT, p, c.Clients.TargetEndpoints)
 	validateUpdates(c.Updates, p, c.Device)
-	validateClients(c.Clients, p, c.Cloud.Enabled)
+	validateClients(c.Clients, p, c.Cloud.Enabled, c.Supervisor.ShutdownTimeout)
 	c.Keystores.validate(p)
 }
 
