@@ -65,8 +65,8 @@ func (h *virtualHost) newProxy(rc Route, t *target, tr *http.Transport) *httputi
 		FlushInterval: -1,
 		// The response carries the node's request id, not a second one.
 		ModifyResponse: func(resp *http.Response) error { resp.Header.Del(HeaderRequestID); return nil },
-		ErrorHandler:  func(w http.ResponseWriter, r *http.Request, err error) { h.proxyError(w, r, rc, err) },
-		ErrorLog:      slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { h.proxyError(w, r, rc, err) },
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 	}
 }
 

@@ -85,7 +85,7 @@ func (c *Config) setDefaults() {
 	setSSLDefaults(&u.SSL, true)
 
 	for i := range c.Clients.VirtualHosts {
-		setVirtualHostDefaults(&c.Clients.VirtualHosts[i])
+		setVirtualHostDefaults(&c.Clients.VirtualHosts[i], c.Supervisor.ShutdownTimeout)
 	}
 	for i := range c.Clients.TargetEndpoints {
 		t := &c.Clients.TargetEndpoints[i]
@@ -123,14 +123,15 @@ func setBool(p **bool, def bool) {
 }
 
 // setVirtualHostDefaults fills a virtual host with clientapi's named
-// defaults.
-func setVirtualHostDefaults(vh *VirtualHost) {
+// defaults; the drain time stays within half the supervisor's shutdown
+// timeout, which bounds the whole stop.
+func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 	setSSLDefaults(&vh.SSL, false)
 	setBool(&vh.HTTP2, true)
 	t := &vh.Timeouts
 	setDuration(&t.ReadHeader, clientapi.DefaultReadHeaderTimeout)
 	setDuration(&t.Idle, clientapi.DefaultIdleTimeout)
-	setDuration(&t.Drain, clientapi.DefaultDrainTimeout)
+	setDuration(&t.Drain, min(clientapi.DefaultDrainTimeout, shutdown/2))
 	setInt(&vh.Limits.MaxHeaderBytes, clientapi.DefaultMaxHeaderBytes)
 	if vh.Limits.MaxRequestBodyBytes == 0 {
 		vh.Limits.MaxRequestBodyBytes = clientapi.DefaultMaxRequestBodyBytes
