@@ -191,6 +191,17 @@ type Route struct {
 	Resource Resource `yaml:"resource"`
 	// Anonymous admits the anonymous identity (still authorized as it).
 	Anonymous bool `yaml:"anonymous"`
+	// SSLVars are the values of the variables the target's SSL block uses
+	// ({ssl.keystore}, {ssl.truststore}, {ssl.key_alias}), so that routes
+	// to one backend may present different client certificates.
+	SSLVars SSLVars `yaml:"ssl_vars"`
+}
+
+// SSLVars fill a target endpoint's SSL variables for one route.
+type SSLVars struct {
+	Keystore   string `yaml:"keystore"`
+	Truststore string `yaml:"truststore"`
+	KeyAlias   string `yaml:"key_alias"`
 }
 
 // Resource names what a route acts on; each value is fixed, or "{name}"

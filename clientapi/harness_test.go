@@ -123,6 +123,21 @@ func (r *rig) backend(t *testing.T, name string, h http.Handler) TargetEndpoint 
 	return TargetEndpoint{Name: name, URL: srv.URL, SSL: keystore.SSL{Enabled: on(), Truststore: "ca", MinVersion: "1.2"}}
 }
 
+// mtlsBackend is a TLS backend that requires a client certificate from
+// the CA; it returns its URL.
+func (r *rig) mtlsBackend(t *testing.T, h http.Handler) string {
+	t.Helper()
+	key, cert := r.pki.issue(t, "127.0.0.1")
+	pool := x509.NewCertPool()
+	pool.AddCert(r.pki.cert)
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw}, PrivateKey: key}},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // client trusts the CA and expects hub.example; local, when set, is the
 // address it connects from; h2 offers HTTP/2.
 func (r *rig) client(local string, h2 bool) *http.Client {

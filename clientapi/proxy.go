@@ -19,9 +19,10 @@ import (
 
 // target is a built TargetEndpoint.
 type target struct {
-	cfg TargetEndpoint
-	url *url.URL
-	tls *tls.Config // nil for http://
+	cfg    TargetEndpoint
+	url    *url.URL
+	tls    *tls.Config // nil for http://, and when the SSL block uses variables (each route builds its own)
+	stores *keystore.Manager
 }
 
 func buildTarget(t TargetEndpoint, stores *keystore.Manager) (*target, error) {
@@ -29,8 +30,8 @@ func buildTarget(t TargetEndpoint, stores *keystore.Manager) (*target, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("url %q is not an http or https URL with a host", t.URL)
 	}
-	out := &target{cfg: t, url: u}
-	if u.Scheme == "https" {
+	out := &target{cfg: t, url: u, stores: stores}
+	if u.Scheme == "https" && !out.usesVars() {
 		if out.tls, err = stores.ClientTLS(t.SSL, u.Hostname(), keystore.Vars{}); err != nil {
 			return nil, err
 		}
@@ -38,13 +39,27 @@ func buildTarget(t TargetEndpoint, stores *keystore.Manager) (*target, error) {
 	return out, nil
 }
 
+func (t *target) usesVars() bool {
+	s := t.cfg.SSL
+	return strings.Contains(s.Keystore+s.Truststore+s.KeyAlias, "{")
+}
+
+// tlsFor is the TLS configuration of a route to t: the target's, or one
+// with the route's values for the SSL block's variables.
+func (t *target) tlsFor(v SSLVars) (*tls.Config, error) {
+	if t.url.Scheme != "https" || !t.usesVars() {
+		return t.tls, nil
+	}
+	return t.stores.ClientTLS(t.cfg.SSL, t.url.Hostname(), keystore.Vars{Keystore: v.Keystore, Truststore: v.Truststore, KeyAlias: v.KeyAlias})
+}
+
 // newTransport is a route's connection pool to its target: HTTP/1.1 (a
 // WebSocket upgrade needs it), the route's timeout for response headers.
-func newTransport(t *target, timeout time.Duration) *http.Transport {
+func newTransport(tlsCfg *tls.Config, timeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext:           d.DialContext,
-		TLSClientConfig:       t.tls,
+		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,

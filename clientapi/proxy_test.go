@@ -1,14 +1,19 @@
 package clientapi
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // hubConfig is a virtual host with an app route, an anonymous route and a
@@ -161,5 +166,54 @@ func checkProblem(t *testing.T, body []byte, reason, id string) {
 	}
 	if strings.Contains(string(body), "secret") || strings.Contains(string(body), "127.0.0.1") {
 		t.Errorf("body %q carries internal detail", body)
+	}
+}
+
+// TestRouteSSLVariables: a target whose SSL block names its client
+// keystore through {ssl.keystore} gets the route's value, so the backend
+// (requiring a client certificate) accepts it; a route that leaves the
+// variable empty is refused at build, naming the route.
+func TestRouteSSLVariables(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	key, cert := r.pki.issue(t, "node-client")
+	must(t, r.stores.CreateStore("client", keystore.KindKeystore))
+	must(t, r.stores.PutEntry("client", "c", key, []*x509.Certificate{cert}))
+	engine := r.backend(t, "engine", echo())
+	engine.URL = r.mtlsBackend(t, echo())
+	engine.SSL.ClientAuthEnabled = true
+	engine.SSL.Keystore = "{ssl.keystore}"
+	cfg := routeTo(engine, time.Minute)
+	cfg.VirtualHosts[0].Routes[0].SSLVars = SSLVars{Keystore: "client"}
+	srv := r.start(t, cfg)
+	req, _ := http.NewRequest("GET", srv.URLs()["hub"]+"/x", nil)
+	req.Header.Set("Authorization", "Bearer alice-token")
+	resp, err := r.client("", false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("with the route's keystore: %d, want 200", resp.StatusCode)
+	}
+	bare := engine
+	bare.SSL.ClientAuthEnabled, bare.SSL.Keystore = false, ""
+	plain := r.start(t, routeTo(bare, time.Minute))
+	req, _ = http.NewRequest("GET", plain.URLs()["hub"]+"/x", nil)
+	req.Header.Set("Authorization", "Bearer alice-token")
+	if resp, err = r.client("", false).Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 502 {
+		t.Errorf("without a client certificate: %d, want 502 from the backend's refusal", resp.StatusCode)
+	}
+
+	cfg.VirtualHosts[0].Routes[0].SSLVars = SSLVars{}
+	deps := r.deps()
+	_, err = New(cfg, deps)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "clients.virtual_hosts[0].routes[0].ssl_vars" {
+		t.Errorf("New with the variable empty = %v, want a FieldError for routes[0].ssl_vars", err)
 	}
 }

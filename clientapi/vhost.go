@@ -197,7 +197,12 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 			errs = append(errs, fieldErr(i, path+".match", err))
 			continue
 		}
-		rt := &route{cfg: rc, transport: newTransport(t, rc.Timeout)}
+		tlsCfg, err := t.tlsFor(rc.SSLVars)
+		if err != nil {
+			errs = append(errs, fieldErr(i, path+".ssl_vars", err))
+			continue
+		}
+		rt := &route{cfg: rc, transport: newTransport(tlsCfg, rc.Timeout)}
 		rt.proxy = h.newProxy(rc, t, rt.transport)
 		if err := register(h.mux, rc.Match, h.routeHandler(rt)); err != nil {
 			errs = append(errs, fieldErr(i, path+".match", err))
