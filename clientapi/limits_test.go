@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +99,30 @@ func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+// FuzzClientAddr: whatever X-Forwarded-For a trusted proxy passes on, the
+// client address is the peer or one of the header's addresses, never a
+// trusted proxy unless every hop is one, and parsing never panics.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"", "203.0.113.7", "203.0.113.7, 10.0.0.1", "::1,,garbage", "1.2.3.4 , [::1]", strings.Repeat("1.1.1.1,", 100)} {
+		f.Add(s)
+	}
+	ps, _ := parseProxies([]string{"127.0.0.1/32", "10.0.0.0/8"})
+	f.Fuzz(func(t *testing.T, xff string) {
+		r := &http.Request{RemoteAddr: "127.0.0.1:5000", Header: http.Header{"X-Forwarded-For": {xff}}}
+		a := ps.clientAddr(r)
+		if !a.IsValid() {
+			t.Fatalf("clientAddr(%q) = invalid", xff)
+		}
+		from := map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true}
+		for _, h := range strings.Split(xff, ",") {
+			if p, err := netip.ParseAddr(strings.TrimSpace(h)); err == nil {
+				from[p.Unmap()] = true
+			}
+		}
+		if !from[a] {
+			t.Fatalf("clientAddr(%q) = %s, from neither the peer nor the header", xff, a)
+		}
+	})
 }

@@ -77,6 +77,7 @@ done <<'EOF'
 ./agent/config/ FuzzParse
 ./updater/ FuzzParseDeployment
 ./internal/retryafter/ FuzzParse
+./clientapi/ FuzzClientAddr
 EOF
 
 log "demo"
