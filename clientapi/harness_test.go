@@ -34,7 +34,7 @@ type pki struct {
 	n    atomic.Int64
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true, BasicConstraintsValid: true,
@@ -50,7 +50,7 @@ func newPKI(t *testing.T) *pki {
 }
 
 // issue is a leaf for names (host names or IP addresses).
-func (p *pki) issue(t *testing.T, names ...string) (*ecdsa.PrivateKey, *x509.Certificate) {
+func (p *pki) issue(t testing.TB, names ...string) (*ecdsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(p.n.Add(1)), Subject: pkix.Name{CommonName: names[0]},
@@ -81,7 +81,7 @@ type rig struct {
 	authz  *tableAuthz
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{pki: newPKI(t), logs: &syncBuffer{}, reg: prometheus.NewRegistry(), authz: &tableAuthz{allow: map[string]bool{}}}
 	var err error
@@ -97,7 +97,7 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func tlsHost(name string) VirtualHost {
 
 // backend is a TLS backend on 127.0.0.1 with a certificate from the CA and
 // the target endpoint that leads to it.
-func (r *rig) backend(t *testing.T, name string, h http.Handler) TargetEndpoint {
+func (r *rig) backend(t testing.TB, name string, h http.Handler) TargetEndpoint {
 	t.Helper()
 	key, cert := r.pki.issue(t, "127.0.0.1")
 	srv := httptest.NewUnstartedServer(h)
@@ -125,7 +125,7 @@ func (r *rig) backend(t *testing.T, name string, h http.Handler) TargetEndpoint 
 
 // mtlsBackend is a TLS backend that requires a client certificate from
 // the CA; it returns its URL.
-func (r *rig) mtlsBackend(t *testing.T, h http.Handler) string {
+func (r *rig) mtlsBackend(t testing.TB, h http.Handler) string {
 	t.Helper()
 	key, cert := r.pki.issue(t, "127.0.0.1")
 	pool := x509.NewCertPool()
@@ -165,7 +165,7 @@ func (r *rig) deps() Deps {
 // start runs a Server for cfg until the test ends and returns it once every
 // virtual host is bound. Each virtual host's chain gets the test token
 // solution first.
-func (r *rig) start(t *testing.T, cfg Config) *Server {
+func (r *rig) start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	srv, err := New(cfg, r.deps())
 	if err != nil {
@@ -183,7 +183,7 @@ func addTokens(hosts []*virtualHost) {
 	}
 }
 
-func runServer(t *testing.T, srv *Server) context.CancelFunc {
+func runServer(t testing.TB, srv *Server) context.CancelFunc {
 	t.Helper()
 	ready := make(chan struct{})
 	srv.deps.Ready = func() { close(ready) }

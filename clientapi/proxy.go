@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgefort/edgefort/keystore"
@@ -77,6 +78,7 @@ func (h *virtualHost) newProxy(rc Route, t *target, tr *http.Transport) *httputi
 	return &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { h.rewrite(pr, rc, t.url) },
 		Transport:     tr,
+		BufferPool:    copyBuffers,
 		FlushInterval: -1,
 		// The response carries the node's request id, not a second one.
 		ModifyResponse: func(resp *http.Response) error { resp.Header.Del(HeaderRequestID); return nil },
@@ -124,11 +126,15 @@ func forwarded(in *http.Request, peer netip.Addr, trusted bool) string {
 	return v
 }
 
+// quotedPairs escapes a Forwarded quoted-string; built once (it builds its
+// tables on first use).
+var quotedPairs = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // quoteForwarded quotes a value that is not a plain token (a host with a
 // port has a colon).
 func quoteForwarded(v string) string {
 	if strings.ContainsAny(v, ":[]\" ") || v == "" {
-		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+		return `"` + quotedPairs.Replace(v) + `"`
 	}
 	return v
 }
@@ -154,3 +160,12 @@ func (h *virtualHost) proxyError(w http.ResponseWriter, r *http.Request, rc Rout
 		slog.String(logKeyError, err.Error()))
 	writeProblem(w, r, code, reason)
 }
+
+// copyBuffers are the proxies' copy buffers, shared so that a response
+// does not allocate its own 32 KiB.
+var copyBuffers httputil.BufferPool = bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ p *sync.Pool }
+
+func (b bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b bufferPool) Put(p []byte) { b.p.Put(&p) }
