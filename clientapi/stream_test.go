@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +118,45 @@ func TestWebSocketThroughTheNode(t *testing.T) {
 		if err != nil || string(got) != "echo: "+m {
 			t.Fatalf("read %q, %v; want echo of %q", got, err, m)
 		}
+	}
+}
+
+// TestStopEndsWebSocketTunnels: an upgraded connection is not a request
+// Shutdown waits for; once the drain is over the tunnel is closed, so the
+// client sees its connection end and nothing is left open.
+func TestStopEndsWebSocketTunnels(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	upgrader := websocket.Upgrader{}
+	backend := r.backend(t, "engine", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		c, err := upgrader.Upgrade(w, req, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	srv, err := New(routeTo(backend, time.Minute), r.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addTokens(srv.hosts)
+	stop := runServer(t, srv)
+	pool := x509.NewCertPool()
+	pool.AddCert(r.pki.cert)
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "hub.example"}}
+	c, _, err := d.Dial("wss://"+strings.TrimPrefix(srv.URLs()["hub"], "https://")+"/ws", http.Header{"Authorization": {"Bearer alice-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop()
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a bound for a broken server only
+	if _, _, err := c.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after stop: %v, want the tunnel closed", err)
 	}
 }
