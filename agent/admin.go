@@ -33,6 +33,9 @@ func (a *Agent) adminHandler() http.Handler {
 		CheckUpdate: ops.checkUpdate,
 		Cloud:       ops,
 		Restart:     func() { a.restart() },
+		ReloadClients: func() error {
+			return a.ReloadClients()
+		},
 	}
 	return srv.Handler()
 }

@@ -76,6 +76,7 @@ func TestAdminRoutes(t *testing.T) {
 		{"GET", "/v1/cloud/status", nil, 409, `the control plane link is off`},
 		{"POST", "/v1/cloud/authorize", []byte(`{"user": {"id": "alice"}, "action": "app.read", "resource": {"type": "space", "id": "s"}}`), 409, `the control plane link is off`},
 		{"POST", "/v1/cloud/report", []byte(`{"stream": "s", "type": "t"}`), 409, `the control plane link is off`},
+		{"POST", "/v1/clients/reload", nil, 409, `the client API is not running`},
 		{"PUT", "/v1/status", nil, 405, ""},
 		{"POST", "/v1/keystore", nil, 404, ""}, // the single route of before
 	}

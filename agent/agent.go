@@ -140,8 +140,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // components binds the agent's own listeners and lists every component in
 // start order: the admin API and metrics first, then the keystore watcher,
-// the client API, the update channel, the control-plane link and the event
-// link, which is built from the two before it (credentials and reports
+// the update channel, the control-plane link, the client API (which asks
+// the control plane's authorizer) and the event link, which is built from the two before it (credentials and reports
 // from the control plane, update checks from the update channel). When
 // one fails to build, the listeners already bound are closed.
 func (a *Agent) components() ([]supervisor.Spec, error) {
@@ -191,15 +191,6 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		Name:   "keystore",
 		Runner: &keystore.ExpiryWatcher{Manager: a.keystores.Stores},
 	})
-	if len(a.cfg.Clients.VirtualHosts) > 0 {
-		srv, err := clientapi.New(a.cfg.Clients.VirtualHosts, a.keystores.Stores, a.log.With(LogKeyComponent, "clientapi"))
-		if err != nil {
-			return nil, a.storeProblems(err)
-		}
-		srv.Ready = a.readyFunc("clientapi")
-		a.clients.Store(srv)
-		specs = append(specs, supervisor.Spec{Name: "clientapi", SignalsReady: true, Runner: srv})
-	}
 	upd, err := a.updateComponents()
 	if err != nil {
 		return nil, err
@@ -210,6 +201,11 @@ func (a *Agent) components() ([]supervisor.Spec, error) {
 		return nil, err
 	}
 	specs = append(specs, cloudSpecs(cl)...)
+	ca, err := a.clientComponents(cl)
+	if err != nil {
+		return nil, err
+	}
+	specs = append(specs, ca...)
 	il, err := a.iotComponents(upd, cl)
 	if err != nil {
 		return nil, err

@@ -94,7 +94,11 @@ func (a *Agent) keystoreProblems(err error) error {
 
 // storeProblems places TLS settings that do not resolve in the
 // configuration file.
-func (a *Agent) storeProblems(err error) error {
+func (a *Agent) storeProblems(err error) error { return problemsIn(a.cfg, err) }
+
+// problemsIn places clientapi's field errors in cfg's file; any other
+// error is returned as it is.
+func problemsIn(cfg *config.Config, err error) error {
 	var errs []error
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = joined.Unwrap()
@@ -107,7 +111,7 @@ func (a *Agent) storeProblems(err error) error {
 		if !errors.As(e, &fe) {
 			return err
 		}
-		probs = append(probs, a.cfg.Problem(fe.Field, "%v", fe.Err))
+		probs = append(probs, cfg.Problem(fe.Field, "%v", fe.Err))
 	}
 	return &config.Error{Problems: sortProblems(probs)}
 }

@@ -1,46 +1,37 @@
 // Package clientapi owns the private-network HTTPS server that clients
-// (browsers, a hub, an app viewer) talk to: one listener per virtual host,
-// each with TLS from its SSL block (one-way or two-way) through the
-// keystore, so that repointing a reference changes the certificate a
-// virtual host serves at its next handshake.
+// (browsers, a hub, an app viewer) talk to: virtual hosts bound to their
+// configured addresses with TLS from their SSL blocks, routes that lead to
+// local target endpoints through a streaming reverse proxy, the ordered
+// chain of authentication solutions each virtual host runs, authorization
+// of every routed request through an Authorizer the owner supplies, the
+// identity backends receive, and the audit log and metrics of it all.
 //
-// For now it serves only GET /healthz; authentication, authorization and
-// proxying to target endpoints build on it.
+// The configuration reloads without a restart: Reload builds the new set
+// completely, keeps the old one when it is invalid, swaps the handlers of
+// virtual hosts whose listeners stay, and drains the ones removed.
 package clientapi
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/edgefort/edgefort/keystore"
 )
 
 // Server serves every configured virtual host.
 type Server struct {
-	// Ready, when set, is called from Run once every virtual host
-	// serves: the owner wires it to its supervisor's readiness. Set it
-	// before Run.
-	Ready func()
+	deps Deps
+	log  *slog.Logger
+	m    *metrics
 
-	log   *slog.Logger
-	hosts []*virtualHost
-	// bound maps virtual host names to the addresses actually bound (a
-	// configured port 0 becomes a real one); set by Run.
-	bound atomic.Pointer[map[string]string]
-}
-
-type virtualHost struct {
-	cfg VirtualHost
-	tls *tls.Config // nil when TLS is off
+	mu      sync.Mutex        // guards the fields below
+	hosts   []*virtualHost    // the configuration in force, in order
+	groups  map[string]*group // by virtual host name, while Run serves
+	serving bool
+	errc    chan error     // a listener that failed, while Run serves
+	wg      sync.WaitGroup // serving and draining goroutines; waited for by Run
 }
 
 // FieldError is a setting that cannot be used as it is, named by its
@@ -53,114 +44,212 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// New builds the TLS configuration of every virtual host, so that a store
-// or reference that does not resolve fails at start with its name; it binds
-// nothing.
-func New(vhosts []VirtualHost, stores *keystore.Manager, log *slog.Logger) (*Server, error) {
-	s := &Server{log: log}
-	var errs []error
-	for i, vh := range vhosts {
-		h := &virtualHost{cfg: vh}
-		if vh.SSL.Enabled != nil && *vh.SSL.Enabled {
-			c, err := stores.ServerTLS(vh.SSL)
-			if err != nil {
-				errs = append(errs, &FieldError{Field: fmt.Sprintf("clients.virtual_hosts[%d].ssl", i), Err: err})
-				continue
-			}
-			h.tls = c
-			if vh.SSL.Keystore == "" {
-				log.Warn("virtual host serves the BUILT-IN SELF-SIGNED certificate; clients will not trust it. Set ssl.keystore to a keystore or ref://reference",
-					"virtual_host", vh.Name, "listen", vh.Listen)
-			}
-		} else {
-			log.Warn("virtual host serves plain HTTP", "virtual_host", vh.Name, "listen", vh.Listen)
-		}
-		s.hosts = append(s.hosts, h)
+// New builds every virtual host (TLS, solutions, routes, targets), so that
+// a store, reference or setting that does not work fails at start with its
+// name (a *FieldError each, joined); it binds nothing.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return s, errors.Join(errs...)
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Keystores == nil {
+		return nil, errors.New("clientapi: keystores are required")
+	}
+	s := &Server{deps: deps, log: deps.Logger, m: newMetrics()}
+	hosts, err := s.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Registerer != nil {
+		if err := s.m.register(deps.Registerer); err != nil {
+			return nil, fmt.Errorf("clientapi: metrics: %w", err)
+		}
+	}
+	s.hosts = hosts
+	return s, nil
 }
 
-// Run listens on every virtual host and serves until ctx ends. It signals
-// ready once every listener is bound.
-func (s *Server) Run(ctx context.Context) error {
-	var lns []net.Listener
-	closeAll := func() {
-		for _, ln := range lns {
-			ln.Close()
+// build builds a whole configuration, or reports every problem in it.
+func (s *Server) build(cfg Config) ([]*virtualHost, error) {
+	b := &builder{deps: s.deps, m: s.m, log: s.log, targets: map[string]*target{}}
+	var errs []error
+	for i, t := range cfg.TargetEndpoints {
+		if _, dup := b.targets[t.Name]; dup {
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("clients.target_endpoints[%d].name", i), Err: fmt.Errorf("%q is used twice", t.Name)})
+			continue
 		}
-	}
-	for _, h := range s.hosts {
-		ln, err := net.Listen("tcp", h.cfg.Listen)
+		bt, err := buildTarget(t, s.deps.Keystores)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("virtual host %s: listen %s: %w", h.cfg.Name, h.cfg.Listen, err)
+			errs = append(errs, &FieldError{Field: fmt.Sprintf("clients.target_endpoints[%d]", i), Err: err})
+			continue
 		}
-		lns = append(lns, ln)
+		b.targets[t.Name] = bt
 	}
-	bound := map[string]string{}
-	for i, h := range s.hosts {
-		bound[h.cfg.Name] = lns[i].Addr().String()
+	var hosts []*virtualHost
+	names := map[string]bool{}
+	for i, vh := range cfg.VirtualHosts {
+		if names[vh.Name] {
+			errs = append(errs, fieldErr(i, "name", fmt.Errorf("%q is used twice", vh.Name)))
+		}
+		names[vh.Name] = true
+		h, herrs := b.host(i, vh)
+		errs = append(errs, herrs...)
+		hosts = append(hosts, h)
 	}
-	s.bound.Store(&bound)
-	servers := make([]*http.Server, len(s.hosts))
-	errc := make(chan error, len(s.hosts))
-	var wg sync.WaitGroup
-	for i, h := range s.hosts {
-		log := s.log.With("virtual_host", h.cfg.Name)
-		srv := &http.Server{
-			Handler:           h.handler(),
-			TLSConfig:         h.tls,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			// Handshake failures (a refused client certificate, a scanner)
-			// are worth seeing but not as errors.
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelInfo),
-		}
-		servers[i] = srv
-		ln := lns[i]
-		if h.tls != nil {
-			ln = tls.NewListener(ln, h.tls)
-		}
-		log.Info("virtual host listening", "addr", lns[i].Addr().String(), "tls", h.tls != nil)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("virtual host %s: %w", h.cfg.Name, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if testHook != nil {
+		testHook(hosts)
+	}
+	return hosts, nil
+}
+
+// testHook, set by tests only, adjusts every built set (a test solution in
+// each chain).
+var testHook func([]*virtualHost)
+
+// Run binds every virtual host and serves until ctx ends, then drains
+// them: requests in flight get each virtual host's drain time. A failed
+// bind releases what was bound and fails Run.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("clientapi: already running")
+	}
+	groups := map[string]*group{}
+	for _, h := range s.hosts {
+		g, err := bindGroup(h)
+		if err != nil {
+			for _, g := range groups {
+				g.closeListeners()
 			}
-		}()
+			s.mu.Unlock()
+			return err
+		}
+		groups[h.cfg.Name] = g
 	}
-	if s.Ready != nil {
-		s.Ready()
+	s.groups, s.serving, s.errc = groups, true, make(chan error, 1)
+	for _, g := range groups {
+		s.serveLocked(g)
+	}
+	errc := s.errc
+	s.mu.Unlock()
+	if s.deps.Ready != nil {
+		s.deps.Ready()
 	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	for _, srv := range servers {
-		if srv.Shutdown(shutdownCtx) != nil {
-			srv.Close()
-		}
+	s.mu.Lock()
+	for _, g := range s.groups {
+		s.drainLocked(g)
 	}
-	wg.Wait()
+	s.groups, s.serving = nil, false
+	s.mu.Unlock()
+	s.wg.Wait()
 	return err
 }
 
-// URLs are the virtual hosts' base URLs by name, with the addresses
-// actually bound once Run has bound them.
-func (s *Server) URLs() map[string]string {
-	bound := map[string]string{}
-	if b := s.bound.Load(); b != nil {
-		bound = *b
+// serveLocked starts serving g's listeners.
+func (s *Server) serveLocked(g *group) {
+	for i := range g.srvs {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := g.serve(i); err != nil {
+				select {
+				case s.errc <- err:
+				default:
+				}
+			}
+		}()
 	}
+	g.host.Load().log.Info("virtual host listening", "addrs", g.addrs, "tls", g.host.Load().tls != nil)
+}
+
+// drainLocked stops g in the background, within its drain time.
+func (s *Server) drainLocked(g *group) {
+	g.closeListeners()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		g.drain()
+	}()
+}
+
+// Reload replaces the configuration without a restart. The new set is
+// built completely first; when it is invalid the old one stays and the
+// error says why (joined *FieldError, as from New). While Run serves, virtual hosts whose listeners stay the
+// same get the new handlers at once (open connections go on), removed or
+// re-bound ones are drained, new ones are bound.
+func (s *Server) Reload(cfg Config) error {
+	hosts, err := s.build(cfg)
+	if err != nil {
+		return err // every problem a *FieldError, for the owner to place
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.hosts
+	s.hosts = hosts
+	defer func() {
+		for _, h := range old {
+			h.closeIdle()
+		}
+	}()
+	if !s.serving {
+		return nil
+	}
+	next := map[string]*group{}
+	var fresh []*virtualHost
+	for _, h := range hosts {
+		if g, ok := s.groups[h.cfg.Name]; ok && sameListen(g.host.Load(), h) {
+			g.host.Store(h)
+			next[h.cfg.Name] = g
+			delete(s.groups, h.cfg.Name)
+			continue
+		}
+		fresh = append(fresh, h)
+	}
+	for _, g := range s.groups {
+		s.drainLocked(g) // removed or re-bound: free its addresses first
+	}
+	s.groups = next
+	var errs []error
+	for _, h := range fresh {
+		g, err := bindGroup(h)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		next[h.cfg.Name] = g
+		s.serveLocked(g)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clientapi: reload: %w", err)
+	}
+	s.log.Info("client API reloaded", "virtual_hosts", len(hosts))
+	return nil
+}
+
+// URLs are the virtual hosts' base URLs by name (their first address),
+// with the addresses actually bound while Run serves.
+func (s *Server) URLs() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := map[string]string{}
 	for _, h := range s.hosts {
-		addr, ok := bound[h.cfg.Name]
-		if !ok {
-			addr = h.cfg.Listen
+		addr := ""
+		if len(h.cfg.Listen) > 0 {
+			addr = h.cfg.Listen[0]
+		}
+		if g, ok := s.groups[h.cfg.Name]; ok && len(g.addrs) > 0 {
+			addr = g.addrs[0]
 		}
 		scheme := "http"
 		if h.tls != nil {
@@ -169,35 +258,4 @@ func (s *Server) URLs() map[string]string {
 		out[h.cfg.Name] = scheme + "://" + addr
 	}
 	return out
-}
-
-func (h *virtualHost) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	if len(h.cfg.HostAliases) == 0 {
-		return mux
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !h.answers(r.Host) {
-			http.Error(w, "this virtual host does not serve "+r.Host, http.StatusMisdirectedRequest)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// answers reports whether host (with or without a port) is one of the
-// virtual host's aliases.
-func (h *virtualHost) answers(host string) bool {
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		host = hh
-	}
-	for _, a := range h.cfg.HostAliases {
-		if strings.EqualFold(a, host) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,17 +1,262 @@
 package clientapi
 
-import "github.com/edgefort/edgefort/keystore"
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
 
-// VirtualHost is one inbound listener: the configuration's
-// clients.virtual_hosts entry (agent/config composes it).
-type VirtualHost struct {
-	// Name identifies the virtual host. Required, unique.
-	Name string `yaml:"name"`
-	// Listen is host:port on the private network. Required.
-	Listen string `yaml:"listen"`
-	// HostAliases are the Host header values this virtual host answers.
-	// Empty answers any.
-	HostAliases []string `yaml:"host_aliases"`
-	// SSL is the inbound TLS block.
-	SSL keystore.SSL `yaml:"ssl"`
+	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/jwtauth"
+)
+
+// virtualHost is a built VirtualHost: everything a request needs, swapped
+// as a whole by a reload.
+type virtualHost struct {
+	cfg     VirtualHost
+	tls     *tls.Config // nil when TLS is off; offers h2 when HTTP2 is on
+	mux     *http.ServeMux
+	chain   chain
+	authz   Authorizer
+	fails   *failLimiter
+	proxies proxies
+	strip   map[string]bool // canonical header names
+	minter  IdentityMinter  // nil: no identity token
+	routes  []*route
+	m       *metrics
+	log     *slog.Logger
+}
+
+// builder builds virtual hosts from one Config.
+type builder struct {
+	deps    Deps
+	m       *metrics
+	log     *slog.Logger
+	targets map[string]*target
+}
+
+// fieldErr names a setting of virtual host i.
+func fieldErr(i int, field string, err error) error {
+	return &FieldError{Field: fmt.Sprintf("clients.virtual_hosts[%d].%s", i, field), Err: err}
+}
+
+// host builds virtual host i; every problem is a FieldError.
+func (b *builder) host(i int, cfg VirtualHost) (*virtualHost, []error) {
+	cfg = withHostDefaults(cfg)
+	h := &virtualHost{cfg: cfg, authz: b.deps.Authorizer, m: b.m, strip: stripSet(cfg.Identity),
+		log: b.log.With(logKeyVirtualHost, cfg.Name), fails: newFailLimiter(cfg.FailedAuthLimit, b.deps.Now)}
+	var errs []error
+	if err := h.checkListen(); err != nil {
+		errs = append(errs, fieldErr(i, "listen", err))
+	}
+	var err error
+	if h.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		errs = append(errs, fieldErr(i, "trusted_proxies", err))
+	}
+	if err := h.buildTLS(b); err != nil {
+		errs = append(errs, fieldErr(i, "ssl", err))
+	}
+	errs = append(errs, b.buildChain(i, h)...)
+	if cfg.Identity.JWT.Keystore != "" {
+		if b.deps.IdentityMinter == nil {
+			errs = append(errs, fieldErr(i, "identity.jwt", errors.New("the node-signed identity token is not available in this build")))
+		} else if h.minter, err = b.deps.IdentityMinter(cfg.Identity.JWT); err != nil {
+			errs = append(errs, fieldErr(i, "identity.jwt", err))
+		}
+	}
+	errs = append(errs, b.buildMux(i, h)...)
+	return h, errs
+}
+
+func withHostDefaults(c VirtualHost) VirtualHost {
+	t := &c.Timeouts
+	t.ReadHeader = orDefault(t.ReadHeader, DefaultReadHeaderTimeout)
+	t.Idle = orDefault(t.Idle, DefaultIdleTimeout)
+	t.Drain = orDefault(t.Drain, DefaultDrainTimeout)
+	c.Limits.MaxHeaderBytes = orDefault(c.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	c.Limits.MaxRequestBodyBytes = orDefault(c.Limits.MaxRequestBodyBytes, DefaultMaxRequestBodyBytes)
+	hs := &c.Identity.Headers
+	hs.UserID = orDefault(hs.UserID, DefaultUserIDHeader)
+	hs.Directory = orDefault(hs.Directory, DefaultDirectoryHeader)
+	hs.Groups = orDefault(hs.Groups, DefaultGroupsHeader)
+	j := &c.Identity.JWT
+	j.Header = orDefault(j.Header, DefaultIdentityJWTHeader)
+	j.TTL = orDefault(j.TTL, DefaultIdentityJWTTTL)
+	for i := range c.Routes {
+		c.Routes[i].Timeout = orDefault(c.Routes[i].Timeout, DefaultRouteTimeout)
+	}
+	return c
+}
+
+// checkListen refuses an address that binds every interface unless
+// allow_wildcard says so, and warns when it does.
+func (h *virtualHost) checkListen() error {
+	if len(h.cfg.Listen) == 0 {
+		return errors.New("required (host:port on the private network)")
+	}
+	for _, addr := range h.cfg.Listen {
+		if !IsWildcard(addr) {
+			continue
+		}
+		if !h.cfg.AllowWildcard {
+			return fmt.Errorf("%q binds every interface; name the private network's address, or set allow_wildcard: true", addr)
+		}
+		h.log.Warn("virtual host binds every interface (allow_wildcard)", "addr", addr)
+	}
+	return nil
+}
+
+// IsWildcard reports whether addr (host:port) binds every interface.
+func IsWildcard(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
+}
+
+func (h *virtualHost) buildTLS(b *builder) error {
+	vh := h.cfg
+	if vh.SSL.Enabled == nil || !*vh.SSL.Enabled {
+		h.log.Warn("virtual host serves plain HTTP", "listen", []string(vh.Listen))
+		return nil
+	}
+	c, err := b.deps.Keystores.ServerTLS(vh.SSL)
+	if err != nil {
+		return err
+	}
+	c = c.Clone()
+	c.NextProtos = []string{"http/1.1"}
+	if vh.HTTP2 == nil || *vh.HTTP2 {
+		c.NextProtos = []string{"h2", "http/1.1"}
+	}
+	h.tls = c
+	if vh.SSL.Keystore == "" {
+		h.log.Warn("virtual host serves the BUILT-IN SELF-SIGNED certificate; clients will not trust it. Set ssl.keystore to a keystore or ref://reference",
+			"listen", []string(vh.Listen))
+	}
+	return nil
+}
+
+// buildChain builds the virtual host's authentication solutions.
+func (b *builder) buildChain(i int, h *virtualHost) []error {
+	var errs []error
+	for j, s := range h.cfg.Authentication {
+		path := fmt.Sprintf("authentication[%d]", j)
+		switch {
+		case s.JWT != nil && s.Anonymous == nil:
+			sol, err := jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
+			if err != nil {
+				errs = append(errs, fieldErr(i, path+".jwt", err))
+				continue
+			}
+			h.chain.solutions = append(h.chain.solutions, sol)
+			h.chain.bearer = true
+		case s.Anonymous != nil && s.JWT == nil:
+			h.chain.solutions = append(h.chain.solutions, auth.Solution(newAnonymous(*s.Anonymous)))
+		default:
+			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt or anonymous)")))
+		}
+	}
+	return errs
+}
+
+// buildMux builds the routes and the virtual host's ServeMux.
+func (b *builder) buildMux(i int, h *virtualHost) []error {
+	h.mux = http.NewServeMux()
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	if h.minter != nil {
+		h.mux.Handle("GET /.well-known/jwks.json", h.minter.JWKS())
+	}
+	var errs []error
+	if len(h.cfg.Routes) > 0 && h.authz == nil {
+		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
+	}
+	names := map[string]bool{}
+	for j, rc := range h.cfg.Routes {
+		path := fmt.Sprintf("routes[%d]", j)
+		if names[rc.Name] {
+			errs = append(errs, fieldErr(i, path+".name", fmt.Errorf("%q is used twice", rc.Name)))
+		}
+		names[rc.Name] = true
+		t, ok := b.targets[rc.Target]
+		if !ok {
+			errs = append(errs, fieldErr(i, path+".target", fmt.Errorf("no target endpoint named %q in clients.target_endpoints", rc.Target)))
+			continue
+		}
+		if err := CheckMatch(rc.Match, rc.Resource); err != nil {
+			errs = append(errs, fieldErr(i, path+".match", err))
+			continue
+		}
+		tlsCfg, err := t.tlsFor(rc.SSLVars)
+		if err != nil {
+			errs = append(errs, fieldErr(i, path+".ssl_vars", err))
+			continue
+		}
+		rt := &route{cfg: rc, transport: newTransport(tlsCfg, rc.Timeout)}
+		rt.proxy = h.newProxy(rc, t, rt.transport)
+		if err := register(h.mux, rc.Match, h.routeHandler(rt)); err != nil {
+			errs = append(errs, fieldErr(i, path+".match", err))
+			continue
+		}
+		h.routes = append(h.routes, rt)
+	}
+	return errs
+}
+
+// ServeHTTP gives every request an id, checks the host and bounds the body
+// before the routes see it.
+func (h *virtualHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header().Set(HeaderRequestID, id)
+	r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, id))
+	if len(h.cfg.HostAliases) > 0 && !h.answers(r.Host) {
+		writeProblem(w, r, http.StatusMisdirectedRequest, "unknown_host")
+		return
+	}
+	limit := h.cfg.Limits.MaxRequestBodyBytes
+	if r.ContentLength > limit {
+		writeProblem(w, r, http.StatusRequestEntityTooLarge, "request_body_too_large")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	h.mux.ServeHTTP(w, r)
+}
+
+// answers reports whether host (with or without a port) is one of the
+// virtual host's aliases.
+func (h *virtualHost) answers(host string) bool {
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	for _, a := range h.cfg.HostAliases {
+		if strings.EqualFold(a, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// closeIdle releases the routes' idle backend connections once a reload
+// has replaced them.
+func (h *virtualHost) closeIdle() {
+	for _, rt := range h.routes {
+		rt.transport.CloseIdleConnections()
+	}
+}
+
+// sameListen reports whether two virtual hosts bind the same addresses
+// the same way, so that a reload can keep the listeners.
+func sameListen(a, b *virtualHost) bool {
+	return strings.Join(a.cfg.Listen, ",") == strings.Join(b.cfg.Listen, ",") && (a.tls == nil) == (b.tls == nil) &&
+		a.cfg.Timeouts == b.cfg.Timeouts && a.cfg.Limits.MaxHeaderBytes == b.cfg.Limits.MaxHeaderBytes
 }

@@ -78,6 +78,7 @@ done <<'EOF'
 ./updater/ FuzzParseDeployment
 ./internal/retryafter/ FuzzParse
 ./clientapi/jwtauth/ FuzzAuthenticate
+./clientapi/ FuzzClientAddr
 EOF
 
 log "demo"

@@ -41,6 +41,10 @@ type Server struct {
 	// Restart, when set, is called once the reply to an update that ended
 	// with OutcomeRestarting is written.
 	Restart func()
+	// ReloadClients applies the configuration file's clients section to
+	// the running client API; its error (a Conflict, or the file's
+	// problems) answers 409. Required.
+	ReloadClients func() error
 }
 
 // requestLimit bounds a request body other than an Artifact: the largest
@@ -77,6 +81,13 @@ func (s *Server) Handler() http.Handler {
 	s.keystoreRoutes(mux)
 	s.updateRoutes(mux)
 	s.cloudRoutes(mux)
+	mux.HandleFunc("POST /v1/clients/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ReloadClients(); err != nil {
+			WriteError(w, http.StatusConflict, err)
+			return
+		}
+		writeJSON(w, ReloadReply{Status: "clients section reloaded"})
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderAPI, strconv.Itoa(Version))
 		w.Header().Set(HeaderAgent, s.AgentVersion)

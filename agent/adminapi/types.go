@@ -152,6 +152,11 @@ type CheckReply struct {
 	Status string `json:"status"`
 }
 
+// ReloadReply is what POST /v1/clients/reload answers.
+type ReloadReply struct {
+	Status string `json:"status"`
+}
+
 // StoreList is what GET /v1/stores answers.
 type StoreList struct {
 	Stores []keystore.StoreInfo `json:"stores"`

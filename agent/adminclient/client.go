@@ -268,6 +268,13 @@ func (c *Client) CheckUpdate(ctx context.Context) error {
 	return err
 }
 
+// ReloadClients has the agent apply its configuration file's clients
+// section without a restart; the error lists the file's problems.
+func (c *Client) ReloadClients(ctx context.Context) error {
+	_, err := call[adminapi.ReloadReply](ctx, c, http.MethodPost, "/v1/clients/reload", nil)
+	return err
+}
+
 // InstallUpdate streams an Artifact to the agent and waits for the
 // result; ctx alone bounds it.
 func (c *Client) InstallUpdate(ctx context.Context, artifact io.Reader, commit bool) (*adminapi.UpdateResult, error) {

@@ -182,26 +182,14 @@ type IoTCredentials = iot.Credentials
 // Updates configures the Mender update channel; updater/deploy owns it.
 type Updates = deploy.Config
 
-// Clients configures the private-network server.
-type Clients struct {
-	// VirtualHosts are the listeners clients connect to.
-	VirtualHosts []VirtualHost `yaml:"virtual_hosts"`
-	// TargetEndpoints are the local backends requests are proxied to.
-	TargetEndpoints []TargetEndpoint `yaml:"target_endpoints"`
-}
+// Clients configures the private-network server; clientapi owns it.
+type Clients = clientapi.Config
 
-// VirtualHost is one inbound listener; clientapi owns it.
+// VirtualHost is one inbound server; clientapi owns it.
 type VirtualHost = clientapi.VirtualHost
 
-// TargetEndpoint is one outbound backend.
-type TargetEndpoint struct {
-	// Name identifies the target. Required, unique.
-	Name string `yaml:"name"`
-	// URL is the backend's base URL (http or https). Required.
-	URL string `yaml:"url"`
-	// SSL is the outbound TLS block.
-	SSL SSL `yaml:"ssl"`
-}
+// TargetEndpoint is one outbound backend; clientapi owns it.
+type TargetEndpoint = clientapi.TargetEndpoint
 
 // SSL is the TLS block; keystore owns it (it turns one into a tls.Config).
 type SSL = keystore.SSL

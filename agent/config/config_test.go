@@ -31,6 +31,9 @@ func fullExample(t *testing.T) []byte {
 		}
 		s = strings.Replace(s, empty, "", 1)
 	}
+	// The marked virtual host has routes, which the control plane
+	// authorizes.
+	s = strings.Replace(s, "cloud:\n  enabled: false", "cloud:\n  enabled: true", 1)
 	return []byte(strings.ReplaceAll(s, "#| ", ""))
 }
 
@@ -48,8 +51,17 @@ func TestExampleIsComplete(t *testing.T) {
 		"clients.virtual_hosts[0].ssl.common_name":              true,
 		"clients.virtual_hosts[0].ssl.wildcard_match":           true,
 	}
+	// A chain entry sets one kind each: the example shows them in turn.
+	shown := func(path string) bool {
+		for i := range 4 {
+			if _, ok := lines[strings.Replace(path, "authentication[0]", index("authentication", i), 1)]; ok {
+				return true
+			}
+		}
+		return false
+	}
 	for _, path := range fieldPaths(reflect.TypeFor[Config](), "") {
-		if _, ok := lines[path]; !ok && !inboundOnly[path] {
+		if !shown(path) && !inboundOnly[path] {
 			t.Errorf("example.yaml does not show %s", path)
 		}
 	}
@@ -187,7 +199,7 @@ metrics:
 clients:
   virtual_hosts:
     - name: v
-      listen: :8443
+      listen: 127.0.0.1:8443
       ssl:
         keystore: "{ssl.keystore}"
         common_name: x.example.com
@@ -212,6 +224,54 @@ clients:
 				`f.yaml:17: clients.target_endpoints[0].ssl.min_version: "1.1" is not one of 1.2, 1.3`,
 				`f.yaml:18: clients.target_endpoints[1].name: "t" is used twice`,
 				`f.yaml:19: clients.target_endpoints[1].url: "ftp://x" must be an http or https URL with a host`,
+			},
+		},
+		{
+			name: "client routes, solutions and listeners",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: [127.0.0.1:8443, ":9443"]
+      trusted_proxies: [10.0.0.0/8, nope]
+      failed_auth_limit: {per_second: 0.5, burst: -1}
+      timeouts: {drain: 10s}
+      authentication:
+        - {}
+        - anonymous: {}
+          jwt: {issuer: x}
+      identity:
+        headers: {user_id: "bad header"}
+      routes:
+        - name: r
+          match: "GET /apps/{app}/"
+          target: nowhere
+          action: ""
+          resource: {type: app, id: "{space}"}
+        - name: r
+          match: "BREW /"
+          target: t
+          action: a
+          resource: {type: app}
+    - name: w
+      listen: 127.0.0.1:8443
+  target_endpoints:
+    - {name: t, url: "http://127.0.0.1:80"}
+`,
+			want: []string{
+				`f.yaml:5: clients.virtual_hosts[0].listen[1]: ":9443" binds every interface; name the private network's address, or set allow_wildcard: true`,
+				`f.yaml:6: clients.virtual_hosts[0].trusted_proxies[1]: "nope" is not a CIDR such as 10.0.0.0/8 or an address`,
+				`f.yaml:7: clients.virtual_hosts[0].failed_auth_limit.burst: -1 is out of range (1 to 1000000)`,
+				`f.yaml:8: clients.virtual_hosts[0].timeouts.drain: 10s is not shorter than supervisor.shutdown_timeout (10s), which bounds the whole stop`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt or anonymous`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt or anonymous`,
+				`f.yaml:14: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
+				`f.yaml:15: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
+				`f.yaml:17: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
+				`f.yaml:18: clients.virtual_hosts[0].routes[0].target: no target endpoint named "nowhere" in clients.target_endpoints`,
+				`f.yaml:19: clients.virtual_hosts[0].routes[0].action: required: the action authorization is asked for, e.g. app.read`,
+				`f.yaml:21: clients.virtual_hosts[0].routes[1].name: "r" is used twice`,
+				`f.yaml:27: clients.virtual_hosts[1].listen: "127.0.0.1:8443" is already the address of virtual host "v"`,
 			},
 		},
 		{

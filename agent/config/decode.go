@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/edgefort/edgefort/clientapi"
 )
 
 // decoder fills a Go value from a YAML node tree. It is strict (unknown
@@ -66,6 +68,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Struct:
 		d.structure(n, v, path)
 	case reflect.Slice:
+		if n.Kind == yaml.ScalarNode && v.Type() == reflect.TypeFor[clientapi.Addresses]() {
+			v.Set(reflect.ValueOf(clientapi.Addresses{n.Value})) // one address may be written as a string
+			return
+		}
 		d.sequence(n, v, path)
 	case reflect.Map:
 		d.mapping(n, v, path)
@@ -93,6 +99,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		if !d.expectScalar(n, path, "a number") {
+			return
+		}
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil || (n.Tag != "!!float" && n.Tag != "!!int") {
+			d.probs.add(n.Line, path, "expected a number, got %q", n.Value)
+			return
+		}
+		v.SetFloat(f)
 	default:
 		// Only reachable if a field of an unsupported kind is added to Config.
 		panic(fmt.Sprintf("config: field %s has unsupported kind %s", path, v.Kind()))

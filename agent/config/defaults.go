@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/cloudclient"
 )
 
@@ -84,7 +85,7 @@ func (c *Config) setDefaults() {
 	setSSLDefaults(&u.SSL, true)
 
 	for i := range c.Clients.VirtualHosts {
-		setSSLDefaults(&c.Clients.VirtualHosts[i].SSL, false)
+		setVirtualHostDefaults(&c.Clients.VirtualHosts[i], c.Supervisor.ShutdownTimeout)
 	}
 	for i := range c.Clients.TargetEndpoints {
 		t := &c.Clients.TargetEndpoints[i]
@@ -118,5 +119,41 @@ func setInt(p *int, def int) {
 func setBool(p **bool, def bool) {
 	if *p == nil {
 		*p = &def
+	}
+}
+
+// setVirtualHostDefaults fills a virtual host with clientapi's named
+// defaults; the drain time stays within half the supervisor's shutdown
+// timeout, which bounds the whole stop.
+func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
+	setSSLDefaults(&vh.SSL, false)
+	setBool(&vh.HTTP2, true)
+	t := &vh.Timeouts
+	setDuration(&t.ReadHeader, clientapi.DefaultReadHeaderTimeout)
+	setDuration(&t.Idle, clientapi.DefaultIdleTimeout)
+	setDuration(&t.Drain, min(clientapi.DefaultDrainTimeout, shutdown/2))
+	setInt(&vh.Limits.MaxHeaderBytes, clientapi.DefaultMaxHeaderBytes)
+	if vh.Limits.MaxRequestBodyBytes == 0 {
+		vh.Limits.MaxRequestBodyBytes = clientapi.DefaultMaxRequestBodyBytes
+	}
+	if vh.FailedAuthLimit.PerSecond == 0 {
+		vh.FailedAuthLimit.PerSecond = clientapi.DefaultFailedAuthPerSecond
+	}
+	setInt(&vh.FailedAuthLimit.Burst, clientapi.DefaultFailedAuthBurst)
+	for _, s := range vh.Authentication {
+		if a := s.Anonymous; a != nil {
+			setString(&a.Name, clientapi.DefaultAnonymousName)
+			setString(&a.UserID, clientapi.DefaultAnonymousUserID)
+			setString(&a.Directory, clientapi.DefaultAnonymousDirectory)
+		}
+	}
+	hs := &vh.Identity.Headers
+	setString(&hs.UserID, clientapi.DefaultUserIDHeader)
+	setString(&hs.Directory, clientapi.DefaultDirectoryHeader)
+	setString(&hs.Groups, clientapi.DefaultGroupsHeader)
+	setString(&vh.Identity.JWT.Header, clientapi.DefaultIdentityJWTHeader)
+	setDuration(&vh.Identity.JWT.TTL, clientapi.DefaultIdentityJWTTTL)
+	for i := range vh.Routes {
+		setDuration(&vh.Routes[i].Timeout, clientapi.DefaultRouteTimeout)
 	}
 }

@@ -60,7 +60,7 @@ func (c *Config) validate(p *problems) {
 	validateCloud(c.Cloud, p)
 	validateIoT(c.IoT, p, c.Clients.TargetEndpoints)
 	validateUpdates(c.Updates, p, c.Device)
-	c.Clients.validate(p)
+	validateClients(c.Clients, p, c.Cloud.Enabled, c.Supervisor.ShutdownTimeout)
 	validateKeystores(c.Keystores, p)
 }
 
@@ -201,42 +201,6 @@ func validateUpdates(u Updates, p *problems, dev Device) {
 		p.add(0, "updates.download_rate_limit", "%d is negative; use 0 for no limit", u.DownloadRateLimit)
 	}
 	validateSSL(u.SSL, p, "updates.ssl", outbound)
-}
-
-func (c Clients) validate(p *problems) {
-	names := map[string]bool{}
-	listens := map[string]string{}
-	for i, vh := range c.VirtualHosts {
-		path := index("clients.virtual_hosts", i)
-		checkName(p, path+".name", vh.Name, names)
-		switch {
-		case vh.Listen == "":
-			p.add(0, path+".listen", "required (host:port on the private network)")
-		case listens[vh.Listen] != "":
-			p.add(0, path+".listen", "%q is already the address of virtual host %q", vh.Listen, listens[vh.Listen])
-		default:
-			// Port 0 takes a free port, for tests and `edgefort-dev`.
-			checkAddress(p, path+".listen", vh.Listen, true)
-			if !strings.HasSuffix(vh.Listen, ":0") {
-				listens[vh.Listen] = vh.Name
-			}
-		}
-		for j, h := range vh.HostAliases {
-			if !validHostname(h) {
-				p.add(0, index(path+".host_aliases", j), "%q is not a valid host name", h)
-			}
-		}
-		validateSSL(vh.SSL, p, path+".ssl", inbound)
-	}
-	names = map[string]bool{}
-	for i, t := range c.TargetEndpoints {
-		path := index("clients.target_endpoints", i)
-		checkName(p, path+".name", t.Name, names)
-		if checkRequiredURL(p, path+".url", t.URL, true, "http", "https") && hasScheme(t.URL, "http") && IsEnabled(t.SSL.Enabled, false) {
-			p.add(0, path+".ssl.enabled", "TLS is enabled but the url is http://; use https://")
-		}
-		validateSSL(t.SSL, p, path+".ssl", outboundTarget)
-	}
 }
 
 func validateKeystores(k Keystores, p *problems) {

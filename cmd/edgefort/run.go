@@ -84,5 +84,34 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *
 		<-ctx.Done()
 		stop()
 	}()
-	return a.Run(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan struct{})
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		reloadOnHangup(done, hup, a, log)
+	}()
+	err = a.Run(ctx)
+	close(done)
+	<-reloaded
+	return err
+}
+
+// reloadOnHangup applies the configuration file's clients section at each
+// SIGHUP until done closes; a refused file is logged and changes nothing.
+func reloadOnHangup(done <-chan struct{}, hup <-chan os.Signal, a *agent.Agent, log *slog.Logger) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-hup:
+			if err := a.ReloadClients(); err != nil {
+				log.Error("SIGHUP: the clients section was not reloaded; the running one stays", "error", err)
+			} else {
+				log.Info("SIGHUP: clients section reloaded")
+			}
+		}
+	}
 }

@@ -1,0 +1,181 @@
+package config
+
+import (
+	"errors"
+
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/clientapi/auth"
+)
+
+// validateClients checks the clients section: virtual hosts, their
+// solutions and routes, and target endpoints. Routes need authorization,
+// which needs the control plane.
+func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Duration) {
+	targets := map[string]bool{}
+	for i, t := range c.TargetEndpoints {
+		path := index("clients.target_endpoints", i)
+		checkName(p, path+".name", t.Name, targets)
+		if checkRequiredURL(p, path+".url", t.URL, true, "http", "https") && hasScheme(t.URL, "http") && IsEnabled(t.SSL.Enabled, false) {
+			p.add(0, path+".ssl.enabled", "TLS is enabled but the url is http://; use https://")
+		}
+		validateSSL(t.SSL, p, path+".ssl", outboundTarget)
+	}
+	names := map[string]bool{}
+	listens := map[string]string{}
+	for i, vh := range c.VirtualHosts {
+		path := index("clients.virtual_hosts", i)
+		checkName(p, path+".name", vh.Name, names)
+		validateListen(p, path, vh, listens)
+		for j, h := range vh.HostAliases {
+			if !validHostname(h) {
+				p.add(0, index(path+".host_aliases", j), "%q is not a valid host name", h)
+			}
+		}
+		validateSSL(vh.SSL, p, path+".ssl", inbound)
+		validateVirtualHostLimits(p, path, vh)
+		if vh.Timeouts.Drain >= shutdown {
+			p.add(0, path+".timeouts.drain", "%s is not shorter than supervisor.shutdown_timeout (%s), which bounds the whole stop", vh.Timeouts.Drain, shutdown)
+		}
+		for j, cidr := range vh.TrustedProxies {
+			if _, err := netip.ParsePrefix(cidr); err != nil {
+				if _, err := netip.ParseAddr(cidr); err != nil {
+					p.add(0, index(path+".trusted_proxies", j), "%q is not a CIDR such as 10.0.0.0/8 or an address", cidr)
+				}
+			}
+		}
+		validateSolutions(p, path, vh.Authentication)
+		validateIdentity(p, path+".identity", vh.Identity)
+		validateRoutes(p, path, vh.Routes, targets)
+		if len(vh.Routes) > 0 && !cloudEnabled {
+			p.add(0, path+".routes", "routes are authorized by the control plane, which is off; set cloud.enabled: true")
+		}
+	}
+}
+
+func validateListen(p *problems, path string, vh VirtualHost, listens map[string]string) {
+	if len(vh.Listen) == 0 {
+		p.add(0, path+".listen", "required (host:port on the private network)")
+	}
+	for j, addr := range vh.Listen {
+		ap := index(path+".listen", j)
+		if len(vh.Listen) == 1 {
+			ap = path + ".listen"
+		}
+		switch {
+		case listens[addr] != "":
+			p.add(0, ap, "%q is already the address of virtual host %q", addr, listens[addr])
+		case !checkAddress(p, ap, addr, true): // port 0 takes a free port, for tests and `edgefort-dev`
+		case clientapi.IsWildcard(addr) && !vh.AllowWildcard:
+			p.add(0, ap, "%q binds every interface; name the private network's address, or set allow_wildcard: true", addr)
+		case !strings.HasSuffix(addr, ":0"):
+			listens[addr] = vh.Name
+		}
+	}
+}
+
+func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
+	checkRange(p, path+".timeouts.read_header", vh.Timeouts.ReadHeader, 100*time.Millisecond, 10*time.Minute)
+	checkRange(p, path+".timeouts.idle", vh.Timeouts.Idle, time.Second, 24*time.Hour)
+	checkRange(p, path+".timeouts.drain", vh.Timeouts.Drain, 0, 10*time.Minute)
+	if n := vh.Limits.MaxHeaderBytes; n < 4<<10 || n > 1<<20 {
+		p.add(0, path+".limits.max_header_bytes", "%d is out of range (4096 to 1048576)", n)
+	}
+	if n := vh.Limits.MaxRequestBodyBytes; n < 1 {
+		p.add(0, path+".limits.max_request_body_bytes", "%d must be positive", n)
+	}
+	if r := vh.FailedAuthLimit; r.PerSecond <= 0 || r.PerSecond > 1e6 {
+		p.add(0, path+".failed_auth_limit.per_second", "%g is out of range (above 0, at most 1000000)", r.PerSecond)
+	}
+	if b := vh.FailedAuthLimit.Burst; b < 1 || b > 1e6 {
+		p.add(0, path+".failed_auth_limit.burst", "%d is out of range (1 to 1000000)", b)
+	}
+}
+
+func validateSolutions(p *problems, path string, sols []clientapi.Solution) {
+	for j, s := range sols {
+		sp := index(path+".authentication", j)
+		switch {
+		case s.JWT != nil && s.Anonymous == nil:
+			for _, fe := range fieldErrors(s.JWT.Validate()) {
+				p.add(0, join(sp+".jwt", fe.Field), "%v", fe.Err)
+			}
+		case s.Anonymous != nil && s.JWT == nil:
+			if a := s.Anonymous; a.UserID == "" || a.Directory == "" {
+				p.add(0, sp+".anonymous", "user_id and directory must not be empty")
+			}
+		default:
+			p.add(0, sp, "set exactly one solution: jwt or anonymous")
+		}
+	}
+}
+
+// fieldErrors unpacks a component's joined *auth.FieldError; any other
+// error becomes one without a field.
+func fieldErrors(err error) []*auth.FieldError {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var out []*auth.FieldError
+	for _, e := range errs {
+		var fe *auth.FieldError
+		if !errors.As(e, &fe) {
+			fe = &auth.FieldError{Err: e}
+		}
+		out = append(out, fe)
+	}
+	return out
+}
+
+func validateIdentity(p *problems, path string, id clientapi.Identity) {
+	headers := map[string]string{"headers.user_id": id.Headers.UserID, "headers.directory": id.Headers.Directory, "headers.groups": id.Headers.Groups, "jwt.header": id.JWT.Header}
+	for field, h := range headers {
+		if !httpguts.ValidHeaderFieldName(h) {
+			p.add(0, path+"."+field, "%q is not a valid header name", h)
+		}
+	}
+	for j, h := range id.Strip {
+		if !httpguts.ValidHeaderFieldName(h) {
+			p.add(0, index(path+".strip", j), "%q is not a valid header name", h)
+		}
+	}
+	if j := id.JWT; j.Keystore != "" {
+		checkStore(p, path+".jwt.keystore", j.Keystore, "keystore", inbound)
+		checkRange(p, path+".jwt.ttl", j.TTL, time.Second, time.Hour)
+	}
+}
+
+func validateRoutes(p *problems, path string, routes []clientapi.Route, targets map[string]bool) {
+	names := map[string]bool{}
+	for j, r := range routes {
+		rp := index(path+".routes", j)
+		checkName(p, rp+".name", r.Name, names)
+		if r.Match == "" {
+			p.add(0, rp+".match", "required: a pattern such as \"GET /api/v1/apps/{app}/\"")
+		} else if err := clientapi.CheckMatch(r.Match, r.Resource); err != nil {
+			p.add(0, rp+".match", "%v", err)
+		}
+		if !targets[r.Target] {
+			p.add(0, rp+".target", "no target endpoint named %q in clients.target_endpoints", r.Target)
+		}
+		if r.StripPrefix != "" && !strings.HasPrefix(r.StripPrefix, "/") {
+			p.add(0, rp+".strip_prefix", "%q must start with /", r.StripPrefix)
+		}
+		checkRange(p, rp+".timeout", r.Timeout, 100*time.Millisecond, time.Hour)
+		if r.Action == "" {
+			p.add(0, rp+".action", "required: the action authorization is asked for, e.g. app.read")
+		}
+		if r.Resource.Type == "" {
+			p.add(0, rp+".resource.type", "required, e.g. app or space")
+		}
+	}
+}

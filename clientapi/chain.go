@@ -1,0 +1,122 @@
+package clientapi
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/edgefort/edgefort/clientapi/auth"
+)
+
+// Reason ids of the refusals the chain and the authorization step give.
+const (
+	ReasonNoCredentials     = "no_credentials"
+	ReasonAnonymousRefused  = "anonymous_not_allowed"
+	ReasonRateLimited       = "too_many_failed_authentications"
+	ReasonDenied            = "denied"
+	ReasonAuthzUnavailable  = "authorization_unavailable"
+	resultRateLimited       = "rate_limited"
+	solutionNone            = "none"
+	wwwAuthenticateJWTKind  = "jwt"
+	headerWWWAuthenticate   = "WWW-Authenticate"
+	bearerChallenge         = `Bearer realm="edgefort"`
+	bearerChallengeRejected = `Bearer realm="edgefort", error="invalid_token"`
+)
+
+// chain is a virtual host's ordered authentication solutions.
+type chain struct {
+	solutions []auth.Solution
+	bearer    bool // a JWT solution is in the chain: 401s carry a Bearer challenge
+}
+
+// outcome is what the chain made of a request.
+type outcome struct {
+	res      auth.Result
+	solution auth.Solution // nil when no solution found credentials
+}
+
+// run asks each solution in order; the first that finds credentials
+// decides. The anonymous identity is kept aside, for when no other
+// solution finds any, so that its place in the chain does not shadow the
+// solutions after it.
+func (c *chain) run(r *http.Request) outcome {
+	var anon *outcome
+	for _, s := range c.solutions {
+		res := s.Authenticate(r)
+		switch {
+		case res.Outcome == auth.NoCredentials:
+			continue
+		case res.Outcome == auth.Authenticated && res.Identity.Anonymous:
+			if anon == nil {
+				anon = &outcome{res: res, solution: s}
+			}
+			continue
+		}
+		if res.Outcome == auth.Authenticated && res.Identity.Solution == "" {
+			res.Identity.Solution = s.Name()
+		}
+		return outcome{res: res, solution: s}
+	}
+	if anon != nil {
+		return *anon
+	}
+	return outcome{res: auth.Result{Outcome: auth.NoCredentials, Reason: ReasonNoCredentials}}
+}
+
+// authenticate runs the chain for a request to rt and answers 401 or 429
+// itself; ok reports whether the request may go on as id.
+func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *route) (id auth.Identity, ok bool) {
+	client := h.proxies.clientAddr(r)
+	if h.fails.blocked(client) {
+		h.audit(r, rt, client, solutionNone, resultRateLimited, ReasonRateLimited, auth.Identity{}, nil)
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r, http.StatusTooManyRequests, ReasonRateLimited)
+		return auth.Identity{}, false
+	}
+	o := h.chain.run(r)
+	name := solutionNone
+	if o.solution != nil {
+		name = o.solution.Name()
+	}
+	res := o.res
+	switch {
+	case res.Outcome == auth.Authenticated && res.Identity.Anonymous && !rt.cfg.Anonymous:
+		res = auth.Result{Outcome: auth.NoCredentials, Reason: ReasonAnonymousRefused}
+	case res.Outcome == auth.Refused:
+		h.fails.failed(client)
+	}
+	h.audit(r, rt, client, name, res.Outcome.String(), res.Reason, res.Identity, res.Err)
+	if res.Outcome == auth.Authenticated {
+		return res.Identity, true
+	}
+	if h.chain.bearer {
+		challenge := bearerChallenge
+		if res.Outcome == auth.Refused && o.solution != nil && o.solution.Kind() == wwwAuthenticateJWTKind {
+			challenge = bearerChallengeRejected
+		}
+		w.Header().Set(headerWWWAuthenticate, challenge)
+	}
+	writeProblem(w, r, http.StatusUnauthorized, res.Reason)
+	return auth.Identity{}, false
+}
+
+// audit logs one authentication decision and counts it. It never logs a
+// credential: solutions keep tokens out of Reason and Err.
+func (h *virtualHost) audit(r *http.Request, rt *route, client netip.Addr, solution, result, reason string, id auth.Identity, err error) {
+	h.m.auth.WithLabelValues(h.cfg.Name, solution, result).Inc()
+	attrs := []slog.Attr{
+		slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
+		slog.String(logKeyRequestID, requestID(r.Context())), slog.String(logKeyClient, client.String()),
+		slog.String(logKeySolution, solution), slog.String(logKeyResult, result),
+	}
+	if reason != "" {
+		attrs = append(attrs, slog.String(logKeyReason, reason))
+	}
+	if id.UserID != "" {
+		attrs = append(attrs, slog.String(logKeyUser, id.UserID), slog.String(logKeyDirectory, id.Directory))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String(logKeyError, err.Error()))
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "authentication", attrs...)
+}

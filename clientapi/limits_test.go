@@ -1,0 +1,128 @@
+package clientapi
+
+import (
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TestFailedAuthenticationsAreRateLimitedPerAddress: after its burst of
+// refused tokens an address gets 429, even with a good token, while another
+// address goes on unaffected; both are counted and logged.
+func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	cfg := routeTo(r.backend(t, "engine", echo()), time.Minute)
+	cfg.VirtualHosts[0].FailedAuthLimit = RateLimit{PerSecond: 0.001, Burst: 3}
+	srv := r.start(t, cfg)
+	url := srv.URLs()["hub"] + "/"
+	do := func(local, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := r.client(local, false).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var got []int
+	for range 4 {
+		got = append(got, do("127.0.0.1", "forged"))
+	}
+	got = append(got, do("127.0.0.1", "alice-token"), do("127.0.0.2", "alice-token"), do("127.0.0.2", "forged"))
+	want := []int{401, 401, 401, 429, 429, 200, 401}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("statuses %v, want %v", got, want)
+		}
+	}
+	auth := r.reg
+	if n := counterValue(srv.m.auth.WithLabelValues("hub", solutionNone, resultRateLimited)); n != 2 {
+		t.Errorf("rate_limited count %v, want 2", n)
+	}
+	if n := counterValue(srv.m.auth.WithLabelValues("hub", "tokens", "refused")); n != 4 {
+		t.Errorf("refused count %v, want 4", n)
+	}
+	families, err := auth.Gather()
+	var names []string
+	for _, f := range families {
+		names = append(names, f.GetName())
+	}
+	if err != nil || len(names) != 3 {
+		t.Errorf("registered metrics: %v, %v; want the auth, requests and latency families", names, err)
+	}
+	lines := r.logs.lines("authentication")
+	if len(lines) != 7 {
+		t.Errorf("%d authentication log lines, want 7", len(lines))
+	}
+	for _, l := range lines {
+		if l[logKeyVirtualHost] != "hub" || l[logKeyRoute] != "all" || l[logKeyResult] == nil || l[logKeyRequestID] == nil {
+			t.Errorf("audit line %v lacks a field", l)
+		}
+	}
+}
+
+// TestFailLimiterStaysBounded: an attack from many addresses never grows
+// the map past its bound.
+func TestFailLimiterStaysBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	f := newFailLimiter(RateLimit{PerSecond: 1, Burst: 1}, func() time.Time { return now })
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := range maxLimitedAddrs + 500 {
+		f.failed(addr(i))
+	}
+	if n := len(f.addrs); n > maxLimitedAddrs {
+		t.Errorf("%d addresses tracked, bound %d", n, maxLimitedAddrs)
+	}
+	if !f.blocked(addr(maxLimitedAddrs + 499)) {
+		t.Errorf("the latest failing address is not blocked")
+	}
+	now = now.Add(time.Hour)
+	f.mu.Lock()
+	f.sweepLocked()
+	f.mu.Unlock()
+	if n := len(f.addrs); n != 0 {
+		t.Errorf("after an hour the idle addresses were not swept: %d left", n)
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// FuzzClientAddr: whatever X-Forwarded-For a trusted proxy passes on, the
+// client address is the peer or one of the header's addresses, never a
+// trusted proxy unless every hop is one, and parsing never panics.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"", "203.0.113.7", "203.0.113.7, 10.0.0.1", "::1,,garbage", "1.2.3.4 , [::1]", strings.Repeat("1.1.1.1,", 100)} {
+		f.Add(s)
+	}
+	ps, _ := parseProxies([]string{"127.0.0.1/32", "10.0.0.0/8"})
+	f.Fuzz(func(t *testing.T, xff string) {
+		r := &http.Request{RemoteAddr: "127.0.0.1:5000", Header: http.Header{"X-Forwarded-For": {xff}}}
+		a := ps.clientAddr(r)
+		if !a.IsValid() {
+			t.Fatalf("clientAddr(%q) = invalid", xff)
+		}
+		from := map[netip.Addr]bool{netip.MustParseAddr("127.0.0.1"): true}
+		for _, h := range strings.Split(xff, ",") {
+			if p, err := netip.ParseAddr(strings.TrimSpace(h)); err == nil {
+				from[p.Unmap()] = true
+			}
+		}
+		if !from[a] {
+			t.Fatalf("clientAddr(%q) = %s, from neither the peer nor the header", xff, a)
+		}
+	})
+}
