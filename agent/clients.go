@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/clientapi/backendjwt"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/internal/supervisor"
@@ -21,13 +23,11 @@ func (a *Agent) clientComponents(cl *cloudclient.Node) ([]supervisor.Spec, error
 		return nil, nil
 	}
 	deps := clientapi.Deps{
-		Keystores:  a.keystores.Stores,
-		Logger:     a.log.With(LogKeyComponent, "clientapi"),
-		Registerer: a.reg,
-		Ready:      a.readyFunc("clientapi"),
-		// TODO(backid): IdentityMinter: build clientapi/backendjwt's minter
-		// from identity.jwt once that package lands; until then a virtual
-		// host that configures identity.jwt is refused at start.
+		Keystores:      a.keystores.Stores,
+		Logger:         a.log.With(LogKeyComponent, "clientapi"),
+		Registerer:     a.reg,
+		Ready:          a.readyFunc("clientapi"),
+		IdentityMinter: a.identityMinter,
 	}
 	if cl != nil {
 		deps.Authorizer = cloudAuthorizer{cl.Authorizer()}
@@ -75,4 +75,19 @@ func (a *Agent) ReloadClients() error {
 		return problemsIn(cfg, err)
 	}
 	return nil
+}
+
+// identityMinter builds the node-signed identity token of a virtual host
+// whose identity.jwt names a keystore. Unless configured, the issuer is
+// the node: "edgefort:" and its device id (or host name).
+func (a *Agent) identityMinter(c clientapi.IdentityJWT) (clientapi.IdentityMinter, error) {
+	id := a.cfg.Device.ID
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	return backendjwt.New(c, backendjwt.Deps{
+		Keystores: a.keystores.Stores,
+		Issuer:    "edgefort:" + id,
+		Logger:    a.log.With(LogKeyComponent, "clientapi"),
+	})
 }

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"github.com/edgefort/edgefort/clientapi/backendjwt"
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
@@ -154,20 +155,9 @@ type IdentityHeaders struct {
 	Groups string `yaml:"groups"`
 }
 
-// IdentityJWT configures the node-signed identity token.
-type IdentityJWT struct {
-	// Keystore holding the signing key (a name or ref://reference). Empty
-	// turns the token off.
-	Keystore string `yaml:"keystore"`
-	// KeyAlias selects the key. Default: the keystore's only entry.
-	KeyAlias string `yaml:"key_alias"`
-	// Header carries the token. Default X-Edgefort-Identity.
-	Header string `yaml:"header"`
-	// TTL is the token's lifetime. Default 60s.
-	TTL time.Duration `yaml:"ttl"`
-	// Audience is the token's aud. Default: none.
-	Audience string `yaml:"audience"`
-}
+// IdentityJWT configures the node-signed identity token; backendjwt owns
+// it. An empty keystore turns the token off.
+type IdentityJWT = backendjwt.Config
 
 // Route sends matching requests to a target endpoint once the user is
 // authenticated and authorized.

@@ -150,7 +150,9 @@ func validateIdentity(p *problems, path string, id clientapi.Identity) {
 	}
 	if j := id.JWT; j.Keystore != "" {
 		checkStore(p, path+".jwt.keystore", j.Keystore, "keystore", inbound)
-		checkRange(p, path+".jwt.ttl", j.TTL, time.Second, time.Hour)
+		for _, fe := range fieldErrors(j.Validate()) {
+			p.add(0, join(path+".jwt", fe.Field), "%v", fe.Err)
+		}
 	}
 }
 
