@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -74,7 +75,7 @@ policy denies), which is printed.
 			return err
 		}
 		defer s.Close()
-		fmt.Fprintf(stdout, "hello %s\n", s.Hello)
+		fmt.Fprintf(stdout, "hello %s\n", bytes.TrimSpace(s.Hello))
 		var in io.Reader = stdin
 		if *message != "" {
 			in = nil
