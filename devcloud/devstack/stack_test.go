@@ -159,7 +159,7 @@ func TestDevStackClientAPI(t *testing.T) {
 		{"bob may not reload", "POST", "/api/v1/apps/q3-report/reload", bob, nil, 403, nil},
 		{"no token", "GET", "/api/v1/apps/q3-report", "", nil, 401, nil},
 		{"no token, forged identity headers", "GET", "/api/v1/apps/q3-report", "", forged, 401, nil},
-		{"a token not from the control plane", "GET", "/api/v1/apps/q3-report", alice[:len(alice)-4] + "AAAA", nil, 401, nil},
+		{"a token whose signature does not verify", "GET", "/api/v1/apps/q3-report", alice[:len(alice)-4] + "AAAA", nil, 401, nil},
 		{"the public route, anonymous", "GET", "/public/api/v1/whoami", "", nil, 200, &anonSeen},
 		{"the public route, forged identity headers", "GET", "/public/api/v1/whoami", "", forged, 200, &anonSeen},
 		{"the node's JWKS", "GET", "/.well-known/jwks.json", "", nil, 200, nil},
