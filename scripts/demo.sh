@@ -4,7 +4,9 @@
 # see: every component running, readyz 200, metrics scrapeable, the hub
 # virtual host over TLS and its certificate replaced with no restart, files
 # deployed over the update channel (`edgefort-dev deploy` against devcloud's
-# Mender server), and a clean exit on Ctrl-C (SIGINT) that removes the
+# Mender server), cloud events and jobs, the client API (user tokens through
+# the node to the local engine, with identity; 401, 403, anonymous, a
+# WebSocket), and a clean exit on Ctrl-C (SIGINT) that removes the
 # temporary state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -196,6 +198,43 @@ printf '{"operation":"self.destruct"}' >"$work/job2.json"
 rc=0; "$efdev" job "$work/job2.json" >"$work/job2" 2>&1 || rc=$?
 cat "$work/job2"
 check "a job with an unknown operation is REJECTED, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^  REJECTED .*unknown operation' '$work/job2'"
+
+# The client API: the hub authenticates the control plane's user tokens
+# (then the anonymous user on the public route), asks the policy about every
+# route, and proxies to the local engine with the user's identity: headers
+# and a JWT the node signs, which the engine verifies against the node's
+# JWKS. The engine answers with what it received.
+alice=$(cp_field user_token)
+bob=$(cp_field viewer_token)
+check "the banner hands out alice's and bob's tokens" sh -c "grep -q '^  export EDGEFORT_USER_TOKEN=$alice\$' '$work/out' && grep -q '^  BOB_TOKEN=$bob\$' '$work/out'"
+hubreq() { # hubreq OUT ARGS...: curl ARGS against the hub, body in OUT, prints the status
+  local out=$1; shift
+  curl -s --cacert "$ca" -o "$out" -w '%{http_code}' "$@" || true
+}
+app="$hub/api/v1/apps/q3-report"
+code=$(hubreq "$work/alice.json" -H "Authorization: Bearer $alice" -H 'X-Edgefort-User: admin' "$app")
+cat "$work/alice.json"
+check "alice's request is proxied to the engine, 200 (got $code)" test "$code" = 200
+check "the engine received X-Edgefort-User alice" grep -q '"user": "alice"' "$work/alice.json"
+check "the engine verified the node's identity JWT for alice" sh -c "grep -q '\"verified\": true' '$work/alice.json' && grep -q '\"sub\": \"alice\"' '$work/alice.json'"
+check "a client-sent X-Edgefort-User: admin does not reach the engine" sh -c "! grep -q admin '$work/alice.json'"
+code=$(hubreq "$work/bob-read.json" -H "Authorization: Bearer $bob" "$app")
+check "bob (a viewer) may read the app, 200 (got $code)" sh -c "test $code = 200 && grep -q '\"user\": \"bob\"' '$work/bob-read.json'"
+code=$(hubreq "$work/bob-reload.json" -H "Authorization: Bearer $bob" -X POST "$app/reload")
+check "bob may not reload it, 403 (got $code)" test "$code" = 403
+code=$(hubreq "$work/alice-reload.json" -H "Authorization: Bearer $alice" -X POST "$app/reload")
+check "alice (a developer) may, 200 (got $code)" sh -c "test $code = 200 && grep -q '\"reloaded\": true' '$work/alice-reload.json'"
+code=$(hubreq "$work/none.json" "$app")
+check "a request without a token is 401 (got $code)" test "$code" = 401
+code=$(hubreq "$work/anon.json" -H 'X-Edgefort-User: admin' "$hub/public/api/v1/whoami")
+cat "$work/anon.json"
+check "the public route answers 200 as the anonymous user (got $code)" sh -c "test $code = 200 && grep -q '\"user\": \"anonymous\"' '$work/anon.json' && ! grep -q admin '$work/anon.json'"
+rc=0; EDGEFORT_USER_TOKEN=$alice "$efdev" ws "wss://${hub#https://}/api/v1/apps/q3-report/ws" --message 'hello engine' >"$work/ws" 2>&1 || rc=$?
+cat "$work/ws"
+check "a WebSocket round trip through the node with edgefort-dev ws (exit $rc)" sh -c "test $rc = 0 && grep -qx 'echo hello engine' '$work/ws'"
+check "the WebSocket hello shows alice's identity" sh -c "grep '^hello ' '$work/ws' | grep -q '\"headers\":{\"user\":\"alice\"' && grep '^hello ' '$work/ws' | grep -q '\"sub\":\"alice\"'"
+rc=0; EDGEFORT_USER_TOKEN= "$efdev" ws "wss://${hub#https://}/api/v1/apps/q3-report/ws" --message x >"$work/ws-none" 2>&1 || rc=$?
+check "without a token edgefort-dev ws is refused, exit 3 (exit $rc)" sh -c "test $rc = 3 && grep -q '^refused: 401' '$work/ws-none'"
 
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 

@@ -36,8 +36,22 @@ func (e usageError) Error() string { return e.msg }
 // errQuiet is a failure the command printed already (exit status 1).
 var errQuiet = errors.New("failed")
 
+// exitError ends with a command's own exit status, after what err says
+// (nothing when nil: the command printed it).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
 func commands() []*command {
-	return []*command{newDeployCmd(), newEventCmd(), newJobCmd()}
+	return []*command{newDeployCmd(), newEventCmd(), newJobCmd(), newWSCmd()}
 }
 
 // run executes the CLI and returns the exit status: 0 success, 1 failure,
@@ -59,9 +73,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err := c.run(ctx, stdout, args)
 	var ue usageError
+	var ee exitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "edgefort-dev: %v\n", ee.err)
+		}
+		return ee.code
 	case errors.Is(err, flag.ErrHelp):
 		if c.name != "edgefort-dev" {
 			subs = nil

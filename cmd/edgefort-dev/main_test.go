@@ -208,6 +208,8 @@ func TestDevUsage(t *testing.T) {
 		{[]string{"--nope"}, "edgefort-dev: flag provided but not defined: -nope"},
 		{[]string{"event", "webhook", "{"}, `edgefort-dev event: "{" is not JSON`},
 		{[]string{"job"}, "want 1 argument(s) FILE, got 0"},
+		{[]string{"ws"}, "want 1 argument(s) URL, got 0"},
+		{[]string{"ws", "--timeout", "soon", "wss://x/"}, "invalid value \"soon\" for flag -timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -228,7 +230,8 @@ func TestDevHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "-state-dir"}},
+		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "ws ", "-state-dir"}},
+		{[]string{"ws", "--help"}, []string{"Usage: edgefort-dev ws [flags] URL", "Exit status:", "-cacert", "EDGEFORT_USER_TOKEN"}},
 		{[]string{"help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]"}},
 		{[]string{"event", "-h"}, []string{"Usage: edgefort-dev event [flags] TYPE [JSON]"}},
 		{[]string{"job", "--help"}, []string{"Usage: edgefort-dev job [flags] FILE"}},

@@ -26,7 +26,9 @@ a small dev CA with a keystore, a truststore and references made for it,
 and devcloud's servers in this process: a Mender-compatible update server
 (mutual TLS) that the agent's update channel polls, a control plane the
 node enrolls with at every start, and a SigV4-checking MQTT broker with
-AWS IoT Jobs and Shadow for the event link. Prints what runs and what to
+AWS IoT Jobs and Shadow for the event link. The virtual host is the client
+API in front of a local engine stand-in: it takes the control plane's user
+tokens (the banner prints alice's and bob's). Prints what runs and what to
 try, then runs until Ctrl-C. The commands below drive it from another
 terminal.`,
 		flags: flag.NewFlagSet("edgefort-dev", flag.ContinueOnError),

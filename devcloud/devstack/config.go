@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"github.com/edgefort/edgefort/cloudclient/api"
 )
 
 //go:embed dev.yaml
@@ -21,6 +23,9 @@ type ConfigParams struct {
 	StateDir, LogLevel, ServerURL, ModulesDir string
 	// The event link, once the enrollment named the thing.
 	ThingName, BrokerHost, BrokerRegion, EngineURL string
+	// ControlURL is the control plane's URL, the issuer of user tokens;
+	// with it the hub gets its authentication chain, identity and routes.
+	ControlURL string
 }
 
 func quoteIf(s string) string {
@@ -28,6 +33,13 @@ func quoteIf(s string) string {
 		return ""
 	}
 	return strconv.Quote(s)
+}
+
+func jwksURL(controlURL string) string {
+	if controlURL == "" {
+		return ""
+	}
+	return controlURL + api.PathJWKS
 }
 
 // Config renders the configuration the dev stack runs.
@@ -45,6 +57,8 @@ func Config(p ConfigParams) ([]byte, error) {
 		"BrokerHost":   quoteIf(p.BrokerHost),
 		"BrokerRegion": quoteIf(p.BrokerRegion),
 		"EngineURL":    p.EngineURL,
+		"ControlURL":   quoteIf(p.ControlURL),
+		"ControlJWKS":  quoteIf(jwksURL(p.ControlURL)),
 	})
 	return []byte(b.String()), err
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,7 +41,9 @@ type engine struct {
 	ln   net.Listener
 	done chan struct{}
 	opts engineOptions
-	jwks *jwksCache // nil without opts.JWKSURL
+	// jwks is the node's JWK Set: nil until a URL is known (opts.JWKSURL
+	// or SetJWKSURL), swapped whole, so requests in flight need no lock.
+	jwks atomic.Pointer[jwksCache]
 
 	mu      sync.Mutex               // guards closed and sockets
 	closed  bool                     // Close has begun: no new request is served
@@ -52,8 +55,8 @@ type engine struct {
 // everything but verifies no identity JWT (it reports it unverified).
 type engineOptions struct {
 	// JWKSURL is the node's JWK Set (https), fetched at the first token
-	// (the engine starts before the agent) and again when a token names a
-	// kid it does not hold.
+	// and again when a token names a kid it does not hold. Empty: none
+	// until SetJWKSURL (the engine starts before the agent binds the hub).
 	JWKSURL string
 	// RootCAs verifies the node's certificate (the dev CA). Nil: the
 	// system's roots.
@@ -72,13 +75,11 @@ func startEngineWith(dir string, opts engineOptions) (*engine, error) {
 	if opts.IdentityHeader == "" {
 		opts.IdentityHeader = "X-Edgefort-Identity"
 	}
-	var jwks *jwksCache
+	e := &engine{done: make(chan struct{}), opts: opts, sockets: map[*websocket.Conn]bool{}}
 	if opts.JWKSURL != "" {
-		u, err := url.Parse(opts.JWKSURL)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, fmt.Errorf("engine: JWKS URL %q: want https://HOST/PATH", opts.JWKSURL)
+		if err := e.SetJWKSURL(opts.JWKSURL); err != nil {
+			return nil, err
 		}
-		jwks = newJWKSCache(opts.JWKSURL, opts.RootCAs)
 	}
 	logDir := filepath.Join(dir, EngineDir)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
@@ -110,7 +111,7 @@ func startEngineWith(dir string, opts engineOptions) (*engine, error) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"reloaded":true}`)
 	})
-	e := &engine{ln: ln, done: make(chan struct{}), opts: opts, jwks: jwks, sockets: map[*websocket.Conn]bool{}}
+	e.ln = ln
 	e.routes(mux)
 	e.srv = &http.Server{Handler: e.track(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -118,6 +119,17 @@ func startEngineWith(dir string, opts engineOptions) (*engine, error) {
 		e.srv.Serve(ln)
 	}()
 	return e, nil
+}
+
+// SetJWKSURL points the identity checks at the node's JWK Set (https),
+// with a fresh cache; requests already verifying finish with the old one.
+func (e *engine) SetJWKSURL(jwksURL string) error {
+	u, err := url.Parse(jwksURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("engine: JWKS URL %q: want https://HOST/PATH", jwksURL)
+	}
+	e.jwks.Store(newJWKSCache(jwksURL, e.opts.RootCAs))
+	return nil
 }
 
 func orEmptyJSON(b []byte) []byte {

@@ -35,6 +35,7 @@ func (e *engine) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/whoami", e.serveJSON)
 	mux.HandleFunc("GET /api/v1/apps", e.serveApps)
 	mux.HandleFunc("GET /api/v1/apps/{app}", e.serveJSON)
+	mux.HandleFunc("POST /api/v1/apps/{app}/reload", e.serveReload)
 	mux.HandleFunc("GET /api/v1/apps/{app}/ws", e.serveEcho)
 	mux.HandleFunc("GET /download", serveDownload)
 }
@@ -72,6 +73,18 @@ func (e *engine) serveJSON(w http.ResponseWriter, r *http.Request) {
 	if rec, ok := e.identityOr(w, r); ok {
 		writeJSON(w, http.StatusOK, rec)
 	}
+}
+
+// serveReload pretends to reload an app: it answers who asked.
+func (e *engine) serveReload(w http.ResponseWriter, r *http.Request) {
+	rec, ok := e.identityOr(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Reloaded bool     `json:"reloaded"`
+		Identity received `json:"identity"`
+	}{true, rec})
 }
 
 func (e *engine) serveApps(w http.ResponseWriter, r *http.Request) {

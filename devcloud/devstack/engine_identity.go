@@ -87,11 +87,12 @@ func (e *engine) identity(r *http.Request) (received, error) {
 	if tok == "" {
 		return rec, nil
 	}
-	if e.jwks == nil {
+	jwks := e.jwks.Load()
+	if jwks == nil {
 		rec.JWT = &receivedJWT{Note: "not verified: the engine was given no JWKS URL"}
 		return rec, nil
 	}
-	kid, claims, err := e.verify(r.Context(), tok)
+	kid, claims, err := e.verify(r.Context(), jwks, tok)
 	if err != nil {
 		return rec, fmt.Errorf("identity token: %w", err)
 	}
@@ -109,7 +110,7 @@ func joinValues(v []string) string {
 
 // verify checks tok's signature against the node's JWK Set and its
 // registered claims, and returns its kid and claims.
-func (e *engine) verify(ctx context.Context, tok string) (string, map[string]any, error) {
+func (e *engine) verify(ctx context.Context, jwks *jwksCache, tok string) (string, map[string]any, error) {
 	if len(tok) > maxIdentityToken {
 		return "", nil, fmt.Errorf("%d bytes, over the limit of %d", len(tok), maxIdentityToken)
 	}
@@ -118,7 +119,7 @@ func (e *engine) verify(ctx context.Context, tok string) (string, map[string]any
 		return "", nil, err
 	}
 	kid := parsed.Headers[0].KeyID
-	key, err := e.jwks.key(ctx, kid)
+	key, err := jwks.key(ctx, kid)
 	if err != nil {
 		return kid, nil, err
 	}

@@ -414,7 +414,7 @@ func TestDevEngineFollowsKeyRotation(t *testing.T) {
 	rig := newIdentityRig(t)
 	e := newTestEngine(t, engineOptions{JWKSURL: rig.jwksURL, RootCAs: rig.roots})
 	var skew atomic.Int64
-	e.jwks.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	e.jwks.Load().now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	whoami := func(tok string) int {
 		status, _ := get(t, e.URL()+"/api/v1/whoami", map[string]string{"X-Edgefort-Identity": tok})
 		return status

@@ -42,6 +42,9 @@ type ControlPlaneInfo struct {
 	// UserToken is a user JWT for alice, signed with the control plane's
 	// JWKS keys, valid for a day.
 	UserToken string `json:"user_token"`
+	// ViewerToken is the same for bob, a viewer in sales through the
+	// group analysts: he may read the apps but not reload them.
+	ViewerToken string `json:"viewer_token"`
 	// ManagementToken reads what the sink recorded:
 	// GET URL/api/management/dev/devices/DEVICE_ID/reports.
 	ManagementToken string `json:"management_token"`

@@ -34,6 +34,13 @@ func (s *Stack) RunAgent(ctx context.Context, log *slog.Logger, level *slog.Leve
 		case <-tick.C:
 		}
 	}
+	// The hub listens on a port picked at its start: only now can the
+	// engine be told where the node's JWKS is.
+	if hub := a.Status().VirtualHosts["hub"]; hub != "" && s.engine != nil {
+		if err := s.engine.SetJWKSURL(hub + "/.well-known/jwks.json"); err != nil {
+			log.Error("the engine cannot verify identity tokens", "error", err)
+		}
+	}
 	onReady(a)
 	return <-done
 }

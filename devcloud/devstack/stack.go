@@ -39,6 +39,7 @@ type Stack struct {
 	Info       Info
 
 	stateDir string
+	engine   *engine
 	closers  []func() // undone in reverse by Close
 }
 
@@ -85,12 +86,18 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	engine, err := startEngine(dir)
+	// The engine checks the identity JWT against the node's JWKS, whose
+	// URL RunAgent gives it once the hub is bound.
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	engine, err := startEngineWith(dir, engineOptions{RootCAs: pool, Issuer: "edgefort:" + s.Config.Device.ID, Audience: identityAudience})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	s.engine = engine
 	s.onClose(engine.Close)
 	params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = s.Info.ControlPlane.DeviceID, broker.Host(), broker.Region(), engine.URL()
+	params.ControlURL = cp.URL()
 	if err := s.writeConfig(params); err != nil {
 		return nil, err
 	}
@@ -152,11 +159,20 @@ func (s *Stack) startMender(ca *devcloud.CA, log *slog.Logger) (*devcloud.Mender
 	return srv, nil
 }
 
-// devUser is the user the banner's token is for.
-const devUser = "alice"
+// The users the banner's tokens are for: alice is a developer in sales,
+// bob a viewer there through the group analysts (see defaultPolicy).
+const (
+	devUser    = "alice"
+	viewerUser = "bob"
+)
+
+// identityAudience is the aud of the identity JWT the hub hands the
+// engine (dev.yaml), which the engine requires.
+const identityAudience = "local-engine"
 
 // PolicyFile is the control plane's policy under the state directory,
-// read at start; a new state directory starts with defaultPolicy.
+// read at start; a new state directory starts with defaultPolicy (a kept
+// one keeps the policy it was first given).
 var PolicyFile = filepath.Join(CloudDir, "policy.yaml")
 
 const defaultPolicy = `# Authorization policy of the dev control plane (devcloud). Edit and
@@ -173,6 +189,11 @@ spaces:
     members:
       user:alice: developer
       group:analysts: viewer
+  # The hub's GET /public/ route admits requests without a token as the
+  # user anonymous.
+  public:
+    members:
+      user:anonymous: viewer
 `
 
 func (s *Stack) readPolicy() (*devcloud.Policy, error) {
@@ -226,7 +247,11 @@ func (s *Stack) startControl(ctx context.Context, ca *devcloud.CA, updateURL str
 	if err != nil {
 		return nil, err
 	}
-	s.Info.ControlPlane = ControlPlaneInfo{URL: cp.URL(), DeviceID: e.DeviceID, UserToken: tok, ManagementToken: mtok}
+	bob, err := cp.MintUserToken(api.User{ID: viewerUser, Directory: "dev", Groups: []string{"analysts"}}, 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	s.Info.ControlPlane = ControlPlaneInfo{URL: cp.URL(), DeviceID: e.DeviceID, UserToken: tok, ViewerToken: bob, ManagementToken: mtok}
 	return cp, nil
 }
 

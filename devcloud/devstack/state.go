@@ -26,6 +26,13 @@ const (
 	trustStore  = "dev-ca"
 	hubValidity = 3 * 24 * time.Hour // short on purpose: the expiry warning and its fix are part of the tour
 
+	// IdentityStore signs the identity JWT the hub virtual host hands the
+	// engine (behind ref://identity-jwt); its certificate only carries the
+	// key, the engine trusts the node's JWKS.
+	IdentityStore    = "dev-identity-1"
+	IdentityAlias    = "identity"
+	identityValidity = 365 * 24 * time.Hour
+
 	DeviceStore    = "dev-device-1" // the update channel's client certificate until the enrollment replaces it
 	DeviceAlias    = "device"
 	deviceValidity = 365 * 24 * time.Hour
@@ -80,7 +87,10 @@ func PrepareState(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := prepareDevice(ks, ca); err != nil {
+	if err := prepareEntry(ks, ca, DeviceStore, DeviceAlias, "dev-node", deviceValidity); err != nil {
+		return err
+	}
+	if err := prepareEntry(ks, ca, IdentityStore, IdentityAlias, "edgefort dev identity", identityValidity); err != nil {
 		return err
 	}
 	return prepareModules(dir)
@@ -112,25 +122,26 @@ func prepareCA(ks *keystore.Manager, caDir string) (*devcloud.CA, error) {
 	return ca, nil
 }
 
-// prepareDevice makes the keystore with the device's client certificate
-// for the update channel, unless it has its entry already.
-func prepareDevice(ks *keystore.Manager, ca *devcloud.CA) error {
-	st, err := ks.Resolve(DeviceStore, keystore.KindKeystore)
+// prepareEntry makes keystore store with a key and a dev-CA certificate
+// for cn under alias, unless it has that entry already: the device's
+// client certificate for the update channel, the identity JWT's key.
+func prepareEntry(ks *keystore.Manager, ca *devcloud.CA, store, alias, cn string, validity time.Duration) error {
+	st, err := ks.Resolve(store, keystore.KindKeystore)
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
-		if err := ks.CreateStore(DeviceStore, keystore.KindKeystore); err != nil {
+		if err := ks.CreateStore(store, keystore.KindKeystore); err != nil {
 			return err
 		}
 	case err != nil:
 		return err
-	case st.Entries[DeviceAlias] != nil:
+	case st.Entries[alias] != nil:
 		return nil
 	}
-	key, leaf, err := ca.Issue("dev-node", nil, deviceValidity)
+	key, leaf, err := ca.Issue(cn, nil, validity)
 	if err != nil {
 		return err
 	}
-	return ks.PutEntry(DeviceStore, DeviceAlias, key, []*x509.Certificate{leaf})
+	return ks.PutEntry(store, alias, key, []*x509.Certificate{leaf})
 }
 
 // prepareModules writes dev's single-file update module into the state

@@ -15,45 +15,52 @@ import (
 )
 
 // TestPrepareStateUpgrades checks that a state directory prepared
-// before the update channel (no device keystore) gets one, with the same
-// CA.
+// before the update channel or the identity JWT (no device or identity
+// keystore) gets them, with the same CA.
 func TestPrepareStateUpgrades(t *testing.T) {
-	dir := t.TempDir()
-	if err := PrepareState(dir); err != nil {
-		t.Fatal(err)
-	}
-	caCert := filepath.Join(dir, CADir, "ca.crt")
-	before, err := os.ReadFile(caCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withStores(t, dir, func(ks *keystore.Manager) {
-		if err := ks.DeleteStore(DeviceStore); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if err := PrepareState(dir); err != nil {
-		t.Fatalf("second prepare: %v", err)
-	}
-	withStores(t, dir, func(ks *keystore.Manager) {
-		st, err := ks.Resolve(DeviceStore, keystore.KindKeystore)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := st.Entries[DeviceAlias]
-		if len(st.Entries) != 1 || e == nil {
-			t.Fatalf("device keystore entries: %+v", st.Entries)
-		}
-		ca, err := LoadCA(filepath.Join(dir, CADir))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Leaf().CheckSignatureFrom(ca.Cert); err != nil {
-			t.Errorf("device certificate not issued by the dev CA: %v", err)
-		}
-	})
-	if after, _ := os.ReadFile(caCert); !bytes.Equal(before, after) {
-		t.Error("the dev CA changed")
+	for _, tc := range []struct{ store, alias string }{
+		{DeviceStore, DeviceAlias},
+		{IdentityStore, IdentityAlias},
+	} {
+		t.Run(tc.store, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := PrepareState(dir); err != nil {
+				t.Fatal(err)
+			}
+			caCert := filepath.Join(dir, CADir, "ca.crt")
+			before, err := os.ReadFile(caCert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			withStores(t, dir, func(ks *keystore.Manager) {
+				if err := ks.DeleteStore(tc.store); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if err := PrepareState(dir); err != nil {
+				t.Fatalf("second prepare: %v", err)
+			}
+			withStores(t, dir, func(ks *keystore.Manager) {
+				st, err := ks.Resolve(tc.store, keystore.KindKeystore)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := st.Entries[tc.alias]
+				if len(st.Entries) != 1 || e == nil {
+					t.Fatalf("%s entries: %+v", tc.store, st.Entries)
+				}
+				ca, err := LoadCA(filepath.Join(dir, CADir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.Leaf().CheckSignatureFrom(ca.Cert); err != nil {
+					t.Errorf("%s certificate not issued by the dev CA: %v", tc.store, err)
+				}
+			})
+			if after, _ := os.ReadFile(caCert); !bytes.Equal(before, after) {
+				t.Error("the dev CA changed")
+			}
+		})
 	}
 }
 
