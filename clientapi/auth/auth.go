@@ -70,6 +70,25 @@ type Result struct {
 	// Err is the refusal's detail for the log only, never sent to the
 	// client. It must not contain a token, a secret or a key.
 	Err error
+	// StartSession asks the client API to open one of the node's sessions
+	// for Identity and set its cookie: interactive logins (ticket, SAML,
+	// OIDC) end so, while per-request credentials (JWT, header) do not.
+	StartSession bool
+	// Redirect, when set on an Authenticated result, answers the request
+	// with 303 See Other to this URL (after the session cookie, if any)
+	// instead of serving it: a ticket login sends the browser on to its
+	// target without the ticket. The solution has checked the URL against
+	// the node's virtual hosts and its allow-list (no open redirects).
+	Redirect string
+}
+
+// Challenger is a solution that can send an unauthenticated browser to
+// log in (an authentication module, an IdP). When no solution of the
+// chain finds credentials and the request accepts text/html, the first
+// Challenger that answers ok gets the browser redirected to url (which
+// carries the original URL to come back to); API clients get 401.
+type Challenger interface {
+	Challenge(r *http.Request) (url string, ok bool)
 }
 
 // Solution authenticates requests in one way. Authenticate must be safe
