@@ -1,20 +1,15 @@
 package agent
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,23 +29,23 @@ import (
 	"github.com/edgefort/edgefort/keystore"
 )
 
-// hubKeystore puts a "hub" keystore with a self-signed certificate for
-// 127.0.0.1 in the state directory, for a virtual host's TLS, and returns
-// a client that trusts only that certificate.
+// hubKeystore puts a "hub" keystore with a certificate for 127.0.0.1
+// (from a fresh CA) in the state directory, for a virtual host's TLS, and
+// returns a client that trusts only that CA.
 func hubKeystore(t *testing.T, stateDir string) *http.Client {
 	t.Helper()
 	m, err := keystore.Open(keystore.Options{Dir: filepath.Join(stateDir, keystoresDir), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "hub"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, err := devcloud.NewCA("virtual host test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	key, cert, err := ca.Issue("hub", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.CreateStore("hub", keystore.KindKeystore); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +53,7 @@ func hubKeystore(t *testing.T, stateDir string) *http.Client {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
+	pool.AddCert(ca.Cert)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 }
 

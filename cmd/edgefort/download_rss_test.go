@@ -2,19 +2,13 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +19,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/agent/adminclient"
+	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/keystore"
 )
@@ -73,7 +68,7 @@ func TestProxiedDownloadPeakRSS(t *testing.T) {
 	if code, out, errOut := edgefort(t, "enroll", "--config", r.cfgPath, "--url", r.cp.URL(), "--token", r.cp.NewEnrollmentToken(), "--ca-file", r.caFile); code != 0 {
 		t.Fatalf("enroll: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	client := selfSignedHub(t, r.state)
+	client := hubKeystore(t, r.state)
 	cfg, err := os.ReadFile(r.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -152,22 +147,23 @@ func vmHWM(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// selfSignedHub puts a "hub" keystore with a self-signed certificate for
-// 127.0.0.1 in the state directory and returns a client trusting it only.
-func selfSignedHub(t *testing.T, stateDir string) *http.Client {
+// hubKeystore puts a "hub" keystore with a certificate for 127.0.0.1
+// (from a fresh CA) in the state directory and returns a client trusting
+// only that CA.
+func hubKeystore(t *testing.T, stateDir string) *http.Client {
 	t.Helper()
 	m, err := keystore.Open(keystore.Options{Dir: filepath.Join(stateDir, "keystores"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hub"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, err := devcloud.NewCA("virtual host test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	key, cert, err := ca.Issue("hub", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.CreateStore("hub", keystore.KindKeystore); err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +171,6 @@ func selfSignedHub(t *testing.T, stateDir string) *http.Client {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
+	pool.AddCert(ca.Cert)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 }
