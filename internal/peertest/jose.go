@@ -1,7 +1,12 @@
 package peertest
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -69,4 +74,35 @@ func installJose(npm, dir string) error {
 		return errors.New("npm ci in " + dir + ": " + err.Error() + "\n" + string(out))
 	}
 	return nil
+}
+
+// JoseSign has the jose library (sign.mjs) sign claims with key under alg
+// and returns the compact JWS; kid "" leaves kid out of the header.
+func JoseSign(t testing.TB, key crypto.Signer, alg, kid string, claims map[string]any) string {
+	t.Helper()
+	node, dir := Jose(t)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "sign.mjs", keyFile, alg, kid)
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(body)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("peertest: node sign.mjs %s: %v\n%s", alg, err, stderr.Bytes())
+	}
+	return string(bytes.TrimSpace(out))
 }
