@@ -115,4 +115,3 @@ func FuzzAuthenticateRequest(f *testing.F) {
 		}
 	})
 }
-

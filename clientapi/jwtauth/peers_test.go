@@ -1,19 +1,15 @@
 package jwtauth
 
 import (
-	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,37 +22,6 @@ import (
 	"github.com/edgefort/edgefort/internal/peertest"
 	"github.com/edgefort/edgefort/keystore"
 )
-
-// joseSign has the npm jose library (peertest.Jose, sign.mjs) sign claims
-// with key under alg; kid "" leaves it out.
-func joseSign(t *testing.T, key crypto.Signer, alg, kid string, claims map[string]any) string {
-	t.Helper()
-	node, dir := peertest.Jose(t)
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "key.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	body, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "sign.mjs", keyFile, alg, kid)
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(body)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node sign.mjs %s: %v\n%s", alg, err, stderr.Bytes())
-	}
-	return string(bytes.TrimSpace(out))
-}
 
 // writePublicKey writes key's public half as PEM.
 func writePublicKey(t *testing.T, key crypto.Signer) string {
@@ -107,7 +72,7 @@ func TestJosePeerTokens(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, kid := range []string{k.thumbprint, ""} {
-				tok := joseSign(t, tt.key, tt.alg, kid, claims)
+				tok := peertest.JoseSign(t, tt.key, tt.alg, kid, claims)
 				got := mustAuthenticate(t, s, bearer(tok))
 				want := auth.Identity{UserID: "alice", Directory: testIssuer, Groups: []string{"staff", "ops"}, Solution: "jwt", Expires: time.Unix(clk.Now().Add(time.Hour).Unix(), 0)}
 				if diff := cmp.Diff(want, got); diff != "" {
@@ -119,7 +84,7 @@ func TestJosePeerTokens(t *testing.T) {
 				c[k] = v
 			}
 			c["iss"] = "https://evil.example"
-			if res := s.Authenticate(bearer(joseSign(t, tt.key, tt.alg, k.thumbprint, c))); res.Reason != ReasonBadIssuer {
+			if res := s.Authenticate(bearer(peertest.JoseSign(t, tt.key, tt.alg, k.thumbprint, c))); res.Reason != ReasonBadIssuer {
 				t.Errorf("jose token from another issuer: %v %s, want %s", res.Outcome, res.Reason, ReasonBadIssuer)
 			}
 		})
