@@ -79,6 +79,7 @@ done <<'EOF'
 ./internal/retryafter/ FuzzParse
 ./clientapi/jwtauth/ FuzzAuthenticate
 ./clientapi/ FuzzClientAddr
+./clientapi/headerauth/ FuzzAuthenticate
 EOF
 
 log "demo"
