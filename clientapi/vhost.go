@@ -182,7 +182,7 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 // the ones stripped before proxying, so that a backend never sees a
 // client's value there, whichever solution authenticated the request.
 func (b *builder) headerSolution(i int, path string, h *virtualHost, c headerauth.Config) []error {
-	sol, err := headerauth.New(c, headerauth.Deps{Logger: b.log.With("solution", headerauth.Kind), Now: b.deps.Now})
+	sol, err := headerauth.New(c, headerauth.Deps{Logger: h.log, Now: b.deps.Now})
 	if err != nil {
 		return []error{fieldErr(i, path+".header", err)}
 	}

@@ -41,6 +41,13 @@ const (
 // warnEvery spaces out the warning about one untrusted peer.
 const warnEvery = time.Minute
 
+// Log keys of the warning (the client API's audit line uses the same).
+const (
+	logKeySolution = "solution"
+	logKeyClient   = "client"
+	logKeyHeader   = "header"
+)
+
 // Deps are what the solution needs from its owner.
 type Deps struct {
 	// Logger receives the (rate-limited) warnings about spoofing attempts.
@@ -112,7 +119,7 @@ func (s *Solution) Authenticate(r *http.Request) auth.Result {
 	peer := peerAddr(r.RemoteAddr)
 	if !s.trusts(peer) {
 		s.warnings.Warn("untrusted:"+peer.String(), "user header from an address that is not a trusted proxy: refused",
-			"solution", s.cfg.Name, "client", peer.String(), "header", present)
+			logKeySolution, s.cfg.Name, logKeyClient, peer.String(), logKeyHeader, present)
 		return auth.Result{Outcome: auth.Refused, Reason: ReasonUntrustedSource,
 			Err: fmt.Errorf("header %s from %s, which is not a trusted proxy of solution %s", present, peer, s.cfg.Name)}
 	}
