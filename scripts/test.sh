@@ -75,11 +75,11 @@ done <<'EOF'
 ./updater/artifact/ FuzzParseManifest
 ./updater/artifact/ FuzzXZBlocks
 ./agent/config/ FuzzParse
+./clientapi/headerauth/ FuzzAuthenticate
 ./updater/ FuzzParseDeployment
 ./internal/retryafter/ FuzzParse
 ./clientapi/jwtauth/ FuzzAuthenticate
 ./clientapi/ FuzzClientAddr
-./clientapi/headerauth/ FuzzAuthenticate
 EOF
 
 log "demo"
