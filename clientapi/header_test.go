@@ -193,6 +193,9 @@ func TestHeaderSolutionTrustsOnlyItsProxies(t *testing.T) {
 	if refused != 3 {
 		t.Errorf("%d audit lines for untrusted headers, want 3 (every attempt)", refused)
 	}
+	if n := counterValue(srv.m.auth.WithLabelValues("hub", "proxy", "refused")); n != 7 {
+		t.Errorf("auth_total{solution=proxy,result=refused} = %v, want 7 (3 untrusted, 4 invalid)", n)
+	}
 	if strings.Contains(r.logs.String(), strings.Repeat("a", headerauth.MaxValueBytes)) {
 		t.Errorf("a refused header value is in the log")
 	}
