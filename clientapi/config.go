@@ -4,6 +4,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/backendjwt"
 	"time"
 
+	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
 	"github.com/edgefort/edgefort/keystore"
 )
@@ -22,6 +23,7 @@ const (
 	DefaultUserIDHeader        = "X-Edgefort-User"
 	DefaultDirectoryHeader     = "X-Edgefort-Directory"
 	DefaultGroupsHeader        = "X-Edgefort-Groups"
+	DefaultAnonymousHeader     = "X-Edgefort-Anonymous"
 	DefaultIdentityJWTHeader   = "X-Edgefort-Identity"
 	DefaultIdentityJWTTTL      = 60 * time.Second
 	DefaultAnonymousName       = "anonymous"
@@ -118,6 +120,8 @@ type Solution struct {
 	// Anonymous admits requests without credentials as a fixed identity,
 	// on routes that allow it.
 	Anonymous *Anonymous `yaml:"anonymous"`
+	// Header takes the user from headers a trusted reverse proxy sets.
+	Header *headerauth.Config `yaml:"header"`
 }
 
 // Anonymous is the identity of requests that carry no credentials.
@@ -153,6 +157,11 @@ type IdentityHeaders struct {
 	Directory string `yaml:"directory"`
 	// Groups header, comma-separated. Default X-Edgefort-Groups.
 	Groups string `yaml:"groups"`
+	// Anonymous header is "true" when the user is the anonymous identity
+	// (absent otherwise), so that a backend can offer a sign-in link
+	// (SignInPath) and never mistake a real user named like it. Default
+	// X-Edgefort-Anonymous.
+	Anonymous string `yaml:"anonymous"`
 }
 
 // IdentityJWT configures the node-signed identity token; backendjwt owns

@@ -18,7 +18,7 @@ const identityPrefix = "X-Edgefort-"
 // before proxying (besides identityPrefix).
 func stripSet(id Identity) map[string]bool {
 	s := map[string]bool{}
-	for _, h := range append([]string{id.Headers.UserID, id.Headers.Directory, id.Headers.Groups, id.JWT.Header}, id.Strip...) {
+	for _, h := range append([]string{id.Headers.UserID, id.Headers.Directory, id.Headers.Groups, id.Headers.Anonymous, id.JWT.Header}, id.Strip...) {
 		if h != "" {
 			s[textproto.CanonicalMIMEHeaderKey(h)] = true
 		}
@@ -76,6 +76,9 @@ func (h *virtualHost) setIdentity(ctx context.Context, out http.Header) {
 	set(hs.UserID, id.UserID)
 	set(hs.Directory, id.Directory)
 	set(hs.Groups, strings.Join(id.Groups, ","))
+	if id.Anonymous {
+		set(hs.Anonymous, "true")
+	}
 	if tok, ok := ctx.Value(ctxIdentityToken).(string); ok && h.minter != nil {
 		out.Set(h.minter.Header(), tok)
 	}

@@ -96,6 +96,10 @@ func (h *virtualHost) rewrite(pr *httputil.ProxyRequest, rc Route, base *url.URL
 		pr.Out.URL.RawPath = ""
 	}
 	pr.SetURL(base)
+	// The Host the client asked for reaches the backend unchanged (SetURL
+	// put the target's there): backends build their links and check
+	// their origin from it, as behind any reverse proxy.
+	pr.Out.Host = pr.In.Host
 	peer := peerAddr(pr.In)
 	trusted := h.proxies.trusts(peer)
 	h.stripIdentity(pr.Out.Header, trusted)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
 )
 
@@ -84,6 +85,7 @@ func withHostDefaults(c VirtualHost) VirtualHost {
 	hs.UserID = orDefault(hs.UserID, DefaultUserIDHeader)
 	hs.Directory = orDefault(hs.Directory, DefaultDirectoryHeader)
 	hs.Groups = orDefault(hs.Groups, DefaultGroupsHeader)
+	hs.Anonymous = orDefault(hs.Anonymous, DefaultAnonymousHeader)
 	j := &c.Identity.JWT
 	j.Header = orDefault(j.Header, DefaultIdentityJWTHeader)
 	j.TTL = orDefault(j.TTL, DefaultIdentityJWTTTL)
@@ -152,7 +154,13 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 	var errs []error
 	for j, s := range h.cfg.Authentication {
 		path := fmt.Sprintf("authentication[%d]", j)
+		if s.Header != nil && s.JWT == nil && s.Anonymous == nil {
+			errs = append(errs, b.headerSolution(i, path, h, *s.Header)...)
+			continue
+		}
 		switch {
+		case s.Header != nil:
+			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt, anonymous or header)")))
 		case s.JWT != nil && s.Anonymous == nil:
 			sol, err := jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
 			if err != nil {
@@ -164,16 +172,32 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 		case s.Anonymous != nil && s.JWT == nil:
 			h.chain.solutions = append(h.chain.solutions, auth.Solution(newAnonymous(*s.Anonymous)))
 		default:
-			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt or anonymous)")))
+			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt, anonymous or header)")))
 		}
 	}
 	return errs
+}
+
+// headerSolution adds a header solution to h's chain and its headers to
+// the ones stripped before proxying, so that a backend never sees a
+// client's value there, whichever solution authenticated the request.
+func (b *builder) headerSolution(i int, path string, h *virtualHost, c headerauth.Config) []error {
+	sol, err := headerauth.New(c, headerauth.Deps{Logger: h.log, Now: b.deps.Now})
+	if err != nil {
+		return []error{fieldErr(i, path+".header", err)}
+	}
+	for _, name := range sol.Headers() {
+		h.strip[name] = true
+	}
+	h.chain.solutions = append(h.chain.solutions, sol)
+	return nil
 }
 
 // buildMux builds the routes and the virtual host's ServeMux.
 func (b *builder) buildMux(i int, h *virtualHost) []error {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	h.mux.HandleFunc("GET "+SignInPath, h.serveSignIn)
 	if h.minter != nil {
 		h.mux.Handle("GET /.well-known/jwks.json", h.minter.JWKS())
 	}

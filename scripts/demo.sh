@@ -6,7 +6,8 @@
 # deployed over the update channel (`edgefort-dev deploy` against devcloud's
 # Mender server), cloud events and jobs, the client API (user tokens through
 # the node to the local engine, with identity; 401, 403, anonymous, a
-# WebSocket), and a clean exit on Ctrl-C (SIGINT) that removes the
+# WebSocket; a header login from the trusted proxy address and the same
+# header from another address refused), and a clean exit on Ctrl-C (SIGINT) that removes the
 # temporary state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -235,6 +236,32 @@ check "a WebSocket round trip through the node with edgefort-dev ws (exit $rc)" 
 check "the WebSocket hello shows alice's identity" sh -c "grep '^hello ' '$work/ws' | grep -q '\"headers\":{\"user\":\"alice\"' && grep '^hello ' '$work/ws' | grep -q '\"sub\":\"alice\"'"
 rc=0; EDGEFORT_USER_TOKEN= "$efdev" ws "wss://${hub#https://}/api/v1/apps/q3-report/ws" --message x >"$work/ws-none" 2>&1 || rc=$?
 check "without a token edgefort-dev ws is refused, exit 3 (exit $rc)" sh -c "test $rc = 3 && grep -q '^refused: 401' '$work/ws-none'"
+
+# The header solution: the virtual host proxied takes the user from
+# X-Remote-User, believed only from the dev reverse proxy's address
+# 127.0.0.2 (curl --interface); the same header from 127.0.0.1 is refused
+# and never reaches the engine, whose API numbers the requests it receives.
+proxied=$(awk '$1 == "proxied" && $2 == "host" { print $3 }' "$work/out")
+check "banner names the proxied virtual host ($proxied)" sh -c "echo '$proxied' | grep -Eq '^https://127\.0\.0\.1:[0-9]+$'"
+seq_of() { sed -n 's/^  "seq": \([0-9]*\),*$/\1/p' "$1"; }
+code=$(hubreq "$work/hdr1.json" --interface 127.0.0.2 -H 'X-Remote-User: alice' "$proxied/api/v1/whoami")
+cat "$work/hdr1.json"
+check "a header login from the trusted proxy reaches the engine as alice, 200 (got $code)" \
+  sh -c "test $code = 200 && grep -q '\"user\": \"alice\"' '$work/hdr1.json' && grep -q '\"directory\": \"proxy\"' '$work/hdr1.json'"
+check "the engine received the Host the client sent" grep -q "\"host\": \"${proxied#https://}\"" "$work/hdr1.json"
+code=$(hubreq "$work/hdr2.json" --interface 127.0.0.1 -H 'X-Remote-User: alice' "$proxied/api/v1/whoami")
+cat "$work/hdr2.json"
+check "the same header from 127.0.0.1 is refused, 401 (got $code)" \
+  sh -c "test $code = 401 && grep -q '\"reason\":\"untrusted_header_source\"' '$work/hdr2.json'"
+code=$(hubreq "$work/hdr3.json" --interface 127.0.0.2 -H 'X-Remote-User: alice' "$proxied/api/v1/whoami")
+seq1=$(seq_of "$work/hdr1.json"); seq3=$(seq_of "$work/hdr3.json")
+check "the refused request never reached the engine (its requests $seq1 then $seq3)" \
+  sh -c "test $code = 200 && test -n '$seq1' && test '$seq3' = \$(($seq1 + 1))"
+check "the refusal is audited with the solution's name" \
+  sh -c "grep 'msg=authentication' '$work/err' | grep 'virtual_host=proxied' | grep -q 'client=127.0.0.1 solution=dev-proxy result=refused reason=untrusted_header_source'"
+code=$(hubreq "$work/signin.json" "$proxied/.edgefort/signin?return_to=/public/")
+check "sign-in there says no interactive solution is configured, 404 (got $code)" \
+  sh -c "test $code = 404 && grep -q no_interactive_solution '$work/signin.json'"
 
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 

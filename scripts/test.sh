@@ -75,6 +75,7 @@ done <<'EOF'
 ./updater/artifact/ FuzzParseManifest
 ./updater/artifact/ FuzzXZBlocks
 ./agent/config/ FuzzParse
+./clientapi/headerauth/ FuzzAuthenticate
 ./updater/ FuzzParseDeployment
 ./internal/retryafter/ FuzzParse
 ./clientapi/jwtauth/ FuzzAuthenticate

@@ -100,7 +100,15 @@ func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
 func validateSolutions(p *problems, path string, sols []clientapi.Solution) {
 	for j, s := range sols {
 		sp := index(path+".authentication", j)
+		if s.Header != nil && s.JWT == nil && s.Anonymous == nil {
+			for _, fe := range fieldErrors(s.Header.Validate()) {
+				p.add(0, join(sp+".header", fe.Field), "%v", fe.Err)
+			}
+			continue
+		}
 		switch {
+		case s.Header != nil:
+			p.add(0, sp, "set exactly one solution: jwt, anonymous or header")
 		case s.JWT != nil && s.Anonymous == nil:
 			for _, fe := range fieldErrors(s.JWT.Validate()) {
 				p.add(0, join(sp+".jwt", fe.Field), "%v", fe.Err)
@@ -110,7 +118,7 @@ func validateSolutions(p *problems, path string, sols []clientapi.Solution) {
 				p.add(0, sp+".anonymous", "user_id and directory must not be empty")
 			}
 		default:
-			p.add(0, sp, "set exactly one solution: jwt or anonymous")
+			p.add(0, sp, "set exactly one solution: jwt, anonymous or header")
 		}
 	}
 }
@@ -137,7 +145,7 @@ func fieldErrors(err error) []*auth.FieldError {
 }
 
 func validateIdentity(p *problems, path string, id clientapi.Identity) {
-	headers := map[string]string{"headers.user_id": id.Headers.UserID, "headers.directory": id.Headers.Directory, "headers.groups": id.Headers.Groups, "jwt.header": id.JWT.Header}
+	headers := map[string]string{"headers.user_id": id.Headers.UserID, "headers.directory": id.Headers.Directory, "headers.groups": id.Headers.Groups, "headers.anonymous": id.Headers.Anonymous, "jwt.header": id.JWT.Header}
 	for field, h := range headers {
 		if !httpguts.ValidHeaderFieldName(h) {
 			p.add(0, path+"."+field, "%q is not a valid header name", h)

@@ -53,7 +53,7 @@ func TestExampleIsComplete(t *testing.T) {
 	}
 	// A chain entry sets one kind each: the example shows them in turn.
 	shown := func(path string) bool {
-		for i := range 4 {
+		for i := range 8 {
 			if _, ok := lines[strings.Replace(path, "authentication[0]", index("authentication", i), 1)]; ok {
 				return true
 			}
@@ -263,8 +263,8 @@ clients:
 				`f.yaml:6: clients.virtual_hosts[0].trusted_proxies[1]: "nope" is not a CIDR such as 10.0.0.0/8 or an address`,
 				`f.yaml:7: clients.virtual_hosts[0].failed_auth_limit.burst: -1 is out of range (1 to 1000000)`,
 				`f.yaml:8: clients.virtual_hosts[0].timeouts.drain: 10s is not shorter than supervisor.shutdown_timeout (10s), which bounds the whole stop`,
-				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt or anonymous`,
-				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt or anonymous`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous or header`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous or header`,
 				`f.yaml:14: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
 				`f.yaml:15: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
 				`f.yaml:17: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
@@ -272,6 +272,34 @@ clients:
 				`f.yaml:19: clients.virtual_hosts[0].routes[0].action: required: the action authorization is asked for, e.g. app.read`,
 				`f.yaml:21: clients.virtual_hosts[0].routes[1].name: "r" is used twice`,
 				`f.yaml:27: clients.virtual_hosts[1].listen: "127.0.0.1:8443" is already the address of virtual host "v"`,
+			},
+		},
+		{
+			name: "header solutions",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - header: {user_header: Cookie, groups_header: "X Groups", trusted_proxies: [0.0.0.0/0, proxy.example]}
+        - header: {trusted_proxies: []}
+        - header: {user_header: X-Remote-User, trusted_proxies: [10.0.0.7]}
+          anonymous: {}
+        - header: {user_header: X-Remote-User, directory: "a\tb", trusted_proxies: [10.0.0.7]}
+      identity:
+        headers: {anonymous: "bad header"}
+`,
+			want: []string{
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.user_header: "Cookie" is a header HTTP needs; it cannot carry the user (it is removed from every request)`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.groups_header: "X Groups" is not a valid header name`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.trusted_proxies[0]: "0.0.0.0/0" trusts every address; name the proxies`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.trusted_proxies[1]: "proxy.example" is not a CIDR such as 10.0.0.7/32 or an address`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.user_header: required: the header the trusted proxy names the user in, e.g. X-Remote-User`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.trusted_proxies: required: the addresses of the proxies that may send the user headers, e.g. [10.0.0.7/32]`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous or header`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[3].header.directory: not valid UTF-8, or has control characters`,
+				`f.yaml:13: clients.virtual_hosts[0].identity.headers.anonymous: "bad header" is not a valid header name`,
 			},
 		},
 		{

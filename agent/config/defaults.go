@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/cloudclient"
 )
 
@@ -146,11 +147,16 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 			setString(&a.UserID, clientapi.DefaultAnonymousUserID)
 			setString(&a.Directory, clientapi.DefaultAnonymousDirectory)
 		}
+		if h := s.Header; h != nil {
+			setString(&h.Name, headerauth.DefaultName)
+			setString(&h.Directory, h.Name)
+		}
 	}
 	hs := &vh.Identity.Headers
 	setString(&hs.UserID, clientapi.DefaultUserIDHeader)
 	setString(&hs.Directory, clientapi.DefaultDirectoryHeader)
 	setString(&hs.Groups, clientapi.DefaultGroupsHeader)
+	setString(&hs.Anonymous, clientapi.DefaultAnonymousHeader)
 	setString(&vh.Identity.JWT.Header, clientapi.DefaultIdentityJWTHeader)
 	setDuration(&vh.Identity.JWT.TTL, clientapi.DefaultIdentityJWTTTL)
 	for i := range vh.Routes {

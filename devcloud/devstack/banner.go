@@ -26,6 +26,7 @@ type bannerData struct {
 	Info                               Info
 	ConfigPath, InfoFile, PolicyFile   string
 	Hub, HubAddr, HubStore             string
+	Proxied, ProxyAddr                 string
 	CAFile, CAKey, EngineLog           string
 	DeployedDir, Components, Self, Dev string
 }
@@ -48,6 +49,7 @@ func (s *Stack) PrintBanner(w io.Writer, a *agent.Agent) error {
 		S: st, Cfg: s.Config, Info: s.Info,
 		ConfigPath: s.ConfigPath, InfoFile: filepath.Join(dir, InfoFile), PolicyFile: filepath.Join(dir, PolicyFile),
 		Hub: hub, HubAddr: strings.TrimPrefix(hub, "https://"), HubStore: HubStore,
+		Proxied: st.VirtualHosts["proxied"], ProxyAddr: devProxyAddr,
 		CAFile: filepath.Join(dir, CADir, devcloud.CACertFile), CAKey: filepath.Join(dir, CADir, devcloud.CAKeyFile),
 		EngineLog: filepath.Join(dir, EngineDir, EngineLog), DeployedDir: filepath.Join(dir, DeployedDir),
 		Components: strings.Join(names, ", "), Self: self, Dev: dev,

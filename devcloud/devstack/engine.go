@@ -44,6 +44,8 @@ type engine struct {
 	// jwks is the node's JWK Set: nil until a URL is known (opts.JWKSURL
 	// or SetJWKSURL), swapped whole, so requests in flight need no lock.
 	jwks atomic.Pointer[jwksCache]
+	// seq counts the API requests received (received.Seq).
+	seq atomic.Int64
 
 	mu      sync.Mutex               // guards closed and sockets
 	closed  bool                     // Close has begun: no new request is served

@@ -33,13 +33,19 @@ const (
 // received is the identity a request brought to the engine, as received:
 // what the demo shows and asserts.
 type received struct {
-	App        string            `json:"app,omitempty"`
-	Method     string            `json:"method"`
-	Path       string            `json:"path"`
-	RemoteAddr string            `json:"remote_addr"`
-	Headers    identityHeaders   `json:"headers"`
-	JWT        *receivedJWT      `json:"jwt,omitempty"`
-	Forwarded  map[string]string `json:"forwarded"`
+	App        string `json:"app,omitempty"`
+	Method     string `json:"method"`
+	Path       string `json:"path"`
+	RemoteAddr string `json:"remote_addr"`
+	// Host is the Host header as received: the node passes the client's.
+	Host string `json:"host"`
+	// Seq numbers the API requests the engine has received, this one
+	// included: the demo shows with it that a refused request never
+	// reached the engine.
+	Seq       int64             `json:"seq"`
+	Headers   identityHeaders   `json:"headers"`
+	JWT       *receivedJWT      `json:"jwt,omitempty"`
+	Forwarded map[string]string `json:"forwarded"`
 }
 
 // identityHeaders are the node's plain identity headers, verbatim.
@@ -70,7 +76,7 @@ var errNoJWKS = errors.New("node's JWKS unavailable")
 // be checked for want of the JWKS wraps errNoJWKS.
 func (e *engine) identity(r *http.Request) (received, error) {
 	rec := received{
-		Method: r.Method, Path: r.URL.Path, RemoteAddr: r.RemoteAddr,
+		Method: r.Method, Path: r.URL.Path, RemoteAddr: r.RemoteAddr, Host: r.Host, Seq: e.seq.Add(1),
 		Headers: identityHeaders{
 			User:      r.Header.Get("X-Edgefort-User"),
 			Directory: r.Header.Get("X-Edgefort-Directory"),

@@ -222,6 +222,7 @@ func TestDevEngineEchoesIdentity(t *testing.T) {
 	got.JWT = nil
 	want := received{
 		App: "sales", Method: "GET", Path: "/api/v1/apps/sales", RemoteAddr: got.RemoteAddr,
+		Host: strings.TrimPrefix(e.URL(), "http://"), Seq: 3, // the third API request
 		Headers: identityHeaders{User: "alice", Directory: "devcloud", Groups: "analysts"},
 		Forwarded: map[string]string{"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https",
 			"X-Forwarded-Host": "node.local:8443", "Forwarded": `for=192.0.2.7;proto=https;host="node.local:8443"`},

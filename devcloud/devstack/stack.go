@@ -166,6 +166,11 @@ const (
 	viewerUser = "bob"
 )
 
+// devProxyAddr is the dev "reverse proxy" the virtual host proxied
+// trusts (dev.yaml): a loopback address a client binds to, such as curl
+// --interface 127.0.0.2.
+const devProxyAddr = "127.0.0.2"
+
 // identityAudience is the aud of the identity JWT the hub hands the
 // engine (dev.yaml), which the engine requires.
 const identityAudience = "local-engine"

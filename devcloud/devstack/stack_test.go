@@ -23,9 +23,11 @@ import (
 // devStack is a dev stack started in this process, its agent running.
 type devStack struct {
 	*Stack
-	hub    string // https://127.0.0.1:PORT
-	roots  *x509.CertPool
-	client *http.Client
+	hub string // https://127.0.0.1:PORT
+	// proxied is the virtual host behind the dev "proxy" 127.0.0.2.
+	proxied string
+	roots   *x509.CertPool
+	client  *http.Client
 }
 
 // startStack starts the dev stack on a new state directory and runs the
@@ -76,7 +78,7 @@ func startStack(t *testing.T) *devStack {
 	if !strings.HasPrefix(hub, "https://") {
 		t.Fatalf("hub virtual host at %q, want https://...", hub)
 	}
-	return &devStack{Stack: s, hub: hub, roots: roots, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	return &devStack{Stack: s, hub: hub, proxied: a.Status().VirtualHosts["proxied"], roots: roots, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 	}}}
 }
