@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -118,6 +119,26 @@ type Solution struct {
 	// Anonymous admits requests without credentials as a fixed identity,
 	// on routes that allow it.
 	Anonymous *Anonymous `yaml:"anonymous"`
+	// Session reads the node's session cookie, and configures the
+	// sessions interactive logins on this virtual host open (package
+	// clientapi/session). At most one per virtual host.
+	Session *session.Config `yaml:"session"`
+}
+
+// Kinds returns the kinds of the solutions set in s ("jwt", "anonymous",
+// "session"): exactly one in a valid entry.
+func (s Solution) Kinds() []string {
+	var kinds []string
+	if s.JWT != nil {
+		kinds = append(kinds, "jwt")
+	}
+	if s.Anonymous != nil {
+		kinds = append(kinds, "anonymous")
+	}
+	if s.Session != nil {
+		kinds = append(kinds, session.Kind)
+	}
+	return kinds
 }
 
 // Anonymous is the identity of requests that carry no credentials.
