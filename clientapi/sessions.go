@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
@@ -121,4 +122,27 @@ func (h *virtualHost) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// stripCookie removes the cookie name from the Cookie headers of a request
+// to a backend: the session token is the node's, and a backend that saw it
+// could act as the user on every route of the virtual host.
+func stripCookie(out http.Header, name string) {
+	vs := out.Values("Cookie")
+	if len(vs) == 0 {
+		return
+	}
+	var keep []string
+	for _, v := range vs {
+		for _, part := range strings.Split(v, ";") {
+			n, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if n != name && strings.TrimSpace(part) != "" {
+				keep = append(keep, strings.TrimSpace(part))
+			}
+		}
+	}
+	out.Del("Cookie")
+	if len(keep) > 0 {
+		out.Set("Cookie", strings.Join(keep, "; "))
+	}
 }
