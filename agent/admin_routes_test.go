@@ -39,7 +39,7 @@ func TestAdminRoutes(t *testing.T) {
 		wantCode     int
 		wantBody     string
 	}{
-		{"GET", "/v1/version", nil, 200, `"api": 2`},
+		{"GET", "/v1/version", nil, 200, `"api": 1`},
 		{"GET", "/v1/status", nil, 200, `"state_dir": `},
 		{"POST", "/v1/stores", mustJSON(t, adminapi.CreateStoreRequest{Name: "hub-1", Kind: "keystore"}), 200, `created keystore \"hub-1\"`},
 		{"POST", "/v1/stores", mustJSON(t, adminapi.CreateStoreRequest{Name: "hub-1", Kind: "keystore"}), 409, `"error":`},
@@ -77,6 +77,9 @@ func TestAdminRoutes(t *testing.T) {
 		{"POST", "/v1/cloud/authorize", []byte(`{"user": {"id": "alice"}, "action": "app.read", "resource": {"type": "space", "id": "s"}}`), 409, `the control plane link is off`},
 		{"POST", "/v1/cloud/report", []byte(`{"stream": "s", "type": "t"}`), 409, `the control plane link is off`},
 		{"POST", "/v1/clients/reload", nil, 409, `the client API is not running`},
+		{"GET", "/v1/sessions", nil, 409, `no sessions`},
+		{"DELETE", "/v1/sessions/0123456789ab", nil, 409, `no sessions`},
+		{"DELETE", "/v1/sessions?user=nodir", nil, 400, `give DIRECTORY/USER_ID`},
 		{"PUT", "/v1/status", nil, 405, ""},
 		{"POST", "/v1/keystore", nil, 404, ""}, // the single route of before
 	}

@@ -21,7 +21,7 @@ import (
 // Version is the admin API version this build speaks. Raise it when a
 // route is added, removed or changes meaning, so that a CLI and an agent
 // of different builds can tell which of them is behind.
-const Version = 2 // 2: the sessions routes
+const Version = 1
 
 // Headers every reply carries.
 const (
