@@ -280,6 +280,24 @@ clients:
 			want: []string{"f.yaml:4: log.level: field set twice (first on line 3)"},
 		},
 		{
+			name: "session solution",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - session: {same_site: none, cookie: "a b"}
+        - session: {idle_timeout: 9h}
+`,
+			want: []string{
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].session.cookie: "a b" is not a cookie name (letters, digits and -._ only, at most 128)`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].session.same_site: "none" is not lax or strict`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].session: a virtual host has one session solution (one cookie)`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].session.idle_timeout: 9h0m0s is longer than absolute_timeout 8h0m0s`,
+			},
+		},
+		{
 			name: "syntax error",
 			yaml: "version: 1\nlog:\n  level: [info\n",
 			want: []string{"f.yaml:2: invalid YAML: did not find expected ',' or ']'"},
