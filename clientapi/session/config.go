@@ -40,6 +40,9 @@ type Config struct {
 	// "strict". "none" is refused: it would send the cookie on
 	// cross-site requests.
 	SameSite string `yaml:"same_site"`
+	// The timeouts and max_per_user apply to sessions opened after a
+	// (re)load; an open session keeps the timeouts it was opened with.
+	//
 	// IdleTimeout ends a session unused this long. Default 30m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// AbsoluteTimeout ends a session this long after its login, used or

@@ -341,3 +341,49 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// Logins, lookups, flushes and revocations racing: the per-user bound
+// holds exactly, and the store stays consistent with its bucket.
+func TestConcurrentUse(t *testing.T) {
+	c := newClock()
+	db := testkit.OpenStore(t, "")
+	s := openStore(t, db, c, nil)
+	l := lim
+	l.MaxPerUser = 5
+	var wg sync.WaitGroup
+	tokens := make(chan string, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, _, err := s.Create("hub", alice(), l)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			tokens <- tok
+			s.Lookup("hub", tok)
+			if i%10 == 0 {
+				if err := s.Flush(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(tokens)
+	live := 0
+	for tok := range tokens {
+		if _, err := s.Lookup("hub", tok); err == nil {
+			live++
+		}
+	}
+	if live != 5 || len(s.List()) != 5 {
+		t.Errorf("%d live tokens, %d listed; want 5 (max_per_user)", live, len(s.List()))
+	}
+	keys, err := db.Bucket(BucketName).Keys()
+	must(t, err)
+	if len(keys) != 5 {
+		t.Errorf("%d sessions in the bucket, want 5", len(keys))
+	}
+}
