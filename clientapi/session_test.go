@@ -339,3 +339,44 @@ func TestSessionConfigErrors(t *testing.T) {
 		t.Errorf("two session solutions: %v", err)
 	}
 }
+
+// starterSolution is loginSolution declaring that it opens sessions.
+type starterSolution struct{ loginSolution }
+
+func (starterSolution) StartsSessions() bool { return true }
+
+// A solution that opens sessions needs a session solution in its chain:
+// the configuration is refused when it declares so, and a login that asks
+// for a session anyway gets 500 rather than a cookie nothing reads.
+func TestSessionWithoutSessionSolution(t *testing.T) {
+	r := newRig(t)
+	h := &virtualHost{cfg: VirtualHost{Name: "hub"}, chain: chain{solutions: []auth.Solution{starterSolution{}}}}
+	var fe *FieldError
+	if err := h.checkSessionStarters(0); !errors.As(err, &fe) || !strings.Contains(err.Error(), "add a session solution") {
+		t.Errorf("a session-starting solution without a session solution: %v", err)
+	}
+
+	deps := r.deps()
+	deps.Store = testkit.OpenStore(t, "")
+	srv, err := New(Config{VirtualHosts: []VirtualHost{tlsHost("hub")}}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range srv.hosts {
+		h.chain.solutions = append(h.chain.solutions, loginSolution{})
+		h.mux.Handle("/app/", h.routeHandler(&route{cfg: Route{Name: "app"}, proxy: http.NotFoundHandler()}))
+	}
+	runServer(t, srv)
+	hc := r.client("", true)
+	req, _ := http.NewRequest("GET", srv.URLs()["hub"]+"/app/x", nil)
+	req.Header.Set("X-Test-Login", "alice")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), ReasonNoSessionSolution) || resp.Header.Get("Set-Cookie") != "" {
+		t.Errorf("login without a session solution: %d %s Set-Cookie %q", resp.StatusCode, body, resp.Header.Get("Set-Cookie"))
+	}
+}
