@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
+	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/cloudclient"
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
@@ -36,6 +37,12 @@ func (a *Agent) adminHandler() http.Handler {
 		ReloadClients: func() error {
 			return a.ReloadClients()
 		},
+		Sessions: adminapi.LocalSessions{Store: func() *session.Store {
+			if srv := a.clients.Load(); srv != nil {
+				return srv.Sessions()
+			}
+			return nil
+		}},
 	}
 	return srv.Handler()
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,9 @@ func TestAdminRoutes(t *testing.T) {
 		{"POST", "/v1/cloud/authorize", []byte(`{"user": {"id": "alice"}, "action": "app.read", "resource": {"type": "space", "id": "s"}}`), 409, `the control plane link is off`},
 		{"POST", "/v1/cloud/report", []byte(`{"stream": "s", "type": "t"}`), 409, `the control plane link is off`},
 		{"POST", "/v1/clients/reload", nil, 409, `the client API is not running`},
+		{"GET", "/v1/sessions", nil, 409, `no sessions`},
+		{"DELETE", "/v1/sessions/0123456789ab", nil, 409, `no sessions`},
+		{"DELETE", "/v1/sessions?user=nodir", nil, 400, `give DIRECTORY/USER_ID`},
 		{"PUT", "/v1/status", nil, 405, ""},
 		{"POST", "/v1/keystore", nil, 404, ""}, // the single route of before
 	}
@@ -85,8 +89,8 @@ func TestAdminRoutes(t *testing.T) {
 		if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
 			t.Errorf("%s %s = %d %s, want %d containing %s", tt.method, tt.path, code, body, tt.wantCode, tt.wantBody)
 		}
-		if got := header.Get(adminapi.HeaderAPI); got != "1" {
-			t.Errorf("%s %s: %s header %q, want 1", tt.method, tt.path, adminapi.HeaderAPI, got)
+		if got := header.Get(adminapi.HeaderAPI); got != strconv.Itoa(adminapi.Version) {
+			t.Errorf("%s %s: %s header %q, want %d", tt.method, tt.path, adminapi.HeaderAPI, got, adminapi.Version)
 		}
 		if header.Get("Content-Type") != "application/json" {
 			continue

@@ -28,6 +28,7 @@ func (a *Agent) clientComponents(cl *cloudclient.Node) ([]supervisor.Spec, error
 		Registerer:     a.reg,
 		Ready:          a.readyFunc("clientapi"),
 		IdentityMinter: a.identityMinter,
+		Store:          a.db, // the node's sessions
 	}
 	if cl != nil {
 		deps.Authorizer = cloudAuthorizer{cl.Authorizer()}

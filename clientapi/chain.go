@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/session"
 )
 
 // Reason ids of the refusals the chain and the authorization step give.
@@ -82,12 +83,19 @@ func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *r
 	switch {
 	case res.Outcome == auth.Authenticated && res.Identity.Anonymous && !rt.cfg.Anonymous:
 		res = auth.Result{Outcome: auth.NoCredentials, Reason: ReasonAnonymousRefused}
-	case res.Outcome == auth.Refused:
+	case res.Outcome == auth.Refused && res.Reason != session.ReasonCSRF:
 		h.fails.failed(client)
 	}
 	h.audit(r, rt, client, name, res.Outcome.String(), res.Reason, res.Identity, res.Err)
 	if res.Outcome == auth.Authenticated {
+		if res.StartSession || res.Redirect != "" {
+			return h.login(w, r, res)
+		}
 		return res.Identity, true
+	}
+	if res.Reason == session.ReasonCSRF {
+		writeProblem(w, r, http.StatusForbidden, res.Reason)
+		return auth.Identity{}, false
 	}
 	if h.chain.bearer {
 		challenge := bearerChallenge

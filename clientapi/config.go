@@ -6,6 +6,7 @@ import (
 
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -122,6 +123,33 @@ type Solution struct {
 	Anonymous *Anonymous `yaml:"anonymous"`
 	// Header takes the user from headers a trusted reverse proxy sets.
 	Header *headerauth.Config `yaml:"header"`
+	// Session reads the node's session cookie, and configures the
+	// sessions interactive logins on this virtual host open (package
+	// clientapi/session). At most one per virtual host.
+	Session *session.Config `yaml:"session"`
+}
+
+// SolutionKindList names the kinds an authentication entry may set, for
+// the error that asks for exactly one.
+const SolutionKindList = "jwt, anonymous, header or session"
+
+// Kinds returns the kinds of the solutions set in s ("jwt", "anonymous",
+// "header", "session"): exactly one in a valid entry.
+func (s Solution) Kinds() []string {
+	var kinds []string
+	if s.JWT != nil {
+		kinds = append(kinds, "jwt")
+	}
+	if s.Anonymous != nil {
+		kinds = append(kinds, "anonymous")
+	}
+	if s.Header != nil {
+		kinds = append(kinds, "header")
+	}
+	if s.Session != nil {
+		kinds = append(kinds, session.Kind)
+	}
+	return kinds
 }
 
 // Anonymous is the identity of requests that carry no credentials.

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/session"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -22,6 +24,12 @@ type Deps struct {
 	// IdentityMinter builds the minter of a virtual host whose
 	// identity.jwt names a keystore. Nil: such a configuration is refused.
 	IdentityMinter func(IdentityJWT) (IdentityMinter, error)
+	// Store is the state database the node's sessions are kept in.
+	// Nil: a virtual host with a session solution is refused.
+	Store *store.DB
+	// Sessions tunes the session store (clock, bounds); its Now and
+	// Logger default to this Deps' own.
+	Sessions session.Options
 	// Logger receives the audit and error lines. Nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the edgefort_clientapi_* metrics. Nil keeps

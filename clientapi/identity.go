@@ -58,6 +58,9 @@ func (h *virtualHost) stripIdentity(out http.Header, trusted bool) {
 		}
 		delete(out, k)
 	}
+	if h.session != nil {
+		stripCookie(out, h.session.Config().Cookie)
+	}
 }
 
 // setIdentity sets the authenticated user's headers on the outbound

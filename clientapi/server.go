@@ -18,13 +18,16 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/edgefort/edgefort/clientapi/session"
 )
 
 // Server serves every configured virtual host.
 type Server struct {
-	deps Deps
-	log  *slog.Logger
-	m    *metrics
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics
+	sessions *session.Store // nil without Deps.Store
 
 	mu      sync.Mutex        // guards the fields below
 	hosts   []*virtualHost    // the configuration in force, in order
@@ -58,6 +61,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("clientapi: keystores are required")
 	}
 	s := &Server{deps: deps, log: deps.Logger, m: newMetrics()}
+	if deps.Store != nil {
+		opts := deps.Sessions
+		if opts.Now == nil {
+			opts.Now = deps.Now
+		}
+		if opts.Logger == nil {
+			opts.Logger = deps.Logger.With("component", "sessions")
+		}
+		st, err := session.Open(deps.Store, opts)
+		if err != nil {
+			return nil, fmt.Errorf("clientapi: %w", err)
+		}
+		s.sessions = st
+	}
 	hosts, err := s.build(cfg)
 	if err != nil {
 		return nil, err
@@ -73,7 +90,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 // build builds a whole configuration, or reports every problem in it.
 func (s *Server) build(cfg Config) ([]*virtualHost, error) {
-	b := &builder{deps: s.deps, m: s.m, log: s.log, targets: map[string]*target{}}
+	b := &builder{deps: s.deps, m: s.m, log: s.log, targets: map[string]*target{}, sessions: s.sessions}
 	var errs []error
 	for i, t := range cfg.TargetEndpoints {
 		if _, dup := b.targets[t.Name]; dup {
@@ -138,6 +155,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := s.errc
 	s.mu.Unlock()
+	stopSessions := s.runSessions()
+	defer stopSessions()
 	if s.deps.Ready != nil {
 		s.deps.Ready()
 	}
@@ -155,6 +174,29 @@ func (s *Server) Run(ctx context.Context) error {
 	s.wg.Wait()
 	return err
 }
+
+// runSessions runs the session store's writer until the returned func,
+// which Run calls once every request has drained, so that the last
+// last-seen times are written.
+func (s *Server) runSessions() (stop func()) {
+	if s.sessions == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.sessions.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// Sessions is the node's session store (for the admin API), nil when the
+// server has no state store.
+func (s *Server) Sessions() *session.Store { return s.sessions }
 
 // serveLocked starts serving g's listeners.
 func (s *Server) serveLocked(g *group) {

@@ -14,6 +14,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/session"
 )
 
 // virtualHost is a built VirtualHost: everything a request needs, swapped
@@ -26,8 +27,9 @@ type virtualHost struct {
 	authz   Authorizer
 	fails   *failLimiter
 	proxies proxies
-	strip   map[string]bool // canonical header names
-	minter  IdentityMinter  // nil: no identity token
+	strip   map[string]bool   // canonical header names
+	minter  IdentityMinter    // nil: no identity token
+	session *session.Solution // nil: the chain has no session solution
 	routes  []*route
 	m       *metrics
 	log     *slog.Logger
@@ -35,10 +37,11 @@ type virtualHost struct {
 
 // builder builds virtual hosts from one Config.
 type builder struct {
-	deps    Deps
-	m       *metrics
-	log     *slog.Logger
-	targets map[string]*target
+	deps     Deps
+	m        *metrics
+	log      *slog.Logger
+	targets  map[string]*target
+	sessions *session.Store
 }
 
 // fieldErr names a setting of virtual host i.
@@ -63,6 +66,9 @@ func (b *builder) host(i int, cfg VirtualHost) (*virtualHost, []error) {
 		errs = append(errs, fieldErr(i, "ssl", err))
 	}
 	errs = append(errs, b.buildChain(i, h)...)
+	if err := h.checkSessionStarters(i); err != nil {
+		errs = append(errs, err)
+	}
 	if cfg.Identity.JWT.Keystore != "" {
 		if b.deps.IdentityMinter == nil {
 			errs = append(errs, fieldErr(i, "identity.jwt", errors.New("the node-signed identity token is not available in this build")))
@@ -154,14 +160,24 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 	var errs []error
 	for j, s := range h.cfg.Authentication {
 		path := fmt.Sprintf("authentication[%d]", j)
-		if s.Header != nil && s.JWT == nil && s.Anonymous == nil {
-			errs = append(errs, b.headerSolution(i, path, h, *s.Header)...)
-			continue
-		}
 		switch {
+		case len(s.Kinds()) != 1:
+			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (one of: "+SolutionKindList+")")))
+		case s.Session != nil:
+			if h.session != nil {
+				errs = append(errs, fieldErr(i, path+".session", errors.New("a virtual host has one session solution (one cookie)")))
+				continue
+			}
+			sol, err := session.NewSolution(*s.Session, h.cfg.Name, h.tls != nil, b.sessions, b.log.With("solution", session.Kind))
+			if err != nil {
+				errs = append(errs, fieldErr(i, path+".session", err))
+				continue
+			}
+			h.session = sol
+			h.chain.solutions = append(h.chain.solutions, sol)
 		case s.Header != nil:
-			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt, anonymous or header)")))
-		case s.JWT != nil && s.Anonymous == nil:
+			errs = append(errs, b.headerSolution(i, path, h, *s.Header)...)
+		case s.JWT != nil:
 			sol, err := jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
 			if err != nil {
 				errs = append(errs, fieldErr(i, path+".jwt", err))
@@ -169,10 +185,8 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 			}
 			h.chain.solutions = append(h.chain.solutions, sol)
 			h.chain.bearer = true
-		case s.Anonymous != nil && s.JWT == nil:
+		case s.Anonymous != nil:
 			h.chain.solutions = append(h.chain.solutions, auth.Solution(newAnonymous(*s.Anonymous)))
-		default:
-			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt, anonymous or header)")))
 		}
 	}
 	return errs
@@ -200,6 +214,10 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 	h.mux.HandleFunc("GET "+SignInPath, h.serveSignIn)
 	if h.minter != nil {
 		h.mux.Handle("GET /.well-known/jwks.json", h.minter.JWKS())
+	}
+	if h.session != nil {
+		h.mux.HandleFunc("GET "+PathSession, h.serveSession)
+		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
 	var errs []error
 	if len(h.cfg.Routes) > 0 && h.authz == nil {

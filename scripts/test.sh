@@ -81,6 +81,7 @@ done <<'EOF'
 ./clientapi/jwtauth/ FuzzAuthenticate
 ./clientapi/ FuzzClientAddr
 ./clientapi/ FuzzAuthenticateRequest
+./clientapi/session/ FuzzSessionInputs
 EOF
 
 log "demo"

@@ -20,8 +20,9 @@ import (
 
 // Version is the admin API version this build speaks. Raise it when a
 // route is added, removed or changes meaning, so that a CLI and an agent
-// of different builds can tell which of them is behind.
-const Version = 1
+// of different builds can tell which of them is behind. 2 added the
+// client API's reload and the sessions.
+const Version = 2
 
 // Headers every reply carries.
 const (

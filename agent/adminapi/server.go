@@ -45,6 +45,9 @@ type Server struct {
 	// the running client API; its error (a Conflict, or the file's
 	// problems) answers 409. Required.
 	ReloadClients func() error
+	// Sessions performs the client API's session operations. Nil answers
+	// 409: no sessions.
+	Sessions Sessions
 }
 
 // requestLimit bounds a request body other than an Artifact: the largest
@@ -81,6 +84,7 @@ func (s *Server) Handler() http.Handler {
 	s.keystoreRoutes(mux)
 	s.updateRoutes(mux)
 	s.cloudRoutes(mux)
+	s.sessionRoutes(mux)
 	mux.HandleFunc("POST /v1/clients/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ReloadClients(); err != nil {
 			WriteError(w, http.StatusConflict, err)

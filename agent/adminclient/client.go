@@ -315,3 +315,17 @@ func (c *Client) Authorize(ctx context.Context, r api.AuthorizeRequest) (*admina
 func (c *Client) Report(ctx context.Context, r adminapi.ReportRequest) (*adminapi.ReportReply, error) {
 	return call[adminapi.ReportReply](ctx, c, http.MethodPost, "/v1/cloud/report", r)
 }
+
+var _ adminapi.Sessions = (*Client)(nil)
+
+func (c *Client) ListSessions(ctx context.Context) (*adminapi.SessionList, error) {
+	return get[adminapi.SessionList](ctx, c, "/v1/sessions")
+}
+
+func (c *Client) RevokeSession(ctx context.Context, id string) (*adminapi.SessionRevoked, error) {
+	return call[adminapi.SessionRevoked](ctx, c, http.MethodDelete, "/v1/sessions/"+seg(id), nil)
+}
+
+func (c *Client) RevokeUserSessions(ctx context.Context, user string) (*adminapi.SessionRevoked, error) {
+	return call[adminapi.SessionRevoked](ctx, c, http.MethodDelete, "/v1/sessions?user="+url.QueryEscape(user), nil)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestVersionMismatch(t *testing.T) {
 				return err
 			},
 			wantVersion: true,
-			want:        "admin API version mismatch: the running agent speaks an admin API older than version 1 and has no PUT /v1/refs/hub-tls; this edgefort (version 1.0.0) speaks admin API 1: use the edgefort binary that came with the agent, or upgrade the agent",
+			want:        fmt.Sprintf("admin API version mismatch: the running agent speaks an admin API older than version %d and has no PUT /v1/refs/hub-tls; this edgefort (version 1.0.0) speaks admin API %[1]d: use the edgefort binary that came with the agent, or upgrade the agent", adminapi.Version),
 		},
 		{
 			name:  "a newer agent lacks the route",
@@ -48,7 +49,7 @@ func TestVersionMismatch(t *testing.T) {
 				return err
 			},
 			wantVersion: true,
-			want:        "admin API version mismatch: the running agent (version 2.0.0) speaks admin API 2 and has no DELETE /v1/stores/hub-1; this edgefort (version 1.0.0) speaks admin API 1: use the edgefort binary that came with the agent",
+			want:        fmt.Sprintf("admin API version mismatch: the running agent (version 2.0.0) speaks admin API %d and has no DELETE /v1/stores/hub-1; this edgefort (version 1.0.0) speaks admin API %d: use the edgefort binary that came with the agent", adminapi.Version+1, adminapi.Version),
 		},
 		{
 			name:  "a newer agent that still has the route answers",
@@ -105,11 +106,11 @@ func olderAgent() http.Handler {
 	return older
 }
 
-// newerAgent is an agent of admin API 2, which dropped every route but
-// GET /v1/status.
+// newerAgent is an agent of the next admin API, which dropped every route
+// but GET /v1/status.
 func newerAgent() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(adminapi.HeaderAPI, "2")
+		w.Header().Set(adminapi.HeaderAPI, strconv.Itoa(adminapi.Version+1))
 		w.Header().Set(adminapi.HeaderAgent, "2.0.0")
 		if r.URL.Path == "/v1/status" {
 			fmt.Fprintln(w, `{"version": "2.0.0", "ready": true}`)

@@ -49,7 +49,7 @@ func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Du
 				}
 			}
 		}
-		validateSolutions(p, path, vh.Authentication)
+		validateSolutions(p, path, vh.Name, vh.Authentication)
 		validateIdentity(p, path+".identity", vh.Identity)
 		validateRoutes(p, path, vh.Routes, targets)
 		if len(vh.Routes) > 0 && !cloudEnabled {
@@ -97,28 +97,32 @@ func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
 	}
 }
 
-func validateSolutions(p *problems, path string, sols []clientapi.Solution) {
+func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solution) {
+	sessions := 0
 	for j, s := range sols {
 		sp := index(path+".authentication", j)
-		if s.Header != nil && s.JWT == nil && s.Anonymous == nil {
+		switch {
+		case len(s.Kinds()) != 1:
+			p.add(0, sp, "set exactly one solution: %s", clientapi.SolutionKindList)
+		case s.Header != nil:
 			for _, fe := range fieldErrors(s.Header.Validate()) {
 				p.add(0, join(sp+".header", fe.Field), "%v", fe.Err)
 			}
-			continue
-		}
-		switch {
-		case s.Header != nil:
-			p.add(0, sp, "set exactly one solution: jwt, anonymous or header")
-		case s.JWT != nil && s.Anonymous == nil:
+		case s.JWT != nil:
 			for _, fe := range fieldErrors(s.JWT.Validate()) {
 				p.add(0, join(sp+".jwt", fe.Field), "%v", fe.Err)
 			}
-		case s.Anonymous != nil && s.JWT == nil:
+		case s.Anonymous != nil:
 			if a := s.Anonymous; a.UserID == "" || a.Directory == "" {
 				p.add(0, sp+".anonymous", "user_id and directory must not be empty")
 			}
-		default:
-			p.add(0, sp, "set exactly one solution: jwt, anonymous or header")
+		case s.Session != nil:
+			if sessions++; sessions > 1 {
+				p.add(0, sp+".session", "a virtual host has one session solution (one cookie)")
+			}
+			for _, fe := range fieldErrors(s.Session.WithDefaults(vhost).Validate()) {
+				p.add(0, join(sp+".session", fe.Field), "%v", fe.Err)
+			}
 		}
 	}
 }

@@ -263,8 +263,8 @@ clients:
 				`f.yaml:6: clients.virtual_hosts[0].trusted_proxies[1]: "nope" is not a CIDR such as 10.0.0.0/8 or an address`,
 				`f.yaml:7: clients.virtual_hosts[0].failed_auth_limit.burst: -1 is out of range (1 to 1000000)`,
 				`f.yaml:8: clients.virtual_hosts[0].timeouts.drain: 10s is not shorter than supervisor.shutdown_timeout (10s), which bounds the whole stop`,
-				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous or header`,
-				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous or header`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous, header or session`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous, header or session`,
 				`f.yaml:14: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
 				`f.yaml:15: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
 				`f.yaml:17: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
@@ -297,7 +297,7 @@ clients:
 				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.trusted_proxies[1]: "proxy.example" is not a CIDR such as 10.0.0.7/32 or an address`,
 				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.user_header: required: the header the trusted proxy names the user in, e.g. X-Remote-User`,
 				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.trusted_proxies: required: the addresses of the proxies that may send the user headers, e.g. [10.0.0.7/32]`,
-				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous or header`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous, header or session`,
 				`f.yaml:11: clients.virtual_hosts[0].authentication[3].header.directory: not valid UTF-8, or has control characters`,
 				`f.yaml:13: clients.virtual_hosts[0].identity.headers.anonymous: "bad header" is not a valid header name`,
 			},
@@ -306,6 +306,24 @@ clients:
 			name: "duplicate key",
 			yaml: "version: 1\nlog:\n  level: info\n  level: debug\n",
 			want: []string{"f.yaml:4: log.level: field set twice (first on line 3)"},
+		},
+		{
+			name: "session solution",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - session: {same_site: none, cookie: "a b"}
+        - session: {idle_timeout: 9h}
+`,
+			want: []string{
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].session.cookie: "a b" is not a cookie name (letters, digits and -._ only, at most 128)`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].session.same_site: "none" is not lax or strict`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].session: a virtual host has one session solution (one cookie)`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].session.idle_timeout: 9h0m0s is longer than absolute_timeout 8h0m0s`,
+			},
 		},
 		{
 			name: "syntax error",

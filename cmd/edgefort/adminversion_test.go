@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,12 +28,22 @@ func TestCommandsMeetAnotherAdminAPI(t *testing.T) {
 	newerMux := http.NewServeMux()
 	healthz(newerMux)
 	newer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(adminapi.HeaderAPI, "2")
+		w.Header().Set(adminapi.HeaderAPI, strconv.Itoa(adminapi.Version+1))
 		w.Header().Set(adminapi.HeaderAgent, "9.0.0")
 		newerMux.ServeHTTP(w, r)
 	})
 
-	self := "this edgefort (version " + agent.Version() + ") speaks admin API 1"
+	// An agent of the API before this one: routes this build added are
+	// missing (admin API 2 added the sessions and the clients reload).
+	previousMux := http.NewServeMux()
+	healthz(previousMux)
+	previous := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(adminapi.HeaderAPI, strconv.Itoa(adminapi.Version-1))
+		w.Header().Set(adminapi.HeaderAgent, "0.5.0")
+		previousMux.ServeHTTP(w, r)
+	})
+	self := fmt.Sprintf("this edgefort (version %s) speaks admin API %d", agent.Version(), adminapi.Version)
+	newerAPI := fmt.Sprintf("speaks admin API %d", adminapi.Version+1)
 	tests := []struct {
 		name  string
 		agent http.Handler
@@ -40,13 +51,15 @@ func TestCommandsMeetAnotherAdminAPI(t *testing.T) {
 		want  []string
 	}{
 		{"ref set, older agent", older, []string{"ref", "set", "hub-tls", "hub-2"},
-			[]string{"edgefort: admin API version mismatch: the running agent speaks an admin API older than version 1 and has no PUT /v1/refs/hub-tls", self, "use the edgefort binary that came with the agent, or upgrade the agent"}},
+			[]string{fmt.Sprintf("edgefort: admin API version mismatch: the running agent speaks an admin API older than version %d and has no PUT /v1/refs/hub-tls", adminapi.Version), self, "use the edgefort binary that came with the agent, or upgrade the agent"}},
 		{"keystore list, newer agent", newer, []string{"keystore", "list"},
-			[]string{"the running agent (version 9.0.0) speaks admin API 2 and has no GET /v1/stores", self, "use the edgefort binary that came with the agent\n"}},
+			[]string{"the running agent (version 9.0.0) " + newerAPI + " and has no GET /v1/stores", self, "use the edgefort binary that came with the agent\n"}},
 		{"update status, newer agent", newer, []string{"update", "status"},
-			[]string{"speaks admin API 2 and has no GET /v1/update/status"}},
+			[]string{newerAPI + " and has no GET /v1/update/status"}},
 		{"cloud status, older agent", older, []string{"cloud", "status"},
 			[]string{"has no GET /v1/cloud/status"}},
+		{"sessions list, an agent of the API before sessions", previous, []string{"sessions", "list"},
+			[]string{fmt.Sprintf("the running agent (version 0.5.0) speaks admin API %d and has no GET /v1/sessions", adminapi.Version-1), self, "upgrade the agent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,7 @@ directory, against devcloud's servers, and tells you what to try.`,
 		newUpdateCmd(),
 		newEnrollCmd(),
 		newCloudCmd(),
+		newSessionsCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
 	)
