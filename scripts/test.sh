@@ -79,6 +79,7 @@ done <<'EOF'
 ./internal/retryafter/ FuzzParse
 ./clientapi/jwtauth/ FuzzAuthenticate
 ./clientapi/ FuzzClientAddr
+./clientapi/authapi/ FuzzAuthAPI
 EOF
 
 log "demo"
