@@ -1,8 +1,10 @@
 package clientapi
 
 import (
-	"github.com/edgefort/edgefort/clientapi/backendjwt"
 	"time"
+
+	"github.com/edgefort/edgefort/clientapi/authapi"
+	"github.com/edgefort/edgefort/clientapi/backendjwt"
 
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
 	"github.com/edgefort/edgefort/keystore"
@@ -37,7 +39,15 @@ type Config struct {
 	VirtualHosts []VirtualHost `yaml:"virtual_hosts"`
 	// TargetEndpoints are the local backends requests are proxied to.
 	TargetEndpoints []TargetEndpoint `yaml:"target_endpoints"`
+	// AuthAPI is the two-way TLS API where authentication modules get
+	// tickets and portals register sessions; the ticket and
+	// session_module solutions need it. The agent runs it; a reload does
+	// not change it.
+	AuthAPI authapi.Config `yaml:"auth_api"`
 }
+
+// AuthAPI is the authentication API's section; authapi owns it.
+type AuthAPI = authapi.Config
 
 // Addresses are host:port pairs; the file may give one as a plain string.
 type Addresses []string
@@ -118,6 +128,27 @@ type Solution struct {
 	// Anonymous admits requests without credentials as a fixed identity,
 	// on routes that allow it.
 	Anonymous *Anonymous `yaml:"anonymous"`
+	// Ticket redeems single-use tickets from clients.auth_api presented
+	// in a query parameter, and sends browsers without credentials to the
+	// authentication module.
+	Ticket *authapi.TicketConfig `yaml:"ticket"`
+	// SessionModule accepts the session tokens a portal registered through
+	// clients.auth_api, from a cookie.
+	SessionModule *authapi.SessionModuleConfig `yaml:"session_module"`
+}
+
+// Kinds lists the solution kinds set in s (exactly one is valid).
+func (s Solution) Kinds() []string {
+	var out []string
+	for _, k := range []struct {
+		set  bool
+		kind string
+	}{{s.JWT != nil, "jwt"}, {s.Anonymous != nil, "anonymous"}, {s.Ticket != nil, "ticket"}, {s.SessionModule != nil, "session_module"}} {
+		if k.set {
+			out = append(out, k.kind)
+		}
+	}
+	return out
 }
 
 // Anonymous is the identity of requests that carry no credentials.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
 )
 
@@ -38,6 +39,9 @@ type builder struct {
 	m       *metrics
 	log     *slog.Logger
 	targets map[string]*target
+	// ownHosts are every virtual host's aliases and listen addresses:
+	// where the ticket solution may redirect.
+	ownHosts []string
 }
 
 // fieldErr names a setting of virtual host i.
@@ -152,22 +156,51 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 	var errs []error
 	for j, s := range h.cfg.Authentication {
 		path := fmt.Sprintf("authentication[%d]", j)
-		switch {
-		case s.JWT != nil && s.Anonymous == nil:
-			sol, err := jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
-			if err != nil {
-				errs = append(errs, fieldErr(i, path+".jwt", err))
-				continue
-			}
-			h.chain.solutions = append(h.chain.solutions, sol)
-			h.chain.bearer = true
-		case s.Anonymous != nil && s.JWT == nil:
-			h.chain.solutions = append(h.chain.solutions, auth.Solution(newAnonymous(*s.Anonymous)))
-		default:
-			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt or anonymous)")))
+		if len(s.Kinds()) != 1 {
+			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (jwt, anonymous, ticket or session_module)")))
+			continue
 		}
+		var sol auth.Solution
+		var err error
+		switch {
+		case s.JWT != nil:
+			path += ".jwt"
+			sol, err = jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
+			h.chain.bearer = h.chain.bearer || err == nil
+		case s.Anonymous != nil:
+			sol = newAnonymous(*s.Anonymous)
+		case s.Ticket != nil:
+			path += ".ticket"
+			sol, err = b.ticket(*s.Ticket, h.cfg.Name)
+		case s.SessionModule != nil:
+			path += ".session_module"
+			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
+		}
+		if err != nil {
+			errs = append(errs, fieldErr(i, path, err))
+			continue
+		}
+		h.chain.solutions = append(h.chain.solutions, sol)
 	}
 	return errs
+}
+
+var errNoAuthAPI = errors.New("needs clients.auth_api (its listen address), where tickets and sessions are issued")
+
+// ticket builds a ticket solution; its redirects may lead to any of the
+// node's virtual hosts.
+func (b *builder) ticket(c authapi.TicketConfig, vhost string) (auth.Solution, error) {
+	if b.deps.AuthAPI == nil {
+		return nil, errNoAuthAPI
+	}
+	return b.deps.AuthAPI.TicketSolution(c, vhost, b.ownHosts)
+}
+
+func (b *builder) sessionModule(c authapi.SessionModuleConfig, vhost string) (auth.Solution, error) {
+	if b.deps.AuthAPI == nil {
+		return nil, errNoAuthAPI
+	}
+	return b.deps.AuthAPI.SessionModuleSolution(c, vhost)
 }
 
 // buildMux builds the routes and the virtual host's ServeMux.

@@ -28,6 +28,7 @@ func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Du
 	}
 	names := map[string]bool{}
 	listens := map[string]string{}
+	validateAuthAPI(p, c.AuthAPI, listens)
 	for i, vh := range c.VirtualHosts {
 		path := index("clients.virtual_hosts", i)
 		checkName(p, path+".name", vh.Name, names)
@@ -49,7 +50,7 @@ func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Du
 				}
 			}
 		}
-		validateSolutions(p, path, vh.Authentication)
+		validateSolutions(p, path, vh.Authentication, c.AuthAPI.Listen != "")
 		validateIdentity(p, path+".identity", vh.Identity)
 		validateRoutes(p, path, vh.Routes, targets)
 		if len(vh.Routes) > 0 && !cloudEnabled {
@@ -97,21 +98,47 @@ func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
 	}
 }
 
-func validateSolutions(p *problems, path string, sols []clientapi.Solution) {
+func validateSolutions(p *problems, path string, sols []clientapi.Solution, authAPI bool) {
 	for j, s := range sols {
 		sp := index(path+".authentication", j)
+		if kinds := s.Kinds(); len(kinds) != 1 {
+			p.add(0, sp, "set exactly one solution: jwt, anonymous, ticket or session_module")
+			continue
+		}
+		var sub string
+		var err error
 		switch {
-		case s.JWT != nil && s.Anonymous == nil:
-			for _, fe := range fieldErrors(s.JWT.Validate()) {
-				p.add(0, join(sp+".jwt", fe.Field), "%v", fe.Err)
-			}
-		case s.Anonymous != nil && s.JWT == nil:
+		case s.JWT != nil:
+			sub, err = ".jwt", s.JWT.Validate()
+		case s.Anonymous != nil:
 			if a := s.Anonymous; a.UserID == "" || a.Directory == "" {
 				p.add(0, sp+".anonymous", "user_id and directory must not be empty")
 			}
-		default:
-			p.add(0, sp, "set exactly one solution: jwt or anonymous")
+		case s.Ticket != nil:
+			sub, err = ".ticket", s.Ticket.Validate()
+		case s.SessionModule != nil:
+			sub, err = ".session_module", s.SessionModule.Validate()
 		}
+		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
+			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")
+		}
+		for _, fe := range fieldErrors(err) {
+			p.add(0, join(sp+sub, fe.Field), "%v", fe.Err)
+		}
+	}
+}
+
+// validateAuthAPI checks the authentication API's listener, when on.
+func validateAuthAPI(p *problems, c clientapi.AuthAPI, listens map[string]string) {
+	if c.Listen == "" {
+		return
+	}
+	if checkAddress(p, "clients.auth_api.listen", c.Listen, true) && !strings.HasSuffix(c.Listen, ":0") {
+		listens[c.Listen] = "auth_api"
+	}
+	validateSSL(c.SSL, p, "clients.auth_api.ssl", inbound)
+	for _, fe := range fieldErrors(c.Validate()) {
+		p.add(0, join("clients.auth_api", fe.Field), "%v", fe.Err)
 	}
 }
 

@@ -87,6 +87,8 @@ func (c *Config) setDefaults() {
 	for i := range c.Clients.VirtualHosts {
 		setVirtualHostDefaults(&c.Clients.VirtualHosts[i], c.Supervisor.ShutdownTimeout)
 	}
+	c.Clients.AuthAPI.SetDefaults()
+	setSSLDefaults(&c.Clients.AuthAPI.SSL, true)
 	for i := range c.Clients.TargetEndpoints {
 		t := &c.Clients.TargetEndpoints[i]
 		setSSLDefaults(&t.SSL, hasScheme(t.URL, "https"))
@@ -145,6 +147,12 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 			setString(&a.Name, clientapi.DefaultAnonymousName)
 			setString(&a.UserID, clientapi.DefaultAnonymousUserID)
 			setString(&a.Directory, clientapi.DefaultAnonymousDirectory)
+		}
+		if t := s.Ticket; t != nil {
+			t.SetDefaults()
+		}
+		if m := s.SessionModule; m != nil {
+			m.SetDefaults()
 		}
 	}
 	hs := &vh.Identity.Headers
