@@ -24,5 +24,6 @@ func (a *Agent) authAPIComponent() (*authapi.API, []supervisor.Spec, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("clients.auth_api: %w", err)
 	}
+	a.authAPI.Store(api)
 	return api, []supervisor.Spec{{Name: "authapi", SignalsReady: true, Runner: api}}, nil
 }
