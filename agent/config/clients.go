@@ -118,6 +118,7 @@ func validateSolutions(p *problems, path string, sols []clientapi.Solution, auth
 			sub, err = ".ticket", s.Ticket.Validate()
 		case s.SessionModule != nil:
 			sub, err = ".session_module", s.SessionModule.Validate()
+			validateSSL(s.SessionModule.ValidationSSL, p, sp+sub+".validation_ssl", outbound)
 		}
 		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
 			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")

@@ -153,6 +153,7 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 		}
 		if m := s.SessionModule; m != nil {
 			m.SetDefaults()
+			setSSLDefaults(&m.ValidationSSL, hasScheme(m.ValidationURL, "https"))
 		}
 	}
 	hs := &vh.Identity.Headers

@@ -213,7 +213,8 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
-	if !a.sessions.remove(r.PathValue("id")) {
+	id := r.PathValue("id")
+	if cached, stored := a.validations.drop(id), a.sessions.remove(id); !cached && !stored {
 		fail(w, http.StatusNotFound, errSessionUnknown.Error())
 		return
 	}

@@ -101,6 +101,19 @@ type SessionModuleConfig struct {
 	Name string `yaml:"name"`
 	// Cookie carries the session token the portal registered. Required.
 	Cookie string `yaml:"cookie"`
+	// ValidationURL, when set, is the portal's endpoint the node asks
+	// instead of its own store: POST {"session_id": ...} answered 200 with
+	// the user (user_id, user_directory, groups, attributes) or 404 (any
+	// 4xx) for an invalid token. Anything else refuses the request (the
+	// node fails closed). The token travels in the body, never the URL.
+	ValidationURL string `yaml:"validation_url"`
+	// ValidationSSL is the TLS block for ValidationURL (truststore, client
+	// certificate), as for a target endpoint.
+	ValidationSSL keystore.SSL `yaml:"validation_ssl"`
+	// ValidationCache is how long an answer of ValidationURL is reused;
+	// deleting the session through the API ends it at once. Default 10s;
+	// 1s to 5m.
+	ValidationCache time.Duration `yaml:"validation_cache"`
 }
 
 var paramRE = regexp.MustCompile(`^[A-Za-z0-9_.~-]{1,64}$`)
@@ -197,14 +210,26 @@ func (c TicketConfig) Validate() error {
 }
 
 // SetDefaults fills zero fields with the named defaults.
-func (c *SessionModuleConfig) SetDefaults() { setZero(&c.Name, DefaultSessionModuleName) }
+func (c *SessionModuleConfig) SetDefaults() {
+	setZero(&c.Name, DefaultSessionModuleName)
+	setZero(&c.ValidationCache, DefaultValidationCacheTTL)
+}
 
 // Validate reports every unusable setting, each a *auth.FieldError.
 func (c SessionModuleConfig) Validate() error {
+	var errs []error
 	if !cookieNameRE.MatchString(c.Cookie) {
-		return &auth.FieldError{Field: "cookie", Err: fmt.Errorf("%q is not a cookie name (letters, digits, !#$%%&'*+-.^_`|~; at most 64)", c.Cookie)}
+		errs = append(errs, &auth.FieldError{Field: "cookie", Err: fmt.Errorf("%q is not a cookie name (letters, digits, !#$%%&'*+-.^_`|~; at most 64)", c.Cookie)})
 	}
-	return nil
+	if c.ValidationURL != "" {
+		if u, err := url.Parse(c.ValidationURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			errs = append(errs, &auth.FieldError{Field: "validation_url", Err: fmt.Errorf("%q is not an http(s) URL with a host (and no user info)", c.ValidationURL)})
+		}
+	}
+	if c.ValidationCache < time.Second || c.ValidationCache > 5*time.Minute {
+		errs = append(errs, &auth.FieldError{Field: "validation_cache", Err: fmt.Errorf("%s is out of range (1s to 5m)", c.ValidationCache)})
+	}
+	return errors.Join(errs...)
 }
 
 var cookieNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")

@@ -10,6 +10,7 @@ package authapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -55,8 +56,11 @@ type API struct {
 	cns      map[string]bool
 	tickets  *ticketStore
 	sessions *sessionStore
-	handler  http.Handler
-	addr     atomic.Pointer[string]
+	// validations are the portals' answers for session_module solutions
+	// with a validation_url, dropped by DELETE /v1/sessions/{id}.
+	validations *validationCache
+	handler     http.Handler
+	addr        atomic.Pointer[string]
 }
 
 // New checks cfg (defaults filled where zero) and resolves its TLS block;
@@ -86,8 +90,9 @@ func New(cfg Config, deps Deps) (*API, error) {
 	tlsCfg = tlsCfg.Clone()
 	tlsCfg.NextProtos = []string{"h2", "http/1.1"}
 	a := &API{cfg: cfg, deps: deps, log: log, tls: tlsCfg, cns: map[string]bool{},
-		tickets:  newTicketStore(cfg.Tickets.TTL, cfg.Tickets.Max, deps.Now),
-		sessions: newSessionStore(cfg.Sessions, deps.Now)}
+		tickets:     newTicketStore(cfg.Tickets.TTL, cfg.Tickets.Max, deps.Now),
+		sessions:    newSessionStore(cfg.Sessions, deps.Now),
+		validations: &validationCache{now: deps.Now, m: map[[sha256.Size]byte]validated{}}}
 	for _, cn := range cfg.AllowedCommonNames {
 		a.cns[cn] = true
 	}

@@ -113,6 +113,7 @@ type SessionModuleSolution struct {
 	cfg         SessionModuleConfig
 	virtualHost string
 	store       *sessionStore
+	validator   *validator // nil: the API's own store decides
 }
 
 // SessionModuleSolution builds the session-module solution of virtual
@@ -122,7 +123,15 @@ func (a *API) SessionModuleSolution(cfg SessionModuleConfig, vhost string) (*Ses
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &SessionModuleSolution{cfg: cfg, virtualHost: vhost, store: a.sessions}, nil
+	s := &SessionModuleSolution{cfg: cfg, virtualHost: vhost, store: a.sessions}
+	if cfg.ValidationURL != "" {
+		v, err := newValidator(cfg, a.deps.Keystores, a.validations)
+		if err != nil {
+			return nil, err
+		}
+		s.validator = v
+	}
+	return s, nil
 }
 
 func (s *SessionModuleSolution) Kind() string { return "session_module" }
@@ -135,6 +144,17 @@ func (s *SessionModuleSolution) Authenticate(r *http.Request) auth.Result {
 	}
 	if !validSessionID(c.Value) {
 		return refused(reasonSessionMalformed, fmt.Errorf("cookie %s does not hold a session token", s.cfg.Cookie))
+	}
+	if s.validator != nil {
+		id, err := s.validator.check(r.Context(), c.Value)
+		switch {
+		case errors.Is(err, errSessionUnknown):
+			return refused(err.Error(), nil)
+		case err != nil:
+			return refused(reasonUnavailable, err)
+		}
+		id.Solution = s.cfg.Name
+		return auth.Result{Outcome: auth.Authenticated, Identity: id}
 	}
 	sess, err := s.store.lookup(c.Value, true)
 	if err != nil {
