@@ -193,7 +193,9 @@ func ticketLogin(t *testing.T, client *http.Client, url, want string) {
 	if len(cookies) == 0 {
 		t.Fatal("the ticket login set no session cookie")
 	}
-	next, _ := http.NewRequest("GET", resp.Request.URL.ResolveReference(&neturl.URL{Path: "/"}).String()+strings.TrimPrefix(want, "/"), nil)
+	loc, err := neturl.Parse(want)
+	must(t, err)
+	next, _ := http.NewRequest("GET", resp.Request.URL.ResolveReference(loc).String(), nil)
 	for _, c := range cookies {
 		next.AddCookie(c)
 	}
