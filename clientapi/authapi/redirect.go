@@ -90,12 +90,13 @@ func (r *redirects) ownHost(hostport string) bool {
 // host list: an absolute path ("/app/x?y") or an absolute http(s) URL.
 // The API uses it when a ticket is asked for; check adds the host check.
 func parseTarget(raw string) (*url.URL, error) {
-	if raw == "" || len(raw) > maxURLBytes || unsafeChars(raw) {
+	if raw == "" || len(raw) > maxURLBytes || unsafeChars(raw, true) {
 		return nil, errURLSyntax
 	}
 	// Browsers decode before they navigate in places; an encoded
-	// backslash or control character is as ambiguous as a plain one.
-	if dec, err := url.PathUnescape(raw); err != nil || unsafeChars(dec) {
+	// backslash or control character is as ambiguous as a plain one (an
+	// encoded space is just a space).
+	if dec, err := url.PathUnescape(raw); err != nil || unsafeChars(dec, false) {
 		return nil, errURLSyntax
 	}
 	u, err := url.Parse(raw)
@@ -115,9 +116,11 @@ func parseTarget(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func unsafeChars(s string) bool {
+// unsafeChars reports control characters, backslashes and, with space,
+// spaces in s.
+func unsafeChars(s string, space bool) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f || c == '\\' {
+		if c := s[i]; c < ' ' || c == 0x7f || c == '\\' || space && c == ' ' {
 			return true
 		}
 	}

@@ -93,6 +93,7 @@ func TestTicketTarget(t *testing.T) {
 	sol := ticketSolution(t, r, nil)
 	for target, want := range map[string]string{
 		"/hub/stream":                   "/hub/stream",
+		"/apps/My%20App?q=a%20b+c":      "/apps/My%20App?q=a%20b+c",
 		"https://hub.example/hub/x?y=1": "https://hub.example/hub/x?y=1",
 		"HTTPS://HUB.example:8443/A":    "https://hub.example:8443/A",
 		"https://10.0.0.5:8443/":        "https://10.0.0.5:8443/",
@@ -139,7 +140,7 @@ func TestOpenRedirectsRefused(t *testing.T) {
 	}
 	// Without a target the browser goes back to the path it came with:
 	// a path that reads as another host is refused.
-	for _, path := range []string{"//evil.com/", "/%2F/evil.com", "/%5C%5Cevil.com"} {
+	for _, path := range []string{"//evil.com/", "/%2F/evil.com", "/%5C%5Cevil.com", "/%09/evil.com"} {
 		t.Run("path "+path, func(t *testing.T) {
 			tk := r.ticketFor(t, "", "")
 			req := browse("https://hub.example/?qlikTicket=" + tk.Ticket)
