@@ -20,6 +20,7 @@ func (a *Agent) authAPIComponent() (*authapi.API, []supervisor.Spec, error) {
 		Keystores: a.keystores.Stores,
 		Logger:    a.log.With(LogKeyComponent, "authapi"),
 		Ready:     a.readyFunc("authapi"),
+		State:     a.db,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("clients.auth_api: %w", err)

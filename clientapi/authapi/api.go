@@ -190,9 +190,13 @@ func (a *API) postSession(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errSessionExists):
 		fail(w, http.StatusConflict, err.Error())
 		return
-	case err != nil:
+	case errors.Is(err, errStoreFull):
 		w.Header().Set("Retry-After", "1")
 		fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
+		a.log.Warn("writing a session to the state store failed", "error", err)
+		fail(w, http.StatusServiceUnavailable, "state_store_unavailable")
 		return
 	}
 	s, _ := a.sessions.lookup(tok, false)
@@ -214,7 +218,16 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if cached, stored := a.validations.drop(id), a.sessions.remove(id); !cached && !stored {
+	cached := a.validations.drop(id)
+	stored, err := a.sessions.remove(id)
+	switch {
+	case err != nil:
+		// Gone from memory already; the state store forgets it with its
+		// next write.
+		a.log.Warn("deleting a session from the state store failed", "error", err)
+		fail(w, http.StatusServiceUnavailable, "state_store_unavailable")
+		return
+	case !cached && !stored:
 		fail(w, http.StatusNotFound, errSessionUnknown.Error())
 		return
 	}

@@ -61,8 +61,9 @@ type Tickets struct {
 	Max int `yaml:"max"`
 }
 
-// Sessions configures the session-module token store, kept in memory:
-// after an agent restart the portal registers its sessions again.
+// Sessions configures the session-module token store: in memory, and
+// written (as hashes) to the state store on registration and deletion,
+// their last use about once a minute, so that an agent restart keeps them.
 type Sessions struct {
 	// IdleTimeout ends a session unused this long. Default 30m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -102,6 +103,9 @@ type rig struct {
 	logs   *syncBuffer
 	client *http.Client // presents CN "auth-module"
 	url    string
+	cfg    Config
+	deps   Deps
+	stop   func() // stops the running API and waits for it
 }
 
 func must(t testing.TB, err error) {
@@ -111,7 +115,10 @@ func must(t testing.TB, err error) {
 	}
 }
 
-func newRig(t testing.TB, edit func(*Config)) *rig {
+func newRig(t testing.TB, edit func(*Config)) *rig { return newRigWith(t, edit, nil) }
+
+// newRigWith is newRig with the sessions kept in db (nil: memory).
+func newRigWith(t testing.TB, edit func(*Config), db *store.DB) *rig {
 	t.Helper()
 	r := &rig{ca: newCA(t, "module CA"), clock: &clock{t: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
 	stores, err := keystore.Open(keystore.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -121,31 +128,46 @@ func newRig(t testing.TB, edit func(*Config)) *rig {
 	must(t, stores.PutEntry("api", "tls", key, []*x509.Certificate{cert}))
 	must(t, stores.CreateStore("modules", keystore.KindTruststore))
 	must(t, stores.PutTrusted("modules", "ca", []*x509.Certificate{r.ca.cert}))
-	cfg := Config{Listen: "127.0.0.1:0", SSL: keystore.SSL{ClientAuthEnabled: true, Keystore: "api", Truststore: "modules"}}
+	r.cfg = Config{Listen: "127.0.0.1:0", SSL: keystore.SSL{ClientAuthEnabled: true, Keystore: "api", Truststore: "modules"}}
 	if edit != nil {
-		edit(&cfg)
+		edit(&r.cfg)
 	}
+	r.deps = Deps{Keystores: stores, Now: r.clock.now, State: db,
+		Logger: slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	r.start(t)
+	r.client = r.clientWith(r.ca.tlsCert(t, "auth-module"))
+	return r
+}
+
+// start runs a new API with the rig's settings until stop or the test's
+// end.
+func (r *rig) start(t testing.TB) {
+	t.Helper()
 	ready := make(chan struct{})
-	r.api, err = New(cfg, Deps{Keystores: stores, Now: r.clock.now, Ready: func() { close(ready) },
-		Logger: slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	deps := r.deps
+	deps.Ready = func() { close(ready) }
+	var err error
+	r.api, err = New(r.cfg, deps)
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.api.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(r.stop)
 	select {
 	case <-ready:
 	case err := <-done:
 		t.Fatalf("Run: %v", err)
 	}
 	r.url = "https://" + r.api.Addr()
-	r.client = r.clientWith(r.ca.tlsCert(t, "auth-module"))
-	return r
 }
 
 // clientWith is a client trusting the CA that presents certs.

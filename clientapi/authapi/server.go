@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -31,6 +32,9 @@ const (
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 16 << 10
 	drainTimeout      = 5 * time.Second
+	// flushEvery is how often the sessions' last use reaches the state
+	// store.
+	flushEvery = time.Minute
 )
 
 // Deps are what the API needs from the rest of the process.
@@ -44,6 +48,10 @@ type Deps struct {
 	Ready func()
 	// Now is the clock of tickets and sessions. Nil means time.Now.
 	Now func() time.Time
+	// State keeps the registered sessions across restarts (bucket
+	// authapi_sessions). Nil keeps them in memory only. Tickets always
+	// live in memory: they last a minute.
+	State *store.DB
 }
 
 // API is the authentication API component and the owner of the ticket and
@@ -87,11 +95,15 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authapi: %w", err)
 	}
+	sessions, err := newSessionStore(cfg.Sessions, deps.Now, deps.State)
+	if err != nil {
+		return nil, err
+	}
 	tlsCfg = tlsCfg.Clone()
 	tlsCfg.NextProtos = []string{"h2", "http/1.1"}
 	a := &API{cfg: cfg, deps: deps, log: log, tls: tlsCfg, cns: map[string]bool{},
 		tickets:     newTicketStore(cfg.Tickets.TTL, cfg.Tickets.Max, deps.Now),
-		sessions:    newSessionStore(cfg.Sessions, deps.Now),
+		sessions:    sessions,
 		validations: &validationCache{now: deps.Now, m: map[[sha256.Size]byte]validated{}}}
 	for _, cn := range cfg.AllowedCommonNames {
 		a.cns[cn] = true
@@ -134,10 +146,18 @@ func (a *API) Run(ctx context.Context) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeTLS(ln, "", "") }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("authapi: serve %s: %w", addr, err)
-	case <-ctx.Done():
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			a.flush()
+			return fmt.Errorf("authapi: serve %s: %w", addr, err)
+		case <-flush.C:
+			a.flush()
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
@@ -145,5 +165,14 @@ func (a *API) Run(ctx context.Context) error {
 		srv.Close()
 	}
 	<-done
+	a.flush()
 	return nil
+}
+
+// flush writes the sessions' last use; a failure is logged and retried at
+// the next flush.
+func (a *API) flush() {
+	if err := a.sessions.flush(); err != nil {
+		a.log.Warn("writing the sessions' last use failed", "error", err)
+	}
 }

@@ -2,12 +2,20 @@ package authapi
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/store"
 )
+
+// sessionsBucket holds the registered sessions in the state store, keyed
+// by the hex SHA-256 of the token.
+const sessionsBucket = "authapi_sessions"
 
 // Session token bounds: a portal's own id must carry at least 128 bits as
 // base64 (22 characters) and stay short enough for a cookie.
@@ -32,20 +40,100 @@ type moduleSession struct {
 	lastSeen    time.Time
 }
 
-// sessionStore holds the portal-registered sessions in memory, bounded.
-// After an agent restart the portal registers them again (its users are
-// sent to it by the ticket or session-module flow).
+// storedSession is a session as the state store keeps it. LastSeen is
+// written in batches (flush, about once a minute), so that no request pays
+// a write; after a crash a session may end up to that much early.
+type storedSession struct {
+	LastSeen    time.Time           `json:"last_seen"`
+	UserID      string              `json:"user_id"`
+	Directory   string              `json:"directory"`
+	Groups      []string            `json:"groups,omitempty"`
+	Attributes  map[string][]string `json:"attributes,omitempty"`
+	VirtualHost string              `json:"virtual_host,omitempty"`
+	Created     time.Time           `json:"created"`
+}
+
+// sessionStore holds the portal-registered sessions in memory, bounded,
+// and, with a state store, written there on registration and deletion so
+// that an agent restart keeps them.
 type sessionStore struct {
 	idle, absolute time.Duration
 	max            int
 	now            func() time.Time
+	db             *store.DB // nil: memory only
 
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]*moduleSession // guarded by mu
+	mu      sync.Mutex
+	m       map[[sha256.Size]byte]*moduleSession // guarded by mu
+	expired [][sha256.Size]byte                  // dropped from m, still in db: deleted with the next write; guarded by mu
+	touched map[[sha256.Size]byte]bool           // used since the last flush; guarded by mu
 }
 
-func newSessionStore(c Sessions, now func() time.Time) *sessionStore {
-	return &sessionStore{idle: c.IdleTimeout, absolute: c.AbsoluteTimeout, max: c.Max, now: now, m: map[[sha256.Size]byte]*moduleSession{}}
+func newSessionStore(c Sessions, now func() time.Time, db *store.DB) (*sessionStore, error) {
+	st := &sessionStore{idle: c.IdleTimeout, absolute: c.AbsoluteTimeout, max: c.Max, now: now, db: db,
+		m: map[[sha256.Size]byte]*moduleSession{}, touched: map[[sha256.Size]byte]bool{}}
+	if db == nil {
+		return st, nil
+	}
+	now0 := now()
+	var gone [][sha256.Size]byte
+	err := db.Bucket(sessionsBucket).ForEach(func(key string, raw json.RawMessage) error {
+		var h [sha256.Size]byte
+		var ss storedSession
+		if b, err := hex.DecodeString(key); err != nil || len(b) != sha256.Size || json.Unmarshal(raw, &ss) != nil {
+			return fmt.Errorf("authapi: state store bucket %s: unreadable session %.16s…", sessionsBucket, key)
+		}
+		hex.Decode(h[:], []byte(key))
+		s := &moduleSession{id: auth.Identity{UserID: ss.UserID, Directory: ss.Directory, Groups: ss.Groups, Attributes: ss.Attributes},
+			virtualHost: ss.VirtualHost, created: ss.Created, lastSeen: ss.LastSeen}
+		if st.expiredLocked(s, now0) || len(st.m) >= st.max {
+			gone = append(gone, h)
+			return nil
+		}
+		st.m[h] = s
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.expired = gone
+	return st, st.write(nil, nil)
+}
+
+// write stores put (under its hash) and deletes the expired sessions, in
+// one transaction; a no-op without a state store.
+func (st *sessionStore) write(put *moduleSession, h *[sha256.Size]byte) error {
+	if st.db == nil {
+		return nil
+	}
+	st.mu.Lock()
+	gone := st.expired
+	st.expired = nil
+	st.mu.Unlock()
+	if put == nil && h == nil && len(gone) == 0 {
+		return nil
+	}
+	err := st.db.Update(func(tx *store.Tx) error {
+		b := tx.Bucket(sessionsBucket)
+		for _, g := range gone {
+			if err := b.Delete(hex.EncodeToString(g[:])); err != nil {
+				return err
+			}
+		}
+		switch {
+		case put != nil:
+			return b.Put(hex.EncodeToString(h[:]), stored(put))
+		case h != nil:
+			return b.Delete(hex.EncodeToString(h[:]))
+		}
+		return nil
+	})
+	if err != nil {
+		st.mu.Lock()
+		st.expired = append(st.expired, gone...)
+		st.mu.Unlock()
+		return fmt.Errorf("authapi: state store: %w", err)
+	}
+	return nil
 }
 
 // validSessionID reports whether tok may be a session token: its length
@@ -75,17 +163,26 @@ func (st *sessionStore) register(tok string, s moduleSession) (string, error) {
 	now := st.now()
 	s.created, s.lastSeen = now, now
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if old, ok := st.m[h]; ok && !st.expiredLocked(old, now) {
+		st.mu.Unlock()
 		return "", errSessionExists
 	}
 	if len(st.m) >= st.max {
 		st.sweepLocked(now)
 		if len(st.m) >= st.max {
+			st.mu.Unlock()
 			return "", errStoreFull
 		}
 	}
 	st.m[h] = &s
+	st.mu.Unlock()
+	// Written before the portal hears of it; undone if it cannot be.
+	if err := st.write(&s, &h); err != nil {
+		st.mu.Lock()
+		delete(st.m, h)
+		st.mu.Unlock()
+		return "", err
+	}
 	return tok, nil
 }
 
@@ -104,26 +201,96 @@ func (st *sessionStore) lookup(tok string, touch bool) (moduleSession, error) {
 		return moduleSession{}, errSessionUnknown
 	}
 	if st.expiredLocked(s, now) {
-		delete(st.m, h)
+		st.dropLocked(h)
 		return moduleSession{}, errSessionExpired
 	}
 	if touch {
 		s.lastSeen = now
+		if st.db != nil {
+			st.touched[h] = true
+		}
 	}
 	return *s, nil
 }
 
-// remove revokes tok; it reports whether a session was there.
-func (st *sessionStore) remove(tok string) bool {
+func stored(s *moduleSession) storedSession {
+	return storedSession{UserID: s.id.UserID, Directory: s.id.Directory, Groups: s.id.Groups,
+		Attributes: s.id.Attributes, VirtualHost: s.virtualHost, Created: s.created, LastSeen: s.lastSeen}
+}
+
+// flush writes the last use of the sessions used since the previous
+// flush, and deletes the expired ones, in one transaction.
+func (st *sessionStore) flush() error {
+	if st.db == nil {
+		return nil
+	}
+	st.mu.Lock()
+	put := map[string]storedSession{}
+	for h := range st.touched {
+		if s, ok := st.m[h]; ok {
+			put[hex.EncodeToString(h[:])] = stored(s)
+		}
+	}
+	st.touched = map[[sha256.Size]byte]bool{}
+	gone := st.expired
+	st.expired = nil
+	st.mu.Unlock()
+	if len(put) == 0 && len(gone) == 0 {
+		return nil
+	}
+	err := st.db.Update(func(tx *store.Tx) error {
+		b := tx.Bucket(sessionsBucket)
+		for _, g := range gone {
+			if err := b.Delete(hex.EncodeToString(g[:])); err != nil {
+				return err
+			}
+		}
+		for k, v := range put {
+			if err := b.Put(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		st.mu.Lock()
+		st.expired = append(st.expired, gone...)
+		st.mu.Unlock()
+		return fmt.Errorf("authapi: state store: %w", err)
+	}
+	return nil
+}
+
+// remove revokes tok; it reports whether a session was there. The
+// session is gone from memory at once, whatever the state store says.
+func (st *sessionStore) remove(tok string) (bool, error) {
 	if !validSessionID(tok) {
-		return false
+		return false, nil
 	}
 	h := sha256.Sum256([]byte(tok))
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	_, ok := st.m[h]
 	delete(st.m, h)
-	return ok
+	st.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if err := st.write(nil, &h); err != nil {
+		st.mu.Lock()
+		st.expired = append(st.expired, h) // deleted by the next write that succeeds
+		st.mu.Unlock()
+		return true, err
+	}
+	return true, nil
+}
+
+// dropLocked forgets h; the state store forgets it with the next write.
+func (st *sessionStore) dropLocked(h [sha256.Size]byte) {
+	delete(st.m, h)
+	delete(st.touched, h)
+	if st.db != nil {
+		st.expired = append(st.expired, h)
+	}
 }
 
 func (st *sessionStore) expiredLocked(s *moduleSession, now time.Time) bool {
@@ -143,7 +310,7 @@ func (st *sessionStore) expires(s moduleSession) time.Time {
 func (st *sessionStore) sweepLocked(now time.Time) {
 	for h, s := range st.m {
 		if st.expiredLocked(s, now) {
-			delete(st.m, h)
+			st.dropLocked(h)
 		}
 	}
 }

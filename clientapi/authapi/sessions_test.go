@@ -1,7 +1,10 @@
 package authapi
 
 import (
+	"bytes"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 func sessionSolution(t testing.TB, r *rig, vhost string) *SessionModuleSolution {
@@ -127,6 +131,54 @@ func TestSessionRegistration(t *testing.T) {
 		req := SessionRequest{UserRequest: UserRequest{UserID: "alice", UserDirectory: "corp"}, SessionID: c.id}
 		if code := r.call(t, r.client, "POST", "/v1/sessions", req, nil); code != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, code, c.want)
+		}
+	}
+}
+
+// TestSessionsSurviveRestart: with a state store, registered sessions and
+// their last use outlive the API (the agent's restart); a deleted one
+// stays deleted, and one that went idle meanwhile is purged. Only hashes
+// are written.
+func TestSessionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	db := testkit.OpenStore(t, dir)
+	r := newRigWith(t, func(c *Config) { c.Sessions.IdleTimeout = time.Minute }, db)
+	sol := sessionSolution(t, r, "hub")
+	kept, deleted, idle := r.register(t, "", ""), r.register(t, "", ""), r.register(t, "", "")
+	r.clock.add(40 * time.Second)
+	if res := sol.Authenticate(withCookie(kept.SessionID)); res.Outcome != auth.Authenticated {
+		t.Fatalf("before the restart: %v %q", res.Outcome, res.Reason)
+	}
+	if code := r.call(t, r.client, "DELETE", "/v1/sessions/"+deleted.SessionID, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", code)
+	}
+	r.stop()
+	r.clock.add(30 * time.Second) // idle has been unused 70s, kept 30s
+
+	r.start(t)
+	sol = sessionSolution(t, r, "hub")
+	for _, c := range []struct {
+		name, id, reason string
+	}{
+		{"kept", kept.SessionID, ""},
+		{"deleted", deleted.SessionID, "session_unknown"},
+		{"idle", idle.SessionID, "session_unknown"},
+	} {
+		res := sol.Authenticate(withCookie(c.id))
+		if c.reason == "" && res.Outcome != auth.Authenticated || c.reason != "" && (res.Outcome != auth.Refused || res.Reason != c.reason) {
+			t.Errorf("%s after the restart: %v %q, want %q", c.name, res.Outcome, res.Reason, c.reason)
+		}
+	}
+	keys, err := db.Bucket(sessionsBucket).Keys()
+	must(t, err)
+	if len(keys) != 1 {
+		t.Errorf("state store holds %d sessions, want 1 (kept)", len(keys))
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "state.db"))
+	must(t, err)
+	for _, s := range []SessionResponse{kept, deleted, idle} {
+		if bytes.Contains(raw, []byte(s.SessionID)) {
+			t.Errorf("the state store holds a session id in clear")
 		}
 	}
 }
