@@ -95,9 +95,12 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("authapi: %w", err)
 	}
-	sessions, err := newSessionStore(cfg.Sessions, deps.Now, deps.State)
+	sessions, bad, err := newSessionStore(cfg.Sessions, deps.Now, deps.State)
 	if err != nil {
 		return nil, err
+	}
+	if bad > 0 {
+		log.Warn("unreadable sessions in the state store were deleted; their users sign in again", "count", bad)
 	}
 	tlsCfg = tlsCfg.Clone()
 	tlsCfg.NextProtos = []string{"h2", "http/1.1"}

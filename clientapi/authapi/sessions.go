@@ -68,35 +68,48 @@ type sessionStore struct {
 	touched map[[sha256.Size]byte]bool           // used since the last flush; guarded by mu
 }
 
-func newSessionStore(c Sessions, now func() time.Time, db *store.DB) (*sessionStore, error) {
-	st := &sessionStore{idle: c.IdleTimeout, absolute: c.AbsoluteTimeout, max: c.Max, now: now, db: db,
+// newSessionStore loads the sessions of db that are still live; it
+// deletes the others, and any record it cannot read (counted in bad).
+func newSessionStore(c Sessions, now func() time.Time, db *store.DB) (st *sessionStore, bad int, err error) {
+	st = &sessionStore{idle: c.IdleTimeout, absolute: c.AbsoluteTimeout, max: c.Max, now: now, db: db,
 		m: map[[sha256.Size]byte]*moduleSession{}, touched: map[[sha256.Size]byte]bool{}}
 	if db == nil {
-		return st, nil
+		return st, 0, nil
 	}
 	now0 := now()
-	var gone [][sha256.Size]byte
-	err := db.Bucket(sessionsBucket).ForEach(func(key string, raw json.RawMessage) error {
+	var drop []string
+	err = db.Bucket(sessionsBucket).ForEach(func(key string, raw json.RawMessage) error {
 		var h [sha256.Size]byte
 		var ss storedSession
-		if b, err := hex.DecodeString(key); err != nil || len(b) != sha256.Size || json.Unmarshal(raw, &ss) != nil {
-			return fmt.Errorf("authapi: state store bucket %s: unreadable session %.16s…", sessionsBucket, key)
+		if n, err := hex.Decode(h[:], []byte(key)); err != nil || n != sha256.Size || len(key) != 2*sha256.Size || json.Unmarshal(raw, &ss) != nil {
+			bad++
+			drop = append(drop, key)
+			return nil
 		}
-		hex.Decode(h[:], []byte(key))
 		s := &moduleSession{id: auth.Identity{UserID: ss.UserID, Directory: ss.Directory, Groups: ss.Groups, Attributes: ss.Attributes},
 			virtualHost: ss.VirtualHost, created: ss.Created, lastSeen: ss.LastSeen}
 		if st.expiredLocked(s, now0) || len(st.m) >= st.max {
-			gone = append(gone, h)
+			drop = append(drop, key)
 			return nil
 		}
 		st.m[h] = s
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && len(drop) > 0 {
+		err = db.Update(func(tx *store.Tx) error {
+			b := tx.Bucket(sessionsBucket)
+			for _, k := range drop {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-	st.expired = gone
-	return st, st.write(nil, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("authapi: load the sessions from the state store: %w", err)
+	}
+	return st, bad, nil
 }
 
 // write stores put (under its hash) and deletes the expired sessions, in
@@ -174,10 +187,11 @@ func (st *sessionStore) register(tok string, s moduleSession) (string, error) {
 			return "", errStoreFull
 		}
 	}
+	rec := s // the stored copy: requests may touch the live one
 	st.m[h] = &s
 	st.mu.Unlock()
 	// Written before the portal hears of it; undone if it cannot be.
-	if err := st.write(&s, &h); err != nil {
+	if err := st.write(&rec, &h); err != nil {
 		st.mu.Lock()
 		delete(st.m, h)
 		st.mu.Unlock()

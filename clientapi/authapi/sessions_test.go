@@ -182,3 +182,21 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableStoredSessions: a damaged session record costs its user a
+// sign-in, not the API its start.
+func TestUnreadableStoredSessions(t *testing.T) {
+	db := testkit.OpenStore(t, t.TempDir())
+	must(t, db.Bucket(sessionsBucket).Put("not-a-hash", "x"))
+	must(t, db.Bucket(sessionsBucket).Put(strings.Repeat("ab", 32), []int{1}))
+	r := newRigWith(t, nil, db)
+	keys, err := db.Bucket(sessionsBucket).Keys()
+	must(t, err)
+	if len(keys) != 0 {
+		t.Errorf("state store keeps %v, want the unreadable records deleted", keys)
+	}
+	if !strings.Contains(r.logs.String(), `"count":2`) {
+		t.Errorf("no warning counting 2 unreadable sessions:\n%s", r.logs)
+	}
+	r.register(t, "", "")
+}
