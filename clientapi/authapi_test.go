@@ -11,7 +11,9 @@ import (
 	"net/http"
 	neturl "net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/keystore"
@@ -19,12 +21,12 @@ import (
 
 // authAPIRig runs the authentication API beside the rig's client API: its
 // listener uses the hub keystore and trusts the rig's CA for modules.
-func (r *rig) authAPI(t *testing.T) (*authapi.API, *http.Client, *syncBuffer) {
+func (r *rig) authAPI(t *testing.T, now func() time.Time) (*authapi.API, *http.Client, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	ready := make(chan struct{})
 	api, err := authapi.New(authapi.Config{Listen: "127.0.0.1:0", SSL: keystore.SSL{ClientAuthEnabled: true, Keystore: "hub", Truststore: "ca"}},
-		authapi.Deps{Keystores: r.stores, Ready: func() { close(ready) }, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		authapi.Deps{Keystores: r.stores, Now: now, Ready: func() { close(ready) }, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -64,7 +66,8 @@ func post(t *testing.T, c *http.Client, url string, v, out any) {
 
 // TestTicketAndSessionModuleThroughTheChain: over real sockets, a module
 // gets a ticket over mTLS and the browser presents it to the virtual host;
-// the chain authenticates alice by the ticket once, refuses it after; a
+// the chain authenticates alice by the ticket once, refuses it reused,
+// guessed or expired (the API's clock moved past its TTL); a
 // portal's session token in the cookie authenticates until the portal
 // deletes it. No ticket or session id reaches any log.
 //
@@ -75,7 +78,8 @@ func post(t *testing.T, c *http.Client, url string, v, out any) {
 // get 200 as alice.
 func TestTicketAndSessionModuleThroughTheChain(t *testing.T) {
 	r := newRig(t)
-	api, module, apiLogs := r.authAPI(t)
+	var clock atomic.Int64 // seconds added to the API's clock
+	api, module, apiLogs := r.authAPI(t, func() time.Time { return time.Now().Add(time.Duration(clock.Load()) * time.Second) })
 	apiURL := "https://" + api.Addr()
 	cfg := hubConfig(r.backend(t, "engine", echo()))
 	dead := r.backend(t, "dead", echo())
@@ -120,10 +124,16 @@ func TestTicketAndSessionModuleThroughTheChain(t *testing.T) {
 	if code, _ := get("/dead/?qlikTicket="+dead2.Ticket, ""); code != http.StatusBadGateway && code != http.StatusSeeOther {
 		t.Errorf("ticket to a dead backend: %d, want 502 (or 303 once the chain redirects)", code)
 	}
-	for name, q := range map[string]string{"reused": tk.Ticket, "guessed": strings.Repeat("x", len(tk.Ticket))} {
-		code, reason := get("/api/v1/apps/a1/?qlikTicket="+q, "")
-		if want := map[string]string{"reused": "ticket_already_used", "guessed": "ticket_unknown"}[name]; code != http.StatusUnauthorized || reason != want {
-			t.Errorf("%s ticket: %d %q, want 401 %q", name, code, reason, want)
+	var old authapi.TicketResponse
+	post(t, module, apiURL+"/v1/tickets", authapi.TicketRequest{UserRequest: authapi.UserRequest{UserID: "alice", UserDirectory: "corp"}}, &old)
+	clock.Add(int64(authapi.DefaultTicketTTL / time.Second))
+	for _, c := range []struct{ name, ticket, reason string }{
+		{"reused", tk.Ticket, "ticket_already_used"},
+		{"guessed", strings.Repeat("x", len(tk.Ticket)), "ticket_unknown"},
+		{"expired", old.Ticket, "ticket_expired"},
+	} {
+		if code, reason := get("/api/v1/apps/a1/?qlikTicket="+c.ticket, ""); code != http.StatusUnauthorized || reason != c.reason {
+			t.Errorf("%s ticket: %d %q, want 401 %q", c.name, code, reason, c.reason)
 		}
 	}
 
@@ -153,7 +163,7 @@ func TestTicketAndSessionModuleThroughTheChain(t *testing.T) {
 	if byTicket != 2 || bySession != 1 {
 		t.Errorf("audit: %d logins by ticket and %d by session, want 2 and 1:\n%s", byTicket, bySession, r.logs)
 	}
-	for _, secret := range []string{tk.Ticket, dead2.Ticket, s.SessionID} {
+	for _, secret := range []string{tk.Ticket, dead2.Ticket, old.Ticket, s.SessionID} {
 		for name, logs := range map[string]string{"client API": r.logs.String(), "authentication API": apiLogs.String()} {
 			if strings.Contains(logs, secret) {
 				t.Errorf("the %s log carries a ticket or session id:\n%s", name, logs)
