@@ -17,10 +17,11 @@ func (a *Agent) authAPIComponent() (*authapi.API, []supervisor.Spec, error) {
 		return nil, nil, nil
 	}
 	api, err := authapi.New(c, authapi.Deps{
-		Keystores: a.keystores.Stores,
-		Logger:    a.log.With(LogKeyComponent, "authapi"),
-		Ready:     a.readyFunc("authapi"),
-		State:     a.db,
+		Keystores:  a.keystores.Stores,
+		Logger:     a.log.With(LogKeyComponent, "authapi"),
+		Ready:      a.readyFunc("authapi"),
+		State:      a.db,
+		Registerer: a.reg,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("clients.auth_api: %w", err)

@@ -118,7 +118,12 @@ func (a *API) routes() http.Handler {
 			mux.ServeHTTP(rec, r)
 		}
 		// The path is not logged: it may carry a session id.
-		attrs := []slog.Attr{slog.String(logKeyRoute, r.Method+" "+routeOf(r)), slog.Int(logKeyStatus, rec.status), slog.String(logKeyClient, cn)}
+		route := routeOf(r)
+		if rec.reason == reasonForbidden {
+			route = "forbidden"
+		}
+		a.m.call(route, rec.status)
+		attrs := []slog.Attr{slog.String(logKeyRoute, route), slog.Int(logKeyStatus, rec.status), slog.String(logKeyClient, cn)}
 		if rec.user != "" {
 			attrs = append(attrs, slog.String(logKeyUser, rec.user))
 		}
@@ -129,7 +134,8 @@ func (a *API) routes() http.Handler {
 	})
 }
 
-// routeOf is the route pattern r matched, never its path.
+// routeOf is the route pattern r matched ("POST /v1/tickets"), never its
+// path.
 func routeOf(r *http.Request) string {
 	if r.Pattern != "" {
 		return r.Pattern

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
@@ -44,6 +46,9 @@ type Deps struct {
 	// Logger receives one line per call, without tickets or session ids.
 	// Nil discards.
 	Logger *slog.Logger
+	// Registerer receives the edgefort_authapi_* metrics. Nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
 	// Ready is called from Run once the listener is bound.
 	Ready func()
 	// Now is the clock of tickets and sessions. Nil means time.Now.
@@ -68,6 +73,7 @@ type API struct {
 	// with a validation_url, dropped by DELETE /v1/sessions/{id}.
 	validations *validationCache
 	handler     http.Handler
+	m           *metrics
 	addr        atomic.Pointer[string]
 }
 
@@ -110,6 +116,12 @@ func New(cfg Config, deps Deps) (*API, error) {
 		validations: &validationCache{now: deps.Now, m: map[[sha256.Size]byte]validated{}}}
 	for _, cn := range cfg.AllowedCommonNames {
 		a.cns[cn] = true
+	}
+	a.m = newMetrics(a)
+	if deps.Registerer != nil {
+		if err := a.m.register(deps.Registerer); err != nil {
+			return nil, fmt.Errorf("authapi: register metrics: %w", err)
+		}
 	}
 	a.handler = a.routes()
 	return a, nil

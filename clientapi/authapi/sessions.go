@@ -328,3 +328,9 @@ func (st *sessionStore) sweepLocked(now time.Time) {
 		}
 	}
 }
+
+func (st *sessionStore) len() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.m)
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 )
@@ -281,6 +282,16 @@ func TestHandshakeRefused(t *testing.T) {
 	})
 	if n := r.api.tickets.len(); n != 1 {
 		t.Errorf("%d tickets issued, want 1 (the allowed client's)", n)
+	}
+	for _, c := range []struct {
+		route, code string
+		want        float64
+	}{{"forbidden", "403", 1}, {"POST /v1/tickets", "201", 1}} {
+		var m dto.Metric
+		r.api.m.calls.WithLabelValues(c.route, c.code).Write(&m)
+		if got := m.GetCounter().GetValue(); got != c.want {
+			t.Errorf("edgefort_authapi_requests_total{route=%q,code=%s} = %v, want %v", c.route, c.code, got, c.want)
+		}
 	}
 }
 
