@@ -158,6 +158,13 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
 func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	var req TicketRequest
 	if !decode(w, r, &req) || !checkUser(w, req.UserRequest) {
