@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
@@ -117,7 +117,26 @@ type SessionModuleConfig struct {
 	ValidationCache time.Duration `yaml:"validation_cache"`
 }
 
-var paramRE = regexp.MustCompile(`^[A-Za-z0-9_.~-]{1,64}$`)
+// validName reports whether s is 1 to 64 characters, each a letter, a
+// digit or one of extra.
+func validName(s, extra string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune(extra, c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Characters besides letters and digits allowed in a query parameter
+// name, and in a cookie name (an RFC 6265 token).
+const (
+	paramChars  = "_.~-"
+	cookieChars = "!#$%&'*+.^_`|~-"
+)
 
 // Validate reports every unusable setting of the auth_api section, each a
 // *auth.FieldError. Defaults are expected filled.
@@ -191,10 +210,10 @@ func (c TicketConfig) Validate() error {
 	add := func(field, format string, a ...any) {
 		errs = append(errs, &auth.FieldError{Field: field, Err: fmt.Errorf(format, a...)})
 	}
-	if !paramRE.MatchString(c.QueryParameter) {
+	if !validName(c.QueryParameter, paramChars) {
 		add("query_parameter", "%q is not a query parameter name (letters, digits, _.~-; at most 64)", c.QueryParameter)
 	}
-	if !paramRE.MatchString(c.ReturnParameter) {
+	if !validName(c.ReturnParameter, paramChars) {
 		add("return_parameter", "%q is not a query parameter name (letters, digits, _.~-; at most 64)", c.ReturnParameter)
 	}
 	if c.ModuleURL != "" {
@@ -219,7 +238,7 @@ func (c *SessionModuleConfig) SetDefaults() {
 // Validate reports every unusable setting, each a *auth.FieldError.
 func (c SessionModuleConfig) Validate() error {
 	var errs []error
-	if !cookieNameRE.MatchString(c.Cookie) {
+	if !validName(c.Cookie, cookieChars) {
 		errs = append(errs, &auth.FieldError{Field: "cookie", Err: fmt.Errorf("%q is not a cookie name (letters, digits, !#$%%&'*+-.^_`|~; at most 64)", c.Cookie)})
 	}
 	if c.ValidationURL != "" {
@@ -232,8 +251,6 @@ func (c SessionModuleConfig) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-var cookieNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 
 func setZero[T comparable](v *T, def T) {
 	var zero T
