@@ -40,7 +40,7 @@ func TestAdminRoutes(t *testing.T) {
 		wantCode     int
 		wantBody     string
 	}{
-		{"GET", "/v1/version", nil, 200, `"api": 1`},
+		{"GET", "/v1/version", nil, 200, `"api": 2`},
 		{"GET", "/v1/status", nil, 200, `"state_dir": `},
 		{"POST", "/v1/stores", mustJSON(t, adminapi.CreateStoreRequest{Name: "hub-1", Kind: "keystore"}), 200, `created keystore \"hub-1\"`},
 		{"POST", "/v1/stores", mustJSON(t, adminapi.CreateStoreRequest{Name: "hub-1", Kind: "keystore"}), 409, `"error":`},

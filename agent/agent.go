@@ -25,6 +25,7 @@ import (
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
+	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/keystore"
@@ -49,6 +50,7 @@ type Agent struct {
 	db          *store.DB                             // open while Run runs
 	keystores   *adminapi.LocalKeystores              // open while Run runs
 	clients     atomic.Pointer[clientapi.Server]      // set when virtual hosts are configured
+	authAPI     atomic.Pointer[authapi.API]           // set when clients.auth_api is on
 	links       atomic.Pointer[links]                 // the link nodes, set once components() built them
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start

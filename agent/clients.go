@@ -14,7 +14,8 @@ import (
 )
 
 // clientComponents builds the client API when virtual hosts are
-// configured: clientapi.Server owns the virtual hosts, routes, solutions
+// configured, with the authentication API when clients.auth_api is on:
+// clientapi.Server owns the virtual hosts, routes, solutions
 // and proxy; the agent hands it the keystores and the control plane's
 // authorizer. It is built after the control-plane link, whose decision
 // cache answers for it.
@@ -22,7 +23,12 @@ func (a *Agent) clientComponents(cl *cloudclient.Node) ([]supervisor.Spec, error
 	if len(a.cfg.Clients.VirtualHosts) == 0 {
 		return nil, nil
 	}
+	api, specs, err := a.authAPIComponent()
+	if err != nil {
+		return nil, err
+	}
 	deps := clientapi.Deps{
+		AuthAPI:        api,
 		Keystores:      a.keystores.Stores,
 		Logger:         a.log.With(LogKeyComponent, "clientapi"),
 		Registerer:     a.reg,
@@ -38,7 +44,7 @@ func (a *Agent) clientComponents(cl *cloudclient.Node) ([]supervisor.Spec, error
 		return nil, a.storeProblems(err)
 	}
 	a.clients.Store(srv)
-	return []supervisor.Spec{{Name: "clientapi", SignalsReady: true, Runner: srv}}, nil
+	return append(specs, supervisor.Spec{Name: "clientapi", SignalsReady: true, Runner: srv}), nil
 }
 
 // cloudAuthorizer asks the control plane's decision cache the client

@@ -97,6 +97,12 @@ func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *r
 		writeProblem(w, r, http.StatusForbidden, res.Reason)
 		return auth.Identity{}, false
 	}
+	// A browser with no credentials at all is sent to log in (a ticket
+	// module, an IdP) and brought back here; refused credentials stay a
+	// 401, so that a bad ticket is not answered with a new login loop.
+	if res.Outcome == auth.NoCredentials && wantsPage(r) && h.challenge(w, r, r) {
+		return auth.Identity{}, false
+	}
 	if h.chain.bearer {
 		challenge := bearerChallenge
 		if res.Outcome == auth.Refused && o.solution != nil && o.solution.Kind() == wwwAuthenticateJWTKind {

@@ -1,10 +1,12 @@
 package clientapi
 
 import (
-	"github.com/edgefort/edgefort/clientapi/backendjwt"
 	"time"
 
+	"github.com/edgefort/edgefort/clientapi/authapi"
+	"github.com/edgefort/edgefort/clientapi/backendjwt"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
+
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
 	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/keystore"
@@ -40,7 +42,15 @@ type Config struct {
 	VirtualHosts []VirtualHost `yaml:"virtual_hosts"`
 	// TargetEndpoints are the local backends requests are proxied to.
 	TargetEndpoints []TargetEndpoint `yaml:"target_endpoints"`
+	// AuthAPI is the two-way TLS API where authentication modules get
+	// tickets and portals register sessions; the ticket and
+	// session_module solutions need it. The agent runs it; a reload does
+	// not change it.
+	AuthAPI authapi.Config `yaml:"auth_api"`
 }
+
+// AuthAPI is the authentication API's section; authapi owns it.
+type AuthAPI = authapi.Config
 
 // Addresses are host:port pairs; the file may give one as a plain string.
 type Addresses []string
@@ -127,29 +137,34 @@ type Solution struct {
 	// sessions interactive logins on this virtual host open (package
 	// clientapi/session). At most one per virtual host.
 	Session *session.Config `yaml:"session"`
+	// Ticket redeems single-use tickets from clients.auth_api presented
+	// in a query parameter, and sends browsers without credentials to the
+	// authentication module.
+	Ticket *authapi.TicketConfig `yaml:"ticket"`
+	// SessionModule accepts the session tokens a portal registered through
+	// clients.auth_api, from a cookie.
+	SessionModule *authapi.SessionModuleConfig `yaml:"session_module"`
 }
 
 // SolutionKindList names the kinds an authentication entry may set, for
 // the error that asks for exactly one.
-const SolutionKindList = "jwt, anonymous, header or session"
+const SolutionKindList = "jwt, anonymous, header, session, ticket or session_module"
 
-// Kinds returns the kinds of the solutions set in s ("jwt", "anonymous",
-// "header", "session"): exactly one in a valid entry.
+// Kinds lists the solution kinds set in s (exactly one is valid).
 func (s Solution) Kinds() []string {
-	var kinds []string
-	if s.JWT != nil {
-		kinds = append(kinds, "jwt")
+	var out []string
+	for _, k := range []struct {
+		set  bool
+		kind string
+	}{
+		{s.JWT != nil, "jwt"}, {s.Anonymous != nil, "anonymous"}, {s.Header != nil, "header"},
+		{s.Session != nil, session.Kind}, {s.Ticket != nil, "ticket"}, {s.SessionModule != nil, "session_module"},
+	} {
+		if k.set {
+			out = append(out, k.kind)
+		}
 	}
-	if s.Anonymous != nil {
-		kinds = append(kinds, "anonymous")
-	}
-	if s.Header != nil {
-		kinds = append(kinds, "header")
-	}
-	if s.Session != nil {
-		kinds = append(kinds, session.Kind)
-	}
-	return kinds
+	return out
 }
 
 // Anonymous is the identity of requests that carry no credentials.

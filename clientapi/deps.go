@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
@@ -37,6 +38,9 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Ready is called from Run once every virtual host is bound.
 	Ready func()
+	// AuthAPI holds the tickets and session tokens the ticket and
+	// session_module solutions read. Nil: such solutions are refused.
+	AuthAPI *authapi.API
 	// Now is the clock of the solutions and the latency histogram. Nil
 	// means time.Now.
 	Now func() time.Time

@@ -91,6 +91,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // build builds a whole configuration, or reports every problem in it.
 func (s *Server) build(cfg Config) ([]*virtualHost, error) {
 	b := &builder{deps: s.deps, m: s.m, log: s.log, targets: map[string]*target{}, sessions: s.sessions}
+	for _, vh := range cfg.VirtualHosts {
+		b.ownHosts = append(append(b.ownHosts, vh.HostAliases...), vh.Listen...)
+	}
 	var errs []error
 	for i, t := range cfg.TargetEndpoints {
 		if _, dup := b.targets[t.Name]; dup {

@@ -41,6 +41,15 @@ func (h *virtualHost) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	page := r.Clone(r.Context())
 	page.URL = back
 	page.RequestURI = back.RequestURI()
+	if !h.challenge(w, r, page) {
+		writeProblem(w, r, http.StatusNotFound, ReasonNoInteractive)
+	}
+}
+
+// challenge redirects the browser to the first Challenger of the chain
+// that answers for page (the request to come back to); it reports
+// whether one did.
+func (h *virtualHost) challenge(w http.ResponseWriter, r, page *http.Request) bool {
 	for _, s := range h.chain.solutions {
 		c, ok := s.(auth.Challenger)
 		if !ok {
@@ -49,10 +58,17 @@ func (h *virtualHost) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		if to, ok := c.Challenge(page); ok {
 			w.Header().Set(headerCacheControl, cacheControlNoStorage)
 			http.Redirect(w, r, to, http.StatusSeeOther)
-			return
+			return true
 		}
 	}
-	writeProblem(w, r, http.StatusNotFound, ReasonNoInteractive)
+	return false
+}
+
+// wantsPage reports whether r is a browser navigating to a page, which is
+// sent to log in rather than given a 401: a GET or HEAD that accepts
+// text/html. API clients (fetch, curl) get the 401.
+func wantsPage(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // checkReturnTo accepts a path on this virtual host only: relative, one

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
 	"github.com/edgefort/edgefort/clientapi/session"
@@ -42,6 +43,9 @@ type builder struct {
 	log      *slog.Logger
 	targets  map[string]*target
 	sessions *session.Store
+	// ownHosts are every virtual host's aliases and listen addresses:
+	// where the ticket solution may redirect.
+	ownHosts []string
 }
 
 // fieldErr names a setting of virtual host i.
@@ -160,34 +164,45 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 	var errs []error
 	for j, s := range h.cfg.Authentication {
 		path := fmt.Sprintf("authentication[%d]", j)
-		switch {
-		case len(s.Kinds()) != 1:
+		if len(s.Kinds()) != 1 {
 			errs = append(errs, fieldErr(i, path, errors.New("set exactly one solution (one of: "+SolutionKindList+")")))
+			continue
+		}
+		var sol auth.Solution
+		var err error
+		switch {
+		case s.JWT != nil:
+			path += ".jwt"
+			sol, err = jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
+			h.chain.bearer = h.chain.bearer || err == nil
+		case s.Anonymous != nil:
+			sol = newAnonymous(*s.Anonymous)
+		case s.Header != nil:
+			errs = append(errs, b.headerSolution(i, path, h, *s.Header)...)
+			continue
 		case s.Session != nil:
 			if h.session != nil {
 				errs = append(errs, fieldErr(i, path+".session", errors.New("a virtual host has one session solution (one cookie)")))
 				continue
 			}
-			sol, err := session.NewSolution(*s.Session, h.cfg.Name, h.tls != nil, b.sessions, b.log.With("solution", session.Kind))
-			if err != nil {
-				errs = append(errs, fieldErr(i, path+".session", err))
-				continue
+			path += ".session"
+			var ss *session.Solution
+			ss, err = session.NewSolution(*s.Session, h.cfg.Name, h.tls != nil, b.sessions, b.log.With("solution", session.Kind))
+			if err == nil {
+				h.session, sol = ss, ss
 			}
-			h.session = sol
-			h.chain.solutions = append(h.chain.solutions, sol)
-		case s.Header != nil:
-			errs = append(errs, b.headerSolution(i, path, h, *s.Header)...)
-		case s.JWT != nil:
-			sol, err := jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
-			if err != nil {
-				errs = append(errs, fieldErr(i, path+".jwt", err))
-				continue
-			}
-			h.chain.solutions = append(h.chain.solutions, sol)
-			h.chain.bearer = true
-		case s.Anonymous != nil:
-			h.chain.solutions = append(h.chain.solutions, auth.Solution(newAnonymous(*s.Anonymous)))
+		case s.Ticket != nil:
+			path += ".ticket"
+			sol, err = b.ticket(*s.Ticket, h.cfg.Name)
+		case s.SessionModule != nil:
+			path += ".session_module"
+			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
 		}
+		if err != nil {
+			errs = append(errs, fieldErr(i, path, err))
+			continue
+		}
+		h.chain.solutions = append(h.chain.solutions, sol)
 	}
 	return errs
 }
@@ -205,6 +220,24 @@ func (b *builder) headerSolution(i int, path string, h *virtualHost, c headeraut
 	}
 	h.chain.solutions = append(h.chain.solutions, sol)
 	return nil
+}
+
+var errNoAuthAPI = errors.New("needs clients.auth_api (its listen address), where tickets and sessions are issued")
+
+// ticket builds a ticket solution; its redirects may lead to any of the
+// node's virtual hosts.
+func (b *builder) ticket(c authapi.TicketConfig, vhost string) (auth.Solution, error) {
+	if b.deps.AuthAPI == nil {
+		return nil, errNoAuthAPI
+	}
+	return b.deps.AuthAPI.TicketSolution(c, vhost, b.ownHosts)
+}
+
+func (b *builder) sessionModule(c authapi.SessionModuleConfig, vhost string) (auth.Solution, error) {
+	if b.deps.AuthAPI == nil {
+		return nil, errNoAuthAPI
+	}
+	return b.deps.AuthAPI.SessionModuleSolution(c, vhost)
 }
 
 // buildMux builds the routes and the virtual host's ServeMux.

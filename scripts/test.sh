@@ -82,6 +82,7 @@ done <<'EOF'
 ./clientapi/ FuzzClientAddr
 ./clientapi/ FuzzAuthenticateRequest
 ./clientapi/session/ FuzzSessionInputs
+./clientapi/authapi/ FuzzAuthAPI
 EOF
 
 log "demo"

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"slices"
 
 	"net/netip"
 	"strings"
@@ -28,6 +29,7 @@ func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Du
 	}
 	names := map[string]bool{}
 	listens := map[string]string{}
+	validateAuthAPI(p, c.AuthAPI, listens)
 	for i, vh := range c.VirtualHosts {
 		path := index("clients.virtual_hosts", i)
 		checkName(p, path+".name", vh.Name, names)
@@ -49,7 +51,7 @@ func validateClients(c Clients, p *problems, cloudEnabled bool, shutdown time.Du
 				}
 			}
 		}
-		validateSolutions(p, path, vh.Name, vh.Authentication)
+		validateSolutions(p, path, vh.Name, vh.Authentication, c.AuthAPI.Listen != "")
 		validateIdentity(p, path+".identity", vh.Identity)
 		validateRoutes(p, path, vh.Routes, targets)
 		if len(vh.Routes) > 0 && !cloudEnabled {
@@ -97,33 +99,59 @@ func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
 	}
 }
 
-func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solution) {
+func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solution, authAPI bool) {
 	sessions := 0
 	for j, s := range sols {
 		sp := index(path+".authentication", j)
-		switch {
-		case len(s.Kinds()) != 1:
+		if kinds := s.Kinds(); len(kinds) != 1 {
 			p.add(0, sp, "set exactly one solution: %s", clientapi.SolutionKindList)
-		case s.Header != nil:
-			for _, fe := range fieldErrors(s.Header.Validate()) {
-				p.add(0, join(sp+".header", fe.Field), "%v", fe.Err)
-			}
+			continue
+		}
+		var sub string
+		var err error
+		switch {
 		case s.JWT != nil:
-			for _, fe := range fieldErrors(s.JWT.Validate()) {
-				p.add(0, join(sp+".jwt", fe.Field), "%v", fe.Err)
-			}
+			sub, err = ".jwt", s.JWT.Validate()
 		case s.Anonymous != nil:
 			if a := s.Anonymous; a.UserID == "" || a.Directory == "" {
 				p.add(0, sp+".anonymous", "user_id and directory must not be empty")
 			}
+		case s.Header != nil:
+			sub, err = ".header", s.Header.Validate()
 		case s.Session != nil:
 			if sessions++; sessions > 1 {
 				p.add(0, sp+".session", "a virtual host has one session solution (one cookie)")
 			}
-			for _, fe := range fieldErrors(s.Session.WithDefaults(vhost).Validate()) {
-				p.add(0, join(sp+".session", fe.Field), "%v", fe.Err)
-			}
+			sub, err = ".session", s.Session.WithDefaults(vhost).Validate()
+		case s.Ticket != nil:
+			sub, err = ".ticket", s.Ticket.Validate()
+		case s.SessionModule != nil:
+			sub, err = ".session_module", s.SessionModule.Validate()
+			validateSSL(s.SessionModule.ValidationSSL, p, sp+sub+".validation_ssl", outbound)
 		}
+		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
+			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")
+		}
+		for _, fe := range fieldErrors(err) {
+			p.add(0, join(sp+sub, fe.Field), "%v", fe.Err)
+		}
+		if s.Ticket != nil && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
+			p.add(0, sp+sub, "a ticket login opens one of the node's sessions: add a session solution (- session: {}) to this chain")
+		}
+	}
+}
+
+// validateAuthAPI checks the authentication API's listener, when on.
+func validateAuthAPI(p *problems, c clientapi.AuthAPI, listens map[string]string) {
+	if c.Listen == "" {
+		return
+	}
+	if checkAddress(p, "clients.auth_api.listen", c.Listen, true) && !strings.HasSuffix(c.Listen, ":0") {
+		listens[c.Listen] = "auth_api"
+	}
+	validateSSL(c.SSL, p, "clients.auth_api.ssl", inbound)
+	for _, fe := range fieldErrors(c.Validate()) {
+		p.add(0, join("clients.auth_api", fe.Field), "%v", fe.Err)
 	}
 }
 

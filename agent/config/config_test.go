@@ -25,7 +25,7 @@ func TestExampleValidates(t *testing.T) {
 func fullExample(t *testing.T) []byte {
 	t.Helper()
 	s := string(Example)
-	for _, empty := range []string{"  virtual_hosts: []\n", "  target_endpoints: []\n", "  references: {}\n"} {
+	for _, empty := range []string{"  virtual_hosts: []\n", "  target_endpoints: []\n", "  auth_api: {}\n", "  references: {}\n"} {
 		if !strings.Contains(s, empty) {
 			t.Fatalf("example lost %q", empty)
 		}
@@ -50,6 +50,9 @@ func TestExampleIsComplete(t *testing.T) {
 		"clients.virtual_hosts[0].ssl.ignore_validation_errors": true,
 		"clients.virtual_hosts[0].ssl.common_name":              true,
 		"clients.virtual_hosts[0].ssl.wildcard_match":           true,
+		"clients.auth_api.ssl.ignore_validation_errors":         true,
+		"clients.auth_api.ssl.common_name":                      true,
+		"clients.auth_api.ssl.wildcard_match":                   true,
 	}
 	// A chain entry sets one kind each: the example shows them in turn.
 	shown := func(path string) bool {
@@ -263,8 +266,8 @@ clients:
 				`f.yaml:6: clients.virtual_hosts[0].trusted_proxies[1]: "nope" is not a CIDR such as 10.0.0.0/8 or an address`,
 				`f.yaml:7: clients.virtual_hosts[0].failed_auth_limit.burst: -1 is out of range (1 to 1000000)`,
 				`f.yaml:8: clients.virtual_hosts[0].timeouts.drain: 10s is not shorter than supervisor.shutdown_timeout (10s), which bounds the whole stop`,
-				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous, header or session`,
-				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous, header or session`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous, header, session, ticket or session_module`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous, header, session, ticket or session_module`,
 				`f.yaml:14: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
 				`f.yaml:15: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
 				`f.yaml:17: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
@@ -297,9 +300,35 @@ clients:
 				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.trusted_proxies[1]: "proxy.example" is not a CIDR such as 10.0.0.7/32 or an address`,
 				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.user_header: required: the header the trusted proxy names the user in, e.g. X-Remote-User`,
 				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.trusted_proxies: required: the addresses of the proxies that may send the user headers, e.g. [10.0.0.7/32]`,
-				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous, header or session`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous, header, session, ticket or session_module`,
 				`f.yaml:11: clients.virtual_hosts[0].authentication[3].header.directory: not valid UTF-8, or has control characters`,
 				`f.yaml:13: clients.virtual_hosts[0].identity.headers.anonymous: "bad header" is not a valid header name`,
+			},
+		},
+		{
+			name: "authentication API",
+			yaml: `version: 1
+clients:
+  auth_api:
+    listen: 127.0.0.1:9443
+    ssl: {keystore: nope}
+    tickets: {ttl: 1h}
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - ticket: {query_parameter: "a b", module_url: "//login", allowed_redirects: ["https://x/path"]}
+        - session_module: {cookie: ""}
+`,
+			want: []string{
+				`f.yaml:5: clients.auth_api.ssl.client_auth_enabled: must be true: the authentication API is two-way TLS only`,
+				`f.yaml:5: clients.auth_api.ssl.truststore: required: the client certificates of the authentication modules are verified against it`,
+				`f.yaml:6: clients.auth_api.tickets.ttl: 1h0m0s is out of range (1s to 10m)`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[0].ticket.query_parameter: "a b" is not a query parameter name (letters, digits, _.~-; at most 64)`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[0].ticket.module_url: "//login" is not an http(s) URL with a host (and no user or fragment)`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[0].ticket.allowed_redirects[0]: "https://x/path" is not an origin such as https://portal.example.com`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[0].ticket: a ticket login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
+				`f.yaml:12: clients.virtual_hosts[0].authentication[1].session_module.cookie: "" is not a cookie name (letters, digits, !#$%&'*+-.^_` + "`" + `|~; at most 64)`,
 			},
 		},
 		{

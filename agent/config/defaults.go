@@ -88,6 +88,8 @@ func (c *Config) setDefaults() {
 	for i := range c.Clients.VirtualHosts {
 		setVirtualHostDefaults(&c.Clients.VirtualHosts[i], c.Supervisor.ShutdownTimeout)
 	}
+	c.Clients.AuthAPI.SetDefaults()
+	setSSLDefaults(&c.Clients.AuthAPI.SSL, true)
 	for i := range c.Clients.TargetEndpoints {
 		t := &c.Clients.TargetEndpoints[i]
 		setSSLDefaults(&t.SSL, hasScheme(t.URL, "https"))
@@ -150,6 +152,13 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 		if h := s.Header; h != nil {
 			setString(&h.Name, headerauth.DefaultName)
 			setString(&h.Directory, h.Name)
+		}
+		if t := s.Ticket; t != nil {
+			t.SetDefaults()
+		}
+		if m := s.SessionModule; m != nil {
+			m.SetDefaults()
+			setSSLDefaults(&m.ValidationSSL, hasScheme(m.ValidationURL, "https"))
 		}
 	}
 	hs := &vh.Identity.Headers

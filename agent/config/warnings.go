@@ -20,5 +20,18 @@ func (c *Config) Warnings() []Problem {
 	for i, t := range c.Clients.TargetEndpoints {
 		ssl(fmt.Sprintf("clients.target_endpoints[%d].ssl", i), t.SSL)
 	}
+	used := false
+	for i, vh := range c.Clients.VirtualHosts {
+		for j, s := range vh.Authentication {
+			if m := s.SessionModule; m != nil {
+				ssl(fmt.Sprintf("clients.virtual_hosts[%d].authentication[%d].session_module.validation_ssl", i, j), m.ValidationSSL)
+			}
+			used = used || s.Ticket != nil || s.SessionModule != nil
+		}
+	}
+	if c.Clients.AuthAPI.Listen != "" && !used {
+		out = append(out, c.Problem("clients.auth_api.listen",
+			"set, but no virtual host has a ticket or session_module solution: what the API issues authenticates nothing (and without virtual hosts it is not started)"))
+	}
 	return out
 }

@@ -21,6 +21,9 @@ clients:
       url: https://b.example.com
       ssl:
         ignore_validation_errors: true
+  auth_api:
+    listen: 127.0.0.1:9443
+    ssl: {client_auth_enabled: true, truststore: modules}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +36,7 @@ clients:
 	want := []string{
 		"f.yaml:4: cloud.ssl.ignore_validation_errors: " + why,
 		"f.yaml:14: clients.target_endpoints[1].ssl.ignore_validation_errors: " + why,
+		"f.yaml:16: clients.auth_api.listen: set, but no virtual host has a ticket or session_module solution: what the API issues authenticates nothing (and without virtual hosts it is not started)",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
