@@ -70,6 +70,11 @@ type Result struct {
 	// Err is the refusal's detail for the log only, never sent to the
 	// client. It must not contain a token, a secret or a key.
 	Err error
+	// Cached: the solution authenticated the request from its cache of
+	// credentials it verified before; the decision is the one it made
+	// then, not a new one (the client API audits it at debug level and
+	// counts it).
+	Cached bool
 }
 
 // Solution authenticates requests in one way. Authenticate must be safe
