@@ -69,7 +69,7 @@ func (c *chain) run(r *http.Request) outcome {
 func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *route) (id auth.Identity, ok bool) {
 	client := h.proxies.clientAddr(r)
 	if h.fails.blocked(client) {
-		h.audit(r, rt, client, solutionNone, resultRateLimited, ReasonRateLimited, auth.Identity{}, nil)
+		h.audit(r, rt, client, solutionNone, resultRateLimited, ReasonRateLimited, auth.Result{})
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, r, http.StatusTooManyRequests, ReasonRateLimited)
 		return auth.Identity{}, false
@@ -86,7 +86,7 @@ func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *r
 	case res.Outcome == auth.Refused && res.Reason != session.ReasonCSRF:
 		h.fails.failed(client)
 	}
-	h.audit(r, rt, client, name, res.Outcome.String(), res.Reason, res.Identity, res.Err)
+	h.audit(r, rt, client, name, res.Outcome.String(), res.Reason, res)
 	if res.Outcome == auth.Authenticated {
 		if res.StartSession || res.Redirect != "" {
 			return h.login(w, r, res)
@@ -114,10 +114,22 @@ func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *r
 	return auth.Identity{}, false
 }
 
-// audit logs one authentication decision and counts it. It never logs a
-// credential: solutions keep tokens out of Reason and Err.
-func (h *virtualHost) audit(r *http.Request, rt *route, client netip.Addr, solution, result, reason string, id auth.Identity, err error) {
+// audit counts one authentication and logs it when it is a decision:
+// a verification, a refusal, a rate limit, no credentials. A request
+// authenticated from a solution's cache of verified credentials repeats
+// the decision logged at verification, and an anonymous one verifies
+// nothing: those are logged at debug level only (the metrics count every
+// request), so that the audit log grows with decisions, not with traffic.
+// It never logs a credential: solutions keep tokens out of Reason and Err.
+func (h *virtualHost) audit(r *http.Request, rt *route, client netip.Addr, solution, result, reason string, res auth.Result) {
 	h.m.auth.WithLabelValues(h.cfg.Name, solution, result).Inc()
+	level := slog.LevelInfo
+	if res.Outcome == auth.Authenticated && (res.Cached || res.Identity.Anonymous) {
+		level = slog.LevelDebug
+	}
+	if !h.log.Enabled(r.Context(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
 		slog.String(logKeyRequestID, requestID(r.Context())), slog.String(logKeyClient, client.String()),
@@ -126,11 +138,14 @@ func (h *virtualHost) audit(r *http.Request, rt *route, client netip.Addr, solut
 	if reason != "" {
 		attrs = append(attrs, slog.String(logKeyReason, reason))
 	}
-	if id.UserID != "" {
+	if id := res.Identity; id.UserID != "" {
 		attrs = append(attrs, slog.String(logKeyUser, id.UserID), slog.String(logKeyDirectory, id.Directory))
 	}
-	if err != nil {
-		attrs = append(attrs, slog.String(logKeyError, err.Error()))
+	if res.Err != nil {
+		attrs = append(attrs, slog.String(logKeyError, res.Err.Error()))
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "authentication", attrs...)
+	if res.Cached {
+		attrs = append(attrs, slog.Bool("cached", true))
+	}
+	h.log.LogAttrs(r.Context(), level, "authentication", attrs...)
 }

@@ -205,7 +205,9 @@ func runServer(t testing.TB, srv *Server) context.CancelFunc {
 }
 
 // tokenSolution stands for the JWT solution in these tests: "Bearer
-// <user>-token" authenticates user, any other bearer value is refused.
+// <user>-token" authenticates user, "Bearer <user>-cached" too as if from
+// the solution's cache of verified tokens, any other bearer value is
+// refused.
 type tokenSolution struct{}
 
 var testTokens auth.Solution = tokenSolution{}
@@ -218,11 +220,17 @@ func (tokenSolution) Authenticate(r *http.Request) auth.Result {
 	if h == "" {
 		return auth.Result{Outcome: auth.NoCredentials}
 	}
-	user, ok := strings.CutSuffix(strings.TrimPrefix(h, "Bearer "), "-token")
+	v := strings.TrimPrefix(h, "Bearer ")
+	user, ok := strings.CutSuffix(v, "-token")
+	cached := false
+	if !ok {
+		user, ok = strings.CutSuffix(v, "-cached")
+		cached = ok
+	}
 	if !ok || user == "" {
 		return auth.Result{Outcome: auth.Refused, Reason: "bad_token"}
 	}
-	return auth.Result{Outcome: auth.Authenticated, Identity: auth.Identity{UserID: user, Directory: "corp", Groups: []string{"g1", "g2"}}}
+	return auth.Result{Outcome: auth.Authenticated, Identity: auth.Identity{UserID: user, Directory: "corp", Groups: []string{"g1", "g2"}}, Cached: cached}
 }
 
 // tableAuthz allows "user action type/space/id" keys and records every

@@ -26,22 +26,23 @@ func stripSet(id Identity) map[string]bool {
 	return s
 }
 
-// withIdentity puts id (and its minted token, when the virtual host mints
-// one) in the request's context for the proxy's rewrite.
-func (h *virtualHost) withIdentity(w http.ResponseWriter, r *http.Request, rt *route, id auth.Identity) (context.Context, bool) {
-	ctx := context.WithValue(r.Context(), ctxIdentity, id)
-	if h.minter == nil {
-		return ctx, true
+// withIdentity records id (and its minted token, when the virtual host
+// mints one) in the request's state for the proxy's rewrite.
+func (h *virtualHost) withIdentity(w http.ResponseWriter, r *http.Request, rt *route, id auth.Identity) bool {
+	st := stateOf(r.Context())
+	var tok string
+	if h.minter != nil {
+		var err error
+		if tok, err = h.minter.Mint(id); err != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelError, "minting the identity token failed",
+				slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
+				slog.String(logKeyRequestID, st.id), slog.String(logKeyError, err.Error()))
+			writeProblem(w, r, http.StatusInternalServerError, "identity_unavailable")
+			return false
+		}
 	}
-	tok, err := h.minter.Mint(id)
-	if err != nil {
-		h.log.LogAttrs(ctx, slog.LevelError, "minting the identity token failed",
-			slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
-			slog.String(logKeyRequestID, requestID(ctx)), slog.String(logKeyError, err.Error()))
-		writeProblem(w, r, http.StatusInternalServerError, "identity_unavailable")
-		return nil, false
-	}
-	return context.WithValue(ctx, ctxIdentityToken, tok), true
+	st.authorized, st.identity, st.token = true, id, tok
+	return true
 }
 
 // stripIdentity removes what a client may have sent to pose as a user or
@@ -66,10 +67,11 @@ func (h *virtualHost) stripIdentity(out http.Header, trusted bool) {
 // setIdentity sets the authenticated user's headers on the outbound
 // request.
 func (h *virtualHost) setIdentity(ctx context.Context, out http.Header) {
-	id, ok := ctx.Value(ctxIdentity).(auth.Identity)
-	if !ok {
+	st := stateOf(ctx)
+	if st == nil || !st.authorized {
 		return
 	}
+	id := st.identity
 	hs := h.cfg.Identity.Headers
 	set := func(name, v string) {
 		if name != "" {
@@ -82,7 +84,7 @@ func (h *virtualHost) setIdentity(ctx context.Context, out http.Header) {
 	if id.Anonymous {
 		set(hs.Anonymous, "true")
 	}
-	if tok, ok := ctx.Value(ctxIdentityToken).(string); ok && h.minter != nil {
-		out.Set(h.minter.Header(), tok)
+	if st.token != "" && h.minter != nil {
+		out.Set(h.minter.Header(), st.token)
 	}
 }

@@ -71,6 +71,56 @@ func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
 	}
 }
 
+// TestAuditLogsDecisionsNotRepeats: a verification and a refusal are
+// audit lines at info level; a request authenticated from the solution's
+// cache, or anonymously, is one at debug level only; the metrics count
+// all of them.
+func TestAuditLogsDecisionsNotRepeats(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	r.authz.permit("anonymous app.read app/sales/a1")
+	cfg := routeTo(r.backend(t, "engine", echo()), time.Minute)
+	cfg.VirtualHosts[0].Routes[0].Anonymous = true
+	cfg.VirtualHosts[0].Authentication = append(cfg.VirtualHosts[0].Authentication, Solution{Anonymous: &Anonymous{}})
+	srv := r.start(t, cfg)
+	tests := []struct {
+		token       string // "" sends none
+		status      int
+		level, user string
+	}{
+		{token: "alice-token", status: 200, level: "INFO", user: "alice"},
+		{token: "alice-cached", status: 200, level: "DEBUG", user: "alice"},
+		{token: "forged", status: 401, level: "INFO"},
+		{token: "", status: 200, level: "DEBUG", user: DefaultAnonymousUserID},
+	}
+	for i, tt := range tests {
+		req, _ := http.NewRequest("GET", srv.URLs()["hub"]+"/", nil)
+		if tt.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+		}
+		resp, err := r.client("", false).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Fatalf("%q: status %d, want %d", tt.token, resp.StatusCode, tt.status)
+		}
+		lines := r.logs.lines("authentication")
+		if len(lines) != i+1 {
+			t.Fatalf("%q: %d authentication lines in all, want %d", tt.token, len(lines), i+1)
+		}
+		l := lines[i]
+		if l["level"] != tt.level || l[logKeyRequestID] != resp.Header.Get(HeaderRequestID) || (tt.user != "" && l[logKeyUser] != tt.user) {
+			t.Errorf("%q: audit line %v, want level %s, user %q and the response's request id", tt.token, l, tt.level, tt.user)
+		}
+	}
+	if n := counterValue(srv.m.auth.WithLabelValues("hub", "tokens", "authenticated")); n != 2 {
+		t.Errorf("authenticated count %v, want 2 (the cached one too)", n)
+	}
+}
+
 // TestFailLimiterStaysBounded: an attack from many addresses never grows
 // the map past its bound.
 func TestFailLimiterStaysBounded(t *testing.T) {

@@ -71,15 +71,24 @@ func newTransport(tlsCfg *tls.Config, timeout time.Duration) *http.Transport {
 	}
 }
 
-// newProxy is rt's reverse proxy to t. Bodies stream both ways
-// (FlushInterval -1 flushes every write), a 101 upgrade becomes a tunnel,
-// and hop-by-hop headers are dropped by httputil itself.
+// flushLatency bounds how long a response of known length may sit in the
+// server's buffer before it is flushed to the client. httputil flushes a
+// streamed response (no Content-Length, or text/event-stream) on every
+// write whatever this says. Not -1: that flushes the headers from a timer
+// goroutine and then every body write, so a small response cost three
+// TLS records and two write syscalls instead of one (a third of the
+// proxy's CPU in the client API benchmark, docs/benchmarks.md).
+const flushLatency = 50 * time.Millisecond
+
+// newProxy is rt's reverse proxy to t. Bodies stream both ways (see
+// flushLatency), a 101 upgrade becomes a tunnel, and hop-by-hop headers are
+// dropped by httputil itself.
 func (h *virtualHost) newProxy(rc Route, t *target, tr *http.Transport) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { h.rewrite(pr, rc, t.url) },
 		Transport:     tr,
 		BufferPool:    copyBuffers,
-		FlushInterval: -1,
+		FlushInterval: flushLatency,
 		// The response carries the node's request id, not a second one.
 		ModifyResponse: func(resp *http.Response) error { resp.Header.Del(HeaderRequestID); return nil },
 		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { h.proxyError(w, r, rc, err) },

@@ -2,10 +2,13 @@ package clientapi
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
+
+	"github.com/edgefort/edgefort/clientapi/auth"
 )
 
 // Log keys.
@@ -28,22 +31,40 @@ const HeaderRequestID = "X-Request-Id"
 
 type ctxKey int
 
-const (
-	ctxRequestID ctxKey = iota
-	ctxIdentity
-	ctxIdentityToken
-)
+const ctxState ctxKey = 0
 
-// newRequestID is 16 random hex digits.
+// reqState is what the client API keeps about a request, under one context
+// key: one context value and one copy of the request per request, not one
+// per fact. Only the request's own goroutine touches it (the proxy's
+// Rewrite runs on it).
+type reqState struct {
+	id string
+	// authorized: identity (and token, when the virtual host mints one)
+	// go to the backend.
+	authorized bool
+	identity   auth.Identity
+	token      string
+}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(ctxState).(*reqState)
+	return st
+}
+
+// newRequestID is 16 random hex digits. An id names a request in logs,
+// it guards nothing: math/rand/v2's per-thread generator (seeded from the
+// system) is enough and takes no system call.
 func newRequestID() string {
 	var b [8]byte
-	rand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
 	return hex.EncodeToString(b[:])
 }
 
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxRequestID).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // problem is the body of every error the client API answers itself: a

@@ -3,15 +3,43 @@ package clientapi
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// route is a built Route: its proxy to the target endpoint.
+// route is a built Route: its proxy to the target endpoint, and its
+// metric series resolved once rather than looked up by label values on
+// every request.
 type route struct {
 	cfg       Route
 	proxy     http.Handler
 	transport *http.Transport // closed idle when a reload replaces the route
+
+	requests *prometheus.CounterVec // requests_total curried with the virtual host and route
+	latency  prometheus.Observer
+	codes    [600]atomic.Pointer[prometheus.Counter] // by status code; 0: the client left first
+}
+
+// requestCounter is rt's requests_total series for status code (0: the
+// client left before an answer), created on first use.
+func (rt *route) requestCounter(code int) prometheus.Counter {
+	if code < 0 || code >= len(rt.codes) {
+		return rt.requests.WithLabelValues(strconv.Itoa(code))
+	}
+	if c := rt.codes[code].Load(); c != nil {
+		return *c
+	}
+	label := "client_closed"
+	if code != 0 {
+		label = strconv.Itoa(code)
+	}
+	c := rt.requests.WithLabelValues(label)
+	rt.codes[code].Store(&c)
+	return c
 }
 
 // resource is rt's resource with path wildcards filled in from r.
@@ -78,25 +106,21 @@ func (h *virtualHost) routeHandler(rt *route) http.Handler {
 		if !ok || !h.authorize(sw, r, rt, id) {
 			return
 		}
-		ctx, ok := h.withIdentity(sw, r, rt, id)
-		if !ok {
+		if !h.withIdentity(sw, r, rt, id) {
 			return
 		}
 		// An HTTP/1.1 client may keep sending its body while the answer
 		// streams back (HTTP/2 always may).
 		http.NewResponseController(w).EnableFullDuplex()
-		rt.proxy.ServeHTTP(sw, r.WithContext(ctx))
+		rt.proxy.ServeHTTP(sw, r)
 	})
 }
 
 func (h *virtualHost) observe(rt *route, sw *statusWriter, r *http.Request, start time.Time) {
-	code := "client_closed"
-	switch {
-	case sw.code != 0:
-		code = fmt.Sprint(sw.code)
-	case r.Header.Get("Upgrade") != "":
-		code = "101"
+	code := sw.code
+	if code == 0 && r.Header.Get("Upgrade") != "" {
+		code = http.StatusSwitchingProtocols
 	}
-	h.m.requests.WithLabelValues(h.cfg.Name, rt.cfg.Name, code).Inc()
-	h.m.latency.WithLabelValues(h.cfg.Name, rt.cfg.Name).Observe(time.Since(start).Seconds())
+	rt.requestCounter(code).Inc()
+	rt.latency.Observe(time.Since(start).Seconds())
 }

@@ -3,6 +3,7 @@ package clientapi
 import (
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net/http"
 	"strings"
@@ -364,7 +365,10 @@ func TestSessionWithoutSessionSolution(t *testing.T) {
 	}
 	for _, h := range srv.hosts {
 		h.chain.solutions = append(h.chain.solutions, loginSolution{})
-		h.mux.Handle("/app/", h.routeHandler(&route{cfg: Route{Name: "app"}, proxy: http.NotFoundHandler()}))
+		rt := &route{cfg: Route{Name: "app"}, proxy: http.NotFoundHandler(),
+			requests: srv.m.requests.MustCurryWith(prometheus.Labels{"virtual_host": h.cfg.Name, "route": "app"}),
+			latency:  srv.m.latency.WithLabelValues(h.cfg.Name, "app")}
+		h.mux.Handle("/app/", h.routeHandler(rt))
 	}
 	runServer(t, srv)
 	hc := r.client("", true)

@@ -39,6 +39,54 @@ func TestStreamingBothWays(t *testing.T) {
 	}
 }
 
+// TestKnownLengthResponseIsNotHeldBack: a response with a Content-Length
+// whose backend pauses mid-body reaches the client up to the pause (the
+// proxy flushes within flushLatency), not only once the body is complete.
+// The backend waits for the client to confirm the first part; the timer is
+// a guard against a hang, not a measurement.
+func TestKnownLengthResponseIsNotHeldBack(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	gotFirst := make(chan struct{})
+	held := make(chan bool, 1)
+	backend := r.backend(t, "engine", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-gotFirst:
+			held <- false
+		case <-time.After(30 * time.Second):
+			held <- true
+		}
+		io.WriteString(w, "later")
+	}))
+	srv := r.start(t, routeTo(backend, time.Minute))
+	for _, h2 := range []bool{true, false} {
+		req, _ := http.NewRequest("GET", srv.URLs()["hub"]+"/", nil)
+		req.Header.Set("Authorization", "Bearer alice-token")
+		resp, err := r.client("", h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]byte, 5)
+		_, err = io.ReadFull(resp.Body, first)
+		close(gotFirst)
+		if err != nil || string(first) != "first" {
+			t.Fatalf("h2=%t: read %q, %v; want %q", h2, first, err, "first")
+		}
+		if <-held {
+			t.Fatalf("h2=%t: the first part reached the client only with the rest", h2)
+		}
+		rest, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(rest) != "later" {
+			t.Fatalf("h2=%t: rest %q, %v; want %q", h2, rest, err, "later")
+		}
+		gotFirst = make(chan struct{})
+	}
+}
+
 func streamLines(t *testing.T, base string, client *http.Client) {
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest("POST", base+"/", pr)

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
@@ -277,7 +279,9 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 			errs = append(errs, fieldErr(i, path+".ssl_vars", err))
 			continue
 		}
-		rt := &route{cfg: rc, transport: newTransport(tlsCfg, rc.Timeout)}
+		rt := &route{cfg: rc, transport: newTransport(tlsCfg, rc.Timeout),
+			requests: b.m.requests.MustCurryWith(prometheus.Labels{"virtual_host": h.cfg.Name, "route": rc.Name}),
+			latency:  b.m.latency.WithLabelValues(h.cfg.Name, rc.Name)}
 		rt.proxy = h.newProxy(rc, t, rt.transport)
 		if err := register(h.mux, rc.Match, h.routeHandler(rt)); err != nil {
 			errs = append(errs, fieldErr(i, path+".match", err))
@@ -293,7 +297,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 func (h *virtualHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set(HeaderRequestID, id)
-	r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, id))
+	r = r.WithContext(context.WithValue(r.Context(), ctxState, &reqState{id: id}))
 	if len(h.cfg.HostAliases) > 0 && !h.answers(r.Host) {
 		writeProblem(w, r, http.StatusMisdirectedRequest, "unknown_host")
 		return

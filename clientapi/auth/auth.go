@@ -80,6 +80,11 @@ type Result struct {
 	// target without the ticket. The solution has checked the URL against
 	// the node's virtual hosts and its allow-list (no open redirects).
 	Redirect string
+	// Cached: the solution authenticated the request from its cache of
+	// credentials it verified before; the decision is the one it made
+	// then, not a new one (the client API audits it at debug level and
+	// counts it).
+	Cached bool
 }
 
 // Challenger is a solution that can send an unauthenticated browser to

@@ -153,10 +153,17 @@ func TestCache(t *testing.T) {
 		s := newTestSolution(t, cfg, clk, nil)
 		st := setup(key, thumbprint(t, key), clk)
 		tok := jwttest.Valid(t, st)
-		first := mustAuthenticate(t, s, bearer(tok))
-		first.Groups[0] = "changed by a caller"
+		first := s.Authenticate(bearer(tok))
+		if first.Outcome != auth.Authenticated || first.Cached {
+			t.Fatalf("first request: %v cached=%t, want authenticated by a verification", first.Outcome, first.Cached)
+		}
+		first.Identity.Groups[0] = "changed by a caller"
 		for range 3 {
-			if got := mustAuthenticate(t, s, bearer(tok)); got.Groups[0] != "staff" {
+			res := s.Authenticate(bearer(tok))
+			if res.Outcome != auth.Authenticated || !res.Cached {
+				t.Fatalf("repeat: %v cached=%t, want authenticated from the cache", res.Outcome, res.Cached)
+			}
+			if got := res.Identity; got.Groups[0] != "staff" {
 				t.Fatalf("cached identity's groups = %q: a caller's change reached the cache", got.Groups)
 			}
 		}

@@ -181,7 +181,7 @@ func (s *Solution) Authenticate(r *http.Request) auth.Result {
 		h = sha256.Sum256([]byte(token))
 		if id, ok := s.cache.get(h, now, s.currentKeys()); ok {
 			id.Groups = slices.Clone(id.Groups)
-			return auth.Result{Outcome: auth.Authenticated, Identity: id}
+			return auth.Result{Outcome: auth.Authenticated, Identity: id, Cached: true}
 		}
 	}
 	id, thumbprint, reason, err := s.verify(token, now)

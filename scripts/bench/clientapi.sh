@@ -210,6 +210,10 @@ stop_proxy() {
   proxy_pid=""
 }
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# cpu_ticks PID: the CPU time (user + system, all threads) PID has used,
+# in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+clk_tck=$(getconf CLK_TCK)
 
 # check URL EXPECT_STATUS [TOKEN]: one request with curl; says what came
 # back when it is not EXPECT_STATUS.
@@ -227,16 +231,25 @@ checks() { # checks URL jwt|tls
 
 # measure LABEL URL [TOKEN [PERF_NAME]]: a warm-up run, then the measured
 # run (recorded by perf as PERF_NAME when given); appends
-# "LABEL|req/s|p50 ms|p99 ms|peak RSS MiB" to $work/results.
+# "LABEL|req/s|p50 ms|p99 ms|peak RSS MiB|proxy CPU us per request" to
+# $work/results. The CPU per request (the proxy's user + system time over
+# the run, divided by the requests wrk completed) hardly depends on what
+# else the machine runs, unlike req/s: on a shared machine it is the
+# steadier comparison of the two proxies' cost.
 measure() {
-  local label=$1 url=$2 tok=${3:-} perf_name=${4:-} out rps p50 p99 rss=- perf_pid=""
+  local label=$1 url=$2 tok=${3:-} perf_name=${4:-} out rps p50 p99 rss=- perf_pid="" cpu=- t0=""
   local args=(-t1 -c32 ${tok:+-H "Authorization: Bearer $tok"})
   taskset -c 1 wrk "${args[@]}" -d"$warmup" "$url/small.txt" >/dev/null
   if [ -n "$perf_name" ]; then
     perf record -q -F 499 -g -p "$proxy_pid" -o "$profile/$perf_name.perf.data" 2>/dev/null &
     perf_pid=$!
   fi
+  [ -z "$proxy_pid" ] || t0=$(cpu_ticks "$proxy_pid")
   out=$(taskset -c 1 wrk "${args[@]}" -d"$duration" --latency "$url/small.txt")
+  if [ -n "$t0" ]; then
+    cpu=$(awk -v t="$(($(cpu_ticks "$proxy_pid") - t0))" -v hz="$clk_tck" -v n="$(awk '/requests in/ { print $1 }' <<<"$out")" \
+      'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+  fi
   if [ -n "$perf_pid" ]; then
     kill -INT "$perf_pid" && wait "$perf_pid" || true
     perf report -i "$profile/$perf_name.perf.data" --stdio --no-children --percent-limit 1 -g none \
@@ -244,7 +257,7 @@ measure() {
   fi
   if grep -q 'Non-2xx' <<<"$out"; then
     echo "clientapi.sh: $label: $(grep 'Non-2xx' <<<"$out")" >&2
-    echo "$label|failed|-|-|-" >>"$work/results"
+    echo "$label|failed|-|-|-|-" >>"$work/results"
     return
   fi
   if grep -q 'Socket errors' <<<"$out"; then
@@ -254,12 +267,12 @@ measure() {
   p50=$(ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
   p99=$(ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
   [ -n "$proxy_pid" ] && rss=$(peak_rss_mib "$proxy_pid")
-  echo "$label|$rps|$p50|$p99|$rss" >>"$work/results"
+  echo "$label|$rps|$p50|$p99|$rss|$cpu" >>"$work/results"
 }
 ms() { # wrk's 1.23ms / 456.78us / 1.01s in milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
-skipped() { echo "$1|not run|-|-|-" >>"$work/results"; }
+skipped() { echo "$1|not run|-|-|-|-" >>"$work/results"; }
 
 # edgefort_row LABEL VARIANT jwt|tls: a variant that did not start or
 # failed its checks is not tried again in later rounds.
@@ -307,13 +320,20 @@ echo "# $(go version | awk '{print $3, $4}'), $(nproc) cores, $(haproxy -v | awk
 # shows that.
 awk -F'|' '
   !($1 in n) { order[++k] = $1 }
-  { i = ++n[$1]; rps[$1, i] = $2; p50[$1, i] = $3; p99[$1, i] = $4; rss[$1, i] = $5
+  { i = ++n[$1]; rps[$1, i] = $2; p50[$1, i] = $3; p99[$1, i] = $4; rss[$1, i] = $5; cpu[$1, i] = $6
+    eachcpu[$1] = eachcpu[$1] (eachcpu[$1] == "" ? "" : " ") $6
     each[$1] = each[$1] (each[$1] == "" ? "" : " ") ($2 + 0 > 0 ? sprintf("%.0f", $2) : $2)
     if (!($2 + 0 > 0)) bad[$1] = $2 }
   function median(l,    i, j, t, idx) {
     for (i = 1; i <= n[l]; i++) idx[i] = i
     for (i = 2; i <= n[l]; i++) for (j = i; j > 1 && rps[l, idx[j - 1]] + 0 > rps[l, idx[j]] + 0; j--) { t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t }
     return idx[int((n[l] + 1) / 2)]
+  }
+  function mediancpu(l,    i, j, t, v, c) {
+    c = 0
+    for (i = 1; i <= n[l]; i++) if (cpu[l, i] + 0 > 0) v[++c] = cpu[l, i] + 0
+    for (i = 2; i <= c; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    return c ? v[int((c + 1) / 2)] : 0
   }
   END {
     peer["edgefort TLS-only"] = "HAProxy TLS-only"; goal["edgefort TLS-only"] = 0.7
@@ -334,6 +354,15 @@ awk -F'|' '
       printf "%-36s %8.0f %8s %8s %10s %7s %7s %-7s  %s\n", l, rps[l, i], p50[l, i], p99[l, i], (rss[l, i] == "-" ? "-" : rss[l, i] " MiB"), r, q, g, each[l]
     }
     print "# ratios: edgefort / HAProxy in the same configuration. Goals: req/s ratio >= 0.7 TLS-only, >= 1.2 with the token cache, >= 0.9 without; p99 ratio <= 1"
+    printf "%-36s %12s %9s  %s\n", "proxy CPU per request", "us (median)", "capacity", "us each round"
+    for (x = 1; x <= k; x++) {
+      l = order[x]; c = mediancpu(l)
+      if (!c) continue
+      r = "-"
+      if ((l in peer) && mediancpu(peer[l]) > 0) r = sprintf("%.2fx", mediancpu(peer[l]) / c)
+      printf "%-36s %12.1f %9s  %s\n", l, c, r, eachcpu[l]
+    }
+    print "# capacity: HAProxy CPU per request / edgefort CPU per request in the same configuration, the req/s ratio both would reach with the same CPU; load-independent"
   }' "$work/results"
 
 # The proxied download: one GET of the sparse file with curl (on core 1,
