@@ -14,16 +14,28 @@ import (
 // configuration names, so that no backend trusts a client's claim.
 const identityPrefix = "X-Edgefort-"
 
-// stripSet is the canonical names of the client headers always removed
-// before proxying (besides identityPrefix).
+// stripSet is the names (as stripKey gives them) of the client headers
+// always removed before proxying (besides identityPrefix).
 func stripSet(id Identity) map[string]bool {
 	s := map[string]bool{}
 	for _, h := range append([]string{id.Headers.UserID, id.Headers.Directory, id.Headers.Groups, id.Headers.Anonymous, id.JWT.Header}, id.Strip...) {
 		if h != "" {
-			s[textproto.CanonicalMIMEHeaderKey(h)] = true
+			s[stripKey(h)] = true
 		}
 	}
 	return s
+}
+
+// stripKey is the name a header is compared under when deciding what to
+// strip: canonical, with underscores read as dashes. CGI-style backends
+// (PHP, uWSGI, Apache with mod_cgi, nginx with underscores_in_headers)
+// map X_Edgefort_User and X-Edgefort-User to the same variable, so a
+// client must not get either spelling through.
+func stripKey(k string) string {
+	if strings.IndexByte(k, '_') >= 0 {
+		k = strings.ReplaceAll(k, "_", "-")
+	}
+	return textproto.CanonicalMIMEHeaderKey(k)
 }
 
 // withIdentity puts id (and its minted token, when the virtual host mints
@@ -49,7 +61,7 @@ func (h *virtualHost) withIdentity(w http.ResponseWriter, r *http.Request, rt *r
 // is a trusted proxy.
 func (h *virtualHost) stripIdentity(out http.Header, trusted bool) {
 	for k := range out {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
+		ck := stripKey(k)
 		switch {
 		case h.strip[ck], strings.HasPrefix(ck, identityPrefix):
 		case !trusted && (ck == "Forwarded" || strings.HasPrefix(ck, "X-Forwarded-")):
@@ -86,3 +98,4 @@ func (h *virtualHost) setIdentity(ctx context.Context, out http.Header) {
 		out.Set(h.minter.Header(), tok)
 	}
 }
+

@@ -216,7 +216,7 @@ func (b *builder) headerSolution(i int, path string, h *virtualHost, c headeraut
 		return []error{fieldErr(i, path+".header", err)}
 	}
 	for _, name := range sol.Headers() {
-		h.strip[name] = true
+		h.strip[stripKey(name)] = true
 	}
 	h.chain.solutions = append(h.chain.solutions, sol)
 	return nil
