@@ -2,10 +2,13 @@ package clientapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 )
@@ -90,7 +93,7 @@ func (h *virtualHost) setIdentity(ctx context.Context, out http.Header) {
 	}
 	set(hs.UserID, id.UserID)
 	set(hs.Directory, id.Directory)
-	set(hs.Groups, strings.Join(id.Groups, ","))
+	set(hs.Groups, strings.Join(id.Groups, groupsHeaderSeparator))
 	if id.Anonymous {
 		set(hs.Anonymous, "true")
 	}
@@ -99,3 +102,63 @@ func (h *virtualHost) setIdentity(ctx context.Context, out http.Header) {
 	}
 }
 
+// ReasonBadIdentity refuses a user whose id, directory or groups cannot be
+// passed on safely (see checkIdentity).
+const ReasonBadIdentity = "identity_not_representable"
+
+// Bounds of the identity values a backend receives: one header line each
+// stays well under the 8 KiB that nginx and most servers accept.
+const (
+	maxIdentityValueBytes  = 1024
+	maxGroupsHeaderBytes   = 6 * 1024
+	groupsHeaderSeparator  = ","
+	errIdentityValueFormat = "%s %w"
+)
+
+var (
+	errIdentityControl = errors.New("holds a control character (CR, LF, NUL, ...)")
+	errIdentityUTF8    = errors.New("is not valid UTF-8")
+	errIdentityLong    = fmt.Errorf("is longer than %d bytes", maxIdentityValueBytes)
+	errGroupComma      = errors.New("holds a comma, which would forge another group in the comma-separated groups header")
+	errGroupsLong      = fmt.Errorf("groups are longer than %d bytes together", maxGroupsHeaderBytes)
+)
+
+// checkIdentity refuses identity values that would reach a backend as
+// something else: a CR/LF or other control character (header injection, or
+// a transport error answered as a 502), invalid UTF-8, a value too long
+// for a header line, and, when the groups go in one comma-separated
+// header, a group with a comma (a group "x,admins" would read as two).
+// The error names the field, never the value.
+func checkIdentity(id auth.Identity, groupsHeader bool) error {
+	check := func(field, v string) error {
+		switch {
+		case len(v) > maxIdentityValueBytes:
+			return fmt.Errorf(errIdentityValueFormat, field, errIdentityLong)
+		case !utf8.ValidString(v):
+			return fmt.Errorf(errIdentityValueFormat, field, errIdentityUTF8)
+		case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			return fmt.Errorf(errIdentityValueFormat, field, errIdentityControl)
+		}
+		return nil
+	}
+	if err := check("user id", id.UserID); err != nil {
+		return err
+	}
+	if err := check("directory", id.Directory); err != nil {
+		return err
+	}
+	total := 0
+	for i, g := range id.Groups {
+		if err := check(fmt.Sprintf("group %d", i), g); err != nil {
+			return err
+		}
+		if groupsHeader && strings.Contains(g, groupsHeaderSeparator) {
+			return fmt.Errorf("group %d %w", i, errGroupComma)
+		}
+		total += len(g) + len(groupsHeaderSeparator)
+	}
+	if total > maxGroupsHeaderBytes {
+		return errGroupsLong
+	}
+	return nil
+}

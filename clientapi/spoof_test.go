@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/edgefort/edgefort/clientapi/auth"
 )
 
 // spoofMarker is in every value a client sends to pose as someone: no
@@ -58,5 +60,77 @@ func TestClientCannotSpoofIdentityBySpelling(t *testing.T) {
 				t.Errorf("h2=%v: the backend did not get %s: %s", h2, want, body)
 			}
 		}
+	}
+}
+
+// identitySolution authenticates "Bearer <key>" as the identity under key.
+type identitySolution map[string]auth.Identity
+
+func (identitySolution) Kind() string { return "jwt" }
+func (identitySolution) Name() string { return "identities" }
+
+func (s identitySolution) Authenticate(r *http.Request) auth.Result {
+	id, ok := s[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	if !ok {
+		return auth.Result{Outcome: auth.NoCredentials}
+	}
+	return auth.Result{Outcome: auth.Authenticated, Identity: id}
+}
+
+// TestIdentityValuesThatCannotReachABackend: a solution's identity with a
+// CR/LF or another control character, invalid UTF-8, an oversize value,
+// or a group with a comma (which would forge a second group in the
+// comma-joined groups header) is refused with 401 and logged without the
+// value; the backend never sees the request. A sane identity passes.
+func TestIdentityValuesThatCannotReachABackend(t *testing.T) {
+	r := newRig(t)
+	backend := &counting{h: echo()}
+	ids := identitySolution{
+		"ok":       {UserID: "alice", Directory: "corp", Groups: []string{"Sales EMEA", "ünïcode"}},
+		"crlf":     {UserID: "alice\r\nX-Edgefort-Groups: admins", Directory: "corp"},
+		"lf-dir":   {UserID: "alice", Directory: "corp\nadmins"},
+		"nul":      {UserID: "alice\x00", Directory: "corp"},
+		"del":      {UserID: "alice\x7f", Directory: "corp"},
+		"utf8":     {UserID: "alice\xff", Directory: "corp"},
+		"long":     {UserID: strings.Repeat("a", 1024+1), Directory: "corp"},
+		"comma":    {UserID: "alice", Directory: "corp", Groups: []string{"staff,admins"}},
+		"group-lf": {UserID: "alice", Directory: "corp", Groups: []string{"staff\r\nadmins"}},
+		"many":     {UserID: "alice", Directory: "corp", Groups: strings.Split(strings.Repeat("group-with-a-long-name,", 400), ",")},
+	}
+	srv, err := New(hubConfig(r.backend(t, "engine", backend)), r.deps())
+	must(t, err)
+	for _, h := range srv.hosts {
+		h.chain.solutions = append([]auth.Solution{ids}, h.chain.solutions...)
+	}
+	runServer(t, srv)
+	for _, u := range []string{"alice", "alice\r\nX-Edgefort-Groups: admins"} {
+		r.authz.permit(u + " app.read app/sales/a1")
+	}
+	base := srv.URLs()["hub"]
+	for key := range ids {
+		call := hubCall{path: "/api/v1/apps/a1/", header: http.Header{"Authorization": {"Bearer " + key}}}
+		before := backend.n.Load()
+		code, reason, seen := call.do(t, r, base)
+		if key == "ok" {
+			if code != http.StatusOK || seen.Header.Get("X-Edgefort-Groups") != "Sales EMEA,ünïcode" {
+				t.Errorf("%s: %d %s, groups %q", key, code, reason, seen.Header.Get("X-Edgefort-Groups"))
+			}
+			continue
+		}
+		if code != http.StatusUnauthorized || reason != "identity_not_representable" {
+			t.Errorf("%s: %d %q, want 401 %s", key, code, reason, "identity_not_representable")
+		}
+		if backend.n.Load() != before {
+			t.Errorf("%s: the request reached the backend", key)
+		}
+	}
+	logs := r.logs.String()
+	for _, leak := range []string{"admins", strings.Repeat("a", 1024)} {
+		if strings.Contains(logs, leak) {
+			t.Errorf("the log holds a refused identity value %q", leak)
+		}
+	}
+	if n := strings.Count(logs, "identity_not_representable"); n < len(ids)-1 {
+		t.Errorf("%d refusals logged, want %d", n, len(ids)-1)
 	}
 }
