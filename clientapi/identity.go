@@ -73,9 +73,24 @@ func (h *virtualHost) stripIdentity(out http.Header, trusted bool) {
 		}
 		delete(out, k)
 	}
-	if h.session != nil {
-		stripCookie(out, h.session.Config().Cookie)
+	// The user's credentials for the node stay at the node: a backend
+	// that saw them could replay them on every route of the virtual host
+	// (and a cloud user token, at the cloud). It gets the identity
+	// headers or the node's short-lived identity JWT instead. Other
+	// Authorization schemes (Basic to a backend of its own) pass.
+	if h.chain.bearer && isBearer(out.Get("Authorization")) {
+		out.Del("Authorization")
 	}
+	if len(h.cookies) > 0 {
+		stripCookie(out, h.cookies)
+	}
+}
+
+// isBearer reports whether an Authorization value is a Bearer credential
+// (the scheme is case-insensitive).
+func isBearer(v string) bool {
+	const scheme = "bearer "
+	return len(v) >= len(scheme) && strings.EqualFold(v[:len(scheme)], scheme)
 }
 
 // setIdentity sets the authenticated user's headers on the outbound

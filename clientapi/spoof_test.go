@@ -1,12 +1,17 @@
 package clientapi
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/jwtauth/jwttest"
 )
 
 // spoofMarker is in every value a client sends to pose as someone: no
@@ -132,5 +137,55 @@ func TestIdentityValuesThatCannotReachABackend(t *testing.T) {
 	}
 	if n := strings.Count(logs, "identity_not_representable"); n < len(ids)-1 {
 		t.Errorf("%d refusals logged, want %d", n, len(ids)-1)
+	}
+}
+
+// TestUserCredentialsStayAtTheNode: the user's bearer token and the JWT
+// cookie the node authenticated, like the session cookie, never reach the
+// backend (which could replay them at the node or the cloud); the other
+// cookies and a non-Bearer Authorization do.
+func TestUserCredentialsStayAtTheNode(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	r.authz.permit("anonymous app.read app/sales/a1")
+	target, _ := r.countingBackend(t)
+	cfg := routeTo(target, time.Minute)
+	vh := &cfg.VirtualHosts[0]
+	vh.Routes[0].Anonymous = true
+	sol, st := jwtFromFile(t, "edge_token")
+	vh.Authentication = []Solution{{JWT: sol}, {Anonymous: &Anonymous{}}}
+	srv, err := New(cfg, r.deps())
+	must(t, err)
+	runServer(t, srv)
+	url := srv.URLs()["hub"] + "/x"
+	client := r.client("", false)
+	valid := jwttest.Valid(t, st)
+	for _, tt := range []struct {
+		name   string
+		apply  func(*http.Request)
+		user   string
+		auth   string
+		cookie string
+	}{
+		{"bearer", func(q *http.Request) { q.Header.Set("Authorization", "Bearer "+valid); q.Header.Set("Cookie", "app=1") }, "alice", "", "app=1"},
+		{"bearer, any case", func(q *http.Request) { q.Header.Set("Authorization", "bEaReR "+valid) }, "alice", "", ""},
+		{"cookie", func(q *http.Request) { q.Header.Set("Cookie", "app=1; edge_token="+valid+"; b=2") }, "alice", "", "app=1; b=2"},
+		{"cookie, spaced name", func(q *http.Request) { q.Header.Set("Cookie", "edge_token ="+valid+"; b=2") }, "alice", "", "b=2"},
+		{"basic passes", func(q *http.Request) { q.Header.Set("Authorization", "Basic YTpi") }, "anonymous", "Basic YTpi", ""},
+	} {
+		code, _, body := get(t, client, url, tt.apply)
+		if code != http.StatusOK {
+			t.Errorf("%s: %d %s", tt.name, code, body)
+			continue
+		}
+		var s seen
+		must(t, json.Unmarshal(body, &s))
+		if strings.Contains(string(body), valid[strings.LastIndex(valid, ".")+1:]) {
+			t.Errorf("%s: the user's token reached the backend: %s", tt.name, body)
+		}
+		got := []string{s.Header.Get("X-Edgefort-User"), s.Header.Get("Authorization"), s.Header.Get("Cookie")}
+		if diff := cmp.Diff([]string{tt.user, tt.auth, tt.cookie}, got); diff != "" {
+			t.Errorf("%s: user, Authorization, Cookie at the backend (-want +got):\n%s", tt.name, diff)
+		}
 	}
 }
