@@ -78,13 +78,40 @@ func (h *virtualHost) stripIdentity(out http.Header, trusted bool) {
 	// (and a cloud user token, at the cloud). It gets the identity
 	// headers or the node's short-lived identity JWT instead. Other
 	// Authorization schemes (Basic to a backend of its own) pass.
-	if h.chain.bearer && isBearer(out.Get("Authorization")) {
-		out.Del("Authorization")
+	if h.chain.bearer {
+		stripBearer(out)
 	}
 	if len(h.cookies) > 0 {
 		stripCookie(out, h.cookies)
 	}
 }
+
+// stripBearer removes the Bearer values of Authorization, however many
+// and in whatever order, and keeps the others.
+func stripBearer(out http.Header) {
+	vs := out[headerAuthorization]
+	n := 0
+	for _, v := range vs {
+		if isBearer(v) {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+	case n == len(vs):
+		delete(out, headerAuthorization)
+	default:
+		keep := make([]string, 0, len(vs)-n)
+		for _, v := range vs {
+			if !isBearer(v) {
+				keep = append(keep, v)
+			}
+		}
+		out[headerAuthorization] = keep
+	}
+}
+
+const headerAuthorization = "Authorization"
 
 // isBearer reports whether an Authorization value is a Bearer credential
 // (the scheme is case-insensitive).

@@ -172,6 +172,7 @@ func TestUserCredentialsStayAtTheNode(t *testing.T) {
 		{"cookie", func(q *http.Request) { q.Header.Set("Cookie", "app=1; edge_token="+valid+"; b=2") }, "alice", "", "app=1; b=2"},
 		{"cookie, spaced name", func(q *http.Request) { q.Header.Set("Cookie", "edge_token ="+valid+"; b=2") }, "alice", "", "b=2"},
 		{"basic passes", func(q *http.Request) { q.Header.Set("Authorization", "Basic YTpi") }, "anonymous", "Basic YTpi", ""},
+		{"basic, then bearer", func(q *http.Request) { q.Header["Authorization"] = []string{"Basic YTpi", "Bearer " + valid} }, "alice", "Basic YTpi", ""},
 	} {
 		code, _, body := get(t, client, url, tt.apply)
 		if code != http.StatusOK {
