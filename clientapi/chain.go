@@ -80,6 +80,11 @@ func (h *virtualHost) authenticate(w http.ResponseWriter, r *http.Request, rt *r
 		name = o.solution.Name()
 	}
 	res := o.res
+	if res.Outcome == auth.Authenticated {
+		if err := checkIdentity(res.Identity, h.cfg.Identity.Headers.Groups != ""); err != nil {
+			res = auth.Result{Outcome: auth.Refused, Reason: ReasonBadIdentity, Err: err}
+		}
+	}
 	switch {
 	case res.Outcome == auth.Authenticated && res.Identity.Anonymous && !rt.cfg.Anonymous:
 		res = auth.Result{Outcome: auth.NoCredentials, Reason: ReasonAnonymousRefused}

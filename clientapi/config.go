@@ -185,7 +185,11 @@ type Identity struct {
 	Headers IdentityHeaders `yaml:"headers"`
 	// Strip are further client header names removed before proxying. The
 	// identity headers, every X-Edgefort-* header and, unless the peer is a
-	// trusted proxy, Forwarded and X-Forwarded-* are always removed.
+	// trusted proxy, Forwarded and X-Forwarded-* are always removed, under
+	// any spelling (case, underscores for dashes). The user's credentials
+	// for the node never reach a backend either: a Bearer Authorization
+	// (when the chain has a JWT solution) and the JWT and session
+	// solutions' cookies; other cookies and Authorization schemes pass.
 	Strip []string `yaml:"strip"`
 	// JWT, when its keystore is set, sends the user as a short-lived JWT
 	// signed by the node, verifiable with the JWKS the node serves.

@@ -26,7 +26,7 @@ type failLimiter struct {
 	now   func() time.Time
 
 	mu    sync.Mutex                   // guards addrs
-	addrs map[netip.Addr]*rate.Limiter // by client address
+	addrs map[netip.Addr]*rate.Limiter // by limitKey of the client address
 }
 
 func newFailLimiter(c RateLimit, now func() time.Time) *failLimiter {
@@ -38,8 +38,26 @@ func newFailLimiter(c RateLimit, now func() time.Time) *failLimiter {
 	}
 }
 
+// ipv6ClientBits is the IPv6 prefix counted as one client: a host or a
+// site is routinely given a whole /64, so an attacker could otherwise
+// draw a fresh address (and a fresh burst) for every attempt, and push
+// every other client out of the bounded map.
+const ipv6ClientBits = 64
+
+// limitKey is the key addr's failures are counted under: the address,
+// or its /64 for IPv6.
+func limitKey(addr netip.Addr) netip.Addr {
+	if addr.Is6() && !addr.Is4In6() {
+		if p, err := addr.Prefix(ipv6ClientBits); err == nil {
+			return p.Addr()
+		}
+	}
+	return addr
+}
+
 // blocked reports whether addr has used up its failures for now.
 func (f *failLimiter) blocked(addr netip.Addr) bool {
+	addr = limitKey(addr)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, ok := f.addrs[addr]
@@ -48,6 +66,7 @@ func (f *failLimiter) blocked(addr netip.Addr) bool {
 
 // failed counts one failed authentication from addr.
 func (f *failLimiter) failed(addr netip.Addr) {
+	addr = limitKey(addr)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, ok := f.addrs[addr]

@@ -145,6 +145,33 @@ func TestFailLimiterStaysBounded(t *testing.T) {
 	}
 }
 
+// TestFailLimiterCountsAnIPv6SubnetAsOneClient: the addresses of one /64
+// share one budget (an attacker cannot draw a fresh burst per address),
+// another /64 and IPv4 clients keep theirs.
+func TestFailLimiterCountsAnIPv6SubnetAsOneClient(t *testing.T) {
+	now := time.Unix(0, 0)
+	f := newFailLimiter(RateLimit{PerSecond: 0.001, Burst: 2}, func() time.Time { return now })
+	f.failed(netip.MustParseAddr("2001:db8:1:2::1"))
+	f.failed(netip.MustParseAddr("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+	for _, tt := range []struct {
+		addr    string
+		blocked bool
+	}{
+		{"2001:db8:1:2::1", true},
+		{"2001:db8:1:2:dead:beef:0:7", true},
+		{"2001:db8:1:3::1", false},
+		{"192.0.2.1", false},
+		{"::ffff:192.0.2.2", false},
+	} {
+		if got := f.blocked(netip.MustParseAddr(tt.addr)); got != tt.blocked {
+			t.Errorf("blocked(%s) = %v, want %v", tt.addr, got, tt.blocked)
+		}
+	}
+	if n := len(f.addrs); n != 1 {
+		t.Errorf("%d keys tracked for one /64, want 1", n)
+	}
+}
+
 func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	c.Write(&m)

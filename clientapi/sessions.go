@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,10 +125,10 @@ func (h *virtualHost) serveLogout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// stripCookie removes the cookie name from the Cookie headers of a request
-// to a backend: the session token is the node's, and a backend that saw it
-// could act as the user on every route of the virtual host.
-func stripCookie(out http.Header, name string) {
+// stripCookie removes the cookies names from the Cookie headers of a
+// request to a backend: the session token is the node's, and a backend
+// that saw it could act as the user on every route of the virtual host.
+func stripCookie(out http.Header, names []string) {
 	vs := out.Values("Cookie")
 	if len(vs) == 0 {
 		return
@@ -135,8 +136,9 @@ func stripCookie(out http.Header, name string) {
 	var keep []string
 	for _, v := range vs {
 		for _, part := range strings.Split(v, ";") {
-			n, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if n != name && strings.TrimSpace(part) != "" {
+			n, _, _ := strings.Cut(part, "=")
+			n = strings.TrimSpace(n) // as net/http reads a cookie name
+			if !slices.Contains(names, n) && strings.TrimSpace(part) != "" {
 				keep = append(keep, strings.TrimSpace(part))
 			}
 		}

@@ -30,7 +30,10 @@ type virtualHost struct {
 	authz   Authorizer
 	fails   *failLimiter
 	proxies proxies
-	strip   map[string]bool   // canonical header names
+	strip   map[string]bool // canonical header names
+	// cookies are the cookies that carry the node's credentials (the
+	// session's, the JWT solutions'): never forwarded to a backend.
+	cookies []string
 	minter  IdentityMinter    // nil: no identity token
 	session *session.Solution // nil: the chain has no session solution
 	routes  []*route
@@ -177,6 +180,9 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 			path += ".jwt"
 			sol, err = jwtauth.New(*s.JWT, jwtauth.Deps{Keystores: b.deps.Keystores, Logger: b.log.With("solution", "jwt"), Now: b.deps.Now})
 			h.chain.bearer = h.chain.bearer || err == nil
+			if s.JWT.Cookie != "" {
+				h.cookies = append(h.cookies, s.JWT.Cookie)
+			}
 		case s.Anonymous != nil:
 			sol = newAnonymous(*s.Anonymous)
 		case s.Header != nil:
@@ -192,6 +198,7 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 			ss, err = session.NewSolution(*s.Session, h.cfg.Name, h.tls != nil, b.sessions, b.log.With("solution", session.Kind))
 			if err == nil {
 				h.session, sol = ss, ss
+				h.cookies = append(h.cookies, ss.Config().Cookie)
 			}
 		case s.Ticket != nil:
 			path += ".ticket"
@@ -218,7 +225,7 @@ func (b *builder) headerSolution(i int, path string, h *virtualHost, c headeraut
 		return []error{fieldErr(i, path+".header", err)}
 	}
 	for _, name := range sol.Headers() {
-		h.strip[name] = true
+		h.strip[stripKey(name)] = true
 	}
 	h.chain.solutions = append(h.chain.solutions, sol)
 	return nil

@@ -3,6 +3,7 @@ package authapi
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -106,7 +107,8 @@ type SessionModuleConfig struct {
 	// instead of its own store: POST {"session_id": ...} answered 200 with
 	// the user (user_id, user_directory, groups, attributes) or 404 (any
 	// 4xx) for an invalid token. Anything else refuses the request (the
-	// node fails closed). The token travels in the body, never the URL.
+	// node fails closed). The token travels in the body, never the URL;
+	// https, or plain http to a loopback host only.
 	ValidationURL string `yaml:"validation_url"`
 	// ValidationSSL is the TLS block for ValidationURL (truststore, client
 	// certificate), as for a target endpoint.
@@ -242,8 +244,14 @@ func (c SessionModuleConfig) Validate() error {
 		errs = append(errs, &auth.FieldError{Field: "cookie", Err: fmt.Errorf("%q is not a cookie name (letters, digits, !#$%%&'*+-.^_`|~; at most 64)", c.Cookie)})
 	}
 	if c.ValidationURL != "" {
-		if u, err := url.Parse(c.ValidationURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		u, err := url.Parse(c.ValidationURL)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil:
 			errs = append(errs, &auth.FieldError{Field: "validation_url", Err: fmt.Errorf("%q is not an http(s) URL with a host (and no user info)", c.ValidationURL)})
+		case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+			// Every user's session token goes there: in clear text only
+			// to a portal on this machine.
+			errs = append(errs, &auth.FieldError{Field: "validation_url", Err: fmt.Errorf("%q: plain http only to a loopback host (localhost, 127.0.0.0/8, ::1); use https", c.ValidationURL)})
 		}
 	}
 	if c.ValidationCache < time.Second || c.ValidationCache > 5*time.Minute {
@@ -257,4 +265,14 @@ func setZero[T comparable](v *T, def T) {
 	if *v == zero {
 		*v = def
 	}
+}
+
+// loopbackHost reports whether host (a URL's, without port) is this
+// machine: "localhost" or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }

@@ -48,3 +48,30 @@ func TestNewRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestValidationURLPlainHTTPOnlyOnLoopback: every user's session token is
+// posted to the validation URL, so plain http is refused unless the
+// portal is on this machine.
+func TestValidationURLPlainHTTPOnlyOnLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://portal.example/validate", true},
+		{"http://localhost:8080/validate", true},
+		{"http://127.0.0.1:8080/validate", true},
+		{"http://[::1]:8080/validate", true},
+		{"http://portal.example/validate", false},
+		{"http://10.0.0.5/validate", false},
+		{"http://localhost.evil.example/validate", false},
+	} {
+		c := SessionModuleConfig{Cookie: "portal", ValidationURL: tt.url, ValidationCache: time.Minute}
+		err := c.Validate()
+		if ok := err == nil; ok != tt.ok {
+			t.Errorf("%s: error %v, want ok=%v", tt.url, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "validation_url") {
+			t.Errorf("%s: error %q does not name validation_url", tt.url, err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/session"
 )
 
 // Refusal reasons of the solutions besides the store's.
@@ -149,6 +150,13 @@ func (s *SessionModuleSolution) Authenticate(r *http.Request) auth.Result {
 	}
 	if !validSessionID(c.Value) {
 		return refused(reasonSessionMalformed, fmt.Errorf("cookie %s does not hold a session token", s.cfg.Cookie))
+	}
+	// The portal's cookie comes with every request the browser sends,
+	// whichever page asked, and its SameSite is the portal's choice: a
+	// state-changing request or a WebSocket from another origin is
+	// refused (there is no CSRF token to ask for here).
+	if (!session.SafeMethod(r.Method) || session.IsUpgrade(r)) && session.CrossOrigin(r) {
+		return refused(session.ReasonCSRF, fmt.Errorf("a %s request authenticated by cookie %s comes from a page of another origin", r.Method, s.cfg.Cookie))
 	}
 	if s.validator != nil {
 		id, err := s.validator.check(r.Context(), c.Value)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 )
@@ -84,6 +86,9 @@ func (s *Solution) Authenticate(r *http.Request) auth.Result {
 		return auth.Result{Outcome: auth.Refused, Identity: sess.Identity, Reason: ReasonCSRF,
 			Err: errors.New("a state-changing request authenticated by the session cookie lacks the session's CSRF token in " + HeaderCSRF)}
 	}
+	if IsUpgrade(r) && CrossOrigin(r) {
+		return auth.Result{Outcome: auth.Refused, Identity: sess.Identity, Reason: ReasonCSRF, Err: errCrossOriginUpgrade}
+	}
 	id := sess.Identity
 	id.Solution = s.cfg.Name
 	return auth.Result{Outcome: auth.Authenticated, Identity: id}
@@ -97,6 +102,42 @@ func SafeMethod(method string) bool {
 		return true
 	}
 	return false
+}
+
+var errCrossOriginUpgrade = errors.New("a WebSocket (upgrade) request authenticated by a cookie comes from a page of another origin")
+
+// IsUpgrade reports whether r asks to switch protocols (a WebSocket
+// handshake). Such a GET changes state as much as a POST, but carries
+// no CSRF header: a browser's WebSocket API cannot set one, and sends the
+// cookies of the target, so another page could open the user's WebSocket
+// (cross-site WebSocket hijacking) unless the origin is checked.
+func IsUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != ""
+}
+
+// CrossOrigin reports whether a browser sent r from a page of another
+// origin than the one r is for: Sec-Fetch-Site other than same-origin or
+// none (a sibling subdomain is same-site, still another origin), else an
+// Origin header whose host is not r.Host. A request with neither (not a
+// browser, or an old one) is not cross-origin: such a client is not
+// driven by another site.
+func CrossOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "":
+	default:
+		return true
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return true // "null" (a sandboxed page, a redirect) or garbage
+	}
+	return !strings.EqualFold(u.Host, r.Host)
 }
 
 // CheckCSRF reports whether r carries token in HeaderCSRF.

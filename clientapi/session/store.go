@@ -422,7 +422,12 @@ func (s *Store) RevokeUser(directory, userID string) ([]Info, error) {
 	for _, e := range found {
 		out = append(out, e.info())
 	}
-	slices.SortFunc(out, func(a, b Info) int { return a.Created.Compare(b.Created) })
+	slices.SortFunc(out, func(a, b Info) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID) // a stable order for equal times
+	})
 	s.log.Info("sessions of a user revoked", "user", userID, "directory", directory, "count", len(found))
 	return out, nil
 }
