@@ -76,6 +76,20 @@ func TestDevStackTicketLogin(t *testing.T) {
 	if !strings.HasPrefix(module, "https://127.0.0.1:") || !strings.HasPrefix(d.authAPI, "https://127.0.0.1:") {
 		t.Fatalf("auth module at %q, auth API at %q: want both https://127.0.0.1:PORT", module, d.authAPI)
 	}
+	var banner strings.Builder
+	if err := d.PrintBanner(&banner, d.agent); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"  auth API      " + d.authAPI + " ",
+		"  auth module   " + module + " ",
+		"-L '" + module + "/login?user=bob&return_to=" + d.hub + "/api/v1/apps/q3-report'",
+		" sessions revoke --user dev/bob\n",
+	} {
+		if !strings.Contains(banner.String(), line) {
+			t.Errorf("the banner lacks %q:\n%s", line, banner.String())
+		}
+	}
 	page := d.hub + "/api/v1/apps/q3-report"
 	browser := http.Header{"Accept": {"text/html,application/xhtml+xml"}}
 
