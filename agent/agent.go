@@ -259,6 +259,9 @@ func (a *Agent) Status() adminapi.Status {
 	if srv := a.clients.Load(); srv != nil {
 		st.VirtualHosts = srv.URLs()
 	}
+	if api := a.authAPI.Load(); api != nil && api.Addr() != "" {
+		st.AuthAPI = "https://" + api.Addr()
+	}
 	a.links.Load().status(a, &st)
 	return st
 }

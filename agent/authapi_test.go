@@ -89,7 +89,10 @@ func TestTicketLoginThroughTheAgent(t *testing.T) {
 `)
 	a, _ := runAgent(t, cfg, slog.New(slog.DiscardHandler))
 	testkit.WaitFor(t, "every component ready", a.Ready)
-	apiURL := "https://" + a.authAPI.Load().Addr()
+	apiURL := a.Status().AuthAPI // what edgefort status --json and the dev stack read
+	if apiURL != "https://"+a.authAPI.Load().Addr() {
+		t.Fatalf("status auth_api %q, want the bound address %s", apiURL, a.authAPI.Load().Addr())
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Leaf)
 	client := func(certs ...tls.Certificate) *http.Client {

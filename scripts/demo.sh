@@ -7,7 +7,9 @@
 # Mender server), cloud events and jobs, the client API (user tokens through
 # the node to the local engine, with identity; 401, 403, anonymous, a
 # WebSocket; a header login from the trusted proxy address and the same
-# header from another address refused), and a clean exit on Ctrl-C (SIGINT) that removes the
+# header from another address refused; a ticket login through the dev
+# authentication module, the ticket refused the second time, sessions
+# listed and revoked, a portal session), and a clean exit on Ctrl-C (SIGINT) that removes the
 # temporary state directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -262,6 +264,60 @@ check "the refusal is audited with the solution's name" \
 code=$(hubreq "$work/signin.json" "$proxied/.edgefort/signin?return_to=/public/")
 check "sign-in there says no interactive solution is configured, 404 (got $code)" \
   sh -c "test $code = 404 && grep -q no_interactive_solution '$work/signin.json'"
+
+# Ticket logins on the hub: a browser without credentials is sent to the
+# dev authentication module, which gets a ticket from the node's auth API
+# over mutual TLS and sends the browser back with it; the node redeems it
+# once for a session cookie. A portal registers a session token through the
+# same API and sets it in its own cookie, which the hub accepts.
+module=$(awk '$1 == "auth" && $2 == "module" { print $3 }' "$work/out")
+authapi=$(awk '$1 == "auth" && $2 == "API" { print $3 }' "$work/out")
+check "banner names the auth module ($module) and the auth API ($authapi)" \
+  sh -c "echo '$module $authapi' | grep -Eq '^https://127\.0\.0\.1:[0-9]+ https://127\.0\.0\.1:[0-9]+$'"
+page="$hub/api/v1/apps/q3-report"
+enc=$(printf '%s' "$page" | sed 's/:/%3A/g; s#/#%2F#g')
+got=$(curl -s --cacert "$ca" -H 'Accept: text/html' -o /dev/null -w '%{http_code} %{redirect_url}' "$page" || true)
+check "a browser without credentials is sent to the module's login page (got $got)" test "$got" = "303 $module/login?return_to=$enc"
+got=$(curl -s --cacert "$ca" -o /dev/null -w '%{http_code} %{redirect_url}' "$module/login?user=bob&return_to=$page" || true)
+ticket=${got#"303 $page?qlikTicket="}
+tlen=${#ticket}; [ "$got" != "$ticket" ] || tlen=0
+check "the module logs bob in and sends him back to the page with a ticket ($tlen characters)" test "$tlen" -ge 22
+got=$(curl -s --cacert "$ca" -c "$work/jar" -D "$work/tk.hdr" -o /dev/null -w '%{http_code} %{redirect_url}' "$page?qlikTicket=$ticket" || true)
+check "the ticket is redeemed: 303 to the page without it (got $got)" test "$got" = "303 $page"
+check "with a Secure HttpOnly session cookie" sh -c "grep -i '^set-cookie: edgefort-session-hub=' '$work/tk.hdr' | grep -i secure | grep -qi httponly"
+code=$(hubreq "$work/tk.json" -b "$work/jar" "$page")
+cat "$work/tk.json"
+check "the session cookie reaches the engine as bob, 200 (got $code)" \
+  sh -c "test $code = 200 && grep -q '\"user\": \"bob\"' '$work/tk.json' && grep -q '\"groups\": \"analysts\"' '$work/tk.json' && grep -q '\"verified\": true' '$work/tk.json'"
+code=$(hubreq "$work/tk2.json" "$page?qlikTicket=$ticket")
+check "the same ticket again is refused, 401 ticket_already_used (got $code)" \
+  sh -c "test $code = 401 && grep -q ticket_already_used '$work/tk2.json'"
+mcert="$state_dir/devcloud/auth-module.crt"; mkey="$state_dir/devcloud/auth-module.key"
+rc=0; curl -s --cacert "$ca" -H 'Content-Type: application/json' -d '{"user_id":"alice","user_directory":"dev"}' \
+  -o "$work/nocert" "$authapi/v1/tickets" || rc=$?
+check "a ticket asked for without a client certificate: the handshake fails (curl exit $rc)" sh -c "test $rc != 0 && ! grep -q ticket '$work/nocert'"
+code=$(curl -s --cacert "$ca" --cert "$mcert" --key "$mkey" -H 'Content-Type: application/json' \
+  -d '{"user_id":"alice","user_directory":"dev","groups":["staff"]}' -o "$work/ticket.json" -w '%{http_code}' "$authapi/v1/tickets" || true)
+check "the module's certificate gets a ticket straight from the auth API, 201 (got $code)" test "$code" = 201
+ticket2=$(sed -n 's/.*"ticket":"\([^"]*\)".*/\1/p' "$work/ticket.json")
+code=$(hubreq "$work/tk3.json" -L -c "$work/jar2" -b "$work/jar2" "$page?qlikTicket=$ticket2")
+check "followed with a cookie jar it serves alice, 200 (got $code)" sh -c "test $code = 200 && grep -q '\"user\": \"alice\"' '$work/tk3.json'"
+"$ef" sessions list >"$work/sessions" 2>&1 || true
+cat "$work/sessions"
+check "sessions list shows bob's and alice's ticket sessions" \
+  sh -c "grep -Eq ' hub +dev/bob ' '$work/sessions' && grep -Eq ' hub +dev/alice ' '$work/sessions'"
+check "sessions revoke --user dev/bob" sh -c "'$ef' sessions revoke --user dev/bob | grep -q '^revoked session .* of dev/bob on hub'"
+code=$(hubreq "$work/tk4.json" -b "$work/jar" "$page")
+check "bob's cookie fails at the next request, 401 (got $code)" test "$code" = 401
+code=$(hubreq "$work/tk5.json" -b "$work/jar2" "$page")
+check "alice's session still works, 200 (got $code)" test "$code" = 200
+code=$(curl -s --cacert "$ca" -c "$work/portal.jar" -d user=alice -o "$work/portal" -w '%{http_code}' "$module/portal/login" || true)
+check "the portal registers a session for alice and sets its cookie, 200 (got $code)" \
+  sh -c "test $code = 200 && grep -q PortalSession '$work/portal.jar'"
+code=$(hubreq "$work/portal.json" -b "$work/portal.jar" "$page")
+check "the portal's cookie reaches the engine as alice, 200 (got $code)" \
+  sh -c "test $code = 200 && grep -q '\"user\": \"alice\"' '$work/portal.json' && grep -q '\"directory\": \"dev\"' '$work/portal.json'"
+check "no ticket or session id in the agent's log" sh -c "! grep -qF -e '$ticket' -e '$ticket2' '$work/err'"
 
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 

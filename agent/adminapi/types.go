@@ -23,6 +23,9 @@ type Status struct {
 	CertificateWarnings []string `json:"certificate_warnings,omitempty"`
 	// VirtualHosts are the client-facing base URLs by virtual host name.
 	VirtualHosts map[string]string `json:"virtual_hosts,omitempty"`
+	// AuthAPI is the authentication API's base URL (https://host:port),
+	// when clients.auth_api is on and bound.
+	AuthAPI string `json:"auth_api,omitempty"`
 	// Updates is the update state, when device.device_type is set.
 	Updates *UpdateStatus `json:"updates,omitempty"`
 	// Cloud is the control plane link, when enabled.

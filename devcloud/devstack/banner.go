@@ -27,6 +27,8 @@ type bannerData struct {
 	ConfigPath, InfoFile, PolicyFile   string
 	Hub, HubAddr, HubStore             string
 	Proxied, ProxyAddr                 string
+	Module, ModuleCert, ModuleKey      string
+	PortalCookie                       string
 	CAFile, CAKey, EngineLog           string
 	DeployedDir, Components, Self, Dev string
 }
@@ -45,13 +47,18 @@ func (s *Stack) PrintBanner(w io.Writer, a *agent.Agent) error {
 	}
 	dir := s.Config.StateDir
 	hub := st.VirtualHosts["hub"]
+	module := ""
+	if st.AuthAPI != "" {
+		module = s.Info.AuthModule.URL
+	}
 	return bannerTmpl.Execute(w, bannerData{
 		S: st, Cfg: s.Config, Info: s.Info,
 		ConfigPath: s.ConfigPath, InfoFile: filepath.Join(dir, InfoFile), PolicyFile: filepath.Join(dir, PolicyFile),
 		Hub: hub, HubAddr: strings.TrimPrefix(hub, "https://"), HubStore: HubStore,
 		Proxied: st.VirtualHosts["proxied"], ProxyAddr: devProxyAddr,
+		ModuleCert: s.Info.AuthModule.Cert, ModuleKey: s.Info.AuthModule.Key, PortalCookie: PortalCookie,
 		CAFile: filepath.Join(dir, CADir, devcloud.CACertFile), CAKey: filepath.Join(dir, CADir, devcloud.CAKeyFile),
 		EngineLog: filepath.Join(dir, EngineDir, EngineLog), DeployedDir: filepath.Join(dir, DeployedDir),
-		Components: strings.Join(names, ", "), Self: self, Dev: dev,
+		Components: strings.Join(names, ", "), Self: self, Dev: dev, Module: module,
 	})
 }

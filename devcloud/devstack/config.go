@@ -26,6 +26,10 @@ type ConfigParams struct {
 	// ControlURL is the control plane's URL, the issuer of user tokens;
 	// with it the hub gets its authentication chain, identity and routes.
 	ControlURL string
+	// ModuleURL is the dev authentication module's base URL; with it the
+	// node runs clients.auth_api and the hub takes tickets and portal
+	// sessions.
+	ModuleURL string
 }
 
 func quoteIf(s string) string {
@@ -40,6 +44,13 @@ func jwksURL(controlURL string) string {
 		return ""
 	}
 	return controlURL + api.PathJWKS
+}
+
+func loginURL(moduleURL string) string {
+	if moduleURL == "" {
+		return ""
+	}
+	return moduleURL + "/login"
 }
 
 // Config renders the configuration the dev stack runs.
@@ -59,6 +70,10 @@ func Config(p ConfigParams) ([]byte, error) {
 		"EngineURL":    p.EngineURL,
 		"ControlURL":   quoteIf(p.ControlURL),
 		"ControlJWKS":  quoteIf(jwksURL(p.ControlURL)),
+		"ModuleURL":    p.ModuleURL,
+		"ModuleLogin":  quoteIf(loginURL(p.ModuleURL)),
+		"ModuleCN":     authModuleCN,
+		"PortalCookie": PortalCookie,
 	})
 	return []byte(b.String()), err
 }

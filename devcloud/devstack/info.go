@@ -23,6 +23,17 @@ type Info struct {
 	UpdateServer UpdateServerInfo `json:"update_server"`
 	ControlPlane ControlPlaneInfo `json:"control_plane"`
 	Broker       BrokerInfo       `json:"broker"`
+	AuthModule   AuthModuleInfo   `json:"auth_module"`
+}
+
+// AuthModuleInfo reaches the dev authentication module and portal:
+// GET URL/login?user=U&return_to=PAGE answers 303 to PAGE with a ticket
+// for U; POST URL/portal/login (user=U) sets the portal's session cookie.
+// Cert and Key are its client certificate for the node's auth API.
+type AuthModuleInfo struct {
+	URL  string `json:"url"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
 }
 
 // UpdateServerInfo reaches devcloud's Mender server: its management API

@@ -3,6 +3,8 @@ package devstack
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 	"syscall"
 	"time"
 
@@ -40,6 +42,11 @@ func (s *Stack) RunAgent(ctx context.Context, log *slog.Logger, level *slog.Leve
 		if err := s.engine.SetJWKSURL(hub + "/.well-known/jwks.json"); err != nil {
 			log.Error("the engine cannot verify identity tokens", "error", err)
 		}
+	}
+	// Likewise the auth API and the virtual hosts the module may send
+	// browsers back to: it learns them before anyone is shown its URL.
+	if st := a.Status(); st.AuthAPI != "" && s.module != nil {
+		s.module.SetNode(st.AuthAPI, slices.Collect(maps.Values(st.VirtualHosts)))
 	}
 	onReady(a)
 	return <-done

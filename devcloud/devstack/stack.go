@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -40,6 +41,7 @@ type Stack struct {
 
 	stateDir string
 	engine   *engine
+	module   *devcloud.AuthModule
 	closers  []func() // undone in reverse by Close
 }
 
@@ -96,6 +98,11 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	s.engine = engine
 	s.onClose(engine.Close)
+	module, err := s.startAuthModule(pool, log)
+	if err != nil {
+		return nil, fmt.Errorf("auth module: %w", err)
+	}
+	params.ModuleURL = module.URL()
 	params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = s.Info.ControlPlane.DeviceID, broker.Host(), broker.Region(), engine.URL()
 	params.ControlURL = cp.URL()
 	if err := s.writeConfig(params); err != nil {
@@ -258,6 +265,35 @@ func (s *Stack) startControl(ctx context.Context, ca *devcloud.CA, updateURL str
 	}
 	s.Info.ControlPlane = ControlPlaneInfo{URL: cp.URL(), DeviceID: e.DeviceID, UserToken: tok, ViewerToken: bob, ManagementToken: mtok}
 	return cp, nil
+}
+
+// PortalCookie is the cookie the dev portal sets and the hub's
+// session_module solution reads.
+const PortalCookie = "PortalSession"
+
+// startAuthModule starts the dev authentication module and portal with
+// the certificate PrepareState issued; RunAgent tells it where the node's
+// auth API is once bound.
+func (s *Stack) startAuthModule(roots *x509.CertPool, log *slog.Logger) (*devcloud.AuthModule, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(s.stateDir, AuthModuleCert), filepath.Join(s.stateDir, AuthModuleKey))
+	if err != nil {
+		return nil, err
+	}
+	m, err := devcloud.NewAuthModule(devcloud.AuthModuleOptions{
+		Certificate: cert, RootCAs: roots, Directory: "dev", Cookie: PortalCookie, Logger: log,
+		// As the control plane's tokens (startControl): bob is an analyst.
+		Groups: map[string][]string{devUser: {"staff"}, viewerUser: {"analysts"}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Start(); err != nil {
+		return nil, err
+	}
+	s.module = m
+	s.onClose(func() { m.Close() })
+	s.Info.AuthModule = AuthModuleInfo{URL: m.URL(), Cert: filepath.Join(s.stateDir, AuthModuleCert), Key: filepath.Join(s.stateDir, AuthModuleKey)}
+	return m, nil
 }
 
 // startBroker starts the SigV4-checking broker, with the control plane's

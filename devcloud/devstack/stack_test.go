@@ -26,6 +26,8 @@ type devStack struct {
 	hub string // https://127.0.0.1:PORT
 	// proxied is the virtual host behind the dev "proxy" 127.0.0.2.
 	proxied string
+	authAPI string // the node's clients.auth_api, https://127.0.0.1:PORT
+	agent   *agent.Agent
 	roots   *x509.CertPool
 	client  *http.Client
 }
@@ -78,7 +80,7 @@ func startStack(t *testing.T) *devStack {
 	if !strings.HasPrefix(hub, "https://") {
 		t.Fatalf("hub virtual host at %q, want https://...", hub)
 	}
-	return &devStack{Stack: s, hub: hub, proxied: a.Status().VirtualHosts["proxied"], roots: roots, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	return &devStack{Stack: s, hub: hub, proxied: a.Status().VirtualHosts["proxied"], authAPI: a.Status().AuthAPI, agent: a, roots: roots, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 	}}}
 }

@@ -37,7 +37,7 @@ const (
 	DeviceAlias    = "device"
 	deviceValidity = 365 * 24 * time.Hour
 
-	CloudDir        = "devcloud" // the info file and the policy
+	CloudDir        = "devcloud" // the info file, the policy, the auth module's certificate
 	ModulesDir      = "modules"  // dev's own single-file module when the stock one is absent
 	scriptsDir      = "scripts"  // node state scripts (none unless a developer adds some)
 	DeployedDir     = "deployed" // where `edgefort-dev deploy` puts files by default
@@ -93,7 +93,49 @@ func PrepareState(dir string) error {
 	if err := prepareEntry(ks, ca, IdentityStore, IdentityAlias, "edgefort dev identity", identityValidity); err != nil {
 		return err
 	}
+	if err := prepareAuthModule(dir, ca); err != nil {
+		return err
+	}
 	return prepareModules(dir)
+}
+
+// The dev authentication module's certificate (PEM, under the state
+// directory): its server certificate and the client certificate it
+// presents to the node's auth API (clients.auth_api trusts the dev CA and
+// allows this CN only). curl --cert/--key can use it too.
+var (
+	AuthModuleCert = filepath.Join(CloudDir, "auth-module.crt")
+	AuthModuleKey  = filepath.Join(CloudDir, "auth-module.key")
+)
+
+const (
+	authModuleCN       = "dev-auth-module"
+	authModuleValidity = 365 * 24 * time.Hour
+)
+
+// prepareAuthModule issues the auth module's certificate from the dev CA
+// unless the state directory has it; the key is written first, so a
+// certificate file means a pair.
+func prepareAuthModule(dir string, ca *devcloud.CA) error {
+	certPath, keyPath := filepath.Join(dir, AuthModuleCert), filepath.Join(dir, AuthModuleKey)
+	if _, err := os.Stat(certPath); err == nil {
+		return nil
+	}
+	key, leaf, err := ca.Issue(authModuleCN, []string{"localhost", "127.0.0.1"}, authModuleValidity)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600)
 }
 
 // prepareCA makes the dev CA, the hub keystore and the trust store.
