@@ -172,12 +172,11 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	target := ""
 	if req.TargetURL != "" {
-		u, err := parseTarget(req.TargetURL)
-		if err != nil {
+		var ok bool
+		if target, ok = a.targetAllowed(req.TargetURL, req.VirtualHost); !ok {
 			fail(w, http.StatusBadRequest, reasonTargetInvalid)
 			return
 		}
-		target = u.String()
 	}
 	tok, exp, err := a.tickets.issue(ticket{id: identity(req.UserRequest), target: target, virtualHost: req.VirtualHost})
 	if err != nil {
@@ -336,4 +335,30 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// targetAllowed checks a ticket's target when the ticket is issued, with
+// the rules its redemption applies: a path, or a URL on one of the node's
+// virtual hosts or an allowed origin of the ticket solution of vhost (any
+// ticket solution's when vhost is not named). A module that sends the
+// browser on to the target it asked for can then never carry a live
+// ticket to another site.
+func (a *API) targetAllowed(raw, vhost string) (string, bool) {
+	u, err := parseTarget(raw)
+	if err != nil {
+		return "", false
+	}
+	if u.Host == "" {
+		return u.String(), true
+	}
+	ok := false
+	a.policies.Range(func(k, v any) bool {
+		if vhost == "" || k.(string) == vhost {
+			if _, err := v.(*redirects).check(raw); err == nil {
+				ok = true
+			}
+		}
+		return !ok
+	})
+	return u.String(), ok
 }

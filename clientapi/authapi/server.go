@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,11 @@ type API struct {
 	handler     http.Handler
 	m           *metrics
 	addr        atomic.Pointer[string]
+	// policies are the redirect rules of the ticket solutions built on
+	// this API, by virtual host (the latest build wins): a ticket's
+	// target is checked against them when it is issued, so that no live
+	// ticket is ever handed out for a foreign site.
+	policies sync.Map // string -> *redirects
 }
 
 // New checks cfg (defaults filled where zero) and resolves its TLS block;

@@ -44,6 +44,7 @@ func (a *API) TicketSolution(cfg TicketConfig, vhost string, ownHosts []string) 
 	if err != nil {
 		return nil, &auth.FieldError{Field: "allowed_redirects", Err: err}
 	}
+	a.policies.Store(vhost, rd)
 	return &TicketSolution{cfg: cfg, virtualHost: vhost, store: a.tickets, redirects: rd}, nil
 }
 
