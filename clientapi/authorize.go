@@ -27,7 +27,7 @@ func (h *virtualHost) authorize(w http.ResponseWriter, r *http.Request, rt *rout
 		reason = ReasonAuthzUnavailable
 	}
 	attrs := []slog.Attr{
-		slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
+		slog.String(logKeyRoute, rt.cfg.Name),
 		slog.String(logKeyRequestID, requestID(r.Context())), slog.String(logKeyUser, id.UserID),
 		slog.String(logKeyDirectory, id.Directory), slog.String(logKeySolution, id.Solution),
 		slog.String("action", req.Action), slog.String("resource", resourceString(req.Resource)),

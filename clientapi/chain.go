@@ -136,7 +136,7 @@ func (h *virtualHost) audit(r *http.Request, rt *route, client netip.Addr, solut
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
+		slog.String(logKeyRoute, rt.cfg.Name),
 		slog.String(logKeyRequestID, requestID(r.Context())), slog.String(logKeyClient, client.String()),
 		slog.String(logKeySolution, solution), slog.String(logKeyResult, result),
 	}

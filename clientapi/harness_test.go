@@ -84,6 +84,7 @@ type rig struct {
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{pki: newPKI(t), logs: &syncBuffer{}, reg: prometheus.NewRegistry(), authz: &tableAuthz{allow: map[string]bool{}}}
+	t.Cleanup(func() { r.logs.checkKeys(t) })
 	var err error
 	r.stores, err = keystore.Open(keystore.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -282,6 +283,38 @@ func (s *syncBuffer) lines(msg string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// checkKeys fails t for a log record that carries a key twice: a JSON
+// reader keeps one of the two, so the other is lost to whoever reads the
+// logs (a logger that already holds virtual_host must not be given it
+// again).
+func (s *syncBuffer) checkKeys(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range bytes.Split(s.b.Bytes(), []byte("\n")) {
+		dec := json.NewDecoder(bytes.NewReader(l))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			continue
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				break
+			}
+			key, _ := k.(string)
+			if seen[key] {
+				t.Errorf("log record has %q twice: %s", key, l)
+			}
+			seen[key] = true
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				break
+			}
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {

@@ -50,7 +50,7 @@ func (h *virtualHost) withIdentity(w http.ResponseWriter, r *http.Request, rt *r
 		var err error
 		if tok, err = h.minter.Mint(id); err != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelError, "minting the identity token failed",
-				slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rt.cfg.Name),
+				slog.String(logKeyRoute, rt.cfg.Name),
 				slog.String(logKeyRequestID, st.id), slog.String(logKeyError, err.Error()))
 			writeProblem(w, r, http.StatusInternalServerError, "identity_unavailable")
 			return false

@@ -168,7 +168,7 @@ func (h *virtualHost) proxyError(w http.ResponseWriter, r *http.Request, rc Rout
 		code, reason = http.StatusGatewayTimeout, "backend_timeout"
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "proxying failed",
-		slog.String(logKeyVirtualHost, h.cfg.Name), slog.String(logKeyRoute, rc.Name),
+		slog.String(logKeyRoute, rc.Name),
 		slog.String(logKeyRequestID, requestID(r.Context())), slog.Int("status", code),
 		slog.String(logKeyError, err.Error()))
 	writeProblem(w, r, code, reason)
