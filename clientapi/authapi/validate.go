@@ -86,12 +86,18 @@ type validator struct {
 	cache    *validationCache
 }
 
+// validationIdle is how long a connection to the portal may stay idle.
+const validationIdle = 90 * time.Second
+
 func newValidator(c SessionModuleConfig, stores *keystore.Manager, cache *validationCache) (*validator, error) {
 	u, err := url.Parse(c.ValidationURL)
 	if err != nil {
 		return nil, &auth.FieldError{Field: "validation_url", Err: err}
 	}
-	tr := &http.Transport{ResponseHeaderTimeout: validationTimeout, MaxIdleConnsPerHost: 16}
+	// Idle connections end on their own: a reload builds a new validator
+	// and drops this one, which must not keep connections (and their
+	// goroutines) open until the portal closes them.
+	tr := &http.Transport{ResponseHeaderTimeout: validationTimeout, MaxIdleConnsPerHost: 16, IdleConnTimeout: validationIdle}
 	if u.Scheme == "https" {
 		tlsCfg, err := stores.ClientTLS(c.ValidationSSL, u.Hostname(), keystore.Vars{})
 		if err != nil {

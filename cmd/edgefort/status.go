@@ -99,6 +99,9 @@ func printStatus(w io.Writer, s *adminapi.Status, now time.Time) {
 	for _, name := range slices.Sorted(maps.Keys(s.VirtualHosts)) {
 		fmt.Fprintf(w, "vhost     %s %s\n", name, s.VirtualHosts[name])
 	}
+	if s.AuthAPI != "" {
+		fmt.Fprintf(w, "auth API  %s (two-way TLS)\n", s.AuthAPI)
+	}
 	for _, warning := range s.CertificateWarnings {
 		fmt.Fprintf(w, "CERTIFICATE %s\n", warning)
 	}

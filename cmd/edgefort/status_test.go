@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgefort/edgefort/agent/adminapi"
+)
+
+// TestPrintStatusListings: the text status names what clients reach (the
+// virtual hosts, the authentication API) and leaves out what is off.
+func TestPrintStatusListings(t *testing.T) {
+	now := time.Now()
+	base := adminapi.Status{Version: "1.2.3", PID: 42, Started: now.Add(-time.Minute), StateDir: "/var/lib/edgefort",
+		VirtualHosts: map[string]string{"hub": "https://127.0.0.1:8443"}}
+	withAPI := base
+	withAPI.AuthAPI = "https://127.0.0.1:9443"
+	tests := []struct {
+		name    string
+		status  adminapi.Status
+		want    []string
+		notWant []string
+	}{
+		{"auth API on", withAPI, []string{"vhost     hub https://127.0.0.1:8443\n", "auth API  https://127.0.0.1:9443 (two-way TLS)\n"}, nil},
+		{"auth API off", base, []string{"vhost     hub https://127.0.0.1:8443\n"}, []string{"auth API"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			printStatus(&out, &tt.status, now)
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("status lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("status has %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
