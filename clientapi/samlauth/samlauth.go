@@ -41,6 +41,7 @@ const (
 const (
 	ReasonMalformed    = "saml_malformed"
 	ReasonBadSignature = "saml_bad_signature"
+	ReasonUnsigned     = "saml_unsigned"
 	ReasonInvalid      = "saml_invalid"
 	ReasonExpired      = "saml_expired"
 	ReasonAudience     = "saml_wrong_audience"
@@ -302,6 +303,10 @@ func refusal(err error) auth.Result {
 		if errors.Is(detail, k.kind) {
 			return refused(k.reason, detail)
 		}
+	}
+	// The library's error for a response signed nowhere is unexported.
+	if strings.Contains(detail.Error(), "signature element not present") {
+		return refused(ReasonUnsigned, detail)
 	}
 	return refused(ReasonInvalid, detail)
 }
