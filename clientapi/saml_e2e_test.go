@@ -48,7 +48,7 @@ type samlRig struct {
 	hc  *http.Client
 }
 
-func newSAMLRig(t *testing.T) *samlRig {
+func newSAMLRig(t *testing.T, allowIDPInitiated bool) *samlRig {
 	t.Helper()
 	node, dir := peertest.Samlify(t)
 	tmp := t.TempDir()
@@ -77,7 +77,7 @@ func newSAMLRig(t *testing.T) *samlRig {
 	engine := r.backend(t, "engine", echo())
 	vh := tlsHost("hub")
 	vh.Authentication = []Solution{{Session: &session.Config{}}, {SAML: &samlauth.Config{
-		BaseURL: samlNode, IDPMetadataURL: idp + "/metadata",
+		BaseURL: samlNode, IDPMetadataURL: idp + "/metadata", AllowIDPInitiated: allowIDPInitiated,
 		Attributes: samlauth.Attributes{UserID: "uid", Directory: "dir", Groups: "groups"},
 	}}}
 	vh.Routes = []Route{{Name: "app", Match: "/app/", Target: "engine", Action: "read", Resource: Resource{Type: "app", ID: "x"}}}
@@ -231,7 +231,7 @@ func (s *samlRig) refused(t *testing.T, resp *http.Response, body, reason string
 // Alice logs in through samlify with the response over HTTP-POST and
 // over HTTP-Redirect, and the proxied backend sees her.
 func TestSAMLLogin(t *testing.T) {
-	s := newSAMLRig(t)
+	s := newSAMLRig(t, false)
 	t.Run("post", func(t *testing.T) {
 		resp, body := s.toIdP(t, "post", "ok")
 		action, xml, relay := postForm(t, body)
@@ -261,7 +261,7 @@ var (
 
 // Every bad response is refused, and none opens a session.
 func TestSAMLRefused(t *testing.T) {
-	s := newSAMLRig(t)
+	s := newSAMLRig(t, false)
 	tamper := func(f func(string) string) func(*testing.T, []byte) []byte {
 		return func(t *testing.T, xml []byte) []byte {
 			out := f(string(xml))
@@ -341,4 +341,45 @@ func wrapSignature(x string) string {
 	forged = assertionID.ReplaceAllString(forged, "${1}_forged")
 	forged = strings.Replace(forged, aliceUIDAttr, strings.Replace(aliceUIDAttr, "alice", "mallory", 1), 1)
 	return strings.Replace(x, genuine, forged+genuine, 1)
+}
+
+// IdP-initiated logins (no AuthnRequest) are refused unless enabled;
+// enabled, they land on the RelayState page only when it is a path of the
+// virtual host, and a replayed response is refused by the assertion ids
+// kept until they expire.
+func TestSAMLIdPInitiated(t *testing.T) {
+	initiate := func(t *testing.T, s *samlRig, relay string) (action string, xml []byte, gotRelay string) {
+		t.Helper()
+		resp, body := samlDo(t, s.hc, "GET", s.idp+"/initiate?relay="+url.QueryEscape(relay), nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("IdP /initiate: %d %s", resp.StatusCode, body)
+		}
+		return postForm(t, body)
+	}
+	t.Run("disabled", func(t *testing.T) {
+		s := newSAMLRig(t, false)
+		action, xml, relay := initiate(t, s, "/app/x")
+		resp, body := s.submit(t, action, xml, relay)
+		s.refused(t, resp, body, samlauth.ReasonUnsolicited)
+	})
+	t.Run("enabled", func(t *testing.T) {
+		s := newSAMLRig(t, true)
+		action, xml, relay := initiate(t, s, "/app/x")
+		resp, body := s.submit(t, action, xml, relay)
+		s.loggedIn(t, resp, body)
+		for _, info := range s.srv.Sessions().List() {
+			_, err := s.srv.Sessions().Revoke(info.ID)
+			must(t, err)
+		}
+		resp, body = s.submit(t, action, xml, relay)
+		s.refused(t, resp, body, samlauth.ReasonReplayed)
+
+		for _, relay := range []string{"https://evil.example/app/x", "//evil.example/app/x", "/\\evil.example/"} {
+			action, xml, relay := initiate(t, s, relay)
+			resp, body = s.submit(t, action, xml, relay)
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/" {
+				t.Errorf("RelayState %q: %d Location %q %s, want 303 to /", relay, resp.StatusCode, loc, body)
+			}
+		}
+	})
 }

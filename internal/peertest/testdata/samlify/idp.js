@@ -9,6 +9,8 @@
 //                      variant says: ok, wrongkey (signed with
 //                      other-key.pem), expired, audience (another SP),
 //                      inresponseto (an id the SP never sent).
+//   GET  /initiate     an IdP-initiated login (no AuthnRequest, no
+//                      InResponseTo) over HTTP-POST, with RelayState relay.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -30,6 +32,7 @@ function makeIdP(base, key, cert) {
     privateKey: fs.readFileSync(key),
     signingCert: fs.readFileSync(cert),
     singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: base + '/sso' }],
+    singleLogoutService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: base + '/slo' }],
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified'],
   });
 }
@@ -65,7 +68,7 @@ function replacement(requestID, acs, spEntityID, issuer, variant) {
       SubjectConfirmationDataNotOnOrAfter: later.toISOString(),
       NameIDFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
       NameID: 'alice@corp.example',
-      InResponseTo: variant === 'inresponseto' ? '_' + crypto.randomUUID() : requestID,
+      InResponseTo: variant === 'inresponseto' ? '_' + crypto.randomUUID() : requestID || null,
       AuthnStatement: '',
       AttributeStatement: '',
     };
@@ -79,14 +82,17 @@ function replacement(requestID, acs, spEntityID, issuer, variant) {
 }
 
 async function sso(req, res, url) {
-  const binding = url.searchParams.get('binding') || 'post';
+  const initiated = url.pathname === '/initiate';
+  const binding = initiated ? 'post' : url.searchParams.get('binding') || 'post';
   const variant = url.searchParams.get('variant') || 'ok';
   const query = Object.fromEntries(url.searchParams);
-  const info = await idp.parseLoginRequest(sp, 'redirect', { query, octetString: '' });
+  const info = initiated ? { extract: { request: { id: '' } } } :
+    await idp.parseLoginRequest(sp, 'redirect', { query, octetString: '' });
+  const relayState = initiated ? query.relay : query.RelayState;
   const signer = variant === 'wrongkey' ? otherIdp : idp;
   const acs = sp.entityMeta.getAssertionConsumerService(binding);
   const rep = replacement(info.extract.request.id, acs, sp.entityMeta.getEntityID(), idp.entityMeta.getEntityID(), variant);
-  const out = await signer.createLoginResponse(sp, info, binding, {}, { customTagReplacement: rep, relayState: query.RelayState });
+  const out = await signer.createLoginResponse(sp, info, binding, {}, { customTagReplacement: rep, relayState });
   if (binding === 'redirect') {
     res.writeHead(302, { Location: out.context });
     res.end();
@@ -113,7 +119,7 @@ server.on('request', (req, res) => {
         sp = samlify.ServiceProvider({ metadata: Buffer.concat(chunks).toString() });
         res.writeHead(204);
         res.end();
-      } else if (req.method === 'GET' && url.pathname === '/sso' && sp) {
+      } else if (req.method === 'GET' && (url.pathname === '/sso' || url.pathname === '/initiate') && sp) {
         await sso(req, res, url);
       } else {
         res.writeHead(404);
