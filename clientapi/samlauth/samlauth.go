@@ -29,6 +29,7 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/store"
 )
 
 // Limits on what the ACS reads from a browser.
@@ -61,6 +62,9 @@ type Deps struct {
 	// HTTPClient fetches idp_metadata_url; nil means a client with a 30s
 	// timeout.
 	HTTPClient *http.Client
+	// Store keeps the accepted assertion ids (bucket ReplayBucket) across
+	// restarts and reloads; nil keeps them in memory.
+	Store *store.DB
 }
 
 // Solution is the SAML service provider of one virtual host.
@@ -104,7 +108,10 @@ func New(cfg Config, deps Deps) (*Solution, error) {
 		}
 	}
 	s.pending = &pendingLogins{max: cfg.MaxPending, ttl: cfg.RequestTTL, now: s.now, m: map[string]pendingLogin{}}
-	s.replay = &replayCache{max: cfg.MaxReplayIDs, now: s.now, m: map[string]time.Time{}}
+	var err error
+	if s.replay, err = newReplayCache(deps.Store, cfg.EntityID, cfg.MaxReplayIDs, s.now); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -23,6 +23,8 @@ import (
 	"github.com/crewjam/saml"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/store"
+	"github.com/edgefort/edgefort/internal/testkit"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -75,10 +77,51 @@ func TestIsLocalPath(t *testing.T) {
 }
 
 // The replay cache refuses an id until it expires, and refuses new ids
-// when it is full of live ones.
+// when it is full of live ones; in the state store, a new cache over the
+// same store (a restart, a reload) still refuses a used id, and another
+// SP's cache does not.
 func TestReplayCache(t *testing.T) {
+	db := testkit.OpenStore(t, "")
+	for _, stored := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stored=%v", stored), func(t *testing.T) {
+			var sdb *store.DB
+			if stored {
+				sdb = db
+			}
+			testReplayCache(t, sdb)
+		})
+	}
 	now := time.Now()
-	c := &replayCache{max: 2, now: func() time.Time { return now }, m: map[string]time.Time{}}
+	clock := func() time.Time { return now }
+	a, err := newReplayCache(db, "sp-a", 10, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Consume("x", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := newReplayCache(db, "sp-a", 10, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Consume("x", now.Add(time.Minute)); !errors.Is(err, saml.ErrAssertionReplayed) {
+		t.Fatalf("after a restart: %v, want ErrAssertionReplayed", err)
+	}
+	other, err := newReplayCache(db, "sp-b", 10, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Consume("x", now.Add(time.Minute)); err != nil {
+		t.Fatalf("another SP's id: %v", err)
+	}
+}
+
+func testReplayCache(t *testing.T, db *store.DB) {
+	now := time.Now()
+	c, err := newReplayCache(db, t.Name(), 2, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.Consume("a", now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
