@@ -282,6 +282,7 @@ func TestSAMLRefused(t *testing.T) {
 			return strings.Replace(x, aliceUIDAttr, strings.Replace(aliceUIDAttr, "alice", "mallory", 1), 1)
 		}), reason: samlauth.ReasonBadSignature},
 		{name: "signature wrapping", variant: "ok", change: tamper(wrapSignature), reason: samlauth.ReasonMalformed},
+		{name: "signature wrapping in Advice", variant: "ok", change: tamper(wrapInAdvice), reason: samlauth.ReasonUnsigned},
 		{name: "expired", variant: "expired", reason: samlauth.ReasonExpired},
 		{name: "wrong audience", variant: "audience", reason: samlauth.ReasonAudience},
 		{name: "wrong InResponseTo", variant: "inresponseto", reason: samlauth.ReasonInResponseTo},
@@ -382,4 +383,17 @@ func TestSAMLIdPInitiated(t *testing.T) {
 			}
 		}
 	})
+}
+
+// wrapInAdvice is signature wrapping the other way round: the forged
+// assertion for mallory takes the genuine one's place and carries the
+// genuine signed assertion inside its Advice, where a verifier that
+// looks the signed element up by its ID would find it.
+func wrapInAdvice(x string) string {
+	genuine := samlAssertn.FindString(x)
+	forged := dsSignature.ReplaceAllString(genuine, "")
+	forged = assertionID.ReplaceAllString(forged, "${1}_forged")
+	forged = strings.Replace(forged, aliceUIDAttr, strings.Replace(aliceUIDAttr, "alice", "mallory", 1), 1)
+	forged = strings.Replace(forged, "</saml:Conditions>", "</saml:Conditions><saml:Advice>"+genuine+"</saml:Advice>", 1)
+	return strings.Replace(x, genuine, forged, 1)
 }
