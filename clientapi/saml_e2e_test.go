@@ -30,6 +30,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/internal/peertest"
 	"github.com/edgefort/edgefort/internal/testkit"
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // samlNode is the name and port browsers reach the node's virtual host
@@ -48,16 +49,26 @@ type samlRig struct {
 	hc  *http.Client
 }
 
-func newSAMLRig(t *testing.T, allowIDPInitiated bool) *samlRig {
+// samlOptions vary the rig.
+type samlOptions struct {
+	allowIDPInitiated bool
+	// strict: the node signs its AuthnRequests and decrypts assertions
+	// with an RSA key of keystore "saml", and the IdP requires the one and
+	// does the other.
+	strict bool
+}
+
+func newSAMLRig(t *testing.T, o samlOptions) *samlRig {
 	t.Helper()
 	node, dir := peertest.Samlify(t)
 	tmp := t.TempDir()
 	writeRSAPair(t, filepath.Join(tmp, "idp"))
 	writeRSAPair(t, filepath.Join(tmp, "other"))
+	writeRSAPair(t, filepath.Join(tmp, "sp"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "idp.js"),
 		filepath.Join(tmp, "idp-key.pem"), filepath.Join(tmp, "idp-cert.pem"),
-		filepath.Join(tmp, "other-key.pem"), filepath.Join(tmp, "other-cert.pem"))
+		filepath.Join(tmp, "other-key.pem"), filepath.Join(tmp, "other-cert.pem"), map[bool]string{true: "strict"}[o.strict])
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -76,10 +87,17 @@ func newSAMLRig(t *testing.T, allowIDPInitiated bool) *samlRig {
 	r := newRig(t)
 	engine := r.backend(t, "engine", echo())
 	vh := tlsHost("hub")
-	vh.Authentication = []Solution{{Session: &session.Config{}}, {SAML: &samlauth.Config{
-		BaseURL: samlNode, IDPMetadataURL: idp + "/metadata", AllowIDPInitiated: allowIDPInitiated,
+	sc := &samlauth.Config{
+		BaseURL: samlNode, IDPMetadataURL: idp + "/metadata", AllowIDPInitiated: o.allowIDPInitiated,
 		Attributes: samlauth.Attributes{UserID: "uid", Directory: "dir", Groups: "groups"},
-	}}}
+	}
+	if o.strict {
+		key, cert := readRSAPair(t, filepath.Join(tmp, "sp"))
+		must(t, r.stores.CreateStore("saml", keystore.KindKeystore))
+		must(t, r.stores.PutEntry("saml", "sp", key, []*x509.Certificate{cert}))
+		sc.Keystore, sc.KeyAlias, sc.SignRequests = "saml", "sp", true
+	}
+	vh.Authentication = []Solution{{Session: &session.Config{}}, {SAML: sc}}
 	vh.Routes = []Route{{Name: "app", Match: "/app/", Target: "engine", Action: "read", Resource: Resource{Type: "app", ID: "x"}}}
 	r.authz.permit("alice read app//x")
 	deps := r.deps()
@@ -126,6 +144,21 @@ func writeRSAPair(t *testing.T, prefix string) {
 	must(t, err)
 	must(t, os.WriteFile(prefix+"-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600))
 	must(t, os.WriteFile(prefix+"-cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+}
+
+func readRSAPair(t *testing.T, prefix string) (*rsa.PrivateKey, *x509.Certificate) {
+	t.Helper()
+	kb, err := os.ReadFile(prefix + "-key.pem")
+	must(t, err)
+	cb, err := os.ReadFile(prefix + "-cert.pem")
+	must(t, err)
+	kblock, _ := pem.Decode(kb)
+	cblock, _ := pem.Decode(cb)
+	key, err := x509.ParsePKCS8PrivateKey(kblock.Bytes)
+	must(t, err)
+	cert, err := x509.ParseCertificate(cblock.Bytes)
+	must(t, err)
+	return key.(*rsa.PrivateKey), cert
 }
 
 func samlDo(t *testing.T, hc *http.Client, method, u string, body io.Reader, kv ...string) (*http.Response, string) {
@@ -231,7 +264,7 @@ func (s *samlRig) refused(t *testing.T, resp *http.Response, body, reason string
 // Alice logs in through samlify with the response over HTTP-POST and
 // over HTTP-Redirect, and the proxied backend sees her.
 func TestSAMLLogin(t *testing.T) {
-	s := newSAMLRig(t, false)
+	s := newSAMLRig(t, samlOptions{})
 	t.Run("post", func(t *testing.T) {
 		resp, body := s.toIdP(t, "post", "ok")
 		action, xml, relay := postForm(t, body)
@@ -261,7 +294,7 @@ var (
 
 // Every bad response is refused, and none opens a session.
 func TestSAMLRefused(t *testing.T) {
-	s := newSAMLRig(t, false)
+	s := newSAMLRig(t, samlOptions{})
 	tamper := func(f func(string) string) func(*testing.T, []byte) []byte {
 		return func(t *testing.T, xml []byte) []byte {
 			out := f(string(xml))
@@ -358,13 +391,13 @@ func TestSAMLIdPInitiated(t *testing.T) {
 		return postForm(t, body)
 	}
 	t.Run("disabled", func(t *testing.T) {
-		s := newSAMLRig(t, false)
+		s := newSAMLRig(t, samlOptions{})
 		action, xml, relay := initiate(t, s, "/app/x")
 		resp, body := s.submit(t, action, xml, relay)
 		s.refused(t, resp, body, samlauth.ReasonUnsolicited)
 	})
 	t.Run("enabled", func(t *testing.T) {
-		s := newSAMLRig(t, true)
+		s := newSAMLRig(t, samlOptions{allowIDPInitiated: true})
 		action, xml, relay := initiate(t, s, "/app/x")
 		resp, body := s.submit(t, action, xml, relay)
 		s.loggedIn(t, resp, body)
@@ -396,4 +429,26 @@ func wrapInAdvice(x string) string {
 	forged = strings.Replace(forged, aliceUIDAttr, strings.Replace(aliceUIDAttr, "alice", "mallory", 1), 1)
 	forged = strings.Replace(forged, "</saml:Conditions>", "</saml:Conditions><saml:Advice>"+genuine+"</saml:Advice>", 1)
 	return strings.Replace(x, genuine, forged, 1)
+}
+
+// With a keystore key, the node signs its AuthnRequests (samlify, told to
+// require it, verifies them against the SP metadata's certificate) and
+// decrypts the assertion samlify encrypts to that metadata's certificate.
+func TestSAMLSignedRequestEncryptedAssertion(t *testing.T) {
+	s := newSAMLRig(t, samlOptions{strict: true})
+	resp, body := samlDo(t, s.hc, "GET", samlNode+"/app/x", nil, "Accept", "text/html")
+	loc := resp.Header.Get("Location")
+	if !strings.Contains(loc, "&SigAlg=") || !strings.Contains(loc, "&Signature=") {
+		t.Fatalf("GET /app/x: %d Location %q %s, want a signed AuthnRequest", resp.StatusCode, loc, body)
+	}
+	resp, body = samlDo(t, s.hc, "GET", loc+"&binding=post&variant=ok", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the IdP refused the signed request: %d %s", resp.StatusCode, body)
+	}
+	action, xml, relay := postForm(t, body)
+	if !strings.Contains(string(xml), "EncryptedAssertion") || samlAssertn.Match(xml) {
+		t.Fatalf("the response carries no encrypted assertion, or a plain one: %s", xml)
+	}
+	resp, body = s.submit(t, action, xml, relay)
+	s.loggedIn(t, resp, body)
 }

@@ -202,7 +202,7 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
 		case s.SAML != nil:
 			path += ".saml"
-			sol, err = samlauth.New(*s.SAML, samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store})
+			sol, err = samlauth.New(*s.SAML, samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores})
 		}
 		if err != nil {
 			errs = append(errs, fieldErr(i, path, err))

@@ -59,6 +59,16 @@ type Config struct {
 	// MaxReplayIDs bounds the assertion ids kept against replay (until
 	// each expires); when full, new logins are refused. Default 100000.
 	MaxReplayIDs int `yaml:"max_replay_ids"`
+	// Keystore names the keystore (or ref://reference) holding the SP's
+	// key and certificate: encrypted assertions are decrypted with it (an
+	// RSA key), and AuthnRequests signed with it when SignRequests is set;
+	// the SP metadata publishes the certificate. Empty: neither.
+	Keystore string `yaml:"keystore"`
+	// KeyAlias is the entry of Keystore; empty when it holds only one.
+	KeyAlias string `yaml:"key_alias"`
+	// SignRequests signs AuthnRequests (the HTTP-Redirect query signature,
+	// RSA-SHA256 or ECDSA-SHA256 by the key's type). Needs Keystore.
+	SignRequests bool `yaml:"sign_requests"`
 	// Attributes map the assertion to the user.
 	Attributes Attributes `yaml:"attributes"`
 }
@@ -134,6 +144,12 @@ func (c *Config) Validate() error {
 		if d.v < d.min {
 			return &auth.FieldError{Field: d.field, Err: fmt.Errorf("%s is below the minimum %s", d.v, d.min)}
 		}
+	}
+	if c.SignRequests && c.Keystore == "" {
+		return &auth.FieldError{Field: "sign_requests", Err: errors.New("needs keystore (the key requests are signed with)")}
+	}
+	if c.KeyAlias != "" && c.Keystore == "" {
+		return &auth.FieldError{Field: "key_alias", Err: errors.New("needs keystore")}
 	}
 	if c.MaxPending < 1 {
 		return &auth.FieldError{Field: "max_pending", Err: fmt.Errorf("%d: must be at least 1", c.MaxPending)}

@@ -14,7 +14,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -27,9 +29,11 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/internal/store"
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // Limits on what the ACS reads from a browser.
@@ -52,6 +56,7 @@ const (
 	ReasonNoUser       = "saml_no_user"
 	ReasonNoMetadata   = "saml_idp_metadata_unavailable"
 	ReasonReplayFull   = "saml_replay_cache_full"
+	ReasonNoKey        = "saml_sp_key_unavailable"
 )
 
 // Deps are what the solution needs from the client API.
@@ -62,6 +67,9 @@ type Deps struct {
 	// HTTPClient fetches idp_metadata_url; nil means a client with a 30s
 	// timeout.
 	HTTPClient *http.Client
+	// Keystores resolve Keystore; nil refuses a configuration that sets
+	// it.
+	Keystores *keystore.Manager
 	// Store keeps the accepted assertion ids (bucket ReplayBucket) across
 	// restarts and reloads; nil keeps them in memory.
 	Store *store.DB
@@ -70,6 +78,7 @@ type Deps struct {
 // Solution is the SAML service provider of one virtual host.
 type Solution struct {
 	cfg     Config
+	ks      *keystore.Manager
 	acsURL  url.URL
 	mdURL   url.URL
 	log     *slog.Logger
@@ -85,7 +94,15 @@ func New(cfg Config, deps Deps) (*Solution, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Solution{cfg: cfg, log: deps.Logger, now: deps.Now}
+	s := &Solution{cfg: cfg, log: deps.Logger, now: deps.Now, ks: deps.Keystores}
+	if cfg.Keystore != "" {
+		if s.ks == nil {
+			return nil, &auth.FieldError{Field: "keystore", Err: errors.New("no keystores in this build")}
+		}
+		if _, err := s.entry(); err != nil {
+			return nil, err
+		}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -133,8 +150,55 @@ func (s *Solution) Authenticate(*http.Request) auth.Result {
 func (s *Solution) MetadataPath() string { return s.cfg.PathPrefix + "/metadata" }
 func (s *Solution) ACSPath() string      { return s.cfg.PathPrefix + "/acs" }
 
-// serviceProvider is the library's SP for the current IdP metadata.
-func (s *Solution) serviceProvider(md *saml.EntityDescriptor) *saml.ServiceProvider {
+// entry is the SP's key and certificate as the keystore holds them now
+// (a rotated alias takes effect at the next login).
+func (s *Solution) entry() (*keystore.Entry, error) {
+	st, err := s.ks.Resolve(s.cfg.Keystore, keystore.KindKeystore)
+	if err != nil {
+		return nil, &auth.FieldError{Field: "keystore", Err: err}
+	}
+	e, err := st.Pick(s.cfg.KeyAlias)
+	if err != nil {
+		field := "keystore"
+		if s.cfg.KeyAlias != "" {
+			field = "key_alias"
+		}
+		return nil, &auth.FieldError{Field: field, Err: err}
+	}
+	if e.Key == nil || e.Leaf() == nil {
+		return nil, &auth.FieldError{Field: "key_alias", Err: fmt.Errorf("entry %q has no key and certificate", e.Alias)}
+	}
+	if _, ok := e.Key.(*rsa.PrivateKey); !ok && !s.cfg.SignRequests {
+		return nil, &auth.FieldError{Field: "key_alias", Err: fmt.Errorf("entry %q: decrypting assertions needs an RSA key", e.Alias)}
+	}
+	return e, nil
+}
+
+// serviceProvider is the library's SP for the current IdP metadata and
+// key.
+func (s *Solution) serviceProvider(md *saml.EntityDescriptor) (*saml.ServiceProvider, error) {
+	sp := s.baseProvider(md)
+	if s.cfg.Keystore == "" {
+		return sp, nil
+	}
+	e, err := s.entry()
+	if err != nil {
+		return nil, err
+	}
+	sp.Key, sp.Certificate = e.Key, e.Leaf()
+	if len(e.Chain) > 1 {
+		sp.Intermediates = e.Chain[1:]
+	}
+	if s.cfg.SignRequests {
+		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
+		if _, ok := e.Key.(*ecdsa.PrivateKey); ok {
+			sp.SignatureMethod = dsig.ECDSASHA256SignatureMethod
+		}
+	}
+	return sp, nil
+}
+
+func (s *Solution) baseProvider(md *saml.EntityDescriptor) *saml.ServiceProvider {
 	return &saml.ServiceProvider{
 		EntityID:                         s.cfg.EntityID,
 		MetadataURL:                      s.mdURL,
@@ -144,12 +208,22 @@ func (s *Solution) serviceProvider(md *saml.EntityDescriptor) *saml.ServiceProvi
 		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding, saml.HTTPRedirectBinding},
 		ReplayCache:                      s.replay,
 		MetadataValidDuration:            48 * time.Hour,
+		// Unauthenticated CBC ciphertext is what padding oracles need: an
+		// assertion encrypted with AES-CBC counts only in a signed Response
+		// (AES-GCM is not affected).
+		RequireSignedResponseForCBC: true,
 	}
 }
 
 // ServeMetadata answers the SP metadata.
 func (s *Solution) ServeMetadata(w http.ResponseWriter, r *http.Request) {
-	b, err := xml.MarshalIndent(s.serviceProvider(nil).Metadata(), "", "  ")
+	sp, err := s.serviceProvider(nil)
+	if err != nil {
+		s.log.Error("saml: SP metadata unavailable", "error", err)
+		http.Error(w, "metadata unavailable", http.StatusInternalServerError)
+		return
+	}
+	b, err := xml.MarshalIndent(sp.Metadata(), "", "  ")
 	if err != nil {
 		http.Error(w, "metadata unavailable", http.StatusInternalServerError)
 		return
@@ -170,7 +244,11 @@ func (s *Solution) Challenge(r *http.Request) (string, bool) {
 		s.log.Warn("saml login not started: no IdP metadata", "error", err)
 		return "", false
 	}
-	sp := s.serviceProvider(md)
+	sp, err := s.serviceProvider(md)
+	if err != nil {
+		s.log.Warn("saml login not started", "error", err)
+		return "", false
+	}
 	dest := sp.GetSSOBindingLocation(saml.HTTPRedirectBinding)
 	if dest == "" {
 		s.log.Warn("saml login not started: the IdP metadata has no HTTP-Redirect SingleSignOnService")
@@ -202,7 +280,10 @@ func (s *Solution) Consume(w http.ResponseWriter, r *http.Request) auth.Result {
 	if err != nil {
 		return refused(ReasonNoMetadata, err)
 	}
-	sp := s.serviceProvider(md)
+	sp, err := s.serviceProvider(md)
+	if err != nil {
+		return refused(ReasonNoKey, err)
+	}
 	var raw []byte
 	var relay string
 	switch r.Method {

@@ -48,6 +48,9 @@ func TestConfigValidate(t *testing.T) {
 		{"refresh too often", func(c *Config) { c.MetadataRefresh = time.Second }, "metadata_refresh"},
 		{"request ttl too short", func(c *Config) { c.RequestTTL = time.Second }, "request_ttl"},
 		{"negative max pending", func(c *Config) { c.MaxPending = -1 }, "max_pending"},
+		{"signed requests with a keystore", func(c *Config) { c.Keystore, c.SignRequests = "saml", true }, ""},
+		{"signed requests without a keystore", func(c *Config) { c.SignRequests = true }, "sign_requests"},
+		{"key alias without a keystore", func(c *Config) { c.KeyAlias = "sp" }, "key_alias"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := ok()

@@ -1,6 +1,9 @@
 // An independent SAML 2.0 identity provider (samlify) for the SAML
 // solution's tests, on loopback. Usage: node idp.js key.pem cert.pem
-// other-key.pem other-cert.pem; it prints "listening <base URL>" once bound.
+// other-key.pem other-cert.pem [strict]; it prints "listening <base URL>"
+// once bound. strict: AuthnRequests must be signed by the SP (its metadata's
+// signing certificate), and assertions are encrypted to the SP's
+// encryption certificate (RSA-OAEP, AES-128-GCM).
 //   GET  /metadata     the IdP's metadata (signing certificate: cert.pem)
 //   POST /sp           the SP's metadata (XML body) to answer
 //   GET  /sso          an AuthnRequest over HTTP-Redirect; answers for
@@ -20,7 +23,8 @@ const validator = require('@authenio/samlify-xmllint-wasm');
 
 samlify.setSchemaValidator(validator);
 
-const [keyFile, certFile, otherKeyFile, otherCertFile] = process.argv.slice(2);
+const [keyFile, certFile, otherKeyFile, otherCertFile, mode] = process.argv.slice(2);
+const strict = mode === 'strict';
 const server = http.createServer();
 let sp = null;
 let idp = null;
@@ -34,6 +38,9 @@ function makeIdP(base, key, cert) {
     singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: base + '/sso' }],
     singleLogoutService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: base + '/slo' }],
     nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified'],
+    wantAuthnRequestsSigned: strict,
+    isAssertionEncrypted: strict,
+    dataEncryptionAlgorithm: samlify.Constants.algorithms.encryption.data.AES_128_GCM,
   });
 }
 
@@ -81,13 +88,21 @@ function replacement(requestID, acs, spEntityID, issuer, variant) {
   };
 }
 
+// signedOctets are the HTTP-Redirect binding's signed octets, taken from
+// the raw query as sent (SAML bindings §3.4.4.1).
+function signedOctets(rawURL) {
+  const parts = (rawURL.split('?')[1] || '').split('&');
+  const pick = (name) => parts.find((p) => p.startsWith(name + '='));
+  return ['SAMLRequest', 'RelayState', 'SigAlg'].map(pick).filter(Boolean).join('&');
+}
+
 async function sso(req, res, url) {
   const initiated = url.pathname === '/initiate';
   const binding = initiated ? 'post' : url.searchParams.get('binding') || 'post';
   const variant = url.searchParams.get('variant') || 'ok';
   const query = Object.fromEntries(url.searchParams);
   const info = initiated ? { extract: { request: { id: '' } } } :
-    await idp.parseLoginRequest(sp, 'redirect', { query, octetString: '' });
+    await idp.parseLoginRequest(sp, 'redirect', { query, octetString: signedOctets(req.url) });
   const relayState = initiated ? query.relay : query.RelayState;
   const signer = variant === 'wrongkey' ? otherIdp : idp;
   const acs = sp.entityMeta.getAssertionConsumerService(binding);
