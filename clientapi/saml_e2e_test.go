@@ -274,6 +274,21 @@ func TestSAMLLogin(t *testing.T) {
 		resp, body = s.submit(t, action, xml, relay)
 		s.loggedIn(t, resp, body)
 	})
+	t.Run("login path", func(t *testing.T) {
+		resp, body := samlDo(t, s.hc, "GET", samlNode+"/.edgefort/saml/login?return_to=%2Fapp%2Fx", nil)
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, s.idp+"/sso?") {
+			t.Fatalf("login path: %d Location %q %s, want 303 to the IdP", resp.StatusCode, loc, body)
+		}
+		_, page := samlDo(t, s.hc, "GET", loc+"&binding=post&variant=ok", nil)
+		action, xml, relay := postForm(t, page)
+		resp, body = s.submit(t, action, xml, relay)
+		s.loggedIn(t, resp, body)
+		resp, body = samlDo(t, s.hc, "GET", samlNode+"/.edgefort/saml/login?return_to=%2F%2Fevil.example%2F", nil)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("login path to another host: %d %s, want 400", resp.StatusCode, body)
+		}
+	})
 	t.Run("redirect", func(t *testing.T) {
 		resp, body := s.toIdP(t, "redirect", "ok")
 		loc := resp.Header.Get("Location")
@@ -451,4 +466,41 @@ func TestSAMLSignedRequestEncryptedAssertion(t *testing.T) {
 	}
 	resp, body = s.submit(t, action, xml, relay)
 	s.loggedIn(t, resp, body)
+}
+
+// Two SAML solutions of a virtual host on the same paths are refused,
+// not a panic.
+func TestSAMLSamePathPrefix(t *testing.T) {
+	r := newRig(t)
+	md := filepath.Join(t.TempDir(), "idp.xml")
+	must(t, os.WriteFile(md, []byte(testIDPMetadata(t)), 0o600))
+	vh := tlsHost("hub")
+	sc := samlauth.Config{BaseURL: samlNode, IDPMetadataFile: md}
+	sc2 := sc
+	sc2.Name = "second"
+	vh.Authentication = []Solution{{Session: &session.Config{}}, {SAML: &sc}, {SAML: &sc2}}
+	deps := r.deps()
+	deps.Store = testkit.OpenStore(t, "")
+	_, err := New(Config{VirtualHosts: []VirtualHost{vh}}, deps)
+	if err == nil || !strings.Contains(err.Error(), "clients.virtual_hosts[0].authentication") || !strings.Contains(err.Error(), "path_prefix") {
+		t.Fatalf("New: %v, want an error naming the chain and path_prefix", err)
+	}
+	sc2.PathPrefix = "/.edgefort/saml-2"
+	if _, err := New(Config{VirtualHosts: []VirtualHost{vh}}, deps); err != nil {
+		t.Fatalf("New with distinct prefixes: %v", err)
+	}
+}
+
+// testIDPMetadata is an IdP's metadata with a fresh signing certificate.
+func testIDPMetadata(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeRSAPair(t, filepath.Join(dir, "idp"))
+	_, cert := readRSAPair(t, filepath.Join(dir, "idp"))
+	return `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.example/md">
+<IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>` +
+		base64.StdEncoding.EncodeToString(cert.Raw) + `</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example/sso"/>
+</IDPSSODescriptor></EntityDescriptor>`
 }

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
@@ -9,6 +10,10 @@ import (
 // ReasonNoResponse answers a request to an assertion consumer service
 // that carries no SAML response.
 const ReasonNoResponse = "no_saml_response"
+
+// ReasonLoginUnavailable answers a login path whose IdP cannot be asked
+// now (no metadata, too many logins in flight); the log says why.
+const ReasonLoginUnavailable = "login_unavailable"
 
 // acsSolution is a solution with endpoints of its own on the virtual
 // host (package samlauth): its metadata page, and the assertion consumer
@@ -19,25 +24,60 @@ const ReasonNoResponse = "no_saml_response"
 // redirect on success.
 type acsSolution interface {
 	auth.Solution
+	auth.Challenger
+	// LoginPath starts a login with this solution's IdP (GET
+	// ?return_to=/page), so that a virtual host with several can offer
+	// each by a link.
+	LoginPath() string
 	MetadataPath() string
 	ServeMetadata(w http.ResponseWriter, r *http.Request)
 	ACSPath() string
 	Consume(w http.ResponseWriter, r *http.Request) auth.Result
 }
 
-// registerACS serves the endpoints of the chain's acsSolutions.
-func (h *virtualHost) registerACS() {
+// registerACS serves the endpoints of the chain's acsSolutions; two
+// solutions on the same paths are a configuration error.
+func (h *virtualHost) registerACS(i int) []error {
+	var errs []error
 	for _, s := range h.chain.solutions {
 		a, ok := s.(acsSolution)
 		if !ok {
 			continue
 		}
-		h.mux.HandleFunc("GET "+a.MetadataPath(), a.ServeMetadata)
 		rt := &route{cfg: Route{Name: a.Name() + ":acs"}}
-		serve := func(w http.ResponseWriter, r *http.Request) { h.serveACS(w, r, a, rt) }
-		h.mux.HandleFunc("POST "+a.ACSPath(), serve)
-		h.mux.HandleFunc("GET "+a.ACSPath(), serve)
+		serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveACS(w, r, a, rt) })
+		login := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveLogin(w, r, a) })
+		for pattern, handler := range map[string]http.Handler{
+			"GET " + a.MetadataPath(): http.HandlerFunc(a.ServeMetadata),
+			"GET " + a.LoginPath():    login,
+			"GET " + a.ACSPath():      serve,
+			"POST " + a.ACSPath():     serve,
+		} {
+			if err := register(h.mux, pattern, handler); err != nil {
+				errs = append(errs, fieldErr(i, "authentication", fmt.Errorf("solution %s: %w (give each its own path_prefix)", a.Name(), err)))
+			}
+		}
 	}
+	return errs
+}
+
+// serveLogin sends the browser to a's IdP, to come back to return_to.
+func (h *virtualHost) serveLogin(w http.ResponseWriter, r *http.Request, a acsSolution) {
+	back, err := checkReturnTo(r.URL.Query()[signInReturnParam])
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, ReasonBadReturnTo)
+		return
+	}
+	page := r.Clone(r.Context())
+	page.URL = back
+	page.RequestURI = back.RequestURI()
+	to, ok := a.Challenge(page)
+	if !ok {
+		writeProblem(w, r, http.StatusServiceUnavailable, ReasonLoginUnavailable)
+		return
+	}
+	w.Header().Set(headerCacheControl, cacheControlNoStorage)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (h *virtualHost) serveACS(w http.ResponseWriter, r *http.Request, a acsSolution, rt *route) {

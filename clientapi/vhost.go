@@ -258,8 +258,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 		h.mux.HandleFunc("GET "+PathSession, h.serveSession)
 		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
-	h.registerACS()
-	var errs []error
+	errs := h.registerACS(i)
 	if len(h.cfg.Routes) > 0 && h.authz == nil {
 		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
 	}

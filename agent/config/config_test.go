@@ -332,6 +332,28 @@ clients:
 			},
 		},
 		{
+			name: "saml solutions",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - saml: {base_url: "https://h.example/x", idp_metadata_file: /m.xml}
+        - saml: {name: b, base_url: "https://h.example", idp_metadata_file: /m.xml, sign_requests: true}
+        - saml: {name: c, base_url: "https://h.example", idp_metadata_file: /m.xml, idp_metadata_url: "https://i.example/md", path_prefix: /c}
+`,
+			want: []string{
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].saml.base_url: "https://h.example/x" is not scheme://host[:port]`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].saml: a saml login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml.path_prefix: "/.edgefort/saml" is also authentication[0]'s: give each SAML solution its own`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml.sign_requests: needs keystore (the key requests are signed with)`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml: a saml login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2].saml.idp_metadata_file: set exactly one of idp_metadata_file and idp_metadata_url`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2].saml: a saml login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
+			},
+		},
+		{
 			name: "duplicate key",
 			yaml: "version: 1\nlog:\n  level: info\n  level: debug\n",
 			want: []string{"f.yaml:4: log.level: field set twice (first on line 3)"},

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
@@ -148,6 +149,7 @@ func (s *Solution) Authenticate(*http.Request) auth.Result {
 // Paths are the solution's endpoints: the SP metadata (a page) and the
 // ACS (a login).
 func (s *Solution) MetadataPath() string { return s.cfg.PathPrefix + "/metadata" }
+func (s *Solution) LoginPath() string    { return s.cfg.PathPrefix + "/login" }
 func (s *Solution) ACSPath() string      { return s.cfg.PathPrefix + "/acs" }
 
 // entry is the SP's key and certificate as the keystore holds them now
@@ -441,12 +443,13 @@ func inflate(b []byte) ([]byte, error) {
 // isLocalPath accepts a path on this virtual host only: no scheme, no
 // host, no //host or /\host the browser would read as another site.
 func isLocalPath(p string) bool {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n\t") {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsRune(p, '\\') ||
+		strings.ContainsFunc(p, unicode.IsControl) || strings.ContainsFunc(p, unicode.IsSpace) {
 		return false
 	}
 	u, err := url.Parse(p)
-	return err == nil && u.Scheme == "" && u.Host == ""
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil && !strings.HasPrefix(u.Path, "//") &&
+		!strings.ContainsRune(u.Path, '\\')
 }
 
 func newToken() string {
