@@ -54,7 +54,8 @@ type Config struct {
 	AllowIDPInitiated bool `yaml:"allow_idp_initiated"`
 	// RequestTTL is how long a login sent to the IdP may take. Default 10m.
 	RequestTTL time.Duration `yaml:"request_ttl"`
-	// MaxPending bounds the logins in flight. Default 10000.
+	// MaxPending bounds the logins in flight; beyond it the oldest is
+	// dropped (its user starts again). Default 10000.
 	MaxPending int `yaml:"max_pending"`
 	// MaxReplayIDs bounds the assertion ids kept against replay (until
 	// each expires); when full, new logins are refused. Default 100000.

@@ -143,18 +143,25 @@ func testReplayCache(t *testing.T, db *store.DB) {
 	}
 }
 
-// Pending logins are taken once, and not after they expire.
+// Pending logins are taken once, and not after they expire; over the
+// bound the oldest is dropped.
 func TestPendingLogins(t *testing.T) {
 	now := time.Now()
 	p := &pendingLogins{max: 1, ttl: time.Minute, now: func() time.Time { return now }, m: map[string]pendingLogin{}}
-	tok, err := p.add("id-1", "/a")
+	first, err := p.add("id-1", "/a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.add("id-2", "/b"); err == nil {
-		t.Fatal("a second login over max_pending was kept")
+	now = now.Add(time.Second)
+	// Full: the oldest login gives way to the new one.
+	tok, err := p.add("id-2", "/b")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, ok := p.take(tok); !ok || got.requestID != "id-1" || got.returnTo != "/a" {
+	if _, ok := p.take(first); ok {
+		t.Fatal("the oldest login was kept over max_pending")
+	}
+	if got, ok := p.take(tok); !ok || got.requestID != "id-2" || got.returnTo != "/b" {
 		t.Fatalf("take: %+v %v", got, ok)
 	}
 	if _, ok := p.take(tok); ok {

@@ -33,17 +33,27 @@ type pendingLogins struct {
 }
 
 func (p *pendingLogins) add(requestID, returnTo string) (string, error) {
+	if p.max < 1 {
+		return "", fmt.Errorf("max_pending is %d", p.max)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
 	if len(p.m) >= p.max {
+		// Full: drop the expired, else the oldest. Refusing instead would
+		// let anyone who sends max_pending page requests per request_ttl
+		// stop every login; this way they must outpace real logins.
+		oldest, first := "", time.Time{}
 		for k, v := range p.m {
-			if !now.Before(v.expires) {
+			switch {
+			case !now.Before(v.expires):
 				delete(p.m, k)
+			case oldest == "" || v.expires.Before(first):
+				oldest, first = k, v.expires
 			}
 		}
 		if len(p.m) >= p.max {
-			return "", fmt.Errorf("%d logins in flight, the limit (max_pending)", p.max)
+			delete(p.m, oldest)
 		}
 	}
 	token := newToken()
