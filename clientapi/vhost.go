@@ -17,6 +17,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/samlauth"
 	"github.com/edgefort/edgefort/clientapi/session"
 )
 
@@ -206,6 +207,9 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 		case s.SessionModule != nil:
 			path += ".session_module"
 			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
+		case s.SAML != nil:
+			path += ".saml"
+			sol, err = samlauth.New(*s.SAML, samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores})
 		}
 		if err != nil {
 			errs = append(errs, fieldErr(i, path, err))
@@ -261,7 +265,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 		h.mux.HandleFunc("GET "+PathSession, h.serveSession)
 		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
-	var errs []error
+	errs := h.registerACS(i)
 	if len(h.cfg.Routes) > 0 && h.authz == nil {
 		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
 	}

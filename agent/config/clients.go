@@ -101,6 +101,7 @@ func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
 
 func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solution, authAPI bool) {
 	sessions := 0
+	samlPaths := map[string]int{}
 	for j, s := range sols {
 		sp := index(path+".authentication", j)
 		if kinds := s.Kinds(); len(kinds) != 1 {
@@ -128,6 +129,12 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		case s.SessionModule != nil:
 			sub, err = ".session_module", s.SessionModule.Validate()
 			validateSSL(s.SessionModule.ValidationSSL, p, sp+sub+".validation_ssl", outbound)
+		case s.SAML != nil:
+			sub, err = ".saml", s.SAML.Validate()
+			if prev, dup := samlPaths[s.SAML.PathPrefix]; dup {
+				p.add(0, sp+sub+".path_prefix", "%q is also authentication[%d]'s: give each SAML solution its own", s.SAML.PathPrefix, prev)
+			}
+			samlPaths[s.SAML.PathPrefix] = j
 		}
 		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
 			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")
@@ -135,8 +142,8 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		for _, fe := range fieldErrors(err) {
 			p.add(0, join(sp+sub, fe.Field), "%v", fe.Err)
 		}
-		if s.Ticket != nil && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
-			p.add(0, sp+sub, "a ticket login opens one of the node's sessions: add a session solution (- session: {}) to this chain")
+		if (s.Ticket != nil || s.SAML != nil) && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
+			p.add(0, sp+sub, "a %s login opens one of the node's sessions: add a session solution (- session: {}) to this chain", s.Kinds()[0])
 		}
 	}
 }

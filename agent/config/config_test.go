@@ -266,8 +266,8 @@ clients:
 				`f.yaml:6: clients.virtual_hosts[0].trusted_proxies[1]: "nope" is not a CIDR such as 10.0.0.0/8 or an address`,
 				`f.yaml:7: clients.virtual_hosts[0].failed_auth_limit.burst: -1 is out of range (1 to 1000000)`,
 				`f.yaml:8: clients.virtual_hosts[0].timeouts.drain: 10s is not shorter than supervisor.shutdown_timeout (10s), which bounds the whole stop`,
-				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous, header, session, ticket or session_module`,
-				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous, header, session, ticket or session_module`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[0]: set exactly one solution: jwt, anonymous, header, session, ticket, session_module or saml`,
+				`f.yaml:11: clients.virtual_hosts[0].authentication[1]: set exactly one solution: jwt, anonymous, header, session, ticket, session_module or saml`,
 				`f.yaml:14: clients.virtual_hosts[0].identity.headers.user_id: "bad header" is not a valid header name`,
 				`f.yaml:15: clients.virtual_hosts[0].routes: routes are authorized by the control plane, which is off; set cloud.enabled: true`,
 				`f.yaml:17: clients.virtual_hosts[0].routes[0].match: resource uses {space}, which the pattern "GET /apps/{app}/" does not have`,
@@ -300,7 +300,7 @@ clients:
 				`f.yaml:7: clients.virtual_hosts[0].authentication[0].header.trusted_proxies[1]: "proxy.example" is not a CIDR such as 10.0.0.7/32 or an address`,
 				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.user_header: required: the header the trusted proxy names the user in, e.g. X-Remote-User`,
 				`f.yaml:8: clients.virtual_hosts[0].authentication[1].header.trusted_proxies: required: the addresses of the proxies that may send the user headers, e.g. [10.0.0.7/32]`,
-				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous, header, session, ticket or session_module`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2]: set exactly one solution: jwt, anonymous, header, session, ticket, session_module or saml`,
 				`f.yaml:11: clients.virtual_hosts[0].authentication[3].header.directory: not valid UTF-8, or has control characters`,
 				`f.yaml:13: clients.virtual_hosts[0].identity.headers.anonymous: "bad header" is not a valid header name`,
 			},
@@ -329,6 +329,28 @@ clients:
 				`f.yaml:11: clients.virtual_hosts[0].authentication[0].ticket.allowed_redirects[0]: "https://x/path" is not an origin such as https://portal.example.com`,
 				`f.yaml:11: clients.virtual_hosts[0].authentication[0].ticket: a ticket login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
 				`f.yaml:12: clients.virtual_hosts[0].authentication[1].session_module.cookie: "" is not a cookie name (letters, digits, !#$%&'*+-.^_` + "`" + `|~; at most 64)`,
+			},
+		},
+		{
+			name: "saml solutions",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - saml: {base_url: "https://h.example/x", idp_metadata_file: /m.xml}
+        - saml: {name: b, base_url: "https://h.example", idp_metadata_file: /m.xml, sign_requests: true}
+        - saml: {name: c, base_url: "https://h.example", idp_metadata_file: /m.xml, idp_metadata_url: "https://i.example/md", path_prefix: /c}
+`,
+			want: []string{
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].saml.base_url: "https://h.example/x" is not scheme://host[:port]`,
+				`f.yaml:7: clients.virtual_hosts[0].authentication[0].saml: a saml login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml.path_prefix: "/.edgefort/saml" is also authentication[0]'s: give each SAML solution its own`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml.sign_requests: needs keystore (the key requests are signed with)`,
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml: a saml login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2].saml.idp_metadata_file: set exactly one of idp_metadata_file and idp_metadata_url`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2].saml: a saml login opens one of the node's sessions: add a session solution (- session: {}) to this chain`,
 			},
 		},
 		{

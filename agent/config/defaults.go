@@ -160,6 +160,9 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 			m.SetDefaults()
 			setSSLDefaults(&m.ValidationSSL, hasScheme(m.ValidationURL, "https"))
 		}
+		if sa := s.SAML; sa != nil {
+			sa.SetDefaults()
+		}
 	}
 	hs := &vh.Identity.Headers
 	setString(&hs.UserID, clientapi.DefaultUserIDHeader)

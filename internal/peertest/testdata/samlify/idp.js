@@ -1,0 +1,156 @@
+// An independent SAML 2.0 identity provider (samlify) for the SAML
+// solution's tests, on loopback. Usage: node idp.js key.pem cert.pem
+// other-key.pem other-cert.pem [strict]; it prints "listening <base URL>"
+// once bound. strict: AuthnRequests must be signed by the SP (its metadata's
+// signing certificate), and assertions are encrypted to the SP's
+// encryption certificate (RSA-OAEP, AES-128-GCM).
+//   GET  /metadata     the IdP's metadata (signing certificate: cert.pem)
+//   POST /sp           the SP's metadata (XML body) to answer
+//   GET  /sso          an AuthnRequest over HTTP-Redirect; answers for
+//                      alice with the response over binding=post (an
+//                      auto-submitting form) or binding=redirect (302), as
+//                      variant says: ok, wrongkey (signed with
+//                      other-key.pem), expired, audience (another SP),
+//                      inresponseto (an id the SP never sent).
+//   GET  /initiate     an IdP-initiated login (no AuthnRequest, no
+//                      InResponseTo) over HTTP-POST, with RelayState relay.
+'use strict';
+const http = require('http');
+const fs = require('fs');
+const crypto = require('crypto');
+const samlify = require('samlify');
+const validator = require('@authenio/samlify-xmllint-wasm');
+
+samlify.setSchemaValidator(validator);
+
+const [keyFile, certFile, otherKeyFile, otherCertFile, mode] = process.argv.slice(2);
+const strict = mode === 'strict';
+const server = http.createServer();
+let sp = null;
+let idp = null;
+let otherIdp = null;
+
+function makeIdP(base, key, cert) {
+  return samlify.IdentityProvider({
+    entityID: base + '/metadata',
+    privateKey: fs.readFileSync(key),
+    signingCert: fs.readFileSync(cert),
+    singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: base + '/sso' }],
+    singleLogoutService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: base + '/slo' }],
+    nameIDFormat: ['urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified'],
+    wantAuthnRequestsSigned: strict,
+    isAssertionEncrypted: strict,
+    dataEncryptionAlgorithm: samlify.Constants.algorithms.encryption.data.AES_128_GCM,
+  });
+}
+
+const escapeHTML = (s) => String(s).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';');
+
+function attributes() {
+  const attr = (name, values) => '<saml:Attribute Name="' + name + '">' +
+    values.map((v) => '<saml:AttributeValue xsi:type="xs:string">' + v + '</saml:AttributeValue>').join('') +
+    '</saml:Attribute>';
+  return '<saml:AttributeStatement>' + attr('uid', ['alice']) + attr('dir', ['corp']) +
+    attr('groups', ['users', 'staff']) + '</saml:AttributeStatement>';
+}
+
+// replacement fills samlify's login response template as variant says.
+function replacement(requestID, acs, spEntityID, issuer, variant) {
+  return (template) => {
+    const shift = variant === 'expired' ? -3600 * 1000 : 0;
+    const now = new Date(Date.now() + shift);
+    const later = new Date(now.getTime() + 5 * 60 * 1000);
+    const id = '_' + crypto.randomUUID();
+    const values = {
+      ID: id,
+      AssertionID: '_' + crypto.randomUUID(),
+      Destination: acs,
+      SubjectRecipient: acs,
+      Issuer: issuer,
+      Audience: variant === 'audience' ? 'https://other-sp.example/metadata' : spEntityID,
+      IssueInstant: now.toISOString(),
+      StatusCode: samlify.Constants.StatusCode.Success,
+      ConditionsNotBefore: now.toISOString(),
+      ConditionsNotOnOrAfter: later.toISOString(),
+      SubjectConfirmationDataNotOnOrAfter: later.toISOString(),
+      NameIDFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
+      NameID: 'alice@corp.example',
+      InResponseTo: variant === 'inresponseto' ? '_' + crypto.randomUUID() : requestID || null,
+      AuthnStatement: '',
+      AttributeStatement: '',
+    };
+    // replaceTagsByValue escapes values: the statements (XML) go in after.
+    const statements = '<saml:AuthnStatement AuthnInstant="' + now.toISOString() + '" SessionIndex="' + id +
+      '"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>' +
+      attributes();
+    const context = samlify.SamlLib.replaceTagsByValue(template, values).replace('</saml:Assertion>', statements + '</saml:Assertion>');
+    return { id, context };
+  };
+}
+
+// signedOctets are the HTTP-Redirect binding's signed octets, taken from
+// the raw query as sent (SAML bindings §3.4.4.1).
+function signedOctets(rawURL) {
+  const parts = (rawURL.split('?')[1] || '').split('&');
+  const pick = (name) => parts.find((p) => p.startsWith(name + '='));
+  return ['SAMLRequest', 'RelayState', 'SigAlg'].map(pick).filter(Boolean).join('&');
+}
+
+async function sso(req, res, url) {
+  const initiated = url.pathname === '/initiate';
+  const binding = initiated ? 'post' : url.searchParams.get('binding') || 'post';
+  const variant = url.searchParams.get('variant') || 'ok';
+  const query = Object.fromEntries(url.searchParams);
+  const info = initiated ? { extract: { request: { id: '' } } } :
+    await idp.parseLoginRequest(sp, 'redirect', { query, octetString: signedOctets(req.url) });
+  const relayState = initiated ? query.relay : query.RelayState;
+  const signer = variant === 'wrongkey' ? otherIdp : idp;
+  const acs = sp.entityMeta.getAssertionConsumerService(binding);
+  const rep = replacement(info.extract.request.id, acs, sp.entityMeta.getEntityID(), idp.entityMeta.getEntityID(), variant);
+  const out = await signer.createLoginResponse(sp, info, binding, {}, { customTagReplacement: rep, relayState });
+  if (binding === 'redirect') {
+    res.writeHead(302, { Location: out.context });
+    res.end();
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+  res.end('<!doctype html><html><body onload="document.forms[0].submit()">' +
+    '<form method="post" action="' + escapeHTML(out.entityEndpoint) + '">' +
+    '<input type="hidden" name="SAMLResponse" value="' + escapeHTML(out.context) + '">' +
+    '<input type="hidden" name="RelayState" value="' + escapeHTML(out.relayState || '') + '">' +
+    '<p>Signed in as alice.</p><button type="submit">Continue</button></form></body></html>');
+}
+
+server.on('request', (req, res) => {
+  const url = new URL(req.url, 'http://' + req.headers.host);
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', async () => {
+    try {
+      if (req.method === 'GET' && url.pathname === '/metadata') {
+        res.writeHead(200, { 'Content-Type': 'application/samlmetadata+xml' });
+        res.end(idp.getMetadata());
+      } else if (req.method === 'POST' && url.pathname === '/sp') {
+        sp = samlify.ServiceProvider({ metadata: Buffer.concat(chunks).toString() });
+        res.writeHead(204);
+        res.end();
+      } else if (req.method === 'GET' && (url.pathname === '/sso' || url.pathname === '/initiate') && sp) {
+        await sso(req, res, url);
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    } catch (e) {
+      process.stderr.write('idp: ' + (e && e.stack ? e.stack : e) + '\n');
+      res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end(String(e));
+    }
+  });
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const base = 'http://127.0.0.1:' + server.address().port;
+  idp = makeIdP(base, keyFile, certFile);
+  otherIdp = makeIdP(base, otherKeyFile, otherCertFile);
+  process.stdout.write('listening ' + base + '\n');
+});
