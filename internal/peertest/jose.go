@@ -41,29 +41,29 @@ func Jose(t testing.TB) (node, dir string) {
 		t.Fatal("peertest: cannot locate the jose project")
 	}
 	dir = filepath.Join(filepath.Dir(file), "testdata", "jose")
-	joseInstall.once.Do(func() { joseInstall.err = installJose(npm, dir) })
+	joseInstall.once.Do(func() { joseInstall.err = installNPM(npm, dir, "jose") })
 	if joseInstall.err != nil {
 		t.Fatal(joseInstall.err)
 	}
 	return node, dir
 }
 
-// installJose runs npm ci in dir unless jose is installed there. go test
+// installNPM runs npm ci in dir unless pkg is installed there. go test
 // runs several packages' test binaries at once and each may need the peer,
 // so the check and the install happen under an exclusive flock on a file
 // beside the project: npm ci first deletes node_modules, which would pull
 // the library from under another binary's node.
-func installJose(npm, dir string) error {
+func installNPM(npm, dir, pkg string) error {
 	lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("peertest: jose install lock: %w", err)
+		return fmt.Errorf("peertest: %s install lock: %w", pkg, err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("peertest: jose install lock: %w", err)
+		return fmt.Errorf("peertest: %s install lock: %w", pkg, err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose", "package.json")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

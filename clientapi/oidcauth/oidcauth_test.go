@@ -1,0 +1,94 @@
+package oidcauth
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"log/slog"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefort/edgefort/keystore"
+)
+
+// otherJWK is an encryption key the node does not hold.
+func otherJWK(t *testing.T) map[string]any {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	k, err := keystore.OpenKeyPairs(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = key
+	if _, err := k.Generate(2048); err != nil {
+		t.Fatal(err)
+	}
+	return encJWK(t, k, keystore.KeyPairActive)
+}
+
+// TestLogin signs alice in through oidc-provider with ID tokens in every
+// form the provider sends: encrypted to the node's key with both
+// algorithm pairs (the login succeeds, and lands on the page it started
+// from), and the refused ones: encrypted to another key, a bad inner
+// signature, a plain signed token where encryption is required.
+func TestLogin(t *testing.T) {
+	n := newNode(t)
+	pairs := keyPairs(t)
+	active := encJWK(t, pairs, keystore.KeyPairActive)
+	clients := []map[string]any{
+		client("oaep256", n.srv.URL, active, "RSA-OAEP-256", "A256GCM"),
+		client("oaep", n.srv.URL, active, "RSA-OAEP", "A128CBC-HS256"),
+		client("otherkey", n.srv.URL, otherJWK(t), "RSA-OAEP-256", "A256GCM"),
+		client("tamper", n.srv.URL, active, "", ""),
+		client("plain", n.srv.URL, nil, "", ""),
+		client("plainok", n.srv.URL, nil, "", ""),
+	}
+	clients[1]["token_endpoint_auth_method"] = "client_secret_post"
+	p := startProvider(t, clients, []string{"tamper"})
+	deps := Deps{Keystores: p.stores(t), KeyPairs: pairs, Logger: slog.New(slog.DiscardHandler)}
+	for _, c := range clients {
+		cfg := baseConfig(p)
+		switch c["client_id"] {
+		case "oaep":
+			cfg.TokenAuth = "client_secret_post"
+		case "plainok":
+			cfg.RequireEncryption = new(bool)
+		}
+		n.add(t, c["client_id"].(string), cfg, deps)
+	}
+	tests := []struct {
+		client string
+		want   callbackAnswer
+	}{
+		{"oaep256", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
+		{"oaep", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
+		{"plainok", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
+		{"otherkey", callbackAnswer{Outcome: "refused", Reason: ReasonDecrypt}},
+		{"tamper", callbackAnswer{Outcome: "refused", Reason: "bad_signature"}},
+		{"plain", callbackAnswer{Outcome: "refused", Reason: ReasonNotEncrypted}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.client, func(t *testing.T) {
+			b := newBrowser(t, p)
+			cb := b.login(n.url(tc.client, "login?return_to=%2Fapp%2Fpage%3Fx%3D1"), "alice")
+			if diff := cmp.Diff(tc.want, b.callback(cb)); diff != "" {
+				t.Errorf("callback (-want +got):\n%s", diff)
+			}
+			// The state is single use: the same callback again (a replayed
+			// code, state and nonce) is refused.
+			if got := b.callback(cb); got.Reason != ReasonBadState {
+				t.Errorf("replayed callback: %+v, want %s", got, ReasonBadState)
+			}
+		})
+	}
+	t.Run("other browser", func(t *testing.T) {
+		cb := newBrowser(t, p).login(n.url("oaep256", "login"), "alice")
+		if got := newBrowser(t, p).callback(cb); got.Reason != ReasonBadState {
+			t.Errorf("callback in another browser: %+v, want %s", got, ReasonBadState)
+		}
+	})
+}
