@@ -27,13 +27,13 @@ import (
 
 // Refusal reasons.
 const (
-	ReasonProviderError    = "oidc_provider_error"   // the provider answered the callback with an error
-	ReasonBadState         = "oidc_bad_state"        // unknown, expired, replayed state or another browser's
-	ReasonUnavailable      = "oidc_unavailable"      // discovery, token endpoint or JWK Set failed
-	ReasonNotEncrypted     = "oidc_not_encrypted"    // a plain signed ID token where encryption is required
-	ReasonDecrypt          = "oidc_decrypt_failed"   // the ID token does not decrypt with the node's key pair
-	ReasonBadNonce         = "oidc_bad_nonce"        // nonce missing or not the login's
-	ReasonBadAZP           = "oidc_bad_azp"          // several audiences and azp is not the client id
+	ReasonProviderError    = "oidc_provider_error" // the provider answered the callback with an error
+	ReasonBadState         = "oidc_bad_state"      // unknown, expired, replayed state or another browser's
+	ReasonUnavailable      = "oidc_unavailable"    // discovery, token endpoint or JWK Set failed
+	ReasonNotEncrypted     = "oidc_not_encrypted"  // a plain signed ID token where encryption is required
+	ReasonDecrypt          = "oidc_decrypt_failed" // the ID token does not decrypt with the node's key pair
+	ReasonBadNonce         = "oidc_bad_nonce"      // nonce missing or not the login's
+	ReasonBadAZP           = "oidc_bad_azp"        // several audiences and azp is not the client id
 	ReasonVerificationFail = "oidc_verification_failed"
 )
 

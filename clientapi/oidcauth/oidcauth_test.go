@@ -1,8 +1,6 @@
 package oidcauth
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"log/slog"
 	"testing"
 
@@ -14,20 +12,7 @@ import (
 // otherJWK is an encryption key the node does not hold.
 func otherJWK(t *testing.T) map[string]any {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	k, err := keystore.OpenKeyPairs(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = key
-	if _, err := k.Generate(2048); err != nil {
-		t.Fatal(err)
-	}
-	return encJWK(t, k, keystore.KeyPairActive)
+	return encJWK(t, keyPairs(t), keystore.KeyPairActive)
 }
 
 // TestLogin signs alice in through oidc-provider with ID tokens in every
