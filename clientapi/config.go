@@ -8,6 +8,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/oidcauth"
 	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/keystore"
 )
@@ -144,11 +145,15 @@ type Solution struct {
 	// SessionModule accepts the session tokens a portal registered through
 	// clients.auth_api, from a cookie.
 	SessionModule *authapi.SessionModuleConfig `yaml:"session_module"`
+	// OIDC signs browsers in at an OpenID provider (authorization code
+	// flow with PKCE); its ID tokens are encrypted to the node's OIDC key
+	// pair (edgefort keys). It opens one of the node's sessions.
+	OIDC *oidcauth.Config `yaml:"oidc"`
 }
 
 // SolutionKindList names the kinds an authentication entry may set, for
 // the error that asks for exactly one.
-const SolutionKindList = "jwt, anonymous, header, session, ticket or session_module"
+const SolutionKindList = "jwt, anonymous, header, session, ticket, session_module or oidc"
 
 // Kinds lists the solution kinds set in s (exactly one is valid).
 func (s Solution) Kinds() []string {
@@ -159,6 +164,7 @@ func (s Solution) Kinds() []string {
 	}{
 		{s.JWT != nil, "jwt"}, {s.Anonymous != nil, "anonymous"}, {s.Header != nil, "header"},
 		{s.Session != nil, session.Kind}, {s.Ticket != nil, "ticket"}, {s.SessionModule != nil, "session_module"},
+		{s.OIDC != nil, oidcauth.Kind},
 	} {
 		if k.set {
 			out = append(out, k.kind)

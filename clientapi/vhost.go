@@ -17,6 +17,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/oidcauth"
 	"github.com/edgefort/edgefort/clientapi/session"
 )
 
@@ -199,6 +200,10 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 		case s.SessionModule != nil:
 			path += ".session_module"
 			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
+		case s.OIDC != nil:
+			path += ".oidc"
+			sol, err = oidcauth.New(*s.OIDC, oidcauth.Deps{Keystores: b.deps.Keystores, KeyPairs: b.deps.KeyPairs,
+				Logger: h.log.With("solution", oidcauth.Kind), Now: b.deps.Now})
 		}
 		if err != nil {
 			errs = append(errs, fieldErr(i, path, err))
@@ -254,7 +259,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 		h.mux.HandleFunc("GET "+PathSession, h.serveSession)
 		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
-	var errs []error
+	errs := h.registerSolutionPaths(i)
 	if len(h.cfg.Routes) > 0 && h.authz == nil {
 		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
 	}

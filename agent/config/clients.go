@@ -128,6 +128,9 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		case s.SessionModule != nil:
 			sub, err = ".session_module", s.SessionModule.Validate()
 			validateSSL(s.SessionModule.ValidationSSL, p, sp+sub+".validation_ssl", outbound)
+		case s.OIDC != nil:
+			sub, err = ".oidc", s.OIDC.Validate()
+			validateSSL(s.OIDC.SSL, p, sp+sub+".ssl", outbound)
 		}
 		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
 			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")
@@ -135,8 +138,8 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		for _, fe := range fieldErrors(err) {
 			p.add(0, join(sp+sub, fe.Field), "%v", fe.Err)
 		}
-		if s.Ticket != nil && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
-			p.add(0, sp+sub, "a ticket login opens one of the node's sessions: add a session solution (- session: {}) to this chain")
+		if (s.Ticket != nil || s.OIDC != nil) && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
+			p.add(0, sp+sub, "a %s login opens one of the node's sessions: add a session solution (- session: {}) to this chain", s.Kinds()[0])
 		}
 	}
 }

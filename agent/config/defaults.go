@@ -160,6 +160,10 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 			m.SetDefaults()
 			setSSLDefaults(&m.ValidationSSL, hasScheme(m.ValidationURL, "https"))
 		}
+		if o := s.OIDC; o != nil {
+			o.SetDefaults()
+			setSSLDefaults(&o.SSL, true)
+		}
 	}
 	hs := &vh.Identity.Headers
 	setString(&hs.UserID, clientapi.DefaultUserIDHeader)

@@ -64,7 +64,8 @@ type Config struct {
 	JWKSPath string `yaml:"jwks_path"`
 	// Scopes asked for besides openid. Default [profile, email].
 	Scopes []string `yaml:"scopes"`
-	// Claims maps ID token claims to the user (user_id default "sub").
+	// Claims maps ID token claims to the user: user_id default "sub",
+	// directory_value default the solution's name.
 	Claims jwtauth.Claims `yaml:"claims"`
 	// RequireEncryption refuses ID tokens that are not encrypted to the
 	// node's key pair (a downgrade). Default true.
@@ -100,6 +101,7 @@ func (c *Config) SetDefaults() {
 	def(&c.JWKSPath, DefaultJWKSPath)
 	def(&c.StateCookie, DefaultStateCookie)
 	def(&c.Claims.UserID, "sub")
+	def(&c.Claims.DirectoryValue, c.Name)
 	if c.Scopes == nil {
 		c.Scopes = []string{"profile", "email"}
 	}
