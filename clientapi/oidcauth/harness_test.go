@@ -167,7 +167,6 @@ func newBrowser(t *testing.T, p *testProvider) *browser {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-
 // login starts at start (a node URL) and signs in as user at the
 // provider; it returns the callback URL the provider sends the browser
 // back to, not yet requested.
@@ -200,4 +199,3 @@ func baseConfig(p *testProvider) Config {
 }
 
 func (n *node) url(id, path string) string { return fmt.Sprintf("%s/%s/%s", n.srv.URL, id, path) }
-

@@ -51,24 +51,32 @@ func oidcProviderProject(t testing.TB) (node, dir string) {
 	return node, dir
 }
 
-// OIDCProviderPeer is a running oidc-provider.
+// OIDCProviderPeer is oidc-provider's socket, bound, and once Start ran,
+// the provider serving it.
 type OIDCProviderPeer struct {
 	// Issuer is https://127.0.0.1:port.
 	Issuer string
 	// Cert is its self-signed certificate, to trust.
-	Cert *x509.Certificate
+	Cert     *x509.Certificate
+	certFile string
+	keyFile  string
+	ln       *os.File
 }
 
-// OIDCProvider runs oidc-provider on a loopback TLS socket the test binds
-// and hands over, with clients (oidc-provider client metadata, e.g.
-// id_token_encrypted_response_alg/enc and jwks). The ID tokens of the
-// clients listed in tamper get one byte of their inner signature changed
-// and are then encrypted to the client's first jwks key (RSA-OAEP-256,
-// A256GCM). Its devInteractions accept any login and password. It stops
-// with the test.
+// OIDCProvider runs oidc-provider with clients; see Start.
 func OIDCProvider(t testing.TB, clients []map[string]any, tamper []string) *OIDCProviderPeer {
 	t.Helper()
-	node, dir := oidcProviderProject(t)
+	p := NewOIDCProvider(t)
+	p.Start(t, clients, tamper)
+	return p
+}
+
+// NewOIDCProvider binds the provider's loopback socket and makes its
+// certificate, so that the issuer is known before the relying party's
+// configuration (and the relying party's address before the provider's
+// clients).
+func NewOIDCProvider(t testing.TB) *OIDCProviderPeer {
+	t.Helper()
 	cert, certFile, keyFile := loopbackCert(t, t.TempDir())
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -79,14 +87,26 @@ func OIDCProvider(t testing.TB, clients []map[string]any, tamper []string) *OIDC
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := "https://" + ln.Addr().String()
-	cfg, err := json.Marshal(map[string]any{"issuer": issuer, "cert": certFile, "key": keyFile, "clients": clients, "tamper": tamper})
+	t.Cleanup(func() { lnFile.Close() })
+	return &OIDCProviderPeer{Issuer: "https://" + ln.Addr().String(), Cert: cert, certFile: certFile, keyFile: keyFile, ln: lnFile}
+}
+
+// Start runs oidc-provider on the socket, with clients (oidc-provider
+// client metadata, e.g. id_token_encrypted_response_alg/enc and jwks). The
+// ID tokens of the clients listed in tamper get one byte of their inner
+// signature changed and are then encrypted to the client's first jwks key
+// (RSA-OAEP-256, A256GCM). Its devInteractions accept any login and
+// password. It stops with the test.
+func (p *OIDCProviderPeer) Start(t testing.TB, clients []map[string]any, tamper []string) {
+	t.Helper()
+	node, dir := oidcProviderProject(t)
+	cfg, err := json.Marshal(map[string]any{"issuer": p.Issuer, "cert": p.certFile, "key": p.keyFile, "clients": clients, "tamper": tamper})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, filepath.Join(dir, "provider.mjs"))
 	cmd.Dir = dir
-	cmd.ExtraFiles = []*os.File{lnFile}
+	cmd.ExtraFiles = []*os.File{p.ln}
 	cmd.Stdin = strings.NewReader(string(cfg))
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
@@ -97,7 +117,6 @@ func OIDCProvider(t testing.TB, clients []map[string]any, tamper []string) *OIDC
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lnFile.Close()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -110,7 +129,6 @@ func OIDCProvider(t testing.TB, clients []map[string]any, tamper []string) *OIDC
 		t.Fatalf("oidc-provider did not start (%q, %v):\n%s", line, err, stderr.String())
 	}
 	go io.Copy(io.Discard, out)
-	return &OIDCProviderPeer{Issuer: issuer, Cert: cert}
 }
 
 type lockedBuffer struct {
