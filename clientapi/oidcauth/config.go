@@ -155,7 +155,7 @@ func (c *Config) Validate() error {
 			bad("encryption_algorithms", fmt.Errorf("%q: allowed are %s", a, strings.Join(DefaultEncryptionAlgorithms, ", ")))
 		}
 	}
-	if c.LoginTimeout < 0 || c.LoginTimeout > time.Hour {
+	if c.LoginTimeout < time.Second || c.LoginTimeout > time.Hour {
 		bad("login_timeout", fmt.Errorf("%s: between 1s and 1h", c.LoginTimeout))
 	}
 	if c.MaxPendingLogins < 0 {
