@@ -131,6 +131,7 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		case s.OIDC != nil:
 			sub, err = ".oidc", s.OIDC.Validate()
 			validateSSL(s.OIDC.SSL, p, sp+sub+".ssl", outbound)
+			checkStore(p, sp+sub+".private_key_jwt.keystore", s.OIDC.PrivateKeyJWT.Keystore, "keystore", outbound)
 		}
 		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
 			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")

@@ -45,11 +45,16 @@ type Config struct {
 	SSL keystore.SSL `yaml:"ssl"`
 	// ClientID is the node's client id at the provider. Required.
 	ClientID string `yaml:"client_id"`
-	// ClientSecret authenticates the node at the token endpoint. Required.
+	// ClientSecret authenticates the node at the token endpoint with
+	// client_secret_basic or client_secret_post.
 	ClientSecret string `yaml:"client_secret"`
-	// TokenAuth is client_secret_basic or client_secret_post. Default
-	// client_secret_basic.
+	// TokenAuth is client_secret_basic, client_secret_post or
+	// private_key_jwt. Default client_secret_basic.
 	TokenAuth string `yaml:"token_auth"`
+	// PrivateKeyJWT is the keystore key that signs the client assertion
+	// (RS256 or ES256, kid its RFC 7638 thumbprint) with private_key_jwt;
+	// the provider gets its public key.
+	PrivateKeyJWT KeyRef `yaml:"private_key_jwt"`
 	// CallbackPath is the redirect URI's path on the virtual host,
 	// registered at the provider. Default /.edgefort/oidc/callback.
 	CallbackPath string `yaml:"callback_path"`
@@ -84,6 +89,14 @@ type Config struct {
 	// StateCookie binds a login to the browser that started it. Default
 	// edgefort_oidc.
 	StateCookie string `yaml:"state_cookie"`
+}
+
+// KeyRef names a private key in a keystore.
+type KeyRef struct {
+	// Keystore is a keystore name or ref://reference.
+	Keystore string `yaml:"keystore"`
+	// KeyAlias picks the entry; empty: the keystore's only one.
+	KeyAlias string `yaml:"key_alias"`
 }
 
 // SetDefaults fills the zero fields.
@@ -133,11 +146,17 @@ func (c *Config) Validate() error {
 	if c.ClientID == "" {
 		bad("client_id", errors.New("required"))
 	}
-	if c.ClientSecret == "" {
-		bad("client_secret", errors.New("required"))
-	}
-	if c.TokenAuth != "client_secret_basic" && c.TokenAuth != "client_secret_post" {
-		bad("token_auth", fmt.Errorf("%q: use client_secret_basic or client_secret_post", c.TokenAuth))
+	switch c.TokenAuth {
+	case "client_secret_basic", "client_secret_post":
+		if c.ClientSecret == "" {
+			bad("client_secret", fmt.Errorf("required with token_auth %s", c.TokenAuth))
+		}
+	case "private_key_jwt":
+		if c.PrivateKeyJWT.Keystore == "" {
+			bad("private_key_jwt.keystore", errors.New("required with token_auth private_key_jwt"))
+		}
+	default:
+		bad("token_auth", fmt.Errorf("%q: use client_secret_basic, client_secret_post or private_key_jwt", c.TokenAuth))
 	}
 	paths := map[string]string{}
 	for _, p := range []struct{ field, v string }{

@@ -1,6 +1,18 @@
 package oidcauth
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 	"log/slog"
 	"testing"
 
@@ -31,10 +43,16 @@ func TestLogin(t *testing.T) {
 		client("tamper", n.srv.URL, active, "", ""),
 		client("plain", n.srv.URL, nil, "", ""),
 		client("plainok", n.srv.URL, nil, "", ""),
+		client("pkjwt", n.srv.URL, active, "RSA-OAEP-256", "A256GCM"),
 	}
 	clients[1]["token_endpoint_auth_method"] = "client_secret_post"
+	clientKey, clientJWK := signingKey(t)
+	clients[6]["token_endpoint_auth_method"] = "private_key_jwt"
+	clients[6]["jwks"].(map[string]any)["keys"] = []any{active, clientJWK}
 	p := startProvider(t, clients, []string{"tamper"})
-	deps := Deps{Keystores: p.stores(t), KeyPairs: pairs, Logger: slog.New(slog.DiscardHandler)}
+	stores := p.stores(t)
+	putKey(t, stores, "client", clientKey)
+	deps := Deps{Keystores: stores, KeyPairs: pairs, Logger: slog.New(slog.DiscardHandler)}
 	for _, c := range clients {
 		cfg := baseConfig(p)
 		switch c["client_id"] {
@@ -42,6 +60,8 @@ func TestLogin(t *testing.T) {
 			cfg.TokenAuth = "client_secret_post"
 		case "plainok":
 			cfg.RequireEncryption = new(bool)
+		case "pkjwt":
+			cfg.TokenAuth, cfg.PrivateKeyJWT = "private_key_jwt", KeyRef{Keystore: "client"}
 		}
 		n.add(t, c["client_id"].(string), cfg, deps)
 	}
@@ -52,6 +72,7 @@ func TestLogin(t *testing.T) {
 		{"oaep256", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
 		{"oaep", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
 		{"plainok", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
+		{"pkjwt", callbackAnswer{Outcome: "authenticated", User: "alice", Redirect: "/app/page?x=1"}},
 		{"otherkey", callbackAnswer{Outcome: "refused", Reason: ReasonDecrypt}},
 		{"tamper", callbackAnswer{Outcome: "refused", Reason: "bad_signature"}},
 		{"plain", callbackAnswer{Outcome: "refused", Reason: ReasonNotEncrypted}},
@@ -76,4 +97,49 @@ func TestLogin(t *testing.T) {
 			t.Errorf("callback in another browser: %+v, want %s", got, ReasonBadState)
 		}
 	})
+}
+
+// signingKey is a P-256 key for private_key_jwt and its public JWK.
+func signingKey(t *testing.T) (*ecdsa.PrivateKey, map[string]any) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := jose.JSONWebKey{Key: key.Public(), Use: "sig", Algorithm: "ES256"}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp) // the kid the assertion names
+	b, err := json.Marshal(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwk map[string]any
+	if err := json.Unmarshal(b, &jwk); err != nil {
+		t.Fatal(err)
+	}
+	return key, jwk
+}
+
+// putKey stores key with a self-signed certificate in a new keystore.
+func putKey(t *testing.T, m *keystore.Manager, store string, key *ecdsa.PrivateKey) {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edge"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CreateStore(store, keystore.KindKeystore); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.PutEntry(store, "client", key, []*x509.Certificate{cert}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -114,9 +114,18 @@ func (s *Solution) exchange(r *http.Request, code, verifier string) (string, err
 		"redirect_uri":  {s.redirectURI(r)},
 		"code_verifier": {verifier},
 	}
-	if s.cfg.TokenAuth == "client_secret_post" {
+	switch s.cfg.TokenAuth {
+	case "client_secret_post":
 		form.Set("client_id", s.cfg.ClientID)
 		form.Set("client_secret", s.cfg.ClientSecret)
+	case "private_key_jwt":
+		assertion, err := s.clientAssertion()
+		if err != nil {
+			return "", fmt.Errorf("oidc token request: private_key_jwt: %w", err)
+		}
+		form.Set("client_id", s.cfg.ClientID)
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", assertion)
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.TokenEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {
