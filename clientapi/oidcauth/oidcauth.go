@@ -53,17 +53,22 @@ type Deps struct {
 // Solution is the OIDC relying party of one virtual host. Safe for
 // concurrent use.
 type Solution struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	now      func() time.Time
-	client   *http.Client
-	logins   *loginStore
-	encAlgs  map[string]bool
-	provider provider
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	now     func() time.Time
+	client  *http.Client
+	logins  *loginStore
+	encAlgs map[string]bool
 
-	mu       sync.Mutex
+	// dmu guards the discovery document and the ID token verifier built
+	// from it; it is held during a discovery fetch, so nothing else
+	// waits on it.
+	dmu      sync.Mutex
+	provider provider
 	verifier *jwtauth.Solution // built once discovery succeeded
+
+	mu sync.Mutex
 	// verifying is set once an admin started a verification login: the
 	// pending key pair is listed in the JWK Set from then on.
 	verifying bool

@@ -34,8 +34,8 @@ type provider struct {
 // document when it has none or it is older than discoveryLifetime (the
 // last good one is kept when a refresh fails).
 func (s *Solution) discover(r *http.Request) (provider, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
 	if !s.provider.fetched.IsZero() && s.now().Sub(s.provider.fetched) < discoveryLifetime {
 		return s.provider, nil
 	}
@@ -94,8 +94,8 @@ func (s *Solution) fetchDiscovery(ctx context.Context) (provider, error) {
 
 // tokenVerifier is the inner ID token's verifier, built by discovery.
 func (s *Solution) tokenVerifier() (*jwtauth.Solution, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
 	if s.verifier == nil {
 		return nil, errors.New("oidc: the provider was not discovered")
 	}
