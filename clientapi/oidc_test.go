@@ -24,7 +24,9 @@ import (
 // a browser would: the page sends her to the provider, whose ID token is
 // encrypted to the node's key pair (RSA-OAEP-256, A256GCM); the callback
 // opens a node session and redirects to the page, which the backend
-// serves as alice. The callback replayed is refused and opens nothing.
+// serves as alice. A verification login by the signed-in user while the
+// provider still encrypts to the active key is refused and keeps the
+// pairs. The callback replayed is refused and opens nothing.
 func TestOIDCLoginThroughTheNode(t *testing.T) {
 	r := newRig(t)
 	pairs, err := keystore.OpenKeyPairs(t.TempDir(), slog.New(slog.DiscardHandler))
@@ -103,6 +105,27 @@ func TestOIDCLoginThroughTheNode(t *testing.T) {
 		t.Fatalf("the page after the login: %s, user %q directory %q, want alice in oidc", resp.Status,
 			s.Header.Get("X-Edgefort-User"), s.Header.Get("X-Edgefort-Directory"))
 	}
+	// A signed-in admin starts a verification login of a new pending
+	// pair: the callback is the oidc solution's even with a session, and
+	// as the provider still encrypts to the active key it is refused and
+	// the pairs stay as they were; the session goes on.
+	activeID := pairs.List()[0].ID
+	_, err = pairs.Generate(2048)
+	must(t, err)
+	verify := peertest.OIDCLogin(t, browser, base+oidcauth.DefaultVerifyPath, oidcauth.DefaultCallbackPath, "alice")
+	if resp, _ := get(verify); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("verification login with the provider on the old key: %s, want 401", resp.Status)
+	}
+	if !strings.Contains(r.logs.String(), `"reason":"`+oidcauth.ReasonVerificationFail+`"`) {
+		t.Errorf("the failed verification is not audited as %s", oidcauth.ReasonVerificationFail)
+	}
+	if got := pairs.List(); len(got) != 2 || got[0].ID != activeID || got[0].State != keystore.KeyPairActive {
+		t.Errorf("after the failed verification the pairs are %+v, want %s still active and the pending kept", got, activeID)
+	}
+	if resp, s := get(base + page); resp.StatusCode != http.StatusOK || s.Header.Get("X-Edgefort-User") != "alice" {
+		t.Errorf("the page after the failed verification: %s as %q, want alice's session", resp.Status, s.Header.Get("X-Edgefort-User"))
+	}
+
 	// The same callback again (state, code and nonce replayed), from a
 	// browser without the session: refused, no session.
 	other, err := cookiejar.New(nil)
