@@ -35,6 +35,7 @@ func (a *Agent) clientComponents(cl *cloudclient.Node) ([]supervisor.Spec, error
 		Ready:          a.readyFunc("clientapi"),
 		IdentityMinter: a.identityMinter,
 		Store:          a.db, // the node's sessions
+		KeyPairs:       a.keystores.KeyPairs,
 	}
 	if cl != nil {
 		deps.Authorizer = cloudAuthorizer{cl.Authorizer()}

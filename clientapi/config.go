@@ -8,6 +8,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/oidcauth"
 	"github.com/edgefort/edgefort/clientapi/samlauth"
 	"github.com/edgefort/edgefort/clientapi/session"
 	"github.com/edgefort/edgefort/keystore"
@@ -149,11 +150,15 @@ type Solution struct {
 	// credentials are sent to the IdP, and a login opens a node session
 	// (the chain needs a session solution).
 	SAML *samlauth.Config `yaml:"saml"`
+	// OIDC signs browsers in at an OpenID provider (authorization code
+	// flow with PKCE); its ID tokens are encrypted to the node's OIDC key
+	// pair (edgefort keys). It opens one of the node's sessions.
+	OIDC *oidcauth.Config `yaml:"oidc"`
 }
 
 // SolutionKindList names the kinds an authentication entry may set, for
 // the error that asks for exactly one.
-const SolutionKindList = "jwt, anonymous, header, session, ticket, session_module or saml"
+const SolutionKindList = "jwt, anonymous, header, session, ticket, session_module, saml or oidc"
 
 // Kinds lists the solution kinds set in s (exactly one is valid).
 func (s Solution) Kinds() []string {
@@ -165,6 +170,7 @@ func (s Solution) Kinds() []string {
 		{s.JWT != nil, "jwt"}, {s.Anonymous != nil, "anonymous"}, {s.Header != nil, "header"},
 		{s.Session != nil, session.Kind}, {s.Ticket != nil, "ticket"}, {s.SessionModule != nil, "session_module"},
 		{s.SAML != nil, samlauth.Kind},
+		{s.OIDC != nil, oidcauth.Kind},
 	} {
 		if k.set {
 			out = append(out, k.kind)

@@ -41,6 +41,10 @@ type Deps struct {
 	// AuthAPI holds the tickets and session tokens the ticket and
 	// session_module solutions read. Nil: such solutions are refused.
 	AuthAPI *authapi.API
+	// KeyPairs are the node's OIDC key pairs: the oidc solution decrypts
+	// ID tokens with them. Nil: an oidc solution that requires encryption
+	// is refused.
+	KeyPairs *keystore.KeyPairs
 	// Now is the clock of the solutions and the latency histogram. Nil
 	// means time.Now.
 	Now func() time.Time

@@ -17,6 +17,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
+	"github.com/edgefort/edgefort/clientapi/oidcauth"
 	"github.com/edgefort/edgefort/clientapi/samlauth"
 	"github.com/edgefort/edgefort/clientapi/session"
 )
@@ -210,6 +211,10 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 		case s.SAML != nil:
 			path += ".saml"
 			sol, err = samlauth.New(*s.SAML, samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores})
+		case s.OIDC != nil:
+			path += ".oidc"
+			sol, err = oidcauth.New(*s.OIDC, oidcauth.Deps{Keystores: b.deps.Keystores, KeyPairs: b.deps.KeyPairs,
+				Logger: h.log.With("solution", oidcauth.Kind), Now: b.deps.Now})
 		}
 		if err != nil {
 			errs = append(errs, fieldErr(i, path, err))
@@ -266,6 +271,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
 	errs := h.registerACS(i)
+	errs = append(errs, h.registerSolutionPaths(i)...)
 	if len(h.cfg.Routes) > 0 && h.authz == nil {
 		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
 	}

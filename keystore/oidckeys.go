@@ -380,6 +380,21 @@ func (k *KeyPairs) Decrypt(token []byte) ([]byte, error) {
 	return plain, nil
 }
 
+// DecryptPending decrypts token with the pending pair only, without
+// changing any state: a verification login checks the inner token's
+// signature with the plaintext before Verify promotes the pair.
+func (k *KeyPairs) DecryptPending(token []byte) ([]byte, error) {
+	p := k.set.Load().pending
+	if p == nil {
+		return nil, fmt.Errorf("oidc keys: decrypt with the pending pair: no pending key pair: %w", ErrNotFound)
+	}
+	plain, err := decryptJWE(token, p.key)
+	if err != nil {
+		return nil, fmt.Errorf("oidc keys: decrypt with pending pair %s: %w", p.kid, err)
+	}
+	return plain, nil
+}
+
 // pick returns the active or pending pair.
 func (s *keyPairSet) pick(which string) (*keyPair, error) {
 	var p *keyPair

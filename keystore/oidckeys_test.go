@@ -513,6 +513,32 @@ func TestKeyPairsDecryptActiveOnly(t *testing.T) {
 	}
 }
 
+// TestKeyPairsDecryptPending: the verification login reads the token
+// with the pending pair before Verify, and that changes nothing.
+func TestKeyPairsDecryptPending(t *testing.T) {
+	k, active, pending := rotatingKeyPairs(t)
+	toActive := goJoseEncrypt(t, pairKey(t, k, KeyPairActive), jose.RSA_OAEP_256, jose.A128GCM, active.ID, []byte(nestedJWT))
+	toPending := goJoseEncrypt(t, pairKey(t, k, KeyPairPending), jose.RSA_OAEP_256, jose.A128GCM, pending.ID, []byte(nestedJWT))
+
+	if got, err := k.DecryptPending(toPending); err != nil || string(got) != nestedJWT {
+		t.Errorf("DecryptPending(token to pending) = %q, %v; want %q", got, err, nestedJWT)
+	}
+	if _, err := k.DecryptPending(toActive); err == nil || !strings.Contains(err.Error(), pending.ID) {
+		t.Errorf("DecryptPending(token to active) error = %v, want a refusal naming the pending pair", err)
+	}
+	states := map[string]string{}
+	for _, p := range k.List() {
+		states[p.State] = p.ID
+	}
+	if states[KeyPairActive] != active.ID || states[KeyPairPending] != pending.ID {
+		t.Errorf("after DecryptPending the pairs are %v, want them unchanged", states)
+	}
+	empty := newTestKeyPairs(t)
+	if _, err := empty.DecryptPending(toPending); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DecryptPending without pairs: error %v, want ErrNotFound", err)
+	}
+}
+
 func TestKeyPairsDelete(t *testing.T) {
 	tests := []struct {
 		name     string

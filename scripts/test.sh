@@ -28,7 +28,8 @@ command -v go >/dev/null || { echo "test.sh: Go is required (https://go.dev/dl/)
 need curl curl
 need xz xz-utils        # liblzma's own xz streams (artifact reader bounds test)
 need openssl openssl   # independent TLS peer (keystore tests, demo)
-need node nodejs       # npm "jose": independent JOSE implementation (keystore, clientapi/jwtauth tests)
+need node nodejs       # npm "jose": independent JOSE implementation (keystore, clientapi/jwtauth tests);
+                       # npm "oidc-provider": a certified OpenID provider (clientapi/oidcauth, clientapi); both npm ci by the tests
 need npm npm
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server

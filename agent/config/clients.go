@@ -135,6 +135,10 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 				p.add(0, sp+sub+".path_prefix", "%q is also authentication[%d]'s: give each SAML solution its own", s.SAML.PathPrefix, prev)
 			}
 			samlPaths[s.SAML.PathPrefix] = j
+		case s.OIDC != nil:
+			sub, err = ".oidc", s.OIDC.Validate()
+			validateSSL(s.OIDC.SSL, p, sp+sub+".ssl", outbound)
+			checkStore(p, sp+sub+".private_key_jwt.keystore", s.OIDC.PrivateKeyJWT.Keystore, "keystore", outbound)
 		}
 		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
 			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")
@@ -142,7 +146,7 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		for _, fe := range fieldErrors(err) {
 			p.add(0, join(sp+sub, fe.Field), "%v", fe.Err)
 		}
-		if (s.Ticket != nil || s.SAML != nil) && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
+		if (s.Ticket != nil || s.SAML != nil || s.OIDC != nil) && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
 			p.add(0, sp+sub, "a %s login opens one of the node's sessions: add a session solution (- session: {}) to this chain", s.Kinds()[0])
 		}
 	}

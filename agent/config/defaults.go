@@ -163,6 +163,10 @@ func setVirtualHostDefaults(vh *VirtualHost, shutdown time.Duration) {
 		if sa := s.SAML; sa != nil {
 			sa.SetDefaults()
 		}
+		if o := s.OIDC; o != nil {
+			o.SetDefaults()
+			setSSLDefaults(&o.SSL, true)
+		}
 	}
 	hs := &vh.Identity.Headers
 	setString(&hs.UserID, clientapi.DefaultUserIDHeader)

@@ -41,44 +41,57 @@ type header struct {
 // verify checks token and maps its claims. On refusal reason is set and
 // err says why, without token content beyond short claim values.
 func (s *Solution) verify(token string, now time.Time) (id auth.Identity, thumbprint, reason string, err error) {
+	id, _, thumbprint, reason, err = s.verifyClaims(token, now)
+	return id, thumbprint, reason, err
+}
+
+// Verify checks token as Authenticate does (signature, exp, nbf, iat,
+// issuer, audience, the identity claims), without the cache, and returns
+// its claims as well: the OIDC solution checks the ID token's nonce and
+// azp on top.
+func (s *Solution) Verify(token string) (id auth.Identity, claims map[string]any, reason string, err error) {
+	id, claims, _, reason, err = s.verifyClaims(token, s.now())
+	return id, claims, reason, err
+}
+
+func (s *Solution) verifyClaims(token string, now time.Time) (id auth.Identity, claims map[string]any, thumbprint, reason string, err error) {
 	if n := strings.Count(token, ".") + 1; n != 3 {
 		if n == 5 {
-			return id, "", ReasonMalformed, errors.New("5 segments: an encrypted token (JWE) is not accepted")
+			return id, nil, "", ReasonMalformed, errors.New("5 segments: an encrypted token (JWE) is not accepted")
 		}
-		return id, "", ReasonMalformed, fmt.Errorf("%d segments, want 3", n)
+		return id, nil, "", ReasonMalformed, fmt.Errorf("%d segments, want 3", n)
 	}
 	h64, rest, _ := strings.Cut(token, ".")
 	c64, sig64, _ := strings.Cut(rest, ".")
 	alg, kid, reason, err := s.checkHeader(h64)
 	if reason != "" {
-		return id, "", reason, err
+		return id, nil, "", reason, err
 	}
 	claimsJSON, err := b64.DecodeString(c64)
 	if err != nil {
-		return id, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
+		return id, nil, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
 	}
-	var claims map[string]any
 	dec := json.NewDecoder(bytes.NewReader(claimsJSON))
 	dec.UseNumber()
 	if err := dec.Decode(&claims); err != nil {
-		return id, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
+		return id, nil, "", ReasonMalformed, fmt.Errorf("claims: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return id, "", ReasonMalformed, errors.New("claims: data after the JSON object")
+		return id, nil, "", ReasonMalformed, errors.New("claims: data after the JSON object")
 	}
 	if reason, err := keysReason(checkKeys(claimsJSON)); reason != "" {
-		return id, "", reason, fmt.Errorf("claims: %w", err)
+		return id, nil, "", reason, fmt.Errorf("claims: %w", err)
 	}
 	sig, err := b64.DecodeString(sig64)
 	if err != nil {
-		return id, "", ReasonMalformed, fmt.Errorf("signature: %w", err)
+		return id, nil, "", ReasonMalformed, fmt.Errorf("signature: %w", err)
 	}
 	key, reason, err := s.selectKey(alg, kid, []byte(token[:len(h64)+1+len(c64)]), sig)
 	if reason != "" {
-		return id, "", reason, err
+		return id, nil, "", reason, err
 	}
 	id, reason, err = s.checkClaims(claims, now)
-	return id, key.thumbprint, reason, err
+	return id, claims, key.thumbprint, reason, err
 }
 
 // checkHeader decodes and checks the JOSE header; alg is one the

@@ -132,3 +132,41 @@ func TestRunRefusesUnknownStore(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q about the reference", code, errOut, want)
 	}
 }
+
+// TestKeysRotate starts a rotation offline: a pending RSA-4096 pair next
+// to the active one, what the identity provider needs (public key,
+// certificate, JWKS of the pending pair), and the verification login URL
+// of the configuration's oidc solution.
+func TestKeysRotate(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeFile(t, "edgefort.yaml", `version: 1
+state_dir: `+dir+`
+clients:
+  virtual_hosts:
+    - name: hub
+      listen: [10.0.0.5:8443]
+      host_aliases: [hub.example]
+      ssl: {enabled: true}
+      authentication:
+        - session: {}
+        - oidc: {issuer: "https://idp.example.com", client_id: edge, client_secret: s, verify_path: /verify-keys}
+`)
+	if code, _, errOut := edgefort(t, "keys", "generate", "--config", cfgPath, "--state-dir", dir); code != 0 {
+		t.Fatalf("keys generate: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := edgefort(t, "keys", "rotate", "--config", cfgPath, "--state-dir", dir)
+	if code != 0 {
+		t.Fatalf("keys rotate: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"generated RSA-4096 key pair", "pending", "BEGIN PUBLIC KEY", "BEGIN CERTIFICATE", `"use": "enc"`, "https://hub.example:8443/verify-keys"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("keys rotate printed no %q:\n%s", want, out)
+		}
+	}
+	if code, out, _ := edgefort(t, "keys", "show", "--config", cfgPath, "--state-dir", dir); code != 0 || !strings.Contains(out, "active") || !strings.Contains(out, "pending  ") {
+		t.Errorf("keys show after rotate: exit %d:\n%s", code, out)
+	}
+	if code, _, errOut := edgefort(t, "keys", "rotate", "--type", "rsa-1024", "--config", cfgPath, "--state-dir", dir); code == 0 || !strings.Contains(errOut, "rsa-1024") {
+		t.Errorf("keys rotate --type rsa-1024: exit %d, %q; want a usage error naming it", code, errOut)
+	}
+}

@@ -1,0 +1,54 @@
+// The OpenID provider of the tests: npm oidc-provider, an independent
+// certified implementation, on a listener the Go test bound and handed
+// over as file descriptor 3, served over TLS with the test's certificate.
+// Its configuration comes as JSON on stdin: {issuer, cert, key, clients,
+// tamper}. A client whose id is listed in tamper gets its ID token
+// re-encrypted after one byte of the inner signature was changed (the
+// test of a bad inner signature; encryption needs only the public key).
+// It prints "ready" once it serves.
+import https from 'node:https';
+import fs from 'node:fs';
+import Provider from 'oidc-provider';
+import * as jose from 'jose';
+
+const cfg = JSON.parse(fs.readFileSync(0, 'utf8'));
+
+const provider = new Provider(cfg.issuer, {
+  clients: cfg.clients,
+  features: {
+    encryption: { enabled: true },
+    devInteractions: { enabled: true },
+  },
+  pkce: { required: () => true },
+  claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+  async findAccount(ctx, id) {
+    return { accountId: id, async claims() { return { sub: id, name: id, email: id + '@example.test' }; } };
+  },
+  cookies: { keys: ['edgefort-test-cookie-key'] },
+  enabledJWA: {
+    idTokenEncryptionAlgValues: ['RSA-OAEP', 'RSA-OAEP-256'],
+    idTokenEncryptionEncValues: ['A128CBC-HS256', 'A256GCM'],
+  },
+});
+provider.proxy = false;
+
+const tamper = new Set(cfg.tamper || []);
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.path !== '/token' || ctx.status !== 200 || !ctx.body || !ctx.body.id_token) return;
+  const client = ctx.oidc && ctx.oidc.client;
+  if (!client || !tamper.has(client.clientId)) return;
+  const parts = ctx.body.id_token.split('.');
+  const sig = Buffer.from(parts[2], 'base64url');
+  sig[0] ^= 1;
+  parts[2] = sig.toString('base64url');
+  const jwk = cfg.clients.find((c) => c.client_id === client.clientId).jwks.keys[0];
+  const key = await jose.importJWK(jwk, 'RSA-OAEP-256');
+  ctx.body = { ...ctx.body, id_token: await new jose.CompactEncrypt(new TextEncoder().encode(parts.join('.')))
+    .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', cty: 'JWT', kid: jwk.kid })
+    .encrypt(key) };
+});
+
+const server = https.createServer({ cert: fs.readFileSync(cfg.cert), key: fs.readFileSync(cfg.key) }, provider.callback());
+server.listen({ fd: 3 }, () => { process.stdout.write('ready\n'); });
+process.stdin.on('close', () => {});
