@@ -22,7 +22,16 @@ var deniedDeps = map[string]string{
 }
 
 // allowedDeps names denied packages a later change truly needs, with why.
-var allowedDeps = map[string]string{}
+var allowedDeps = map[string]string{
+	// SAML (issue #16): github.com/crewjam/saml's root package, the SP
+	// clientapi/samlauth uses, imports html/template for its own IdP and
+	// POST-binding pages, which the node never renders. Measured: the SAML
+	// solution adds 1.0 MiB to the stripped binary (14.6 -> 15.7 MiB),
+	// templates and the methods they keep included. Dropping it needs an
+	// SP library (or our own response verification) without templates.
+	"text/template": "github.com/crewjam/saml imports html/template (SAML, #16); +1.0 MiB with the SAML solution",
+	"html/template": "github.com/crewjam/saml imports it for pages the node never serves (SAML, #16)",
+}
 
 // TestDependencyDenyList fails when the product binary links a package on
 // deniedDeps (or one below it, such as devcloud/devstack).
