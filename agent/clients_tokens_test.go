@@ -42,19 +42,10 @@ func hubKeystore(t *testing.T, stateDir string) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, cert, err := ca.Issue("hub", []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
+	if err := ca.InstallKeystore(m, "hub", "tls", []string{"127.0.0.1"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.CreateStore("hub", keystore.KindKeystore); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.PutEntry("hub", "tls", key, []*x509.Certificate{cert}); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}}}
 }
 
 // headerBackend is a plain HTTP backend that records the last request's

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgefort/edgefort/internal/atomicfile"
+	"github.com/edgefort/edgefort/keystore"
 )
 
 // CA is a development certificate authority. Its key is kept in a file so
@@ -110,6 +111,28 @@ func (ca *CA) WriteFiles(dir string) error {
 		return fmt.Errorf("dev CA: %w", err)
 	}
 	return atomicfile.Write(filepath.Join(dir, CACertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644)
+}
+
+// InstallKeystore issues a certificate for hosts and puts it with its key
+// as alias in keystore store of m, creating the store: a virtual host's
+// TLS for tests that run the agent.
+func (ca *CA) InstallKeystore(m *keystore.Manager, store, alias string, hosts []string, validity time.Duration) error {
+	key, cert, err := ca.Issue(hosts[0], hosts, validity)
+	if err != nil {
+		return err
+	}
+	if err := m.CreateStore(store, keystore.KindKeystore); err != nil {
+		return err
+	}
+	return m.PutEntry(store, alias, key, []*x509.Certificate{cert})
+}
+
+// Pool is a certificate pool holding only the CA, for clients that trust
+// what it issued and nothing else.
+func (ca *CA) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return pool
 }
 
 func serial() *big.Int {
