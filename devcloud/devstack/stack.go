@@ -30,6 +30,8 @@ type Options struct {
 	LogLevel string
 	// Logger receives the devcloud servers' logs. Nil: discard.
 	Logger *slog.Logger
+	// IdPs starts the dev identity providers and the virtual host sso.
+	IdPs IdPOptions
 }
 
 // Stack is a running dev environment, the agent aside: the caller runs
@@ -42,6 +44,7 @@ type Stack struct {
 	stateDir string
 	engine   *engine
 	module   *devcloud.AuthModule
+	idps     *idps    // nil without the dev IdPs
 	closers  []func() // undone in reverse by Close
 }
 
@@ -105,6 +108,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	params.ModuleURL = module.URL()
 	params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = s.Info.ControlPlane.DeviceID, broker.Host(), broker.Region(), engine.URL()
 	params.ControlURL = cp.URL()
+	if opts.IdPs.Enabled {
+		if s.idps, err = s.startIdPs(ctx, opts.IdPs, ca, log); err != nil {
+			return nil, err
+		}
+		params.SSOBase, params.SAMLMetadataURL = s.idps.base, s.idps.samlIdP+"/metadata"
+		params.OIDCIssuer, params.OIDCClientSecret = s.idps.issuer, s.idps.secret
+		s.Info.IdPs = s.idps.info()
+	}
 	if err := s.writeConfig(params); err != nil {
 		return nil, err
 	}
