@@ -42,6 +42,9 @@ func Install(ctx context.Context, npm, dir, pkg string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--silent", "--no-audit", "--no-fund")
 	cmd.Dir = dir
+	// No project here may fetch a browser build of its own (playwright's
+	// packages would): the browser is Debian's chromium.
+	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return errors.New("npm ci in " + dir + ": " + err.Error() + "\n" + string(out))
 	}
