@@ -328,7 +328,7 @@ func (s *Stack) startPeer(ctx context.Context, name string, cmd *exec.Cmd, log *
 		sc := bufio.NewScanner(errPipe)
 		for sc.Scan() {
 			tail.Write(append(sc.Bytes(), '\n'))
-			plog.Warn("dev IdP says", "line", sc.Text())
+			plog.Info("dev IdP says", "line", sc.Text())
 		}
 	}()
 	exited := make(chan struct{})
