@@ -116,3 +116,31 @@ func checkLogins(t *testing.T, cfg string) {
 	}
 }
 
+
+// TestDevWithoutNode: without node and npm, edgefort-dev stops at once
+// with an error that names the Debian packages and --no-idps; with
+// --no-idps it starts, and the banner and the log say that federated
+// logins are off.
+func TestDevWithoutNode(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	stateDir, err := os.MkdirTemp("", "efdev-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(stateDir) })
+	code, _, errOut := edgefortDev(t, "--state-dir", stateDir)
+	if code != 1 || !strings.Contains(errOut, "apt-get install nodejs npm") || !strings.Contains(errOut, "--no-idps") {
+		t.Errorf("without node: exit %d, stderr %q; want 1 naming the Debian packages and --no-idps", code, errOut)
+	}
+	dev := startDev(t, "--state-dir", stateDir, "--no-idps")
+	dev.waitBanner(t)
+	if out := dev.stdout.String(); !strings.Contains(out, "federated logins off (--no-idps") || strings.Contains(out, "sso host") {
+		t.Errorf("the banner with --no-idps does not say federated logins are off:\n%s", out)
+	}
+	if !strings.Contains(dev.stderr.String(), "started without the dev identity providers (--no-idps)") {
+		t.Errorf("the log does not say the dev IdPs are off:\n%s", dev.stderr.String())
+	}
+	if err := dev.stop(30 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}

@@ -131,25 +131,39 @@ type idps struct {
 	roots      *x509.CertPool // the dev CA: the sso host's certificate
 }
 
-// startIdPs installs the npm projects when needed and starts samlify and
-// oidc-provider, with the provider's client registered for the node (its
-// ID tokens encrypted to the node's active key pair). The sso host's
-// front door is bound here so that its URL is known before the node runs.
-func (s *Stack) startIdPs(ctx context.Context, opts IdPOptions, ca *devcloud.CA, log *slog.Logger) (*idps, error) {
+// idpTools are what the dev IdPs need, found before anything starts.
+type idpTools struct {
+	node, npm, dir string
+}
+
+// findIdPTools finds node, npm and the npm projects, or says what is
+// missing (ErrNoNode for node and npm).
+func findIdPTools(opts IdPOptions) (idpTools, error) {
 	node, nodeErr := exec.LookPath("node")
 	npm, npmErr := exec.LookPath("npm")
 	if nodeErr != nil || npmErr != nil {
-		return nil, ErrNoNode
+		return idpTools{}, ErrNoNode
 	}
 	dir := opts.ProjectsDir
 	if dir == "" {
 		var err error
 		if dir, err = FindProjects(); err != nil {
-			return nil, err
+			return idpTools{}, err
 		}
+	} else if !isProjects(dir) {
+		return idpTools{}, fmt.Errorf("%s has no samlify/idp.js and oidcprovider/provider.mjs (the dev IdPs' npm projects, internal/peertest/testdata of the edgefort repository)", dir)
 	}
+	return idpTools{node: node, npm: npm, dir: dir}, nil
+}
+
+// startIdPs installs the npm projects when needed and starts samlify and
+// oidc-provider, with the provider's client registered for the node (its
+// ID tokens encrypted to the node's active key pair). The sso host's
+// front door is bound here so that its URL is known before the node runs.
+func (s *Stack) startIdPs(ctx context.Context, tools idpTools, ca *devcloud.CA, log *slog.Logger) (*idps, error) {
+	node, dir := tools.node, tools.dir
 	for _, p := range []struct{ sub, pkg string }{{"samlify", "samlify"}, {"oidcprovider", "oidc-provider"}} {
-		if err := npmproject.Install(ctx, npm, filepath.Join(dir, p.sub), p.pkg); err != nil {
+		if err := npmproject.Install(ctx, tools.npm, filepath.Join(dir, p.sub), p.pkg); err != nil {
 			return nil, fmt.Errorf("install the dev IdP %s: %w", p.pkg, err)
 		}
 	}

@@ -59,6 +59,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var tools idpTools
+	if opts.IdPs.Enabled {
+		// Before anything starts: a missing node is said at once.
+		var err error
+		if tools, err = findIdPTools(opts.IdPs); err != nil {
+			return nil, err
+		}
+	}
 	dir := opts.StateDir
 	if err := PrepareState(dir); err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", dir, err)
@@ -109,7 +117,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = s.Info.ControlPlane.DeviceID, broker.Host(), broker.Region(), engine.URL()
 	params.ControlURL = cp.URL()
 	if opts.IdPs.Enabled {
-		if s.idps, err = s.startIdPs(ctx, opts.IdPs, ca, log); err != nil {
+		if s.idps, err = s.startIdPs(ctx, tools, ca, log); err != nil {
 			return nil, err
 		}
 		params.SSOBase, params.SAMLMetadataURL = s.idps.base, s.idps.samlIdP+"/metadata"
