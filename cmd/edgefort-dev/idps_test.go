@@ -116,7 +116,6 @@ func checkLogins(t *testing.T, cfg string) {
 	}
 }
 
-
 // TestDevWithoutNode: without node and npm, edgefort-dev stops at once
 // with an error that names the Debian packages and --no-idps; with
 // --no-idps it starts, and the banner and the log say that federated
