@@ -215,6 +215,8 @@ func TestDevUsage(t *testing.T) {
 		{[]string{"event", "webhook", "{"}, `edgefort-dev event: "{" is not JSON`},
 		{[]string{"job"}, "want 1 argument(s) FILE, got 0"},
 		{[]string{"ws"}, "want 1 argument(s) URL, got 0"},
+		{[]string{"login"}, "want 1 argument(s) saml|oidc, got 0"},
+		{[]string{"login", "ldap"}, `edgefort-dev login: "ldap" is not saml or oidc`},
 		{[]string{"ws", "--timeout", "soon", "wss://x/"}, "invalid value \"soon\" for flag -timeout"},
 	}
 	for _, tt := range tests {
@@ -236,7 +238,8 @@ func TestDevHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "ws ", "-state-dir"}},
+		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "login ", "ws ", "-state-dir", "-no-idps"}},
+		{[]string{"login", "--help"}, []string{"Usage: edgefort-dev login [flags] saml|oidc", "-password"}},
 		{[]string{"ws", "--help"}, []string{"Usage: edgefort-dev ws [flags] URL", "Exit status:", "-cacert", "EDGEFORT_USER_TOKEN"}},
 		{[]string{"help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]"}},
 		{[]string{"event", "-h"}, []string{"Usage: edgefort-dev event [flags] TYPE [JSON]"}},

@@ -122,13 +122,12 @@ func isProjects(dir string) bool {
 // idps are the running dev IdPs and the front door of the virtual host
 // sso.
 type idps struct {
-	front      *forwarder
-	base       string // https://localhost:PORT, the sso host as browsers reach it
-	samlIdP    string // samlify's base URL
-	issuer     string // the provider's issuer
-	secret     string // the node's client secret at the provider
-	projectDir string
-	roots      *x509.CertPool // the dev CA: the sso host's certificate
+	front   *forwarder
+	base    string         // https://localhost:PORT, the sso host as browsers reach it
+	samlIdP string         // samlify's base URL
+	issuer  string         // the provider's issuer
+	secret  string         // the node's client secret at the provider
+	roots   *x509.CertPool // the dev CA: the sso host's certificate
 }
 
 // idpTools are what the dev IdPs need, found before anything starts.
@@ -172,7 +171,7 @@ func (s *Stack) startIdPs(ctx context.Context, tools idpTools, ca *devcloud.CA, 
 		return nil, err
 	}
 	s.onClose(front.Close)
-	d := &idps{front: front, base: "https://localhost:" + strconv.Itoa(front.Port()), projectDir: dir, secret: newToken(), roots: ca.Pool()}
+	d := &idps{front: front, base: "https://localhost:" + strconv.Itoa(front.Port()), secret: newToken(), roots: ca.Pool()}
 	if d.samlIdP, err = s.startSAMLIdP(ctx, node, dir, log); err != nil {
 		return nil, fmt.Errorf("samlify IdP: %w", err)
 	}
