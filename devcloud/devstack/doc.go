@@ -5,8 +5,7 @@
 // stand-in for the local engine and, with IdPOptions, the dev identity
 // providers as child processes (npm samlify and oidc-provider: the tests'
 // peers, with login pages) behind the virtual host sso; it renders the
-// configuration the agent runs
-// against them, and describes the running stack in one typed file (Info)
+// configuration the agent runs against them, and describes the running stack in one typed file (Info)
 // that Client reads to drive it from another process: deploy a file over
 // the update channel, send a cloud event, run a job, sign a user in
 // through a dev IdP (Login).
