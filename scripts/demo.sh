@@ -9,8 +9,10 @@
 # WebSocket; a header login from the trusted proxy address and the same
 # header from another address refused; a ticket login through the dev
 # authentication module, the ticket refused the second time, sessions
-# listed and revoked, a portal session), and a clean exit on Ctrl-C (SIGINT) that removes the
-# temporary state directory.
+# listed and revoked, a portal session), federated logins (alice through
+# the dev SAML IdP and the dev OpenID provider, with a browser's steps, to
+# the engine's page; a wrong password refused), and a clean exit on Ctrl-C
+# (SIGINT) that removes the temporary state directory and stops the IdPs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,13 +44,14 @@ efdev="$work/edgefort-dev"
 "$efdev" >"$work/out" 2>"$work/err" &
 dev_pid=$!
 
-# Wait for the banner (bounded: 30 s).
-for _ in $(seq 300); do
+# Wait for the banner (bounded: 300 s; the first start runs npm ci for the
+# dev IdPs).
+for _ in $(seq 3000); do
   grep -q 'Ctrl-C stops it' "$work/out" 2>/dev/null && break
   kill -0 "$dev_pid" 2>/dev/null || { dump; echo "edgefort-dev exited before it was ready" >&2; exit 1; }
   sleep 0.1
 done
-grep -q 'Ctrl-C stops it' "$work/out" || { dump; echo "edgefort-dev did not become ready in 30 s" >&2; exit 1; }
+grep -q 'Ctrl-C stops it' "$work/out" || { dump; echo "edgefort-dev did not become ready in 300 s" >&2; exit 1; }
 
 field() { awk -v k="$1" '$1 == k { print $2 }' "$work/out"; }
 socket=$(awk '$1 == "admin" && $2 == "socket" { print $3 }' "$work/out")
@@ -319,6 +322,46 @@ check "the portal's cookie reaches the engine as alice, 200 (got $code)" \
   sh -c "test $code = 200 && grep -q '\"user\": \"alice\"' '$work/portal.json' && grep -q '\"directory\": \"dev\"' '$work/portal.json'"
 check "no ticket or session id in the agent's log" sh -c "! grep -qF -e '$ticket' -e '$ticket2' '$work/err'"
 
+# Federated logins: edgefort-dev runs npm samlify (a SAML IdP with a login
+# form) and npm oidc-provider (ID tokens encrypted to the node's key pair)
+# as its children; the virtual host sso signs browsers in through either.
+# curl shows the first steps; `edgefort-dev login` takes all of a
+# browser's (the IdP's login form, OIDC's consent page, the way back
+# through the node's ACS or callback, the engine's page).
+sso=$(awk '$1 == "sso" && $2 == "host" { print $3 }' "$work/out")
+samlidp=$(awk '$1 == "SAML" && $2 == "IdP" { print $3 }' "$work/out")
+check "banner names the sso host ($sso) and the SAML IdP ($samlidp)" \
+  sh -c "echo '$sso $samlidp' | grep -Eq '^https://localhost:[0-9]+ http://127\.0\.0\.1:[0-9]+$'"
+got=$(curl -s --cacert "$ca" -H 'Accept: text/html' -o /dev/null -w '%{http_code} %{redirect_url}' "$sso/" || true)
+check "a browser without a session is sent to the SAML IdP with an AuthnRequest (got ${got%%SAMLRequest=*}...)" \
+  sh -c "echo '$got' | grep -q '^303 $samlidp/sso?SAMLRequest='"
+curl -s -L --cacert "$ca" -H 'Accept: text/html' -c "$work/sso.jar" -b "$work/sso.jar" -o "$work/idp-form.html" "$sso/" || true
+check "which shows its login form (user name and password)" \
+  sh -c "grep -q 'name=\"username\"' '$work/idp-form.html' && grep -q 'type=\"password\"' '$work/idp-form.html'"
+for idp in saml oidc; do
+  rc=0; "$efdev" login "$idp" --user alice --password alice-dev >"$work/login-$idp" 2>&1 || rc=$?
+  cat "$work/login-$idp"
+  check "alice signs in through $idp and reaches the engine's page as herself (exit $rc)" \
+    sh -c "test $rc = 0 && grep -qx '  user: alice' '$work/login-$idp' && grep -q '^  identity token: verified' '$work/login-$idp'"
+  rc=0; "$efdev" login "$idp" --user alice --password not-her-password >"$work/login-$idp-bad" 2>&1 || rc=$?
+  check "a wrong password at the $idp IdP is refused, exit 1 (exit $rc)" \
+    sh -c "test $rc = 1 && grep -q 'refused the user name or password' '$work/login-$idp-bad'"
+done
+check "the OIDC login's user came from the ID token encrypted to the node's key pair (directory dev-oidc)" \
+  grep -qx '  directory: dev-oidc' "$work/login-oidc"
+rc=0; "$efdev" login oidc --user bob --password bob-dev >"$work/login-bob" 2>&1 || rc=$?
+check "bob signs in through oidc with his groups (analysts) (exit $rc)" \
+  sh -c "test $rc = 0 && grep -qx '  user: bob' '$work/login-bob' && grep -qx '  groups: analysts' '$work/login-bob'"
+"$ef" sessions list >"$work/sessions2" 2>&1 || true
+check "sessions list shows the sso host's SAML and OIDC sessions" \
+  sh -c "grep -Eq ' sso +corp/alice ' '$work/sessions2' && grep -Eq ' sso +dev-oidc/alice ' '$work/sessions2'"
+idp_pids=""
+for st in /proc/[0-9]*/stat; do
+  { read -r pid comm _ ppid _ <"$st"; } 2>/dev/null || continue
+  if [ "$ppid" = "$dev_pid" ] && [ "$comm" = "(node)" ]; then idp_pids="$idp_pids $pid"; fi
+done
+check "the dev IdPs are edgefort-dev's children (node pids: $idp_pids)" test "$(echo $idp_pids | wc -w)" = 2
+
 check "the agent never restarted a component" sh -c "'$ef' status --json | grep -q '\"restarts\": [1-9]' && exit 1 || exit 0"
 
 kill -INT "$dev_pid"
@@ -332,6 +375,8 @@ fi
 dev_pid=""
 check "Ctrl-C exits 0 within 15 s (got $rc)" test "$rc" = 0
 check "the temporary state directory is removed" test ! -e "$state_dir"
+left=""; for p in $idp_pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+check "the dev IdPs stopped with it (left:${left:- none})" test -z "$left"
 check "shutdown is logged" grep -q 'msg=stopped' "$work/err"
 
 [ "$failed" = 0 ] || dump

@@ -30,7 +30,8 @@ need xz xz-utils        # liblzma's own xz streams (artifact reader bounds test)
 need openssl openssl   # independent TLS peer (keystore tests, demo)
 need node nodejs       # npm "jose": independent JOSE implementation (keystore, clientapi/jwtauth tests);
                        # npm "oidc-provider": a certified OpenID provider (clientapi/oidcauth, clientapi); both npm ci by the tests
-need npm npm
+need npm npm                           # also runs the dev IdPs (npm samlify, oidc-provider) of edgefort-dev and the demo
+need chromium chromium                 # headless browser end to end (devcloud/devstack), driven by npm playwright-core
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there

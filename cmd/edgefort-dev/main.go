@@ -51,7 +51,7 @@ func (e exitError) Error() string {
 }
 
 func commands() []*command {
-	return []*command{newDeployCmd(), newEventCmd(), newJobCmd(), newWSCmd()}
+	return []*command{newDeployCmd(), newEventCmd(), newJobCmd(), newLoginCmd(), newWSCmd()}
 }
 
 // run executes the CLI and returns the exit status: 0 success, 1 failure,

@@ -67,13 +67,19 @@ func startDev(t *testing.T, args ...string) *devProc {
 // waitBanner waits until the banner is out (the agent is ready then).
 func (p *devProc) waitBanner(t *testing.T) {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	p.waitBannerWithin(t, 30*time.Second)
+}
+
+// waitBannerWithin is waitBanner with another bound (a failure bound).
+func (p *devProc) waitBannerWithin(t *testing.T, limit time.Duration) {
+	t.Helper()
+	deadline := time.After(limit)
 	for !strings.Contains(p.stdout.String(), "Ctrl-C stops it.") {
 		select {
 		case <-p.exited:
 			t.Fatalf("edgefort-dev exited before its banner: %v; stderr:\n%s", p.err, p.stderr.String())
 		case <-deadline:
-			t.Fatalf("no banner within 30 s; stderr:\n%s", p.stderr.String())
+			t.Fatalf("no banner within %s; stderr:\n%s", limit, p.stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -99,7 +105,7 @@ func (p *devProc) stop(within time.Duration) error {
 // destination cannot be made (failure, with the module's reason).
 func TestDevDeployProcess(t *testing.T) {
 	stateDir := t.TempDir()
-	dev := startDev(t, "--state-dir", stateDir)
+	dev := startDev(t, "--state-dir", stateDir, "--no-idps")
 	dev.waitBanner(t)
 	checkWalkthrough(t, dev.stdout.String())
 	cfgPath := filepath.Join(stateDir, devstack.ConfigFile)
@@ -209,6 +215,8 @@ func TestDevUsage(t *testing.T) {
 		{[]string{"event", "webhook", "{"}, `edgefort-dev event: "{" is not JSON`},
 		{[]string{"job"}, "want 1 argument(s) FILE, got 0"},
 		{[]string{"ws"}, "want 1 argument(s) URL, got 0"},
+		{[]string{"login"}, "want 1 argument(s) saml|oidc, got 0"},
+		{[]string{"login", "ldap"}, `edgefort-dev login: "ldap" is not saml or oidc`},
 		{[]string{"ws", "--timeout", "soon", "wss://x/"}, "invalid value \"soon\" for flag -timeout"},
 	}
 	for _, tt := range tests {
@@ -230,7 +238,8 @@ func TestDevHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "ws ", "-state-dir"}},
+		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "login ", "ws ", "-state-dir", "-no-idps"}},
+		{[]string{"login", "--help"}, []string{"Usage: edgefort-dev login [flags] saml|oidc", "-password"}},
 		{[]string{"ws", "--help"}, []string{"Usage: edgefort-dev ws [flags] URL", "Exit status:", "-cacert", "EDGEFORT_USER_TOKEN"}},
 		{[]string{"help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]"}},
 		{[]string{"event", "-h"}, []string{"Usage: edgefort-dev event [flags] TYPE [JSON]"}},

@@ -18,7 +18,7 @@ import (
 // WebSocket one, fail (exit 1).
 func TestDevWS(t *testing.T) {
 	stateDir := t.TempDir()
-	dev := startDev(t, "--state-dir", stateDir)
+	dev := startDev(t, "--state-dir", stateDir, "--no-idps")
 	dev.waitBanner(t)
 	m := regexp.MustCompile(`(?m)^  virtual host  hub https://(\S+) `).FindStringSubmatch(dev.stdout.String())
 	if m == nil {

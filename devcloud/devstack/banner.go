@@ -31,6 +31,9 @@ type bannerData struct {
 	PortalCookie                       string
 	CAFile, CAKey, EngineLog           string
 	DeployedDir, Components, Self, Dev string
+	IdPs                               IdPsInfo
+	NoIdPs                             bool
+	Alice, Bob                         string // their dev passwords
 }
 
 // PrintBanner prints what runs and what to try. The commands it suggests
@@ -60,5 +63,6 @@ func (s *Stack) PrintBanner(w io.Writer, a *agent.Agent) error {
 		CAFile: filepath.Join(dir, CADir, devcloud.CACertFile), CAKey: filepath.Join(dir, CADir, devcloud.CAKeyFile),
 		EngineLog: filepath.Join(dir, EngineDir, EngineLog), DeployedDir: filepath.Join(dir, DeployedDir),
 		Components: strings.Join(names, ", "), Self: self, Dev: dev, Module: module,
+		IdPs: s.Info.IdPs, NoIdPs: s.idps == nil, Alice: DevUsers[devUser].Password, Bob: DevUsers[viewerUser].Password,
 	})
 }

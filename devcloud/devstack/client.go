@@ -27,8 +27,9 @@ type Client struct {
 	Info   Info
 
 	admin  *adminclient.Client
-	tls    *http.Client // the control plane and the broker: trusts the dev CA
-	mender *http.Client // the update server: also a client certificate (it requires one)
+	roots  *x509.CertPool // the dev CA
+	tls    *http.Client   // the control plane and the broker: trusts the dev CA
+	mender *http.Client   // the update server: also a client certificate (it requires one)
 }
 
 // Open finds the running dev stack of the configuration at cfgPath.
@@ -68,6 +69,7 @@ func Open(ctx context.Context, cfgPath string) (*Client, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
+	c.roots = roots
 	c.tls = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
 	}}
@@ -187,4 +189,13 @@ func newAdminClient(socket string) *adminclient.Client {
 	c := adminclient.New(socket)
 	c.Version = agent.Version()
 	return c
+}
+
+// Login signs user in through the running stack's dev IdP idp, as Login
+// does, and returns the engine's page the login ends on.
+func (c *Client) Login(ctx context.Context, idp, user, password string) ([]byte, error) {
+	if c.Info.IdPs.SSO == "" {
+		return nil, errors.New("this dev stack runs without the dev IdPs (edgefort-dev --no-idps)")
+	}
+	return Login(ctx, c.Info.IdPs, c.roots, idp, user, password)
 }

@@ -30,6 +30,11 @@ type ConfigParams struct {
 	// node runs clients.auth_api and the hub takes tickets and portal
 	// sessions.
 	ModuleURL string
+	// SSOBase is the virtual host sso as browsers reach it; with it the
+	// node gets that host, signing in through the dev IdPs: samlify's
+	// metadata at SAMLMetadataURL, oidc-provider at OIDCIssuer (the
+	// node's client secret OIDCClientSecret).
+	SSOBase, SAMLMetadataURL, OIDCIssuer, OIDCClientSecret string
 }
 
 func quoteIf(s string) string {
@@ -64,16 +69,21 @@ func Config(p ConfigParams) ([]byte, error) {
 		"ScriptsDir": strconv.Quote(filepath.Join(p.StateDir, scriptsDir)),
 		// Empty until the enrollment: the template leaves the event link
 		// out while they are.
-		"ThingName":    quoteIf(p.ThingName),
-		"BrokerHost":   quoteIf(p.BrokerHost),
-		"BrokerRegion": quoteIf(p.BrokerRegion),
-		"EngineURL":    p.EngineURL,
-		"ControlURL":   quoteIf(p.ControlURL),
-		"ControlJWKS":  quoteIf(jwksURL(p.ControlURL)),
-		"ModuleURL":    p.ModuleURL,
-		"ModuleLogin":  quoteIf(loginURL(p.ModuleURL)),
-		"ModuleCN":     authModuleCN,
-		"PortalCookie": PortalCookie,
+		"ThingName":        quoteIf(p.ThingName),
+		"BrokerHost":       quoteIf(p.BrokerHost),
+		"BrokerRegion":     quoteIf(p.BrokerRegion),
+		"EngineURL":        p.EngineURL,
+		"ControlURL":       quoteIf(p.ControlURL),
+		"ControlJWKS":      quoteIf(jwksURL(p.ControlURL)),
+		"ModuleURL":        p.ModuleURL,
+		"ModuleLogin":      quoteIf(loginURL(p.ModuleURL)),
+		"ModuleCN":         authModuleCN,
+		"PortalCookie":     PortalCookie,
+		"SSOBase":          quoteIf(p.SSOBase),
+		"SAMLMetadataURL":  quoteIf(p.SAMLMetadataURL),
+		"OIDCIssuer":       quoteIf(p.OIDCIssuer),
+		"OIDCClientID":     oidcClientID,
+		"OIDCClientSecret": quoteIf(p.OIDCClientSecret),
 	})
 	return []byte(b.String()), err
 }

@@ -24,6 +24,28 @@ type Info struct {
 	ControlPlane ControlPlaneInfo `json:"control_plane"`
 	Broker       BrokerInfo       `json:"broker"`
 	AuthModule   AuthModuleInfo   `json:"auth_module"`
+	// IdPs is empty when the stack runs without the dev IdPs (--no-idps).
+	IdPs IdPsInfo `json:"idps,omitzero"`
+}
+
+// IdPsInfo reaches the dev identity providers and the virtual host sso
+// that signs browsers in through them.
+type IdPsInfo struct {
+	// SSO is the virtual host sso as browsers reach it,
+	// https://localhost:PORT (its certificate from the dev CA): a page
+	// there without a session goes to the SAML IdP's login form.
+	SSO string `json:"sso"`
+	// SAMLLogin and OIDCLogin start a login at either IdP and come back
+	// to the engine's page (SSO + /).
+	SAMLLogin string `json:"saml_login"`
+	OIDCLogin string `json:"oidc_login"`
+	// SAMLIdP is samlify's base URL (http, loopback): its metadata at
+	// /metadata, its login form at /sso.
+	SAMLIdP string `json:"saml_idp"`
+	// OIDCIssuer is oidc-provider's issuer (https, a dev-CA certificate).
+	OIDCIssuer string `json:"oidc_issuer"`
+	// Users are the users both IdPs sign in, with their passwords.
+	Users map[string]DevUser `json:"users"`
 }
 
 // AuthModuleInfo reaches the dev authentication module and portal:

@@ -48,6 +48,13 @@ func (s *Stack) RunAgent(ctx context.Context, log *slog.Logger, level *slog.Leve
 	if st := a.Status(); st.AuthAPI != "" && s.module != nil {
 		s.module.SetNode(st.AuthAPI, slices.Collect(maps.Values(st.VirtualHosts)))
 	}
+	// And the sso host's front door its target, and the SAML IdP the
+	// node's SP metadata, before anyone is shown the login URLs.
+	if s.idps != nil {
+		if err := s.idps.connect(ctx, a.Status().VirtualHosts[SSOHost]); err != nil {
+			log.Error("the dev IdPs cannot sign users in", "error", err)
+		}
+	}
 	onReady(a)
 	return <-done
 }

@@ -30,6 +30,8 @@ type Options struct {
 	LogLevel string
 	// Logger receives the devcloud servers' logs. Nil: discard.
 	Logger *slog.Logger
+	// IdPs starts the dev identity providers and the virtual host sso.
+	IdPs IdPOptions
 }
 
 // Stack is a running dev environment, the agent aside: the caller runs
@@ -42,6 +44,7 @@ type Stack struct {
 	stateDir string
 	engine   *engine
 	module   *devcloud.AuthModule
+	idps     *idps    // nil without the dev IdPs
 	closers  []func() // undone in reverse by Close
 }
 
@@ -55,6 +58,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	var tools idpTools
+	if opts.IdPs.Enabled {
+		// Before anything starts: a missing node is said at once.
+		var err error
+		if tools, err = findIdPTools(opts.IdPs); err != nil {
+			return nil, err
+		}
 	}
 	dir := opts.StateDir
 	if err := PrepareState(dir); err != nil {
@@ -105,6 +116,14 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	params.ModuleURL = module.URL()
 	params.ThingName, params.BrokerHost, params.BrokerRegion, params.EngineURL = s.Info.ControlPlane.DeviceID, broker.Host(), broker.Region(), engine.URL()
 	params.ControlURL = cp.URL()
+	if opts.IdPs.Enabled {
+		if s.idps, err = s.startIdPs(ctx, tools, ca, log); err != nil {
+			return nil, err
+		}
+		params.SSOBase, params.SAMLMetadataURL = s.idps.base, s.idps.samlIdP+"/metadata"
+		params.OIDCIssuer, params.OIDCClientSecret = s.idps.issuer, s.idps.secret
+		s.Info.IdPs = s.idps.info()
+	}
 	if err := s.writeConfig(params); err != nil {
 		return nil, err
 	}

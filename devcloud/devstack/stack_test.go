@@ -36,6 +36,12 @@ type devStack struct {
 // agent on it until the test ends.
 func startStack(t *testing.T) *devStack {
 	t.Helper()
+	return startStackWith(t, IdPOptions{})
+}
+
+// startStackWith is startStack with the dev IdPs as idps says.
+func startStackWith(t *testing.T, idps IdPOptions) *devStack {
+	t.Helper()
 	// The admin socket lives in the state directory: keep its path short.
 	dir, err := os.MkdirTemp("", "efdev-")
 	if err != nil {
@@ -47,7 +53,7 @@ func startStack(t *testing.T) *devStack {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := Start(ctx, Options{StateDir: dir, LogLevel: "warn", Logger: log})
+	s, err := Start(ctx, Options{StateDir: dir, LogLevel: "warn", Logger: log, IdPs: idps})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -96,6 +96,9 @@ func PrepareState(dir string) error {
 	if err := prepareAuthModule(dir, ca); err != nil {
 		return err
 	}
+	if err := prepareKeyPair(svc.KeyPairs); err != nil {
+		return err
+	}
 	return prepareModules(dir)
 }
 
@@ -185,6 +188,24 @@ func prepareEntry(ks *keystore.Manager, ca *devcloud.CA, store, alias, cn string
 	}
 	return ks.PutEntry(store, alias, key, []*x509.Certificate{leaf})
 }
+
+// prepareKeyPair makes the node's OIDC key pair (edgefort keys) unless it
+// has an active one: the dev OpenID provider encrypts ID tokens to it.
+func prepareKeyPair(pairs *keystore.KeyPairs) error {
+	for _, p := range pairs.List() {
+		if p.State == keystore.KeyPairActive {
+			return nil
+		}
+	}
+	if _, err := pairs.Generate(keyPairBits); err != nil {
+		return fmt.Errorf("the node's key pair: %w", err)
+	}
+	return nil
+}
+
+// keyPairBits is the size of the dev node's key pair: 2048, quick to
+// make at every new state directory (edgefort keys rotate makes 4096).
+const keyPairBits = 2048
 
 // prepareModules writes dev's single-file update module into the state
 // directory when the stock one is not installed.

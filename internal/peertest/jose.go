@@ -7,16 +7,16 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgefort/edgefort/internal/npmproject"
 )
 
 // The jose peer: the npm package jose, an independent JOSE implementation,
@@ -48,30 +48,11 @@ func Jose(t testing.TB) (node, dir string) {
 	return node, dir
 }
 
-// installNPM runs npm ci in dir unless pkg is installed there. go test
-// runs several packages' test binaries at once and each may need the peer,
-// so the check and the install happen under an exclusive flock on a file
-// beside the project: npm ci first deletes node_modules, which would pull
-// the library from under another binary's node.
+// installNPM runs npm ci in dir unless pkg is installed there (see
+// npmproject.Install, which the dev environment shares).
 func installNPM(npm, dir, pkg string) error {
-	lock, err := os.OpenFile(filepath.Join(dir, ".install.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("peertest: %s install lock: %w", pkg, err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("peertest: %s install lock: %w", pkg, err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--silent", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return errors.New("npm ci in " + dir + ": " + err.Error() + "\n" + string(out))
+	if err := npmproject.Install(context.Background(), npm, dir, pkg); err != nil {
+		return fmt.Errorf("peertest: %w", err)
 	}
 	return nil
 }

@@ -6,12 +6,17 @@
 // re-encrypted after one byte of the inner signature was changed (the
 // test of a bad inner signature; encryption needs only the public key).
 // It prints "ready" once it serves.
+// With accounts ({"alice": {"password": "...", "groups": [...]}, ...}; the
+// dev environment's) only those users sign in, with their password (a
+// wrong one is a 401 page), and their groups come in the ID token (scope
+// groups); without it, as the tests use it, any login and password do.
 import https from 'node:https';
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
 import * as jose from 'jose';
 
 const cfg = JSON.parse(fs.readFileSync(0, 'utf8'));
+const accounts = cfg.accounts || null;
 
 const provider = new Provider(cfg.issuer, {
   clients: cfg.clients,
@@ -20,8 +25,14 @@ const provider = new Provider(cfg.issuer, {
     devInteractions: { enabled: true },
   },
   pkce: { required: () => true },
-  claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+  claims: { openid: ['sub'], profile: ['name'], email: ['email'], ...(accounts && { groups: ['groups'] }) },
+  // The accounts' groups go in the ID token, which is what the node reads.
+  conformIdTokenClaims: !accounts,
   async findAccount(ctx, id) {
+    if (accounts) {
+      if (!Object.hasOwn(accounts, id)) return undefined;
+      return { accountId: id, async claims() { return { sub: id, name: id, email: id + '@example.test', groups: accounts[id].groups || [] }; } };
+    }
     return { accountId: id, async claims() { return { sub: id, name: id, email: id + '@example.test' }; } };
   },
   cookies: { keys: ['edgefort-test-cookie-key'] },
@@ -31,6 +42,34 @@ const provider = new Provider(cfg.issuer, {
   },
 });
 provider.proxy = false;
+
+// With accounts, the password of the dev login form (devInteractions,
+// POST /interaction/UID with prompt=login) is checked before the form
+// reaches oidc-provider, which then parses the body read here.
+provider.use(async (ctx, next) => {
+  if (!accounts || ctx.method !== 'POST' || !/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
+  const chunks = [];
+  let size = 0;
+  for await (const c of ctx.req) {
+    size += c.length;
+    if (size > 64 * 1024) ctx.throw(413, 'login form too large');
+    chunks.push(c);
+  }
+  const raw = Buffer.concat(chunks).toString();
+  const form = new URLSearchParams(raw);
+  if (form.get('prompt') === 'login') {
+    const user = form.get('login') || '';
+    if (!Object.hasOwn(accounts, user) || accounts[user].password !== form.get('password')) {
+      ctx.status = 401;
+      ctx.type = 'html';
+      ctx.body = '<!doctype html><html><head><title>Sign-in failed</title></head><body><p id="error">Wrong user name or password.</p>' +
+        '<p><a href="' + ctx.path + '">Try again</a></p></body></html>';
+      return undefined;
+    }
+  }
+  ctx.request.body = raw;
+  return next();
+});
 
 const tamper = new Set(cfg.tamper || []);
 provider.use(async (ctx, next) => {

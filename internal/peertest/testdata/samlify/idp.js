@@ -14,6 +14,14 @@
 //                      inresponseto (an id the SP never sent).
 //   GET  /initiate     an IdP-initiated login (no AuthnRequest, no
 //                      InResponseTo) over HTTP-POST, with RelayState relay.
+// A further argument "interactive" (after strict, or after an empty
+// mode: node idp.js ... '' interactive) makes /sso a login page instead,
+// for people and browsers (edgefort-dev, the browser test):
+//   GET  /sso          checks the AuthnRequest and shows a form (user name,
+//                      password) that posts to /sso/login.
+//   POST /sso/login    the dev users below with their fixed passwords: the
+//                      response for the user over HTTP-POST; a wrong
+//                      password is a 401 with the form again.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -25,6 +33,7 @@ samlify.setSchemaValidator(validator);
 
 const [keyFile, certFile, otherKeyFile, otherCertFile, mode] = process.argv.slice(2);
 const strict = mode === 'strict';
+const interactive = process.argv.slice(6).includes('interactive');
 const server = http.createServer();
 let sp = null;
 let idp = null;
@@ -46,16 +55,23 @@ function makeIdP(base, key, cert) {
 
 const escapeHTML = (s) => String(s).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';');
 
-function attributes() {
+// The users of the interactive mode, with fixed dev passwords (printed by
+// edgefort-dev's banner; never anything but a dev IdP's).
+const users = {
+  alice: { password: 'alice-dev', groups: ['users', 'staff'] },
+  bob: { password: 'bob-dev', groups: ['analysts'] },
+};
+
+function attributes(user = 'alice') {
   const attr = (name, values) => '<saml:Attribute Name="' + name + '">' +
     values.map((v) => '<saml:AttributeValue xsi:type="xs:string">' + v + '</saml:AttributeValue>').join('') +
     '</saml:Attribute>';
-  return '<saml:AttributeStatement>' + attr('uid', ['alice']) + attr('dir', ['corp']) +
-    attr('groups', ['users', 'staff']) + '</saml:AttributeStatement>';
+  return '<saml:AttributeStatement>' + attr('uid', [user]) + attr('dir', ['corp']) +
+    attr('groups', users[user].groups) + '</saml:AttributeStatement>';
 }
 
 // replacement fills samlify's login response template as variant says.
-function replacement(requestID, acs, spEntityID, issuer, variant) {
+function replacement(requestID, acs, spEntityID, issuer, variant, user = 'alice') {
   return (template) => {
     const shift = variant === 'expired' ? -3600 * 1000 : 0;
     const now = new Date(Date.now() + shift);
@@ -74,7 +90,7 @@ function replacement(requestID, acs, spEntityID, issuer, variant) {
       ConditionsNotOnOrAfter: later.toISOString(),
       SubjectConfirmationDataNotOnOrAfter: later.toISOString(),
       NameIDFormat: 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified',
-      NameID: 'alice@corp.example',
+      NameID: user + '@corp.example',
       InResponseTo: variant === 'inresponseto' ? '_' + crypto.randomUUID() : requestID || null,
       AuthnStatement: '',
       AttributeStatement: '',
@@ -82,7 +98,7 @@ function replacement(requestID, acs, spEntityID, issuer, variant) {
     // replaceTagsByValue escapes values: the statements (XML) go in after.
     const statements = '<saml:AuthnStatement AuthnInstant="' + now.toISOString() + '" SessionIndex="' + id +
       '"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>' +
-      attributes();
+      attributes(user);
     const context = samlify.SamlLib.replaceTagsByValue(template, values).replace('</saml:Assertion>', statements + '</saml:Assertion>');
     return { id, context };
   };
@@ -121,10 +137,70 @@ async function sso(req, res, url) {
     '<p>Signed in as alice.</p><button type="submit">Continue</button></form></body></html>');
 }
 
+// pending holds the AuthnRequests of the interactive mode that wait for
+// their user's password, by a random key the form carries (bounded: the
+// oldest go first).
+const pending = new Map();
+const maxPending = 1000;
+
+function loginPage(res, status, key, message) {
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end('<!doctype html><html><head><title>Dev SAML IdP: sign in</title></head><body>' +
+    '<h1>Dev SAML IdP (samlify)</h1>' + (message ? '<p id="error">' + escapeHTML(message) + '</p>' : '') +
+    '<form method="post" action="/sso/login">' +
+    '<input type="hidden" name="key" value="' + escapeHTML(key) + '">' +
+    '<label>User name <input name="username" autocomplete="username" autofocus></label> ' +
+    '<label>Password <input name="password" type="password" autocomplete="current-password"></label> ' +
+    '<button type="submit">Sign in</button></form></body></html>');
+}
+
+// showLogin checks the AuthnRequest as /sso does, keeps it and asks who
+// signs in.
+async function showLogin(req, res, url) {
+  const query = Object.fromEntries(url.searchParams);
+  const info = await idp.parseLoginRequest(sp, 'redirect', { query, octetString: signedOctets(req.url) });
+  const key = crypto.randomUUID();
+  pending.set(key, { info, relayState: query.RelayState });
+  if (pending.size > maxPending) pending.delete(pending.keys().next().value);
+  loginPage(res, 200, key, '');
+}
+
+// login answers the kept AuthnRequest for the user whose password is
+// right, over HTTP-POST (an auto-submitting form).
+async function login(res, body) {
+  const form = new URLSearchParams(body);
+  const entry = pending.get(form.get('key') || '');
+  if (!entry) {
+    res.writeHead(400, { 'Content-Type': 'text/plain' });
+    res.end('unknown or used login: start again from the service');
+    return;
+  }
+  const user = form.get('username') || '';
+  if (!Object.hasOwn(users, user) || users[user].password !== form.get('password')) {
+    loginPage(res, 401, form.get('key'), 'Wrong user name or password.');
+    return;
+  }
+  pending.delete(form.get('key'));
+  const acs = sp.entityMeta.getAssertionConsumerService('post');
+  const rep = replacement(entry.info.extract.request.id, acs, sp.entityMeta.getEntityID(), idp.entityMeta.getEntityID(), 'ok', user);
+  const out = await idp.createLoginResponse(sp, entry.info, 'post', {}, { customTagReplacement: rep, relayState: entry.relayState });
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end('<!doctype html><html><body onload="document.forms[0].submit()">' +
+    '<form method="post" action="' + escapeHTML(out.entityEndpoint) + '">' +
+    '<input type="hidden" name="SAMLResponse" value="' + escapeHTML(out.context) + '">' +
+    '<input type="hidden" name="RelayState" value="' + escapeHTML(out.relayState || '') + '">' +
+    '<p>Signed in as ' + escapeHTML(user) + '.</p><button type="submit">Continue</button></form></body></html>');
+}
+
 server.on('request', (req, res) => {
   const url = new URL(req.url, 'http://' + req.headers.host);
   const chunks = [];
-  req.on('data', (c) => chunks.push(c));
+  let size = 0;
+  req.on('data', (c) => {
+    size += c.length;
+    if (size > 1 << 20) req.destroy(); // a dev peer, but bounded all the same
+    else chunks.push(c);
+  });
   req.on('end', async () => {
     try {
       if (req.method === 'GET' && url.pathname === '/metadata') {
@@ -134,6 +210,10 @@ server.on('request', (req, res) => {
         sp = samlify.ServiceProvider({ metadata: Buffer.concat(chunks).toString() });
         res.writeHead(204);
         res.end();
+      } else if (interactive && req.method === 'GET' && url.pathname === '/sso' && sp) {
+        await showLogin(req, res, url);
+      } else if (interactive && req.method === 'POST' && url.pathname === '/sso/login' && sp) {
+        await login(res, Buffer.concat(chunks).toString());
       } else if (req.method === 'GET' && (url.pathname === '/sso' || url.pathname === '/initiate') && sp) {
         await sso(req, res, url);
       } else {
