@@ -36,12 +36,7 @@ func (h *virtualHost) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, ReasonBadReturnTo)
 		return
 	}
-	// The Challenger builds its URL to come back to from the request: it
-	// is given the page's, on this virtual host.
-	page := r.Clone(r.Context())
-	page.URL = back
-	page.RequestURI = back.RequestURI()
-	if !h.challenge(w, r, page) {
+	if !h.challenge(w, r, pageRequest(r, back)) {
 		writeProblem(w, r, http.StatusNotFound, ReasonNoInteractive)
 	}
 }

@@ -270,8 +270,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 		h.mux.HandleFunc("GET "+PathSession, h.serveSession)
 		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
-	errs := h.registerACS(i)
-	errs = append(errs, h.registerSolutionPaths(i)...)
+	errs := h.registerEndpoints(i)
 	if len(h.cfg.Routes) > 0 && h.authz == nil {
 		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
 	}

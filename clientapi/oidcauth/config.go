@@ -37,6 +37,10 @@ var DefaultEncryptionAlgorithms = []string{"RSA-OAEP-256", "RSA-OAEP"}
 type Config struct {
 	// Name identifies the solution in logs and metrics. Default "oidc".
 	Name string `yaml:"name"`
+	// DisplayName names the provider to users on the virtual host's login
+	// chooser (shown when the virtual host has several interactive
+	// logins). Default Name.
+	DisplayName string `yaml:"display_name"`
 	// Issuer is the provider's issuer URL (https); its discovery document
 	// is at Issuer/.well-known/openid-configuration. Required.
 	Issuer string `yaml:"issuer"`
@@ -107,6 +111,7 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	def(&c.Name, Kind)
+	def(&c.DisplayName, c.Name)
 	def(&c.TokenAuth, DefaultTokenAuth)
 	def(&c.CallbackPath, DefaultCallbackPath)
 	def(&c.LoginPath, DefaultLoginPath)

@@ -29,6 +29,10 @@ const (
 type Config struct {
 	// Name identifies the solution in logs and metrics. Default "saml".
 	Name string `yaml:"name"`
+	// DisplayName names the IdP to users on the virtual host's login
+	// chooser (shown when the virtual host has several interactive
+	// logins). Default Name.
+	DisplayName string `yaml:"display_name"`
 	// BaseURL is the virtual host's URL as browsers reach it
 	// (scheme://host[:port]); the metadata, ACS and entity id are under
 	// it. Required.
@@ -92,6 +96,9 @@ type Attributes struct {
 func (c *Config) SetDefaults() {
 	if c.Name == "" {
 		c.Name = Kind
+	}
+	if c.DisplayName == "" {
+		c.DisplayName = c.Name
 	}
 	if c.PathPrefix == "" {
 		c.PathPrefix = DefaultPathPrefix

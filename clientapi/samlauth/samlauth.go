@@ -58,6 +58,9 @@ const (
 	ReasonNoMetadata   = "saml_idp_metadata_unavailable"
 	ReasonReplayFull   = "saml_replay_cache_full"
 	ReasonNoKey        = "saml_sp_key_unavailable"
+	// ReasonNoResponse answers a request to the ACS that carries no SAML
+	// response (400).
+	ReasonNoResponse = "no_saml_response"
 )
 
 // Deps are what the solution needs from the client API.
@@ -146,11 +149,24 @@ func (s *Solution) Authenticate(*http.Request) auth.Result {
 	return auth.Result{Outcome: auth.NoCredentials}
 }
 
-// Paths are the solution's endpoints: the SP metadata (a page) and the
-// ACS (a login).
+// Paths are the solution's endpoints under path_prefix: the SP metadata
+// (a page), the login start, and the ACS (the end of a login).
 func (s *Solution) MetadataPath() string { return s.cfg.PathPrefix + "/metadata" }
 func (s *Solution) LoginPath() string    { return s.cfg.PathPrefix + "/login" }
 func (s *Solution) ACSPath() string      { return s.cfg.PathPrefix + "/acs" }
+
+// DisplayName names the IdP on the virtual host's login chooser.
+func (s *Solution) DisplayName() string { return s.cfg.DisplayName }
+
+// Endpoints are the paths the client API serves for the solution.
+func (s *Solution) Endpoints() []auth.Endpoint {
+	return []auth.Endpoint{
+		{Pattern: "GET " + s.MetadataPath(), Handler: http.HandlerFunc(s.ServeMetadata)},
+		{Pattern: "GET " + s.LoginPath(), Start: true},
+		{Pattern: "GET " + s.ACSPath(), Login: s.Consume},
+		{Pattern: "POST " + s.ACSPath(), Login: s.Consume},
+	}
+}
 
 // entry is the SP's key and certificate as the keystore holds them now
 // (a rotated alias takes effect at the next login).
@@ -303,7 +319,7 @@ func (s *Solution) Consume(w http.ResponseWriter, r *http.Request) auth.Result {
 		return refused(ReasonMalformed, err)
 	}
 	if raw == nil {
-		return auth.Result{Outcome: auth.NoCredentials}
+		return auth.Result{Outcome: auth.NoCredentials, Reason: ReasonNoResponse}
 	}
 	var ids []string
 	back := "/"
@@ -461,4 +477,6 @@ func newToken() string {
 var (
 	_ auth.Solution   = (*Solution)(nil)
 	_ auth.Challenger = (*Solution)(nil)
+	_ auth.Endpoints  = (*Solution)(nil)
+	_ auth.LoginLink  = (*Solution)(nil)
 )
