@@ -42,9 +42,17 @@ func (h *virtualHost) serveSignIn(w http.ResponseWriter, r *http.Request) {
 }
 
 // challenge redirects the browser to the first Challenger of the chain
-// that answers for page (the request to come back to); it reports
-// whether one did.
+// that answers for page (the request to come back to), or to the login
+// chooser when the chain has several login links (IdPs); it reports
+// whether it redirected.
 func (h *virtualHost) challenge(w http.ResponseWriter, r, page *http.Request) bool {
+	// Several IdPs: the user picks one on the chooser page.
+	if len(h.loginLinks()) > 1 {
+		w.Header().Set(headerCacheControl, cacheControlNoStorage)
+		to := PathLoginChooser + "?" + url.Values{signInReturnParam: {page.URL.RequestURI()}}.Encode()
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return true
+	}
 	for _, s := range h.chain.solutions {
 		c, ok := s.(auth.Challenger)
 		if !ok {

@@ -263,6 +263,9 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	h.mux.HandleFunc("GET "+SignInPath, h.serveSignIn)
+	if len(h.loginLinks()) > 0 {
+		h.mux.HandleFunc("GET "+PathLoginChooser, h.serveChooser)
+	}
 	if h.minter != nil {
 		h.mux.Handle("GET /.well-known/jwks.json", h.minter.JWKS())
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
@@ -150,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientID == "" {
 		bad("client_id", errors.New("required"))
+	}
+	if len(c.DisplayName) > 100 || strings.ContainsFunc(c.DisplayName, unicode.IsControl) {
+		bad("display_name", fmt.Errorf("%.120q: at most 100 characters, no control characters", c.DisplayName))
 	}
 	switch c.TokenAuth {
 	case "client_secret_basic", "client_secret_post":

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 )
@@ -136,6 +137,9 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.PathPrefix, "/") || strings.ContainsAny(c.PathPrefix, "{} ?#") {
 		return &auth.FieldError{Field: "path_prefix", Err: fmt.Errorf("%q is not an absolute path", c.PathPrefix)}
 	}
+	if err := checkDisplayName(c.DisplayName); err != nil {
+		return err
+	}
 	if (c.IDPMetadataFile == "") == (c.IDPMetadataURL == "") {
 		return &auth.FieldError{Field: "idp_metadata_file", Err: errors.New("set exactly one of idp_metadata_file and idp_metadata_url")}
 	}
@@ -183,4 +187,14 @@ func checkMetadataURL(raw string) error {
 		}
 	}
 	return fmt.Errorf("%q: https is required (http only on loopback)", raw)
+}
+
+// maxDisplayName bounds display_name, shown on the login chooser.
+const maxDisplayName = 100
+
+func checkDisplayName(v string) error {
+	if len(v) > maxDisplayName || strings.ContainsFunc(v, unicode.IsControl) {
+		return &auth.FieldError{Field: "display_name", Err: fmt.Errorf("%.120q: at most %d characters, no control characters", v, maxDisplayName)}
+	}
+	return nil
 }
