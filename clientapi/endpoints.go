@@ -14,8 +14,9 @@ import (
 const ReasonLoginUnavailable = "login_unavailable"
 
 // registerEndpoints serves the paths the chain's solutions have of their
-// own (auth.Endpoints); two solutions on one pattern are a configuration
-// error naming both.
+// own (auth.Endpoints), and the logout path of those that end logins at
+// their IdP (auth.SingleLogout); two solutions on one pattern are a
+// configuration error naming both.
 func (h *virtualHost) registerEndpoints(i int) []error {
 	var errs []error
 	owner := map[string]string{}
@@ -25,7 +26,13 @@ func (h *virtualHost) registerEndpoints(i int) []error {
 			continue
 		}
 		field := fmt.Sprintf("authentication[%d]", j)
-		for _, e := range es.Endpoints() {
+		list := es.Endpoints()
+		if sl, ok := s.(auth.SingleLogout); ok && sl.LogoutPath() != "" && h.session != nil {
+			name := s.Name()
+			list = append(list, auth.Endpoint{Pattern: "POST " + sl.LogoutPath(),
+				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serveSingleLogout(w, r, name, sl) })})
+		}
+		for _, e := range list {
 			handler, err := h.endpointHandler(s, e)
 			if err == nil {
 				err = register(h.mux, e.Pattern, handler)

@@ -210,7 +210,11 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
 		case s.SAML != nil:
 			path += ".saml"
-			sol, err = samlauth.New(*s.SAML, samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores})
+			deps := samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores}
+			if b.sessions != nil {
+				deps.Sessions = idpSessionEnder{store: b.sessions, vhost: h.cfg.Name}
+			}
+			sol, err = samlauth.New(*s.SAML, deps)
 		case s.OIDC != nil:
 			path += ".oidc"
 			sol, err = oidcauth.New(*s.OIDC, oidcauth.Deps{Keystores: b.deps.Keystores, KeyPairs: b.deps.KeyPairs,

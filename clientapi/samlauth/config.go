@@ -42,8 +42,9 @@ type Config struct {
 	// URL (BaseURL + PathPrefix + "/metadata").
 	EntityID string `yaml:"entity_id"`
 	// PathPrefix is where the solution's endpoints are served: /metadata
-	// (the SP metadata) and /acs (the assertion consumer service, HTTP-POST
-	// and HTTP-Redirect). Default /.edgefort/saml.
+	// (the SP metadata), /login (a login start, ?return_to=/page), /acs
+	// (the assertion consumer service, HTTP-POST and HTTP-Redirect), and
+	// with single_logout /slo and /logout. Default /.edgefort/saml.
 	PathPrefix string `yaml:"path_prefix"`
 	// IDPMetadataFile is the identity provider's metadata (XML). Exactly
 	// one of it and IDPMetadataURL.
@@ -75,6 +76,14 @@ type Config struct {
 	// SignRequests signs AuthnRequests (the HTTP-Redirect query signature,
 	// RSA-SHA256 or ECDSA-SHA256 by the key's type). Needs Keystore.
 	SignRequests bool `yaml:"sign_requests"`
+	// SingleLogout turns on SAML single logout with this IdP: the SLO
+	// endpoint (path_prefix + /slo, HTTP-Redirect and HTTP-POST) in the SP
+	// metadata, where the IdP's signed LogoutRequests end the user's node
+	// sessions from this IdP; and path_prefix + /logout (POST with the
+	// session's CSRF token), which ends the node session and sends the
+	// browser to the IdP with a LogoutRequest. The node signs what it
+	// sends with Keystore's key, so it needs Keystore. Default false.
+	SingleLogout bool `yaml:"single_logout"`
 	// Attributes map the assertion to the user.
 	Attributes Attributes `yaml:"attributes"`
 }
@@ -159,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SignRequests && c.Keystore == "" {
 		return &auth.FieldError{Field: "sign_requests", Err: errors.New("needs keystore (the key requests are signed with)")}
+	}
+	if c.SingleLogout && c.Keystore == "" {
+		return &auth.FieldError{Field: "single_logout", Err: errors.New("needs keystore (the key logout messages are signed with)")}
 	}
 	if c.KeyAlias != "" && c.Keystore == "" {
 		return &auth.FieldError{Field: "key_alias", Err: errors.New("needs keystore")}
