@@ -56,6 +56,9 @@ type samlOptions struct {
 	// with an RSA key of keystore "saml", and the IdP requires the one and
 	// does the other.
 	strict bool
+	// singleLogout: single logout on, the node's logout messages signed
+	// with the RSA key of keystore "saml".
+	singleLogout bool
 }
 
 func newSAMLRig(t *testing.T, o samlOptions) *samlRig {
@@ -91,11 +94,11 @@ func newSAMLRig(t *testing.T, o samlOptions) *samlRig {
 		BaseURL: samlNode, IDPMetadataURL: idp + "/metadata", AllowIDPInitiated: o.allowIDPInitiated,
 		Attributes: samlauth.Attributes{UserID: "uid", Directory: "dir", Groups: "groups"},
 	}
-	if o.strict {
+	if o.strict || o.singleLogout {
 		key, cert := readRSAPair(t, filepath.Join(tmp, "sp"))
 		must(t, r.stores.CreateStore("saml", keystore.KindKeystore))
 		must(t, r.stores.PutEntry("saml", "sp", key, []*x509.Certificate{cert}))
-		sc.Keystore, sc.KeyAlias, sc.SignRequests = "saml", "sp", true
+		sc.Keystore, sc.KeyAlias, sc.SignRequests, sc.SingleLogout = "saml", "sp", o.strict, o.singleLogout
 	}
 	vh.Authentication = []Solution{{Session: &session.Config{}}, {SAML: sc}}
 	vh.Routes = []Route{{Name: "app", Match: "/app/", Target: "engine", Action: "read", Resource: Resource{Type: "app", ID: "x"}}}

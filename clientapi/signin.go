@@ -36,20 +36,23 @@ func (h *virtualHost) serveSignIn(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, ReasonBadReturnTo)
 		return
 	}
-	// The Challenger builds its URL to come back to from the request: it
-	// is given the page's, on this virtual host.
-	page := r.Clone(r.Context())
-	page.URL = back
-	page.RequestURI = back.RequestURI()
-	if !h.challenge(w, r, page) {
+	if !h.challenge(w, r, pageRequest(r, back)) {
 		writeProblem(w, r, http.StatusNotFound, ReasonNoInteractive)
 	}
 }
 
 // challenge redirects the browser to the first Challenger of the chain
-// that answers for page (the request to come back to); it reports
-// whether one did.
+// that answers for page (the request to come back to), or to the login
+// chooser when the chain has several login links (IdPs); it reports
+// whether it redirected.
 func (h *virtualHost) challenge(w http.ResponseWriter, r, page *http.Request) bool {
+	// Several IdPs: the user picks one on the chooser page.
+	if len(h.loginLinks()) > 1 {
+		w.Header().Set(headerCacheControl, cacheControlNoStorage)
+		to := PathLoginChooser + "?" + url.Values{signInReturnParam: {page.URL.RequestURI()}}.Encode()
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return true
+	}
 	for _, s := range h.chain.solutions {
 		c, ok := s.(auth.Challenger)
 		if !ok {

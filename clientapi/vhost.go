@@ -210,7 +210,11 @@ func (b *builder) buildChain(i int, h *virtualHost) []error {
 			sol, err = b.sessionModule(*s.SessionModule, h.cfg.Name)
 		case s.SAML != nil:
 			path += ".saml"
-			sol, err = samlauth.New(*s.SAML, samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores})
+			deps := samlauth.Deps{Logger: b.log.With("solution", samlauth.Kind), Now: b.deps.Now, Store: b.deps.Store, Keystores: b.deps.Keystores}
+			if b.sessions != nil {
+				deps.Sessions = idpSessionEnder{store: b.sessions, vhost: h.cfg.Name}
+			}
+			sol, err = samlauth.New(*s.SAML, deps)
 		case s.OIDC != nil:
 			path += ".oidc"
 			sol, err = oidcauth.New(*s.OIDC, oidcauth.Deps{Keystores: b.deps.Keystores, KeyPairs: b.deps.KeyPairs,
@@ -263,6 +267,9 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	h.mux.HandleFunc("GET "+SignInPath, h.serveSignIn)
+	if len(h.loginLinks()) > 0 {
+		h.mux.HandleFunc("GET "+PathLoginChooser, h.serveChooser)
+	}
 	if h.minter != nil {
 		h.mux.Handle("GET /.well-known/jwks.json", h.minter.JWKS())
 	}
@@ -270,8 +277,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 		h.mux.HandleFunc("GET "+PathSession, h.serveSession)
 		h.mux.HandleFunc("POST "+PathLogout, h.serveLogout)
 	}
-	errs := h.registerACS(i)
-	errs = append(errs, h.registerSolutionPaths(i)...)
+	errs := h.registerEndpoints(i)
 	if len(h.cfg.Routes) > 0 && h.authz == nil {
 		errs = append(errs, fieldErr(i, "routes", errors.New("routes need authorization, which needs the control plane (cloud.enabled)")))
 	}

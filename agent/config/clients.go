@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/clientapi/oidcauth"
 )
 
 // validateClients checks the clients section: virtual hosts, their
@@ -102,6 +103,7 @@ func validateVirtualHostLimits(p *problems, path string, vh VirtualHost) {
 func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solution, authAPI bool) {
 	sessions := 0
 	samlPaths := map[string]int{}
+	oidcPaths := map[string]int{}
 	for j, s := range sols {
 		sp := index(path+".authentication", j)
 		if kinds := s.Kinds(); len(kinds) != 1 {
@@ -139,6 +141,7 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 			sub, err = ".oidc", s.OIDC.Validate()
 			validateSSL(s.OIDC.SSL, p, sp+sub+".ssl", outbound)
 			checkStore(p, sp+sub+".private_key_jwt.keystore", s.OIDC.PrivateKeyJWT.Keystore, "keystore", outbound)
+			checkOIDCPaths(p, sp+sub, j, s.OIDC, oidcPaths)
 		}
 		if (s.Ticket != nil || s.SessionModule != nil) && !authAPI {
 			p.add(0, sp+sub, "needs clients.auth_api.listen: tickets and sessions are issued there")
@@ -149,6 +152,20 @@ func validateSolutions(p *problems, path, vhost string, sols []clientapi.Solutio
 		if (s.Ticket != nil || s.SAML != nil || s.OIDC != nil) && !slices.ContainsFunc(sols, func(o clientapi.Solution) bool { return o.Session != nil }) {
 			p.add(0, sp+sub, "a %s login opens one of the node's sessions: add a session solution (- session: {}) to this chain", s.Kinds()[0])
 		}
+	}
+}
+
+// checkOIDCPaths refuses an OIDC solution whose paths another of the
+// virtual host's OIDC solutions (seen: path → its index) serves already.
+func checkOIDCPaths(p *problems, path string, j int, o *oidcauth.Config, seen map[string]int) {
+	for _, f := range []struct{ field, v string }{
+		{"callback_path", o.CallbackPath}, {"login_path", o.LoginPath}, {"verify_path", o.VerifyPath}, {"jwks_path", o.JWKSPath},
+	} {
+		if prev, dup := seen[f.v]; dup && prev != j {
+			p.add(0, path+"."+f.field, "%q is also authentication[%d]'s: give each OIDC solution its own paths", f.v, prev)
+			continue
+		}
+		seen[f.v] = j
 	}
 }
 

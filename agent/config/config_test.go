@@ -354,6 +354,27 @@ clients:
 			},
 		},
 		{
+			name: "saml single logout, display names, oidc paths",
+			yaml: `version: 1
+clients:
+  virtual_hosts:
+    - name: v
+      listen: 127.0.0.1:8443
+      authentication:
+        - session: {}
+        - saml: {base_url: "https://h.example", idp_metadata_file: /m.xml, single_logout: true}
+        - oidc: {issuer: "https://i.example", client_id: e, client_secret: s, display_name: "a\tb"}
+        - oidc: {name: o2, issuer: "https://i.example", client_id: e, client_secret: s, callback_path: /cb2}
+`,
+			want: []string{
+				`f.yaml:8: clients.virtual_hosts[0].authentication[1].saml.single_logout: needs keystore (the key logout messages are signed with)`,
+				`f.yaml:9: clients.virtual_hosts[0].authentication[2].oidc.display_name: "a\tb": at most 100 characters, no control characters`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[3].oidc.login_path: "/.edgefort/oidc/login" is also authentication[2]'s: give each OIDC solution its own paths`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[3].oidc.verify_path: "/.edgefort/oidc/verify" is also authentication[2]'s: give each OIDC solution its own paths`,
+				`f.yaml:10: clients.virtual_hosts[0].authentication[3].oidc.jwks_path: "/.edgefort/oidc/jwks.json" is also authentication[2]'s: give each OIDC solution its own paths`,
+			},
+		},
+		{
 			name: "duplicate key",
 			yaml: "version: 1\nlog:\n  level: info\n  level: debug\n",
 			want: []string{"f.yaml:4: log.level: field set twice (first on line 3)"},

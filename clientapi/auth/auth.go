@@ -1,8 +1,9 @@
 // Package auth is the seam between the client API and its authentication
-// solutions (JWT, anonymous; ticket, session, header, SAML and OIDC later):
-// what a solution is given, what it answers, and the identity it produces.
-// It holds types only, so that clientapi and every solution package import
-// it and none imports another.
+// solutions (JWT, anonymous, ticket, session, header, SAML, OIDC): what a
+// solution is given, what it answers, the identity it produces, and the
+// paths of its own it serves on a virtual host. It holds types only, so
+// that clientapi and every solution package import it and none imports
+// another.
 package auth
 
 import (
@@ -31,6 +32,23 @@ type Identity struct {
 	// Expires is when the credential stops being valid; zero when it has no
 	// end of its own.
 	Expires time.Time
+	// IdPSession names the login at the identity provider this identity
+	// came from, when the solution can end it later (SAML single logout);
+	// nil otherwise. The node's session keeps it.
+	IdPSession *IdPSession
+}
+
+// IdPSession is a login at an identity provider as the node must name it
+// to end it (SAML single logout: the LogoutRequest's NameID and
+// SessionIndex), and the solution (which IdP of the virtual host) it
+// belongs to.
+type IdPSession struct {
+	Solution        string `json:"solution"`
+	NameID          string `json:"name_id"`
+	NameIDFormat    string `json:"name_id_format,omitempty"`
+	NameQualifier   string `json:"name_qualifier,omitempty"`
+	SPNameQualifier string `json:"sp_name_qualifier,omitempty"`
+	SessionIndex    string `json:"session_index,omitempty"`
 }
 
 // Outcome is what a solution made of a request.
@@ -94,6 +112,59 @@ type Result struct {
 // carries the original URL to come back to); API clients get 401.
 type Challenger interface {
 	Challenge(r *http.Request) (url string, ok bool)
+}
+
+// Endpoint is a path a solution serves on its virtual host, outside the
+// routes and before any authentication: a metadata page, a key set, the
+// start or the end of a login. Exactly one of Handler, Login and Start is
+// set.
+type Endpoint struct {
+	// Pattern is the net/http ServeMux pattern, e.g.
+	// "POST /.edgefort/saml/acs".
+	Pattern string
+	// Handler serves the path itself.
+	Handler http.Handler
+	// Login ends an interactive login (an assertion consumer service, an
+	// OIDC callback) and returns its result; unlike Authenticate it may
+	// read the body (bounded). The client API treats the result as the
+	// chain's: audited, a refusal counted against the client's
+	// failed-authentication limit (401), a session opened and the browser
+	// redirected on success (to "/" when the result names no page). A
+	// result without credentials is answered 400 with its Reason.
+	Login func(w http.ResponseWriter, r *http.Request) Result
+	// Start makes the path a login start (GET ?return_to=/page): the
+	// client API checks return_to (a page of this virtual host) and sends
+	// the browser to the solution's Challenge for that page. The solution
+	// must be a Challenger.
+	Start bool
+}
+
+// Endpoints is a solution with paths of its own on the virtual host; the
+// client API registers them once the chain is built, and two solutions on
+// the same pattern are a configuration error.
+type Endpoints interface {
+	Endpoints() []Endpoint
+}
+
+// LoginLink is an interactive solution a browser can be sent to by a
+// link, GET LoginPath()?return_to=/page: when a virtual host has more
+// than one, a browser without credentials chooses on a page listing each
+// by DisplayName.
+type LoginLink interface {
+	LoginPath() string
+	DisplayName() string
+}
+
+// SingleLogout is a solution that can end, at its identity provider, the
+// login a node session came from (SAML single logout). The client API
+// serves LogoutPath (POST, with the session's CSRF token): it ends the
+// node session, then sends the browser to the URL StartLogout gives.
+type SingleLogout interface {
+	LogoutPath() string
+	// StartLogout returns where to send the browser to end s at the
+	// identity provider and come back to returnTo (a path of this virtual
+	// host).
+	StartLogout(s IdPSession, returnTo string) (string, error)
 }
 
 // Solution authenticates requests in one way. Authenticate must be safe

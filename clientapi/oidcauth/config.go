@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/jwtauth"
@@ -37,6 +38,10 @@ var DefaultEncryptionAlgorithms = []string{"RSA-OAEP-256", "RSA-OAEP"}
 type Config struct {
 	// Name identifies the solution in logs and metrics. Default "oidc".
 	Name string `yaml:"name"`
+	// DisplayName names the provider to users on the virtual host's login
+	// chooser (shown when the virtual host has several interactive
+	// logins). Default Name.
+	DisplayName string `yaml:"display_name"`
 	// Issuer is the provider's issuer URL (https); its discovery document
 	// is at Issuer/.well-known/openid-configuration. Required.
 	Issuer string `yaml:"issuer"`
@@ -107,6 +112,7 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	def(&c.Name, Kind)
+	def(&c.DisplayName, c.Name)
 	def(&c.TokenAuth, DefaultTokenAuth)
 	def(&c.CallbackPath, DefaultCallbackPath)
 	def(&c.LoginPath, DefaultLoginPath)
@@ -145,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientID == "" {
 		bad("client_id", errors.New("required"))
+	}
+	if len(c.DisplayName) > 100 || strings.ContainsFunc(c.DisplayName, unicode.IsControl) {
+		bad("display_name", fmt.Errorf("%.120q: at most 100 characters, no control characters", c.DisplayName))
 	}
 	switch c.TokenAuth {
 	case "client_secret_basic", "client_secret_post":

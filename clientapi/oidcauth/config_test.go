@@ -31,6 +31,7 @@ func TestConfigValidate(t *testing.T) {
 		{"RSA1_5", func(c *Config) { c.EncryptionAlgorithms = []string{"RSA1_5"} }, "encryption_algorithms", `"RSA1_5"`},
 		{"long login", func(c *Config) { c.LoginTimeout = 2 * time.Hour }, "login_timeout", "1h"},
 		{"negative bound", func(c *Config) { c.MaxPendingLogins = -1 }, "max_pending_logins", "-1"},
+		{"display name with a control character", func(c *Config) { c.DisplayName = "a\x1bb" }, "display_name", "control"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

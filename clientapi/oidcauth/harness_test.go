@@ -131,17 +131,21 @@ func (n *node) add(t *testing.T, id string, cfg Config, deps Deps) *Solution {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for p, h := range s.Handlers() {
-		n.mux.Handle(p, h)
-	}
-	n.mux.HandleFunc("GET "+s.CallbackPath(), func(w http.ResponseWriter, r *http.Request) {
-		res := s.Authenticate(r)
-		if res.Err != nil {
-			t.Logf("%s callback: %s: %v", id, res.Reason, res.Err)
+	for _, e := range s.Endpoints() {
+		if e.Handler != nil {
+			n.mux.Handle(e.Pattern, e.Handler)
+			continue
 		}
-		json.NewEncoder(w).Encode(callbackAnswer{Outcome: res.Outcome.String(), Reason: res.Reason,
-			User: res.Identity.UserID, Redirect: res.Redirect})
-	})
+		login := e.Login
+		n.mux.HandleFunc(e.Pattern, func(w http.ResponseWriter, r *http.Request) {
+			res := login(w, r)
+			if res.Err != nil {
+				t.Logf("%s callback: %s: %v", id, res.Reason, res.Err)
+			}
+			json.NewEncoder(w).Encode(callbackAnswer{Outcome: res.Outcome.String(), Reason: res.Reason,
+				User: res.Identity.UserID, Redirect: res.Redirect})
+		})
+	}
 	n.sols[id] = s
 	return s
 }

@@ -117,17 +117,21 @@ func (s *Solution) Name() string { return s.cfg.Name }
 // StartsSessions: a login opens one of the node's sessions.
 func (s *Solution) StartsSessions() bool { return true }
 
-// CallbackPath is where the provider sends the browser back; the client
-// API runs the chain there, and Authenticate answers it.
-func (s *Solution) CallbackPath() string { return s.cfg.CallbackPath }
+// LoginPath starts a login (GET ?return_to=/page).
+func (s *Solution) LoginPath() string { return s.cfg.LoginPath }
 
-// Handlers are the node paths the solution serves itself, by ServeMux
-// pattern: the login and verification starts and the JWK Set.
-func (s *Solution) Handlers() map[string]http.Handler {
-	return map[string]http.Handler{
-		"GET " + s.cfg.LoginPath:  http.HandlerFunc(s.serveLogin),
-		"GET " + s.cfg.VerifyPath: http.HandlerFunc(s.serveVerify),
-		"GET " + s.cfg.JWKSPath:   http.HandlerFunc(s.serveJWKS),
+// DisplayName names the provider on the virtual host's login chooser.
+func (s *Solution) DisplayName() string { return s.cfg.DisplayName }
+
+// Endpoints are the node paths of the solution: the login and
+// verification starts and the JWK Set, which it serves itself, and the
+// callback, where Authenticate ends the login.
+func (s *Solution) Endpoints() []auth.Endpoint {
+	return []auth.Endpoint{
+		{Pattern: "GET " + s.cfg.LoginPath, Handler: http.HandlerFunc(s.serveLogin)},
+		{Pattern: "GET " + s.cfg.VerifyPath, Handler: http.HandlerFunc(s.serveVerify)},
+		{Pattern: "GET " + s.cfg.JWKSPath, Handler: http.HandlerFunc(s.serveJWKS)},
+		{Pattern: "GET " + s.cfg.CallbackPath, Login: func(_ http.ResponseWriter, r *http.Request) auth.Result { return s.Authenticate(r) }},
 	}
 }
 
@@ -377,4 +381,6 @@ func jweAlg(token string) (string, error) {
 var (
 	_ auth.Solution   = (*Solution)(nil)
 	_ auth.Challenger = (*Solution)(nil)
+	_ auth.Endpoints  = (*Solution)(nil)
+	_ auth.LoginLink  = (*Solution)(nil)
 )

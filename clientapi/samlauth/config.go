@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 )
@@ -29,6 +30,10 @@ const (
 type Config struct {
 	// Name identifies the solution in logs and metrics. Default "saml".
 	Name string `yaml:"name"`
+	// DisplayName names the IdP to users on the virtual host's login
+	// chooser (shown when the virtual host has several interactive
+	// logins). Default Name.
+	DisplayName string `yaml:"display_name"`
 	// BaseURL is the virtual host's URL as browsers reach it
 	// (scheme://host[:port]); the metadata, ACS and entity id are under
 	// it. Required.
@@ -37,8 +42,9 @@ type Config struct {
 	// URL (BaseURL + PathPrefix + "/metadata").
 	EntityID string `yaml:"entity_id"`
 	// PathPrefix is where the solution's endpoints are served: /metadata
-	// (the SP metadata) and /acs (the assertion consumer service, HTTP-POST
-	// and HTTP-Redirect). Default /.edgefort/saml.
+	// (the SP metadata), /login (a login start, ?return_to=/page), /acs
+	// (the assertion consumer service, HTTP-POST and HTTP-Redirect), and
+	// with single_logout /slo and /logout. Default /.edgefort/saml.
 	PathPrefix string `yaml:"path_prefix"`
 	// IDPMetadataFile is the identity provider's metadata (XML). Exactly
 	// one of it and IDPMetadataURL.
@@ -70,6 +76,14 @@ type Config struct {
 	// SignRequests signs AuthnRequests (the HTTP-Redirect query signature,
 	// RSA-SHA256 or ECDSA-SHA256 by the key's type). Needs Keystore.
 	SignRequests bool `yaml:"sign_requests"`
+	// SingleLogout turns on SAML single logout with this IdP: the SLO
+	// endpoint (path_prefix + /slo, HTTP-Redirect and HTTP-POST) in the SP
+	// metadata, where the IdP's signed LogoutRequests end the user's node
+	// sessions from this IdP; and path_prefix + /logout (POST with the
+	// session's CSRF token), which ends the node session and sends the
+	// browser to the IdP with a LogoutRequest. The node signs what it
+	// sends with Keystore's key, so it needs Keystore. Default false.
+	SingleLogout bool `yaml:"single_logout"`
 	// Attributes map the assertion to the user.
 	Attributes Attributes `yaml:"attributes"`
 }
@@ -92,6 +106,9 @@ type Attributes struct {
 func (c *Config) SetDefaults() {
 	if c.Name == "" {
 		c.Name = Kind
+	}
+	if c.DisplayName == "" {
+		c.DisplayName = c.Name
 	}
 	if c.PathPrefix == "" {
 		c.PathPrefix = DefaultPathPrefix
@@ -129,6 +146,9 @@ func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.PathPrefix, "/") || strings.ContainsAny(c.PathPrefix, "{} ?#") {
 		return &auth.FieldError{Field: "path_prefix", Err: fmt.Errorf("%q is not an absolute path", c.PathPrefix)}
 	}
+	if err := checkDisplayName(c.DisplayName); err != nil {
+		return err
+	}
 	if (c.IDPMetadataFile == "") == (c.IDPMetadataURL == "") {
 		return &auth.FieldError{Field: "idp_metadata_file", Err: errors.New("set exactly one of idp_metadata_file and idp_metadata_url")}
 	}
@@ -148,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SignRequests && c.Keystore == "" {
 		return &auth.FieldError{Field: "sign_requests", Err: errors.New("needs keystore (the key requests are signed with)")}
+	}
+	if c.SingleLogout && c.Keystore == "" {
+		return &auth.FieldError{Field: "single_logout", Err: errors.New("needs keystore (the key logout messages are signed with)")}
 	}
 	if c.KeyAlias != "" && c.Keystore == "" {
 		return &auth.FieldError{Field: "key_alias", Err: errors.New("needs keystore")}
@@ -176,4 +199,14 @@ func checkMetadataURL(raw string) error {
 		}
 	}
 	return fmt.Errorf("%q: https is required (http only on loopback)", raw)
+}
+
+// maxDisplayName bounds display_name, shown on the login chooser.
+const maxDisplayName = 100
+
+func checkDisplayName(v string) error {
+	if len(v) > maxDisplayName || strings.ContainsFunc(v, unicode.IsControl) {
+		return &auth.FieldError{Field: "display_name", Err: fmt.Errorf("%.120q: at most %d characters, no control characters", v, maxDisplayName)}
+	}
+	return nil
 }

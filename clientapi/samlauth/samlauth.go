@@ -58,6 +58,9 @@ const (
 	ReasonNoMetadata   = "saml_idp_metadata_unavailable"
 	ReasonReplayFull   = "saml_replay_cache_full"
 	ReasonNoKey        = "saml_sp_key_unavailable"
+	// ReasonNoResponse answers a request to the ACS that carries no SAML
+	// response (400).
+	ReasonNoResponse = "no_saml_response"
 )
 
 // Deps are what the solution needs from the client API.
@@ -74,6 +77,9 @@ type Deps struct {
 	// Store keeps the accepted assertion ids (bucket ReplayBucket) across
 	// restarts and reloads; nil keeps them in memory.
 	Store *store.DB
+	// Sessions ends the node sessions of a login the IdP logs out.
+	// Required with single_logout.
+	Sessions SessionEnder
 }
 
 // Solution is the SAML service provider of one virtual host.
@@ -86,7 +92,11 @@ type Solution struct {
 	now     func() time.Time
 	idp     *idpMetadata
 	pending *pendingLogins
+	logouts *pendingLogins // logouts the node started, for InResponseTo
 	replay  *replayCache
+	sloURL  url.URL
+	// sessions ends node sessions at the IdP's LogoutRequest.
+	sessions SessionEnder
 }
 
 // New builds the solution; the IdP metadata file must be readable.
@@ -95,7 +105,10 @@ func New(cfg Config, deps Deps) (*Solution, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Solution{cfg: cfg, log: deps.Logger, now: deps.Now, ks: deps.Keystores}
+	s := &Solution{cfg: cfg, log: deps.Logger, now: deps.Now, ks: deps.Keystores, sessions: deps.Sessions}
+	if cfg.SingleLogout && deps.Sessions == nil {
+		return nil, &auth.FieldError{Field: "single_logout", Err: errors.New("needs the node's sessions (a session solution and the state store)")}
+	}
 	if cfg.Keystore != "" {
 		if s.ks == nil {
 			return nil, &auth.FieldError{Field: "keystore", Err: errors.New("no keystores in this build")}
@@ -113,7 +126,8 @@ func New(cfg Config, deps Deps) (*Solution, error) {
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	acs, _ := url.Parse(base + cfg.PathPrefix + "/acs")
 	md, _ := url.Parse(base + cfg.PathPrefix + "/metadata")
-	s.acsURL, s.mdURL = *acs, *md
+	slo, _ := url.Parse(base + s.SLOPath())
+	s.acsURL, s.mdURL, s.sloURL = *acs, *md, *slo
 	client := deps.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
@@ -126,6 +140,7 @@ func New(cfg Config, deps Deps) (*Solution, error) {
 		}
 	}
 	s.pending = &pendingLogins{max: cfg.MaxPending, ttl: cfg.RequestTTL, now: s.now, m: map[string]pendingLogin{}}
+	s.logouts = &pendingLogins{max: cfg.MaxPending, ttl: cfg.RequestTTL, now: s.now, m: map[string]pendingLogin{}}
 	var err error
 	if s.replay, err = newReplayCache(deps.Store, cfg.EntityID, cfg.MaxReplayIDs, s.now); err != nil {
 		return nil, err
@@ -146,11 +161,29 @@ func (s *Solution) Authenticate(*http.Request) auth.Result {
 	return auth.Result{Outcome: auth.NoCredentials}
 }
 
-// Paths are the solution's endpoints: the SP metadata (a page) and the
-// ACS (a login).
+// Paths are the solution's endpoints under path_prefix: the SP metadata
+// (a page), the login start, and the ACS (the end of a login).
 func (s *Solution) MetadataPath() string { return s.cfg.PathPrefix + "/metadata" }
 func (s *Solution) LoginPath() string    { return s.cfg.PathPrefix + "/login" }
 func (s *Solution) ACSPath() string      { return s.cfg.PathPrefix + "/acs" }
+
+// DisplayName names the IdP on the virtual host's login chooser.
+func (s *Solution) DisplayName() string { return s.cfg.DisplayName }
+
+// Endpoints are the paths the client API serves for the solution.
+func (s *Solution) Endpoints() []auth.Endpoint {
+	es := []auth.Endpoint{
+		{Pattern: "GET " + s.MetadataPath(), Handler: http.HandlerFunc(s.ServeMetadata)},
+		{Pattern: "GET " + s.LoginPath(), Start: true},
+		{Pattern: "GET " + s.ACSPath(), Login: s.Consume},
+		{Pattern: "POST " + s.ACSPath(), Login: s.Consume},
+	}
+	if s.cfg.SingleLogout {
+		es = append(es, auth.Endpoint{Pattern: "GET " + s.SLOPath(), Handler: http.HandlerFunc(s.serveSLO)},
+			auth.Endpoint{Pattern: "POST " + s.SLOPath(), Handler: http.HandlerFunc(s.serveSLO)})
+	}
+	return es
+}
 
 // entry is the SP's key and certificate as the keystore holds them now
 // (a rotated alias takes effect at the next login).
@@ -170,7 +203,7 @@ func (s *Solution) entry() (*keystore.Entry, error) {
 	if e.Key == nil || e.Leaf() == nil {
 		return nil, &auth.FieldError{Field: "key_alias", Err: fmt.Errorf("entry %q has no key and certificate", e.Alias)}
 	}
-	if _, ok := e.Key.(*rsa.PrivateKey); !ok && !s.cfg.SignRequests {
+	if _, ok := e.Key.(*rsa.PrivateKey); !ok && !s.cfg.SignRequests && !s.cfg.SingleLogout {
 		return nil, &auth.FieldError{Field: "key_alias", Err: fmt.Errorf("entry %q: decrypting assertions needs an RSA key", e.Alias)}
 	}
 	return e, nil
@@ -191,17 +224,21 @@ func (s *Solution) serviceProvider(md *saml.EntityDescriptor) (*saml.ServiceProv
 	if len(e.Chain) > 1 {
 		sp.Intermediates = e.Chain[1:]
 	}
+	method := dsig.RSASHA256SignatureMethod
+	if _, ok := e.Key.(*ecdsa.PrivateKey); ok {
+		method = dsig.ECDSASHA256SignatureMethod
+	}
 	if s.cfg.SignRequests {
-		sp.SignatureMethod = dsig.RSASHA256SignatureMethod
-		if _, ok := e.Key.(*ecdsa.PrivateKey); ok {
-			sp.SignatureMethod = dsig.ECDSASHA256SignatureMethod
-		}
+		sp.SignatureMethod = method
+	}
+	if s.cfg.SingleLogout {
+		sp.LogoutSignatureMethod = method
 	}
 	return sp, nil
 }
 
 func (s *Solution) baseProvider(md *saml.EntityDescriptor) *saml.ServiceProvider {
-	return &saml.ServiceProvider{
+	sp := &saml.ServiceProvider{
 		EntityID:                         s.cfg.EntityID,
 		MetadataURL:                      s.mdURL,
 		AcsURL:                           s.acsURL,
@@ -215,6 +252,11 @@ func (s *Solution) baseProvider(md *saml.EntityDescriptor) *saml.ServiceProvider
 		// (AES-GCM is not affected).
 		RequireSignedResponseForCBC: true,
 	}
+	if s.cfg.SingleLogout {
+		sp.SloURL = s.sloURL
+		sp.LogoutBindings = []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding}
+	}
+	return sp
 }
 
 // ServeMetadata answers the SP metadata.
@@ -303,7 +345,7 @@ func (s *Solution) Consume(w http.ResponseWriter, r *http.Request) auth.Result {
 		return refused(ReasonMalformed, err)
 	}
 	if raw == nil {
-		return auth.Result{Outcome: auth.NoCredentials}
+		return auth.Result{Outcome: auth.NoCredentials, Reason: ReasonNoResponse}
 	}
 	var ids []string
 	back := "/"
@@ -365,6 +407,15 @@ func (s *Solution) identity(a *saml.Assertion) (auth.Identity, error) {
 			id.Expires = *st.SessionNotOnOrAfter
 		}
 	}
+	// What a single logout names the login by, either way.
+	if a.Subject != nil && a.Subject.NameID != nil {
+		n := a.Subject.NameID
+		id.IdPSession = &auth.IdPSession{Solution: s.cfg.Name, NameID: n.Value, NameIDFormat: n.Format,
+			NameQualifier: n.NameQualifier, SPNameQualifier: n.SPNameQualifier}
+		if len(a.AuthnStatements) > 0 {
+			id.IdPSession.SessionIndex = a.AuthnStatements[0].SessionIndex
+		}
+	}
 	return id, nil
 }
 
@@ -394,9 +445,14 @@ func refusal(err error) auth.Result {
 			return refused(k.reason, detail)
 		}
 	}
-	// The library's error for a response signed nowhere is unexported.
-	if strings.Contains(detail.Error(), "signature element not present") {
+	// The library's error for a response signed nowhere is unexported, and
+	// a query signature (HTTP-Redirect logout messages) that no IdP
+	// certificate verifies is not classified.
+	switch msg := detail.Error(); {
+	case strings.Contains(msg, "signature element not present"):
 		return refused(ReasonUnsigned, detail)
+	case strings.Contains(msg, "cannot validate signature"):
+		return refused(ReasonBadSignature, detail)
 	}
 	return refused(ReasonInvalid, detail)
 }
@@ -459,6 +515,9 @@ func newToken() string {
 }
 
 var (
-	_ auth.Solution   = (*Solution)(nil)
-	_ auth.Challenger = (*Solution)(nil)
+	_ auth.Solution     = (*Solution)(nil)
+	_ auth.Challenger   = (*Solution)(nil)
+	_ auth.Endpoints    = (*Solution)(nil)
+	_ auth.LoginLink    = (*Solution)(nil)
+	_ auth.SingleLogout = (*Solution)(nil)
 )

@@ -51,6 +51,10 @@ func TestConfigValidate(t *testing.T) {
 		{"signed requests with a keystore", func(c *Config) { c.Keystore, c.SignRequests = "saml", true }, ""},
 		{"signed requests without a keystore", func(c *Config) { c.SignRequests = true }, "sign_requests"},
 		{"key alias without a keystore", func(c *Config) { c.KeyAlias = "sp" }, "key_alias"},
+		{"single logout with a keystore", func(c *Config) { c.Keystore, c.SingleLogout = "saml", true }, ""},
+		{"single logout without a keystore", func(c *Config) { c.SingleLogout = true }, "single_logout"},
+		{"display name with a control character", func(c *Config) { c.DisplayName = "Corp\nIdP" }, "display_name"},
+		{"display name too long", func(c *Config) { c.DisplayName = strings.Repeat("x", 101) }, "display_name"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := ok()

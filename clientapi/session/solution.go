@@ -142,7 +142,24 @@ func CrossOrigin(r *http.Request) bool {
 
 // CheckCSRF reports whether r carries token in HeaderCSRF.
 func CheckCSRF(r *http.Request, token string) bool {
-	got := r.Header.Get(HeaderCSRF)
+	return sameToken(r.Header.Get(HeaderCSRF), token)
+}
+
+// FormCSRF is the form field that may carry the CSRF token instead of
+// HeaderCSRF where a plain HTML form posts (it cannot set headers): the
+// sign-out of a single logout.
+const FormCSRF = "csrf_token"
+
+// CheckCSRFForm is CheckCSRF, taking the token from the form field
+// FormCSRF of a parsed posted form when the header has none.
+func CheckCSRFForm(r *http.Request, token string) bool {
+	if got := r.Header.Get(HeaderCSRF); got != "" {
+		return sameToken(got, token)
+	}
+	return sameToken(r.PostForm.Get(FormCSRF), token)
+}
+
+func sameToken(got, token string) bool {
 	return got != "" && token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 

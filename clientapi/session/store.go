@@ -99,6 +99,9 @@ type record struct {
 	Expires     time.Time           `json:"expires"`
 	IdleTimeout time.Duration       `json:"idle_timeout_ns"`
 	CSRF        string              `json:"csrf"`
+	// IdPSession names the login at the identity provider the session
+	// came from, for single logout; absent for other logins.
+	IdPSession *auth.IdPSession `json:"idp_session,omitempty"`
 }
 
 // entry is a session in memory. rec is never changed once the entry is in
@@ -232,7 +235,7 @@ func (s *Store) Create(vhost string, id auth.Identity, lim Limits) (token string
 	e := &entry{key: key, rec: record{
 		VirtualHost: vhost, UserID: id.UserID, Directory: id.Directory, Groups: id.Groups, Attributes: id.Attributes,
 		Solution: id.Solution, Created: now, LastSeen: now, Expires: now.Add(lim.AbsoluteTimeout),
-		IdleTimeout: lim.IdleTimeout, CSRF: randomToken(),
+		IdleTimeout: lim.IdleTimeout, CSRF: randomToken(), IdPSession: id.IdPSession,
 	}, saved: now.UnixNano()}
 	e.lastSeen.Store(now.UnixNano())
 
@@ -277,7 +280,7 @@ func (e *entry) session() Session {
 	r := e.rec
 	return Session{Info: e.info(), CSRF: r.CSRF, Identity: auth.Identity{
 		UserID: r.UserID, Directory: r.Directory, Groups: r.Groups, Attributes: r.Attributes, Solution: r.Solution,
-		Expires: minTime(r.Expires, e.idleEnd()),
+		Expires: minTime(r.Expires, e.idleEnd()), IdPSession: r.IdPSession,
 	}}
 }
 
@@ -429,6 +432,38 @@ func (s *Store) RevokeUser(directory, userID string) ([]Info, error) {
 		return strings.Compare(a.ID, b.ID) // a stable order for equal times
 	})
 	s.log.Info("sessions of a user revoked", "user", userID, "directory", directory, "count", len(found))
+	return out, nil
+}
+
+// EndIdPSessions ends the sessions on vhost that came from the login of
+// nameID at the identity provider of solution (single logout started by
+// the IdP): those of one of sessionIndexes, or every one of nameID's when
+// none is given. It returns them.
+func (s *Store) EndIdPSessions(vhost, solution, nameID string, sessionIndexes []string) ([]Info, error) {
+	if nameID == "" {
+		return nil, nil
+	}
+	var found []*entry
+	s.mu.Lock()
+	for _, e := range s.byKey {
+		l := e.rec.IdPSession
+		if e.rec.VirtualHost != vhost || l == nil || l.Solution != solution || l.NameID != nameID {
+			continue
+		}
+		if len(sessionIndexes) == 0 || slices.Contains(sessionIndexes, l.SessionIndex) {
+			found = append(found, e)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.remove(found); err != nil {
+		return nil, err
+	}
+	out := make([]Info, 0, len(found))
+	for _, e := range found {
+		out = append(out, e.info())
+		s.log.Info("session ended by the identity provider (single logout)", "id", shortID(e.key), "virtual_host", vhost,
+			"user", e.rec.UserID, "directory", e.rec.Directory, "solution", solution)
+	}
 	return out, nil
 }
 

@@ -397,3 +397,74 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d sessions in the bucket, want 5", len(keys))
 	}
 }
+
+// A session keeps the IdP login it came from across a reopen, and
+// EndIdPSessions ends only the sessions of that login: on that virtual
+// host, from that solution, of that NameID, of one of the SessionIndexes
+// (or all of the NameID's when none is given).
+func TestEndIdPSessions(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	db := testkit.OpenStore(t, dir)
+	s := openStore(t, db, c, nil)
+	login := func(vhost, solution, nameID, index string) string {
+		t.Helper()
+		id := alice()
+		id.Solution = solution
+		id.IdPSession = &auth.IdPSession{Solution: solution, NameID: nameID, NameIDFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", SessionIndex: index}
+		token, _, err := s.Create(vhost, id, lim)
+		must(t, err)
+		return token
+	}
+	tokens := map[string]string{
+		"a1":         login("hub", "corp", "alice@corp", "s1"),
+		"a2":         login("hub", "corp", "alice@corp", "s2"),
+		"other idp":  login("hub", "partner", "alice@corp", "s1"),
+		"other host": login("edge", "corp", "alice@corp", "s1"),
+		"bob":        login("hub", "corp", "bob@corp", "s1"),
+	}
+	plain, _, err := s.Create("hub", alice(), lim)
+	must(t, err)
+	tokens["no idp login"] = plain
+
+	must(t, db.Close())
+	db = testkit.OpenStore(t, dir)
+	s = openStore(t, db, c, nil)
+	got, err := s.Lookup("hub", tokens["a1"])
+	must(t, err)
+	want := &auth.IdPSession{Solution: "corp", NameID: "alice@corp", NameIDFormat: "urn:oasis:names:tc:SAML:2.0:nameid-format:transient", SessionIndex: "s1"}
+	if d := cmp.Diff(want, got.Identity.IdPSession); d != "" {
+		t.Fatalf("the IdP login after a reopen (-want +got):\n%s", d)
+	}
+
+	alive := func() []string {
+		var out []string
+		for name, tok := range tokens {
+			vhost := "hub"
+			if name == "other host" {
+				vhost = "edge"
+			}
+			if _, err := s.Lookup(vhost, tok); err == nil {
+				out = append(out, name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	ended, err := s.EndIdPSessions("hub", "corp", "alice@corp", []string{"s1"})
+	must(t, err)
+	if len(ended) != 1 {
+		t.Errorf("ended %d sessions, want a1 only", len(ended))
+	}
+	if d := cmp.Diff([]string{"a2", "bob", "no idp login", "other host", "other idp"}, alive()); d != "" {
+		t.Errorf("after ending s1 (-want +got):\n%s", d)
+	}
+	_, err = s.EndIdPSessions("hub", "corp", "alice@corp", nil)
+	must(t, err)
+	if d := cmp.Diff([]string{"bob", "no idp login", "other host", "other idp"}, alive()); d != "" {
+		t.Errorf("after ending every session of the NameID (-want +got):\n%s", d)
+	}
+	if ended, err := s.EndIdPSessions("hub", "corp", "", nil); err != nil || len(ended) != 0 {
+		t.Errorf("an empty NameID ended %d sessions (%v), want none", len(ended), err)
+	}
+}

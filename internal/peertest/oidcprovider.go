@@ -61,6 +61,11 @@ type OIDCProviderPeer struct {
 	certFile string
 	keyFile  string
 	ln       *os.File
+
+	// Replay lists clients whose ID token, from their second token
+	// request on, is the one issued at their first (an earlier login's
+	// nonce); set before Start.
+	Replay []string
 }
 
 // OIDCProvider runs oidc-provider with clients; see Start.
@@ -100,7 +105,7 @@ func NewOIDCProvider(t testing.TB) *OIDCProviderPeer {
 func (p *OIDCProviderPeer) Start(t testing.TB, clients []map[string]any, tamper []string) {
 	t.Helper()
 	node, dir := oidcProviderProject(t)
-	cfg, err := json.Marshal(map[string]any{"issuer": p.Issuer, "cert": p.certFile, "key": p.keyFile, "clients": clients, "tamper": tamper})
+	cfg, err := json.Marshal(map[string]any{"issuer": p.Issuer, "cert": p.certFile, "key": p.keyFile, "clients": clients, "tamper": tamper, "replay": p.Replay})
 	if err != nil {
 		t.Fatal(err)
 	}

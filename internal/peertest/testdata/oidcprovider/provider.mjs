@@ -2,9 +2,12 @@
 // certified implementation, on a listener the Go test bound and handed
 // over as file descriptor 3, served over TLS with the test's certificate.
 // Its configuration comes as JSON on stdin: {issuer, cert, key, clients,
-// tamper}. A client whose id is listed in tamper gets its ID token
+// tamper, replay}. A client whose id is listed in tamper gets its ID token
 // re-encrypted after one byte of the inner signature was changed (the
 // test of a bad inner signature; encryption needs only the public key).
+// A client listed in replay gets, from its second token request on, the
+// ID token issued at its first (a captured token replayed: its nonce is
+// an earlier login's).
 // It prints "ready" once it serves.
 // With accounts ({"alice": {"password": "...", "groups": [...]}, ...}; the
 // dev environment's) only those users sign in, with their password (a
@@ -72,10 +75,17 @@ provider.use(async (ctx, next) => {
 });
 
 const tamper = new Set(cfg.tamper || []);
+const replay = new Set(cfg.replay || []);
+const firstToken = new Map();
 provider.use(async (ctx, next) => {
   await next();
   if (ctx.path !== '/token' || ctx.status !== 200 || !ctx.body || !ctx.body.id_token) return;
   const client = ctx.oidc && ctx.oidc.client;
+  if (client && replay.has(client.clientId)) {
+    if (!firstToken.has(client.clientId)) firstToken.set(client.clientId, ctx.body.id_token);
+    ctx.body = { ...ctx.body, id_token: firstToken.get(client.clientId) };
+    return;
+  }
   if (!client || !tamper.has(client.clientId)) return;
   const parts = ctx.body.id_token.split('.');
   const sig = Buffer.from(parts[2], 'base64url');

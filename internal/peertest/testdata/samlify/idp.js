@@ -22,6 +22,21 @@
 //   POST /sso/login    the dev users below with their fixed passwords: the
 //                      response for the user over HTTP-POST; a wrong
 //                      password is a 401 with the form again.
+// Single logout (the SP's logout messages must be signed by its metadata's
+// signing certificate; the IdP signs its own):
+//   GET  /slo          the SP's LogoutRequest over HTTP-Redirect (answered
+//                      with a signed LogoutResponse, 302 to the SP's SLO
+//                      endpoint; variant=inresponseto: one that answers
+//                      another request), or the SP's LogoutResponse to a logout
+//                      the IdP started (answered 200 with JSON
+//                      {in_response_to} once its signature verified).
+//   GET  /slo/initiate an IdP-initiated logout of the last login's NameID
+//                      and SessionIndex, over binding=redirect (302) or
+//                      binding=post (a form), as variant says: ok, unsigned,
+//                      wrongkey (signed with other-key.pem).
+//   GET  /slo/last     JSON of the last LogoutRequest the SP sent
+//                      {name_id, session_index, login_session_index (the
+//                      last login's)}.
 'use strict';
 const http = require('http');
 const fs = require('fs');
@@ -38,9 +53,15 @@ const server = http.createServer();
 let sp = null;
 let idp = null;
 let otherIdp = null;
+let sloSP = null; // the SP, its logout messages signed
+let sloIdp = null;
+let sloOtherIdp = null;
+let lastLogin = null; // {nameID, sessionIndex} of the last login response
+let lastLogout = null; // the last LogoutRequest the SP sent
 
-function makeIdP(base, key, cert) {
+function makeIdP(base, key, cert, extra) {
   return samlify.IdentityProvider({
+    ...extra,
     entityID: base + '/metadata',
     privateKey: fs.readFileSync(key),
     signingCert: fs.readFileSync(cert),
@@ -96,6 +117,7 @@ function replacement(requestID, acs, spEntityID, issuer, variant, user = 'alice'
       AttributeStatement: '',
     };
     // replaceTagsByValue escapes values: the statements (XML) go in after.
+    lastLogin = { nameID: values.NameID, sessionIndex: id };
     const statements = '<saml:AuthnStatement AuthnInstant="' + now.toISOString() + '" SessionIndex="' + id +
       '"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>' +
       attributes(user);
@@ -192,6 +214,60 @@ async function login(res, body) {
     '<p>Signed in as ' + escapeHTML(user) + '.</p><button type="submit">Continue</button></form></body></html>');
 }
 
+// octets are the HTTP-Redirect binding's signed octets of a message param.
+function octets(rawURL, param) {
+  const parts = (rawURL.split('?')[1] || '').split('&');
+  const pick = (name) => parts.find((p) => p.startsWith(name + '='));
+  return [param, 'RelayState', 'SigAlg'].map(pick).filter(Boolean).join('&');
+}
+
+async function slo(req, res, url) {
+  const query = Object.fromEntries(url.searchParams);
+  const json = (code, v) => { res.writeHead(code, { 'Content-Type': 'application/json' }); res.end(JSON.stringify(v)); };
+  if (url.pathname === '/slo/last') {
+    json(200, lastLogout);
+  } else if (url.pathname === '/slo/initiate') {
+    const variant = query.variant || 'ok';
+    const binding = query.binding || 'redirect';
+    const signer = variant === 'wrongkey' ? sloOtherIdp : sloIdp;
+    const target = variant === 'unsigned' ? sp : sloSP;
+    const user = { logoutNameID: lastLogin.nameID, sessionIndex: lastLogin.sessionIndex };
+    const out = signer.createLogoutRequest(target, binding, user, query.relay || '');
+    if (binding === 'redirect') {
+      res.writeHead(302, { Location: out.context });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><html><body onload="document.forms[0].submit()">' +
+      '<form method="post" action="' + escapeHTML(out.entityEndpoint) + '">' +
+      '<input type="hidden" name="SAMLRequest" value="' + escapeHTML(out.context) + '">' +
+      '<input type="hidden" name="RelayState" value="' + escapeHTML(out.relayState || '') + '">' +
+      '<button type="submit">Continue</button></form></body></html>');
+  } else if (query.SAMLRequest) {
+    const info = await sloIdp.parseLogoutRequest(sloSP, 'redirect', { query, octetString: octets(req.url, 'SAMLRequest') });
+    lastLogout = { name_id: info.extract.nameID, session_index: info.extract.sessionIndex,
+      login_session_index: lastLogin && lastLogin.sessionIndex };
+    // variant=inresponseto: the response answers another request.
+    const other = query.variant === 'inresponseto' ? (template) => {
+      const id = '_' + crypto.randomUUID();
+      return { id, context: samlify.SamlLib.replaceTagsByValue(template, {
+        ID: id, Destination: sloSP.entityMeta.getSingleLogoutService('redirect'), Issuer: sloIdp.entityMeta.getEntityID(),
+        IssueInstant: new Date().toISOString(), StatusCode: samlify.Constants.StatusCode.Success, InResponseTo: '_' + crypto.randomUUID(),
+      }) };
+    } : undefined;
+    const out = sloIdp.createLogoutResponse(sloSP, info, 'redirect', query.RelayState || '', other);
+    res.writeHead(302, { Location: out.context });
+    res.end();
+  } else if (query.SAMLResponse) {
+    const info = await sloIdp.parseLogoutResponse(sloSP, 'redirect', { query, octetString: octets(req.url, 'SAMLResponse') });
+    json(200, { in_response_to: info.extract.response.inResponseTo });
+  } else {
+    res.writeHead(400);
+    res.end();
+  }
+}
+
 server.on('request', (req, res) => {
   const url = new URL(req.url, 'http://' + req.headers.host);
   const chunks = [];
@@ -208,6 +284,8 @@ server.on('request', (req, res) => {
         res.end(idp.getMetadata());
       } else if (req.method === 'POST' && url.pathname === '/sp') {
         sp = samlify.ServiceProvider({ metadata: Buffer.concat(chunks).toString() });
+        sloSP = samlify.ServiceProvider({ metadata: Buffer.concat(chunks).toString(),
+          wantLogoutRequestSigned: true, wantLogoutResponseSigned: true });
         res.writeHead(204);
         res.end();
       } else if (interactive && req.method === 'GET' && url.pathname === '/sso' && sp) {
@@ -216,6 +294,8 @@ server.on('request', (req, res) => {
         await login(res, Buffer.concat(chunks).toString());
       } else if (req.method === 'GET' && (url.pathname === '/sso' || url.pathname === '/initiate') && sp) {
         await sso(req, res, url);
+      } else if (req.method === 'GET' && url.pathname.startsWith('/slo') && sp) {
+        await slo(req, res, url);
       } else {
         res.writeHead(404);
         res.end();
@@ -232,5 +312,8 @@ server.listen(0, '127.0.0.1', () => {
   const base = 'http://127.0.0.1:' + server.address().port;
   idp = makeIdP(base, keyFile, certFile);
   otherIdp = makeIdP(base, otherKeyFile, otherCertFile);
+  const slo = { wantLogoutRequestSigned: true, wantLogoutResponseSigned: true };
+  sloIdp = makeIdP(base, keyFile, certFile, slo);
+  sloOtherIdp = makeIdP(base, otherKeyFile, otherCertFile, slo);
   process.stdout.write('listening ' + base + '\n');
 });
