@@ -333,9 +333,16 @@ samlidp=$(awk '$1 == "SAML" && $2 == "IdP" { print $3 }' "$work/out")
 check "banner names the sso host ($sso) and the SAML IdP ($samlidp)" \
   sh -c "echo '$sso $samlidp' | grep -Eq '^https://localhost:[0-9]+ http://127\.0\.0\.1:[0-9]+$'"
 got=$(curl -s --cacert "$ca" -H 'Accept: text/html' -o /dev/null -w '%{http_code} %{redirect_url}' "$sso/" || true)
-check "a browser without a session is sent to the SAML IdP with an AuthnRequest (got ${got%%SAMLRequest=*}...)" \
-  sh -c "echo '$got' | grep -q '^303 $samlidp/sso?SAMLRequest='"
-curl -s -L --cacert "$ca" -H 'Accept: text/html' -c "$work/sso.jar" -b "$work/sso.jar" -o "$work/idp-form.html" "$sso/" || true
+check "a browser without a session is sent to the node's login chooser (got $got)" \
+  sh -c "echo '$got' | grep -q '^303 $sso/.edgefort/login?return_to=%2F$'"
+curl -s --cacert "$ca" -H 'Accept: text/html' -o "$work/chooser.html" "$sso/.edgefort/login?return_to=%2F" || true
+check "the chooser links to the SAML IdP and the OpenID provider by name" \
+  sh -c "grep -q '>Dev SAML IdP (samlify)</a>' '$work/chooser.html' && grep -q '>Dev OpenID provider (oidc-provider)</a>' '$work/chooser.html'"
+samllink=$(sed -n 's|.*<a href="\([^"]*\)">Dev SAML IdP (samlify)</a>.*|\1|p' "$work/chooser.html" | sed 's/&amp;/\&/g')
+got=$(curl -s --cacert "$ca" -H 'Accept: text/html' -o /dev/null -w '%{http_code} %{redirect_url}' "$sso$samllink" || true)
+check "its SAML link sends the browser to the SAML IdP with an AuthnRequest (got ${got%%SAMLRequest=*}...)" \
+  sh -c "echo '$got' | grep -Eq '^30[23] $samlidp/sso[?]SAMLRequest='"
+curl -s -L --cacert "$ca" -H 'Accept: text/html' -c "$work/sso.jar" -b "$work/sso.jar" -o "$work/idp-form.html" "$sso$samllink" || true
 check "which shows its login form (user name and password)" \
   sh -c "grep -q 'name=\"username\"' '$work/idp-form.html' && grep -q 'type=\"password\"' '$work/idp-form.html'"
 for idp in saml oidc; do

@@ -25,7 +25,7 @@ type browserResult struct {
 
 // TestDevStackBrowserLogins is the browser end to end: headless Chromium
 // (Debian's chromium, driven by npm playwright-core) opens the sso host's
-// page, is sent to the IdP, types alice's password at the SAML IdP's login
+// page, is sent to the node's login chooser, picks the IdP by its name, types alice's password at the SAML IdP's login
 // form (a wrong one first, which the IdP refuses) and at the OpenID
 // provider's login and consent pages, comes back through the node, and
 // reaches the engine's page, proxied by the node, showing alice. The
@@ -37,8 +37,8 @@ func TestDevStackBrowserLogins(t *testing.T) {
 	t.Logf("screenshots in %s", out)
 	landing := d.Info.IdPs.SSO + "/"
 	job, err := json.Marshal(map[string]any{"chromium": chromium, "out": out, "logins": []map[string]any{
-		{"name": "saml", "idp": IdPSAML, "start": landing, "user": "alice", "password": "alice-dev", "wrong_password": "bob-dev", "landing": landing},
-		{"name": "oidc", "idp": IdPOIDC, "start": d.Info.IdPs.OIDCLogin, "user": "alice", "password": "alice-dev", "wrong_password": "nope", "landing": landing},
+		{"name": "saml", "idp": IdPSAML, "start": landing, "choose": "Dev SAML IdP (samlify)", "user": "alice", "password": "alice-dev", "wrong_password": "bob-dev", "landing": landing},
+		{"name": "oidc", "idp": IdPOIDC, "start": landing, "choose": "Dev OpenID provider (oidc-provider)", "user": "alice", "password": "alice-dev", "wrong_password": "nope", "landing": landing},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestDevStackBrowserLogins(t *testing.T) {
 		t.Errorf("the logins in the browser (-want +got):\n%s\nstderr:\n%s", diff, stderr.String())
 	}
 	shots, _ := filepath.Glob(filepath.Join(out, "*.png"))
-	for _, name := range []string{"saml-3-engine-page.png", "oidc-4-engine-page.png"} {
+	for _, name := range []string{"saml-1-chooser.png", "saml-4-engine-page.png", "oidc-5-engine-page.png"} {
 		if !strings.Contains(strings.Join(shots, " "), name) {
 			t.Errorf("no screenshot %s among %v", name, shots)
 		}

@@ -1,10 +1,11 @@
 // Signs users in through the dev IdPs' login pages in headless Chromium
 // (Debian's, never a downloaded one), as a person would, and reports the
 // page each login ends on. Its job comes as JSON on stdin:
-//   {chromium, out, logins: [{name, idp: "saml"|"oidc", start, user,
-//    password, wrong_password, landing}]}
+//   {chromium, out, logins: [{name, idp: "saml"|"oidc", start, choose,
+//    user, password, wrong_password, landing}]}
 // For each login, in a fresh browser context: open start (a page of the
-// node's sso host), wait for the IdP's login form, type a wrong password
+// node's sso host); when choose is set, the node shows its login chooser
+// and the link with that text is clicked; wait for the IdP's login form, type a wrong password
 // first when wrong_password is set (and wait for the IdP's refusal), then
 // the right one; on OIDC's consent page, allow; wait until the browser is
 // back on landing (the node's page, URL without query) and its table
@@ -51,6 +52,12 @@ async function run(login) {
   };
   try {
     await page.goto(login.start);
+    if (login.choose) {
+      const link = page.locator('a', { hasText: login.choose });
+      await link.waitFor();
+      await shot('chooser');
+      await link.click();
+    }
     await page.locator(userField).waitFor();
     await shot('idp-login');
     let refused = false;
