@@ -127,7 +127,7 @@ func (e *engine) servePage(w http.ResponseWriter, r *http.Request) {
 			row("identity token", j.Note)
 		}
 		for _, k := range slices.Sorted(maps.Keys(j.Claims)) {
-			row("claim "+k, fmt.Sprint(j.Claims[k]))
+			row("claim "+k, claimText(j.Claims[k]))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(rec.Forwarded)) {
@@ -228,4 +228,13 @@ func serveDownload(w http.ResponseWriter, r *http.Request) {
 		}
 		n -= m
 	}
+}
+
+// claimText shows a claim as it was sent: JSON numbers (exp, iat, nbf)
+// decode as float64, which fmt would print as 1.79e+09.
+func claimText(v any) string {
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
