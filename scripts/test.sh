@@ -33,6 +33,8 @@ need node nodejs       # npm "jose": independent JOSE implementation (keystore, 
 need npm npm
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
+need grub-editenv grub-common          # GRUB's own environment tool (updater/bootenv, rootfs A/B)
+need fw_setenv libubootenv-tool        # U-Boot's fw_printenv/fw_setenv (updater/bootenv, rootfs A/B)
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
 go version
