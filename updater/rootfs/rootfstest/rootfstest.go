@@ -32,10 +32,9 @@ type Device struct {
 	Env                *bootenv.GRUB
 }
 
-// New lays out a device in dir whose partitions hold a and b, booting A:
-// upgrade_available=0, bootcount=0, mender_boot_part=2.
-func New(dir string, a, b []byte) (*Device, error) {
-	d := &Device{
+// Open returns the device New laid out in dir, changing nothing.
+func Open(dir string) *Device {
+	return &Device{
 		Dir:       dir,
 		PartA:     filepath.Join(dir, "part"+strconv.Itoa(NumA)),
 		PartB:     filepath.Join(dir, "part"+strconv.Itoa(NumB)),
@@ -43,6 +42,12 @@ func New(dir string, a, b []byte) (*Device, error) {
 		Cmdline:   filepath.Join(dir, "cmdline"),
 		Env:       &bootenv.GRUB{Dir: filepath.Join(dir, "boot", "EFI", "BOOT")},
 	}
+}
+
+// New lays out a device in dir whose partitions hold a and b, booting A:
+// upgrade_available=0, bootcount=0, mender_boot_part=2.
+func New(dir string, a, b []byte) (*Device, error) {
+	d := Open(dir)
 	for p, data := range map[string][]byte{d.PartA: a, d.PartB: b} {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			return nil, fmt.Errorf("rootfstest: %w", err)
