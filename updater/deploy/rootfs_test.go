@@ -185,10 +185,17 @@ func (a *abDevice) device() deploy.Device {
 // rootfsArtifact is a rootfs-image Artifact written by edgefort's writer.
 func rootfsArtifact(t *testing.T, img []byte) []byte {
 	t.Helper()
+	return rootfsArtifactWith(t, img, func(*artifact.Spec) {})
+}
+
+// rootfsArtifactWith is rootfsArtifact with edit applied to the spec.
+func rootfsArtifactWith(t *testing.T, img []byte, edit func(*artifact.Spec)) []byte {
+	t.Helper()
 	p := artifact.RootfsImage("rootfs-v2", artifact.ImageDefaults{})
 	p.Files = append(p.Files, testkit.Source("rootfs.ext4", img))
 	var buf bytes.Buffer
 	spec := &artifact.Spec{Name: "rootfs-v2", Depends: artifact.Depends{DeviceTypes: []string{deviceType}}, Payloads: []artifact.PayloadSpec{p}}
+	edit(spec)
 	if err := artifact.Write(&buf, spec); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,40 +20,67 @@ import (
 	"github.com/edgefort/edgefort/updater/rootfs/rootfstest"
 )
 
-// traceDirEnv, set, makes TestRootfsTraceChild the agent of the traced
-// install on the simulated device in that directory.
-const traceDirEnv = "EDGEFORT_ROOTFS_TRACE_DIR"
+// The agent child's settings: the simulated device's directory, what to
+// do (install or resume), and whether the agent fails its health check
+// when the device runs partition B.
+const (
+	agentDirEnv       = "EDGEFORT_ROOTFS_AGENT_DIR"
+	agentModeEnv      = "EDGEFORT_ROOTFS_AGENT_MODE"
+	agentUnhealthyEnv = "EDGEFORT_ROOTFS_AGENT_UNHEALTHY"
+	resultPrefix      = "RESULT "
+)
 
-// TestRootfsTraceChild is the agent process that TestRootfsInstallTrace
-// runs under strace: the update side built from its configuration section,
-// installing a rootfs-image Artifact until the reboot command (a shell
-// that SIGKILLs the agent, as a reboot would end it) runs.
-func TestRootfsTraceChild(t *testing.T) {
-	dir := os.Getenv(traceDirEnv)
+// TestRootfsAgentChild is one agent process on the simulated device in
+// $EDGEFORT_ROOTFS_AGENT_DIR, for the tests that trace it or kill it: the
+// update side built from its configuration section installs a.mender, or
+// resumes, until it ends (printing the result) or the reboot command runs
+// (a shell that SIGKILLs the agent, as a reboot would end it).
+func TestRootfsAgentChild(t *testing.T) {
+	dir := os.Getenv(agentDirEnv)
 	if dir == "" {
-		return // not the child
+		return // not a child
 	}
 	dev := rootfstest.Open(dir)
 	db, err := store.Open(filepath.Join(dir, "state"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	healthy := func(context.Context) error {
+		if running, _ := dev.Running(); running == dev.PartB && os.Getenv(agentUnhealthyEnv) != "" {
+			return errors.New("clientapi is not ready")
+		}
+		return nil
+	}
 	m, err := deploy.OpenMachine(deploy.Config{
 		RootfsPartA: dev.PartA, RootfsPartB: dev.PartB, BootEnv: deploy.BootEnvGRUB, GRUBEnvDir: dev.Env.Dir,
 		RebootCommand: []string{"/bin/sh", "-c", "kill -9 $PPID"},
+		ScriptsDir:    filepath.Join(dir, "scripts"),
 	}, deploy.NodeDeps{
 		Store: db, DeviceType: deviceType, WorkDir: filepath.Join(dir, "work"),
-		MountInfo: dev.MountInfo, Cmdline: dev.Cmdline,
+		MountInfo: dev.MountInfo, Cmdline: dev.Cmdline, Healthy: healthy,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dir, "a.mender"))
+	var res deploy.Result
+	switch os.Getenv(agentModeEnv) {
+	case "resume":
+		res, err = m.Resume(context.Background())
+	default:
+		f, ferr := os.Open(filepath.Join(dir, "a.mender"))
+		if ferr != nil {
+			t.Fatal(ferr)
+		}
+		res, err = m.Install(context.Background(), f, deploy.Job{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Install(context.Background(), f, deploy.Job{})
-	t.Fatalf("the reboot command did not end the agent: %+v, %v", res, err)
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println(resultPrefix + string(b))
 }
 
 // tracedCall is one traced call: its index in the trace where it started and
@@ -146,8 +175,8 @@ func TestRootfsInstallTrace(t *testing.T) {
 	traceFile := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(tool, "-f", "-y", "-o", traceFile,
 		"-e", "trace=write,pwrite64,fsync,fdatasync,rename,renameat,renameat2,execve",
-		os.Args[0], "-test.run=^TestRootfsTraceChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), traceDirEnv+"="+dir)
+		os.Args[0], "-test.run=^TestRootfsAgentChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), agentDirEnv+"="+dir)
 	out, _ := cmd.CombinedOutput() // the agent ends by SIGKILL
 	trace, err := os.ReadFile(traceFile)
 	if err != nil {
