@@ -36,6 +36,7 @@ need mender mender-client              # the real Mender client 3.4 against devc
 need grub-editenv grub-common          # GRUB's own environment tool (updater/bootenv, rootfs A/B)
 need fw_setenv libubootenv-tool        # U-Boot's fw_printenv/fw_setenv (updater/bootenv, rootfs A/B)
 need strace strace                     # the rootfs install's order of writes and syncs (updater/deploy)
+need losetup mount                     # loop devices: block-device partitions for the Mender client's rootfs installer
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
 go version

@@ -52,7 +52,7 @@ func TestRootfsAgentChild(t *testing.T) {
 		return nil
 	}
 	m, err := deploy.OpenMachine(deploy.Config{
-		RootfsPartA: dev.PartA, RootfsPartB: dev.PartB, BootEnv: deploy.BootEnvGRUB, GRUBEnvDir: dev.Env.Dir,
+		RootfsPartA: dev.PartA, RootfsPartB: dev.PartB, BootEnv: deploy.BootEnvGRUB, GRUBEnvDir: dev.GRUBDir,
 		RebootCommand: []string{"/bin/sh", "-c", "kill -9 $PPID"},
 		ScriptsDir:    filepath.Join(dir, "scripts"),
 	}, deploy.NodeDeps{
@@ -187,7 +187,7 @@ func TestRootfsInstallTrace(t *testing.T) {
 	}
 	calls := parseTrace(t, trace)
 
-	isEnv := func(p string) bool { return strings.HasPrefix(p, dev.Env.Dir+"/") }
+	isEnv := func(p string) bool { return strings.HasPrefix(p, dev.GRUBDir+"/") }
 	isImage := func(p string) bool { return p == dev.PartB }
 	isDB := func(p string) bool { return p == filepath.Join(dir, "state", "state.db") }
 	firstEnv, reboot := -1, -1

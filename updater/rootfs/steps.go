@@ -114,11 +114,16 @@ func (in *Installer) rollback(ctx context.Context, p module.Payload) error {
 	if err != nil {
 		return err
 	}
-	env, err := in.env.Read(ctx, bootenv.VarUpgradeAvailable, bootenv.VarBootPart)
+	// One variable a read, as the Mender client reads them.
+	trial, err := in.upgradeAvailable(ctx)
 	if err != nil {
 		return fmt.Errorf("rootfs: ArtifactRollback: %w", err)
 	}
-	if env[bootenv.VarUpgradeAvailable] != "1" && env[bootenv.VarBootPart] == st.From.dec() {
+	env, err := in.env.Read(ctx, bootenv.VarBootPart)
+	if err != nil {
+		return fmt.Errorf("rootfs: ArtifactRollback: %w", err)
+	}
+	if !trial && env[bootenv.VarBootPart] == st.From.dec() {
 		in.log.Info("no update pending in the boot environment; no rollback needed", "partition", st.From.Path)
 		return nil
 	}

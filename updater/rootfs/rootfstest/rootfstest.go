@@ -29,7 +29,11 @@ type Device struct {
 	Dir                string
 	PartA, PartB       string // Dir/part2, Dir/part3
 	MountInfo, Cmdline string // what the rootfs installer reads
-	Env                *bootenv.GRUB
+	// GRUBDir holds the grub-mender-grubenv environment New lays out,
+	// and Env is the environment Boot uses: that one, unless a test puts
+	// another (a U-Boot environment) in its place.
+	GRUBDir string
+	Env     bootenv.Env
 }
 
 // Open returns the device New laid out in dir, changing nothing.
@@ -40,6 +44,7 @@ func Open(dir string) *Device {
 		PartB:     filepath.Join(dir, "part"+strconv.Itoa(NumB)),
 		MountInfo: filepath.Join(dir, "mountinfo"),
 		Cmdline:   filepath.Join(dir, "cmdline"),
+		GRUBDir:   filepath.Join(dir, "boot", "EFI", "BOOT"),
 		Env:       &bootenv.GRUB{Dir: filepath.Join(dir, "boot", "EFI", "BOOT")},
 	}
 }
@@ -53,7 +58,7 @@ func New(dir string, a, b []byte) (*Device, error) {
 			return nil, fmt.Errorf("rootfstest: %w", err)
 		}
 	}
-	err := bootenv.CreateGRUB(d.Env.Dir, bootenv.Vars{
+	err := bootenv.CreateGRUB(d.GRUBDir, bootenv.Vars{
 		bootenv.VarBootCount: "0", bootenv.VarBootPart: strconv.Itoa(NumA), bootenv.VarUpgradeAvailable: "0",
 	})
 	if err != nil {
