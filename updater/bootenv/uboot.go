@@ -41,8 +41,44 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// Read runs fw_printenv [names...] and parses its name=value lines.
+// The canary of Mender's U-Boot integration: an environment built with
+// mender_check_saveenv_canary=1 gets mender_saveenv_canary=1 from U-Boot's
+// boot script once U-Boot has saved it. Seen from Linux without the
+// second, the tools do not read the environment U-Boot writes (fw_env.config
+// points elsewhere) or the boot script lacks Mender's setup: writing would
+// change nothing the boot loader reads.
+const (
+	varCheckCanary = "mender_check_saveenv_canary"
+	varCanary      = "mender_saveenv_canary"
+)
+
+// checkCanary fails when the environment asks for the canary and it is
+// missing, as the Mender client does before each read and write.
+func (u *UBoot) checkCanary(ctx context.Context) error {
+	v, err := u.printenv(ctx, varCheckCanary)
+	if err != nil || v[varCheckCanary] != "1" {
+		return nil // no canary asked for (an unset variable can make the tool fail)
+	}
+	v, err = u.printenv(ctx, varCanary)
+	if err != nil {
+		return fmt.Errorf("bootenv: the U-Boot environment asks for the save canary (%s=1) and reading %s failed: %w", varCheckCanary, varCanary, err)
+	}
+	if v[varCanary] != "1" {
+		return fmt.Errorf("bootenv: the U-Boot environment asks for the save canary (%s=1) but %s is not 1: U-Boot and fw_env.config do not point at the same environment, or the boot script does not run Mender's setup", varCheckCanary, varCanary)
+	}
+	return nil
+}
+
+// Read runs fw_printenv [names...] and parses its name=value lines, after
+// the canary check.
 func (u *UBoot) Read(ctx context.Context, names ...string) (Vars, error) {
+	if err := u.checkCanary(ctx); err != nil {
+		return nil, err
+	}
+	return u.printenv(ctx, names...)
+}
+
+func (u *UBoot) printenv(ctx context.Context, names ...string) (Vars, error) {
 	tool := orDefault(u.Printenv, "fw_printenv")
 	var stdout, stderr limitedBuffer
 	cmd := exec.CommandContext(ctx, tool, u.args(names...)...)
@@ -70,9 +106,14 @@ func (u *UBoot) Read(ctx context.Context, names ...string) (Vars, error) {
 // Write runs fw_setenv -s - with one name=value line per variable on its
 // standard input: libubootenv applies the whole script in one write of the
 // environment (to the copy not in use, flipping the flag last when the
-// environment is redundant).
+// environment is redundant). Lines are name=value, not the "name value"
+// of U-Boot's own tools and of the Mender client: Debian's libubootenv
+// 0.3.2 silently skips those.
 func (u *UBoot) Write(ctx context.Context, vars Vars) error {
 	if err := checkVars(vars); err != nil {
+		return err
+	}
+	if err := u.checkCanary(ctx); err != nil {
 		return err
 	}
 	var script strings.Builder

@@ -115,3 +115,31 @@ func TestUBootErrors(t *testing.T) {
 		t.Errorf("Read of garbage = %v, want refused", err)
 	}
 }
+
+// TestUBootSaveCanary: an environment that asks for Mender's save canary
+// is refused until U-Boot (here: fw_setenv) has set it.
+func TestUBootSaveCanary(t *testing.T) {
+	u := newUBoot(t, 1)
+	ctx := context.Background()
+	if out, err := exec.Command("fw_setenv", "-c", u.Config, varCheckCanary, "1").CombinedOutput(); err != nil {
+		t.Fatalf("fw_setenv: %v: %s", err, out)
+	}
+	if _, err := u.Read(ctx, VarBootPart); err == nil || !strings.Contains(err.Error(), "fw_env.config") {
+		t.Errorf("Read without the canary = %v, want refused", err)
+	}
+	if err := u.Write(ctx, Vars{VarUpgradeAvailable: "1"}); err == nil || !strings.Contains(err.Error(), varCanary) {
+		t.Errorf("Write without the canary = %v, want refused", err)
+	}
+	if got := printenv(t, u, VarUpgradeAvailable); got[VarUpgradeAvailable] != "" {
+		t.Errorf("the refused write changed the environment: %v", got)
+	}
+	if out, err := exec.Command("fw_setenv", "-c", u.Config, varCanary, "1").CombinedOutput(); err != nil {
+		t.Fatalf("fw_setenv: %v: %s", err, out)
+	}
+	if err := u.Write(ctx, Vars{VarUpgradeAvailable: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := u.Read(ctx, VarUpgradeAvailable); err != nil || got[VarUpgradeAvailable] != "1" {
+		t.Errorf("Read with the canary = %v, %v", got, err)
+	}
+}
