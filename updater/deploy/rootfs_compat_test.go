@@ -29,8 +29,8 @@ func TestRootfsStateAcrossAgentVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string]string{
-		"this layout":             string(record),
-		"with a later field":      strings.Replace(string(record), `"step":`, `"a_later_field":{"x":[1,2]},"step":`, 1),
+		"this layout":                string(record),
+		"with a later field":         strings.Replace(string(record), `"step":`, `"a_later_field":{"x":[1,2]},"step":`, 1),
 		"with a later payload field": strings.Replace(string(record), `"reboot":2`, `"reboot":2,"a_later_payload_field":"y"`, 1),
 	}
 	for name, rec := range tests {
