@@ -143,3 +143,60 @@ func TestUBootSaveCanary(t *testing.T) {
 		t.Errorf("Read with the canary = %v, %v", got, err)
 	}
 }
+
+// TestUBootTornWrite: with a redundant environment (two copies in
+// fw_env.config) a write goes to the older copy; tearing it, as a power
+// cut during that write would, leaves the other copy, with the values
+// before the write, for both libubootenv and Read.
+func TestUBootTornWrite(t *testing.T) {
+	u := newUBoot(t, 2)
+	ctx := context.Background()
+	before := Vars{VarUpgradeAvailable: "0", VarBootPart: "2"}
+	after := Vars{VarUpgradeAvailable: "1", VarBootPart: "3"}
+	for _, v := range []Vars{before, after} {
+		if err := u.Write(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The copy the last write went to holds mender_boot_part=3.
+	cfg, err := os.ReadFile(u.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := ""
+	for _, line := range strings.Split(strings.TrimSpace(string(cfg)), "\n") {
+		path := strings.Fields(line)[0]
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), VarBootPart+"=3") {
+			torn = path
+		}
+	}
+	if torn == "" {
+		t.Fatal("no copy holds the last write")
+	}
+	f, err := os.OpenFile(torn, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first half of the copy written, the rest never reached.
+	if _, err := f.WriteAt(make([]byte, 8<<10), 8<<10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("\x00\x00"), 10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, err := u.Read(ctx, VarUpgradeAvailable, VarBootPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, got); diff != "" {
+		t.Errorf("Read after the torn write (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(before, printenv(t, u, VarUpgradeAvailable, VarBootPart)); diff != "" {
+		t.Errorf("fw_printenv after the torn write (-want +got):\n%s", diff)
+	}
+}
