@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestRunningPartition: the active partition comes from the mount at /,
@@ -108,5 +110,21 @@ func TestNewRefuses(t *testing.T) {
 				t.Errorf("New = %v, want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewRefusesOneDeviceTwice: two device nodes of the same block device
+// are one partition, whatever their names.
+func TestNewRefusesOneDeviceTwice(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "disk2"), filepath.Join(dir, "disk3")
+	for _, p := range []string{a, b} {
+		if err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))); err != nil {
+			t.Skipf("cannot make block device nodes here: %v", err)
+		}
+	}
+	_, err := New(Options{PartA: a, PartB: b, Env: newDevice(t).env})
+	if err == nil || !strings.Contains(err.Error(), "the same partition") {
+		t.Errorf("New = %v, want refused: the same partition", err)
 	}
 }

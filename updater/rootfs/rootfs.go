@@ -111,7 +111,7 @@ func New(opts Options) (*Installer, error) {
 		return nil, err
 	}
 	switch {
-	case resolve(a.Path) == resolve(b.Path):
+	case resolve(a.Path) == resolve(b.Path) || rdev(a.Path) != 0 && rdev(a.Path) == rdev(b.Path):
 		return nil, fmt.Errorf("rootfs: rootfs_part_a and rootfs_part_b are the same partition (%s)", a.Path)
 	case a.Num == b.Num:
 		return nil, fmt.Errorf("rootfs: rootfs_part_a (%s) and rootfs_part_b (%s) have the same partition number %d: the boot loader could not tell them apart", a.Path, b.Path, a.Num)
