@@ -186,3 +186,9 @@ func moduleTree(t *testing.T) module.Payload {
 	t.Helper()
 	return module.Payload{Type: Type, Tree: t.TempDir()}
 }
+
+// nopEnv is a boot environment for tests that never reach it.
+type nopEnv struct{}
+
+func (nopEnv) Read(context.Context, ...string) (bootenv.Vars, error) { return bootenv.Vars{}, nil }
+func (nopEnv) Write(context.Context, bootenv.Vars) error             { return nil }
