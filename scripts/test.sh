@@ -34,6 +34,10 @@ need npm npm                           # also runs the dev IdPs (npm samlify, oi
 need chromium chromium                 # headless browser end to end (devcloud/devstack), driven by npm playwright-core
 need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact interop tests)
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
+need grub-editenv grub-common          # GRUB's own environment tool (updater/bootenv, rootfs A/B)
+need fw_setenv libubootenv-tool        # U-Boot's fw_printenv/fw_setenv (updater/bootenv, rootfs A/B)
+need strace strace                     # the rootfs install's order of writes and syncs (updater/deploy)
+need losetup mount                     # loop devices: block-device partitions for the Mender client's rootfs installer
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
 go version

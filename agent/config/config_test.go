@@ -181,6 +181,38 @@ metrics:
 			},
 		},
 		{
+			name: "rootfs A/B pair",
+			yaml: "version: 1\nupdates:\n  rootfs_part_a: /dev/mmcblk0p2\n  rootfs_part_b: mmcblk0p3\n  boot_env: lilo\n  fw_env_config: fw_env.config\n",
+			want: []string{
+				"f.yaml:2: updates.reboot_command: required with rootfs_part_a and rootfs_part_b: a root filesystem update boots the new partition",
+				`f.yaml:4: updates.rootfs_part_b: "mmcblk0p3" must be an absolute path`,
+				`f.yaml:5: updates.boot_env: "lilo" is not one of uboot, grub`,
+				`f.yaml:6: updates.fw_env_config: "fw_env.config" must be an absolute path`,
+			},
+		},
+		{
+			name: "rootfs half a pair, no number, the same twice",
+			yaml: "version: 1\nupdates:\n  rootfs_part_a: /dev/sda\n  boot_env: grub\n  reboot_command: [/sbin/reboot]\n",
+			want: []string{
+				"f.yaml:2: updates.rootfs_part_b: required when the other partition of the A/B pair is set",
+				`f.yaml:3: updates.rootfs_part_a: "/dev/sda" does not end in a partition number (the boot loader selects the partition by it, e.g. /dev/mmcblk0p2)`,
+			},
+		},
+		{
+			name: "rootfs the same partition twice, boot_env alone",
+			yaml: "version: 1\nupdates:\n  rootfs_part_a: /dev/sda2\n  rootfs_part_b: /dev/sda2\n  boot_env: uboot\n  reboot_command: [/sbin/reboot]\n",
+			want: []string{
+				`f.yaml:4: updates.rootfs_part_b: "/dev/sda2" is rootfs_part_a as well; the A/B pair needs two partitions`,
+			},
+		},
+		{
+			name: "boot_env without partitions",
+			yaml: "version: 1\nupdates:\n  boot_env: grub\n",
+			want: []string{
+				`f.yaml:3: updates.boot_env: "grub" is set but rootfs_part_a and rootfs_part_b are not; set both for rootfs-image updates`,
+			},
+		},
+		{
 			name: "reconnect spread beyond the max",
 			yaml: "version: 1\ndevice: {id: n}\niot:\n  enabled: true\n  endpoint: a-ats.iot.eu-west-1.amazonaws.com\n  region: eu-west-1\n  reconnect_max: 1m\n  reconnect_spread: 90s\n",
 			want: []string{

@@ -36,6 +36,7 @@ const (
 	DefaultScriptsDir        = "/etc/edgefort/scripts"
 	DefaultModuleTimeout     = 4 * time.Hour
 	DefaultHealthTimeout     = time.Minute
+	DefaultGRUBEnvDir        = "/boot/efi/EFI/BOOT" // grub-mender-grubenv's ENV_DIR
 	DefaultTLSMinVersion     = "1.2"
 	adminSocketName          = "admin.sock"
 )
@@ -83,6 +84,7 @@ func (c *Config) setDefaults() {
 	setString(&u.ScriptsDir, DefaultScriptsDir)
 	setDuration(&u.ModuleTimeout, DefaultModuleTimeout)
 	setDuration(&u.HealthTimeout, DefaultHealthTimeout)
+	setString(&u.GRUBEnvDir, DefaultGRUBEnvDir)
 	setSSLDefaults(&u.SSL, true)
 
 	for i := range c.Clients.VirtualHosts {

@@ -117,7 +117,7 @@ func TestHugeValuesAreClipped(t *testing.T) {
 		{
 			name: "a long list of allowed fields is shown whole",
 			yaml: "version: 1\nupdates:\n  nope: 1\n",
-			want: []string{"f.yaml:3: updates.nope: unknown field (updates accepts: download_rate_limit, enabled, health_timeout, inventory, inventory_interval, module_timeout, modules_dir, poll_interval, reboot_command, retry_interval, scripts_dir, server_url, ssl, tenant_token, verify_keys)"},
+			want: []string{"f.yaml:3: updates.nope: unknown field (updates accepts: boot_env, download_rate_limit, enabled, fw_env_config, grubenv_dir, health_timeout, inventory, inventory_interval, module_timeout, modules_dir, poll_interval, reboot_command, retry_interval, rootfs_part_a, rootfs_part_b, rootfs_read_back, scripts_dir, server_url, ssl, tenant_token, verify_keys)"},
 		},
 	}
 	for _, tt := range tests {

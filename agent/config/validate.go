@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgefort/edgefort/updater/deploy"
 )
 
 // maxSocketPath is the longest unix socket path Linux accepts (sun_path
@@ -200,8 +202,44 @@ func validateUpdates(u Updates, p *problems, dev Device) {
 	if u.DownloadRateLimit < 0 {
 		p.add(0, "updates.download_rate_limit", "%d is negative; use 0 for no limit", u.DownloadRateLimit)
 	}
+	validateRootfs(u, p)
 	validateSSL(u.SSL, p, "updates.ssl", outbound)
 }
+
+// validateRootfs checks the A/B pair of rootfs-image updates and its boot
+// loader.
+func validateRootfs(u Updates, p *problems) {
+	if u.RootfsPartA == "" && u.RootfsPartB == "" {
+		if u.BootEnv != "" {
+			p.add(0, "updates.boot_env", "%q is set but rootfs_part_a and rootfs_part_b are not; set both for rootfs-image updates", u.BootEnv)
+		}
+		return
+	}
+	parts := map[string]string{"updates.rootfs_part_a": u.RootfsPartA, "updates.rootfs_part_b": u.RootfsPartB}
+	for _, field := range []string{"updates.rootfs_part_a", "updates.rootfs_part_b"} {
+		v := parts[field]
+		switch {
+		case v == "":
+			p.add(0, field, "required when the other partition of the A/B pair is set")
+		case !checkAbsPath(p, field, v):
+		case !endsInDigit(v) && !strings.HasPrefix(v, "/dev/disk/"):
+			p.add(0, field, "%q does not end in a partition number (the boot loader selects the partition by it, e.g. /dev/mmcblk0p2)", v)
+		}
+	}
+	if u.RootfsPartA != "" && u.RootfsPartA == u.RootfsPartB {
+		p.add(0, "updates.rootfs_part_b", "%q is rootfs_part_a as well; the A/B pair needs two partitions", u.RootfsPartB)
+	}
+	checkOneOf(p, "updates.boot_env", u.BootEnv, deploy.BootEnvUBoot, deploy.BootEnvGRUB)
+	if u.FWEnvConfig != "" {
+		checkAbsPath(p, "updates.fw_env_config", u.FWEnvConfig)
+	}
+	checkAbsPath(p, "updates.grubenv_dir", u.GRUBEnvDir)
+	if len(u.RebootCommand) == 0 {
+		p.add(0, "updates.reboot_command", "required with rootfs_part_a and rootfs_part_b: a root filesystem update boots the new partition")
+	}
+}
+
+func endsInDigit(s string) bool { return s != "" && s[len(s)-1] >= '0' && s[len(s)-1] <= '9' }
 
 func validateKeystores(k Keystores, p *problems) {
 	for name, target := range k.References {

@@ -7,7 +7,11 @@
 #   cat PAYLOAD >FIFO; cat FIFO >DEST; sync DEST  (the module's pipe hop)
 #   openssl dgst -sha256 PAYLOAD           (the SHA-256 floor)
 #   edgefort artifact validate ARTIFACT    (stream + verify, no write)
-# on one payload (default 1 GiB of random bytes). The update module is
+#   mender install ARTIFACT                (Debian's Mender client 3.4, the same
+#                                           Artifact through the same module, in a
+#                                           private mount namespace; as root only)
+# on one payload (default 1 GiB of random bytes), the module-image Artifact
+# uncompressed and gzip. The update module is
 # scripts/bench/install/bench-file (shell, Update Module v3): it copies
 # each stream with cat to DEST/.NAME.tmp and fsyncs it during Download,
 # renames it into place and fsyncs DEST in ArtifactInstall.
@@ -56,6 +60,9 @@ head -c "$((size_mb * 1024 * 1024))" /dev/urandom >"$work/payload.bin"
 printf '{"path": "%s/dest/payload.bin", "mode": "0644"}' "$work" >"$work/meta.json"
 "$ef" artifact write module-image -T edgefort-file -t bench-device -n bench-install-builtin \
   --compression none -m "$work/meta.json" -f "$work/payload.bin" -o "$work/builtin.mender" >/dev/null
+# The bench-file Artifact gzip-compressed too, for edgefort and Mender.
+"$ef" artifact write module-image -T bench-file -t bench-device -n bench-install-gzip \
+  --compression gzip -f "$work/payload.bin" -o "$work/install-gzip.mender" >/dev/null
 # And compressed (random bytes do not shrink, so these measure the
 # decompressor's pass over a real-sized stream).
 for comp in gzip zstd; do
@@ -85,6 +92,29 @@ mkdir -p "$work/scripts"
 "$ef" config validate "$work/edgefort.yaml" >/dev/null
 export BENCH_FILE_DEST="$work/dest"
 
+# The Mender client 3.4 as a peer: standalone `mender install` in a private
+# mount namespace, where the bench's modules directory is bound over
+# /usr/share/mender/modules/v3 and a directory of its own over /etc/mender
+# (artifact_info), so no system file changes. Its data directory is under
+# $work/state, new for each run. Needs root (CAP_SYS_ADMIN) and mender.
+have_mender=false
+if [ "$(id -u)" = 0 ] && command -v mender >/dev/null && command -v unshare >/dev/null; then
+  mkdir -p "$work/mender-etc"
+  echo "artifact_name=bench-0" >"$work/mender-etc/artifact_info"
+  cat >"$work/mender.conf" <<JSON
+{"DeviceTypeFile": "$work/state/mender/device_type", "UpdateLogPath": "$work/state/mender", "DBus": {"Enabled": false}}
+JSON
+  have_mender=true
+fi
+mender_install() { # ARTIFACT
+  mkdir -p "$work/state/mender" &&
+    echo "device_type=bench-device" >"$work/state/mender/device_type" &&
+    unshare -m sh -c 'mount --bind "$1" /etc/mender && mount --bind "$2" /usr/share/mender/modules/v3 && shift 2 && exec "$@"' \
+      sh "$work/mender-etc" "$repo/scripts/bench/install" \
+      mender -c "$work/mender.conf" -d "$work/state/mender" --no-syslog install "$1" >"$work/mender.log" 2>&1 ||
+    { cat "$work/mender.log" >&2; return 1; }
+}
+
 # measure NAME CMD...: runs CMD once on a clean slate, appends "seconds
 # rss_kib" to $work/NAME.
 measure() {
@@ -111,8 +141,8 @@ fifo_copy() {
   cat "$work/payload.bin" >"$work/pipe.fifo" &
   cat "$work/pipe.fifo" >"$work/dest/payload.bin" && wait $! && sync "$work/dest/payload.bin"
 }
-export -f cp_sync fifo_copy
-export work
+export -f cp_sync fifo_copy mender_install
+export work repo
 
 # run_one NAME: measures one command and checks what an install put in
 # place.
@@ -131,6 +161,15 @@ run_one() {
   builtin)
     measure builtin "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/builtin.mender"
     installed builtin ;;
+  install-gzip)
+    measure install-gzip "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/install-gzip.mender"
+    installed install-gzip ;;
+  mender)
+    measure mender bash -c 'mender_install "$work/bench.mender"'
+    installed mender ;;
+  mender-gzip)
+    measure mender-gzip bash -c 'mender_install "$work/install-gzip.mender"'
+    installed mender-gzip ;;
   builtin-gzip | builtin-zstd)
     measure "$1" "$ef" update install --commit --no-progress --config "$work/edgefort.yaml" "$work/${1}.mender"
     installed "$1" ;;
@@ -139,8 +178,10 @@ run_one() {
 # Each round runs the commands in a new random order: what ran just before
 # a command changes its time on a VM (see COOL above), so no command keeps
 # one position.
+commands=(cp fifo openssl validate install install-gzip builtin builtin-gzip builtin-zstd)
+$have_mender && commands+=(mender mender-gzip)
 for _ in $(seq "$rounds"); do
-  for name in $(shuf -e cp fifo openssl validate install builtin builtin-gzip builtin-zstd); do
+  for name in $(shuf -e "${commands[@]}"); do
     run_one "$name"
   done
 done
@@ -165,6 +206,17 @@ row "cat >FIFO, cat FIFO >dest + sync" fifo
 row "openssl dgst -sha256 (payload)" openssl
 row "edgefort artifact validate" validate
 row "edgefort update install (bench-file module)" install
+row "  the same, gzip Artifact" install-gzip
+if $have_mender; then
+  row "mender install (3.4, bench-file module)" mender
+  row "  the same, gzip Artifact" mender-gzip
+  for pair in "install mender" "install-gzip mender-gzip"; do
+    set -- $pair
+    echo "# edgefort / Mender ($1): $(awk -v a="$(cut -d' ' -f1 "$work/$1" | median)" -v b="$(cut -d' ' -f1 "$work/$2" | median)" 'BEGIN{printf "%.2f", a/b}')x (paired: $(paste -d' ' "$work/$1" "$work/$2" | awk '{print $1/$3}' | median)x)"
+  done
+else
+  echo "# the Mender client was not measured: needs root, mender and unshare"
+fi
 row "edgefort update install (built-in edgefort-file)" builtin
 row "  the same, gzip Artifact" builtin-gzip
 row "  the same, zstd Artifact" builtin-zstd

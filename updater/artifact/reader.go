@@ -477,6 +477,11 @@ func (r *Reader) store(inst Installer, f *File, src io.Reader) error {
 	s := &fileStream{src: src, left: f.Size, h: r.sha, want: f.Checksum, path: f.Path, ring: r.ring}
 	serr := inst.Store(f, s)
 	switch {
+	case s.err != nil && serr != nil && errors.Is(serr, s.err):
+		// The installer passed the stream's error on with what it means
+		// for what it stored (the rootfs installer: a partition left not
+		// bootable): keep both.
+		return fmt.Errorf("installer: %s: %w", f.Path, serr)
 	case s.err != nil:
 		return s.err
 	case serr != nil:

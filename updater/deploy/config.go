@@ -48,9 +48,34 @@ type Config struct {
 	// NeedsArtifactReboot with Automatic (rootfs images). Empty, the
 	// default, refuses such Artifacts with a rollback.
 	RebootCommand []string `yaml:"reboot_command"`
-	// HealthTimeout is how long a self-updated agent has to become ready
-	// before it is rolled back to the previous binary. Default 1m.
+	// HealthTimeout is how long a self-updated agent, or the agent of a
+	// new root filesystem after its trial boot, has to become ready before
+	// the update is rolled back. Default 1m.
 	HealthTimeout time.Duration `yaml:"health_timeout"`
+	// RootfsPartA and RootfsPartB are the A/B pair of root partitions
+	// that rootfs-image Artifacts are written to (the Mender client's
+	// RootfsPartA and RootfsPartB): block devices such as /dev/mmcblk0p2,
+	// each ending in the partition number the boot loader knows it by.
+	// Both or neither; empty, the default, refuses rootfs-image Artifacts.
+	RootfsPartA string `yaml:"rootfs_part_a"`
+	RootfsPartB string `yaml:"rootfs_part_b"`
+	// BootEnv is the boot loader whose environment selects the partition
+	// to boot: "uboot" (fw_printenv and fw_setenv) or "grub"
+	// (grub-mender-grubenv). Required with the partitions.
+	BootEnv string `yaml:"boot_env"`
+	// FWEnvConfig is the fw_env.config that fw_printenv and fw_setenv are
+	// given (-c) with boot_env uboot. Empty: their default,
+	// /etc/fw_env.config.
+	FWEnvConfig string `yaml:"fw_env_config"`
+	// GRUBEnvDir is grub-mender-grubenv's ENV_DIR, which holds
+	// mender_grubenv1/ and mender_grubenv2/, with boot_env grub. Default
+	// /boot/efi/EFI/BOOT.
+	GRUBEnvDir string `yaml:"grubenv_dir"`
+	// RootfsReadBack reads a written root filesystem image back, past the
+	// page cache, and checks it against the Artifact's checksum before it
+	// may boot. Default false: the stream's checksum is checked as it is
+	// written, as the Mender client does.
+	RootfsReadBack bool `yaml:"rootfs_read_back"`
 	// DownloadRateLimit caps artifact downloads, in bytes per second.
 	// Default 0, unlimited.
 	DownloadRateLimit int64 `yaml:"download_rate_limit"`

@@ -28,8 +28,10 @@ import (
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
 	"github.com/edgefort/edgefort/updater/artifact"
+	"github.com/edgefort/edgefort/updater/bootenv"
 	"github.com/edgefort/edgefort/updater/fileinstall"
 	"github.com/edgefort/edgefort/updater/module"
+	"github.com/edgefort/edgefort/updater/rootfs"
 	"github.com/edgefort/edgefort/updater/scripts"
 	"github.com/edgefort/edgefort/updater/selfupdate"
 )
@@ -76,6 +78,11 @@ type NodeDeps struct {
 	Logger *slog.Logger
 	// Registerer, if set, receives the edgefort_updates_* metrics.
 	Registerer prometheus.Registerer
+	// MountInfo and Cmdline replace /proc/self/mountinfo and /proc/cmdline
+	// where the rootfs-image installer learns which partition runs: for a
+	// simulated A/B device (tests, the dev environment). Empty: the real
+	// ones.
+	MountInfo, Cmdline string
 }
 
 // Node is the update side of the agent: the state machine (local installs
@@ -208,6 +215,10 @@ func newMachine(cfg Config, deps NodeDeps, reporter Reporter) (*Machine, error) 
 	runner := &module.Runner{Dir: cfg.ModulesDir, Timeout: cfg.ModuleTimeout, Logger: log}
 	self := &selfupdate.Installer{Binary: deps.Binary, Ready: deps.Healthy, HealthTimeout: cfg.HealthTimeout, Logger: log}
 	file := &fileinstall.Installer{Logger: log}
+	rootfsInst, err := newRootfs(cfg, deps, log)
+	if err != nil {
+		return nil, err
+	}
 	opts := Options{
 		Store:      deps.Store,
 		DeviceType: deps.DeviceType,
@@ -218,6 +229,11 @@ func newMachine(cfg Config, deps NodeDeps, reporter Reporter) (*Machine, error) 
 				return self, nil
 			case fileinstall.Type:
 				return file, nil
+			case rootfs.Type:
+				if rootfsInst == nil {
+					return nil, errors.New("rootfs-image payloads need updates.rootfs_part_a, rootfs_part_b and boot_env in the configuration")
+				}
+				return rootfsInst, nil
 			}
 			return runner.Lookup(typ)
 		},
@@ -232,6 +248,38 @@ func newMachine(cfg Config, deps NodeDeps, reporter Reporter) (*Machine, error) 
 		HostReboot: rebootCommand(cfg.RebootCommand),
 	}
 	return New(opts)
+}
+
+// Boot loaders of updates.boot_env.
+const (
+	BootEnvUBoot = "uboot"
+	BootEnvGRUB  = "grub"
+)
+
+// newRootfs builds the rootfs-image installer, or nil when no A/B pair is
+// configured.
+func newRootfs(cfg Config, deps NodeDeps, log *slog.Logger) (*rootfs.Installer, error) {
+	if cfg.RootfsPartA == "" && cfg.RootfsPartB == "" {
+		return nil, nil
+	}
+	var env bootenv.Env
+	switch cfg.BootEnv {
+	case BootEnvUBoot:
+		env = &bootenv.UBoot{Config: cfg.FWEnvConfig}
+	case BootEnvGRUB:
+		env = &bootenv.GRUB{Dir: cfg.GRUBEnvDir}
+	default:
+		return nil, fmt.Errorf("updates.boot_env: %q is not %s or %s", cfg.BootEnv, BootEnvUBoot, BootEnvGRUB)
+	}
+	in, err := rootfs.New(rootfs.Options{
+		PartA: cfg.RootfsPartA, PartB: cfg.RootfsPartB, Env: env, ReadBack: cfg.RootfsReadBack,
+		Ready: deps.Healthy, HealthTimeout: cfg.HealthTimeout, Logger: log,
+		MountInfo: deps.MountInfo, Cmdline: deps.Cmdline,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("updates: %w", err)
+	}
+	return in, nil
 }
 
 // rebootCommand runs argv to reboot the host; nil when none is set.

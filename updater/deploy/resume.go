@@ -31,6 +31,23 @@ func (m *Machine) Resume(ctx context.Context) (Result, error) {
 	}
 	next := resumeStep(rec)
 	m.note(rec, slog.LevelWarn, "resuming an interrupted deployment", "step", rec.Step, "resume_at", next, "deployment", rec.DeploymentID)
+	if rec.Step == StepInstall && next == StepRollback {
+		// The cut may have come after ArtifactInstall changed something
+		// but before the NeedsArtifactReboot answers were recorded: ask
+		// again, or a change that needs a reboot to undo (a rootfs image
+		// booted on trial) would be rolled back without one.
+		for i, ps := range rec.Payloads {
+			reboot, err := m.queryReboot(ctx, ps)
+			if err != nil {
+				if mustStop(ctx, err) {
+					return Result{ArtifactName: rec.ArtifactName}, err
+				}
+				m.note(rec, slog.LevelWarn, "NeedsArtifactReboot query failed", "payload", ps.Index, "err", err)
+				continue
+			}
+			rec.Payloads[i].Reboot = reboot
+		}
+	}
 	return m.drive(ctx, rec, next)
 }
 

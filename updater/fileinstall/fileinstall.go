@@ -5,7 +5,7 @@
 // It does in process what the stock single-file update module does with a
 // shell script, but streams: the payload is written into the destination's
 // directory while the Artifact is read and hashed (the two overlap), and
-// flushed to disk in the background every 64 MiB (see flusher), so that
+// flushed to disk in the background every 64 MiB (see module.Flusher), so that
 // the final fsync finds little left to write. Nothing is visible
 // at the destination before ArtifactInstall, and the Artifact reader only
 // lets the state machine go on once every checksum matched.
@@ -169,7 +169,7 @@ func (d *download) write(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Type, err)
 	}
-	fl := newFlusher(out)
+	fl := module.NewFlusher(out)
 	werr, rerr := module.Copy(fl, r)
 	if ferr := fl.Close(); werr == nil {
 		werr = ferr

@@ -1,4 +1,4 @@
-package fileinstall
+package module
 
 import (
 	"os"
@@ -6,8 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// datasync makes f's data durable without its metadata timestamps.
-func datasync(f *os.File) error {
+// Datasync makes f's data durable without its metadata timestamps.
+func Datasync(f *os.File) error {
 	for {
 		err := unix.Fdatasync(int(f.Fd()))
 		if err != unix.EINTR {

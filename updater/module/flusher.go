@@ -1,19 +1,17 @@
-package fileinstall
+package module
 
 import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/edgefort/edgefort/updater/module"
 )
 
-// flushEvery is how much is written between two background flushes.
+// FlushEvery is how much is written between two background flushes.
 // Measured with scripts/bench/install.sh (1 GiB, 2-vCPU VM, virtio disk):
 // 64 MiB was the best of 16, 32, 64 and 128.
-const flushEvery = 64 << 20
+const FlushEvery = 64 << 20
 
-// flusher writes to f and, every flushEvery bytes, has a goroutine of its
+// Flusher writes to f and, every FlushEvery bytes, has a goroutine of its
 // own make what was written so far durable (fdatasync), while the copy
 // goes on.
 //
@@ -29,7 +27,7 @@ const flushEvery = 64 << 20
 // A background flush's error is kept and returned by Close: the kernel
 // reports a writeback error once per open file, so the final fsync would
 // not see it again.
-type flusher struct {
+type Flusher struct {
 	f       *os.File
 	out     io.Writer // f, in small writes
 	kick    chan struct{}
@@ -39,28 +37,29 @@ type flusher struct {
 	kicked  int64 // written at the last kick
 }
 
-func newFlusher(f *os.File) *flusher {
-	fl := &flusher{f: f, out: module.SmallWrites(f), kick: make(chan struct{}, 1), done: make(chan struct{})}
+// NewFlusher starts the flushing goroutine; Close stops it.
+func NewFlusher(f *os.File) *Flusher {
+	fl := &Flusher{f: f, out: SmallWrites(f), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go fl.run()
 	return fl
 }
 
-func (fl *flusher) run() {
+func (fl *Flusher) run() {
 	defer close(fl.done)
 	for range fl.kick {
 		if fl.err != nil {
 			continue // drain; Close reports the first error
 		}
-		if err := datasync(fl.f); err != nil {
+		if err := Datasync(fl.f); err != nil {
 			fl.err = fmt.Errorf("flush: %w", err)
 		}
 	}
 }
 
-func (fl *flusher) Write(p []byte) (int, error) {
+func (fl *Flusher) Write(p []byte) (int, error) {
 	n, err := fl.out.Write(p)
 	fl.written += int64(n)
-	if fl.written-fl.kicked >= flushEvery {
+	if fl.written-fl.kicked >= FlushEvery {
 		select {
 		case fl.kick <- struct{}{}:
 			fl.kicked = fl.written
@@ -73,7 +72,7 @@ func (fl *flusher) Write(p []byte) (int, error) {
 // Close stops the flushing goroutine, waits for it and returns the first
 // flush error. It does not close f, nor make the tail durable: the caller
 // fsyncs f, which it must anyway for the file's mode and size.
-func (fl *flusher) Close() error {
+func (fl *Flusher) Close() error {
 	close(fl.kick)
 	<-fl.done
 	return fl.err

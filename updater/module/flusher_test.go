@@ -1,4 +1,4 @@
-package fileinstall
+package module
 
 import (
 	"bytes"
@@ -13,14 +13,14 @@ import (
 
 func TestFlusherWritesEverything(t *testing.T) {
 	// Three flushes' worth and a tail, in odd-sized writes.
-	want := bytes.Repeat([]byte("0123456789abcdef"), (3*flushEvery+12345)/16)
+	want := bytes.Repeat([]byte("0123456789abcdef"), (3*FlushEvery+12345)/16)
 	path := filepath.Join(t.TempDir(), "f")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	fl := newFlusher(f)
+	fl := NewFlusher(f)
 	for rest := want; len(rest) > 0; {
 		n := min(len(rest), 3<<20+7)
 		if _, err := fl.Write(rest[:n]); err != nil {
@@ -57,8 +57,8 @@ func TestFlusherReportsFlushError(t *testing.T) {
 		_, err := io.Copy(io.Discard, r)
 		drained <- err
 	}()
-	fl := newFlusher(w)
-	if _, err := fl.Write(make([]byte, flushEvery)); err != nil {
+	fl := NewFlusher(w)
+	if _, err := fl.Write(make([]byte, FlushEvery)); err != nil {
 		t.Fatal(err)
 	}
 	err = fl.Close()
