@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/edgefort/edgefort/clientapi/upstream"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -93,6 +95,70 @@ func (h *virtualHost) newProxy(rc Route, t *target, tr *http.Transport) *httputi
 		ModifyResponse: func(resp *http.Response) error { resp.Header.Del(HeaderRequestID); return nil },
 		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { h.proxyError(w, r, rc, err) },
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// newCore is rt's HTTP/1.1 client core to t: the path of every request but
+// upgrades (see forward).
+func newCore(rc Route, t *target, tlsCfg *tls.Config) *upstream.Route {
+	addr := t.url.Host
+	if t.url.Port() == "" {
+		port := "80"
+		if t.url.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(t.url.Hostname(), port)
+	}
+	return &upstream.Route{
+		Pool:    upstream.NewPool(upstream.PoolConfig{Addr: addr, TLS: tlsCfg}),
+		Timeout: rc.Timeout,
+		// The response carries the node's request id, not a second one.
+		DropResponse: []string{HeaderRequestID},
+	}
+}
+
+// forward proxies r to rt's target: through the HTTP/1.1 core, or through
+// httputil.ReverseProxy for a protocol upgrade (WebSocket), which the core
+// does not do. Both send the same rewritten request (rewrite).
+func (h *virtualHost) forward(w http.ResponseWriter, r *http.Request, rt *route) {
+	if !upstream.Handles(r) {
+		rt.proxy.ServeHTTP(w, r)
+		return
+	}
+	u := *r.URL
+	out := &http.Request{Method: r.Method, URL: &u, Host: r.Host, Header: r.Header.Clone()}
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	// As httputil does before a Rewrite: what the client named hop-by-hop
+	// goes first (so that it cannot name the node's own headers away),
+	// then the forwarding headers, which rewrite sets anew.
+	removeHopByHop(out.Header)
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(out.Header, k)
+	}
+	h.rewrite(&httputil.ProxyRequest{In: r, Out: out}, rt.cfg, rt.target)
+	if err := rt.core.Forward(w, r, out); err != nil {
+		h.proxyError(w, r, rt.cfg, err)
+	}
+}
+
+// hopByHop are the request headers that stay between the client and the
+// node (RFC 9110 7.6.1).
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop deletes the hop-by-hop headers and those the Connection
+// header names.
+func removeHopByHop(hd http.Header) {
+	for _, f := range hd["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(hd, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(hd, k)
 	}
 }
 
