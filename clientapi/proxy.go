@@ -219,17 +219,24 @@ func quoteForwarded(v string) string {
 }
 
 // proxyError answers a failed proxy call: 413 for a body over the limit,
-// 504 when the backend did not answer in time, else 502; the cause goes to
+// 400 for a body that could not be read, 504 when the backend did not
+// answer in time, else 502; the cause goes to
 // the log with the request id, never to the client.
 func (h *virtualHost) proxyError(w http.ResponseWriter, r *http.Request, rc Route, err error) {
 	code, reason := http.StatusBadGateway, "backend_unavailable"
 	var tooBig *http.MaxBytesError
 	var netErr net.Error
+	var badBody *upstream.RequestBodyError
 	switch {
 	case errors.As(err, &tooBig):
 		code, reason = http.StatusRequestEntityTooLarge, "request_body_too_large"
 	case errors.Is(r.Context().Err(), context.Canceled):
 		return // the client left; nobody to answer
+	case errors.As(err, &badBody):
+		// Bad chunked framing: what follows on the connection is no
+		// request to read.
+		code, reason = http.StatusBadRequest, "bad_request_body"
+		w.Header().Set("Connection", "close")
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		code, reason = http.StatusGatewayTimeout, "backend_timeout"
 	}

@@ -240,6 +240,9 @@ func (x *exchange) copyBody() error {
 	var sent int64
 	for {
 		n, rerr := x.in.Body.Read(buf)
+		if rerr != nil && rerr != io.EOF {
+			rerr = &RequestBodyError{Err: rerr}
+		}
 		if n > 0 {
 			sent += int64(n)
 			if !chunked && sent > x.in.ContentLength {
@@ -272,6 +275,15 @@ func (x *exchange) copyBody() error {
 	}
 	return bw.Flush()
 }
+
+// RequestBodyError: the client's request body could not be read (bad
+// chunked framing, over the limit, the client gone); the backend got an
+// aborted request and the node's answer is the client's fault, not the
+// backend's.
+type RequestBodyError struct{ Err error }
+
+func (e *RequestBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
+func (e *RequestBodyError) Unwrap() error { return e.Err }
 
 // bodyBuffers are the request bodies' copy buffers.
 var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
