@@ -173,24 +173,23 @@ func readAnswers(br *bufio.Reader, method string) []string {
 
 const aliceAuth = "Authorization: Bearer alice-token\r\n"
 
-// TestAmbiguousRequests: requests whose framing a proxy and a backend
-// could read differently are refused by the node, or reach the backend as
-// exactly the requests the node answered, each framed by the node (the
-// raw backend parses what it gets with net/http and records it): never a
-// request smuggled inside another's body, never a body read as a request.
-// Each connection ends with "Connection: close" so that the client reads
-// to the end.
-func TestAmbiguousRequests(t *testing.T) {
-	r := newRig(t)
-	r.authz.permit("alice app.read app/sales/a1")
+// ambiguousRequest is a connection's worth of bytes a client sends, and
+// what the node does with them: the backend's record of what reached it
+// (rawBackend) and the answers the client reads.
+type ambiguousRequest struct {
+	name        string
+	raw         string
+	wantBackend []string
+	wantClient  []string
+}
+
+// ambiguousRequests are requests whose framing a proxy and a backend
+// could read differently. Each connection ends with "Connection: close" so
+// that the client reads to the end.
+func ambiguousRequests() []ambiguousRequest {
 	smuggled := "GET /smuggled HTTP/1.1\r\nHost: hub.example\r\n" + aliceAuth + "\r\n"
 	last := "GET /last HTTP/1.1\r\nHost: hub.example\r\n" + aliceAuth + "Connection: close\r\n\r\n"
-	tests := []struct {
-		name        string
-		raw         string
-		wantBackend []string
-		wantClient  []string
-	}{
+	return []ambiguousRequest{
 		{"content-length and chunked: chunked wins, the rest is the next request",
 			"POST /a HTTP/1.1\r\nHost: hub.example\r\n" + aliceAuth + "Content-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled + last,
 			[]string{`POST /a body=""`, `GET /smuggled body=""`, `GET /last body=""`}, []string{"200 /a", "200 /smuggled", "200 /last"}},
@@ -228,7 +227,17 @@ func TestAmbiguousRequests(t *testing.T) {
 			"POST /a HTTP/1.1\r\nHost: hub.example\r\n" + aliceAuth + "Content-Length: 5\r\n\r\nhello" + smuggled + last,
 			[]string{`POST /a body="hello"`, `GET /smuggled body=""`, `GET /last body=""`}, []string{"200 /a", "200 /smuggled", "200 /last"}},
 	}
-	for _, tt := range tests {
+}
+
+// TestAmbiguousRequests: the ambiguousRequests are refused by the node, or
+// reach the backend as exactly the requests the node answered, each framed
+// by the node (the raw backend parses what it gets with net/http and
+// records it): never a request smuggled inside another's body, never a
+// body read as a request.
+func TestAmbiguousRequests(t *testing.T) {
+	r := newRig(t)
+	r.authz.permit("alice app.read app/sales/a1")
+	for _, tt := range ambiguousRequests() {
 		t.Run(tt.name, func(t *testing.T) {
 			backend := newRawBackend(t, okReply)
 			srv := r.start(t, routeTo(backend.target(), time.Minute))

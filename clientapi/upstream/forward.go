@@ -55,6 +55,14 @@ func (rt *Route) Forward(w http.ResponseWriter, in, out *http.Request) error {
 			return err
 		}
 		x := exchange{rt: rt, c: c, in: in, out: out, hasBody: hasBody}
+		if hasBody {
+			// The body's goroutine may still be reading when the handler
+			// ends (the backend answered first), and net/http's server
+			// then reads the connection for the next request: a closed
+			// body waits for a read in flight and refuses the next one,
+			// as httputil.ReverseProxy relies on too.
+			defer in.Body.Close()
+		}
 		stop := context.AfterFunc(ctx, c.close)
 		resp, err := x.roundTrip()
 		if err != nil {
@@ -332,19 +340,37 @@ func (x *exchange) respond(w http.ResponseWriter, resp *http.Response) bool {
 	if !complete || resp.Close {
 		return false
 	}
-	if x.bodyDone != nil {
-		select {
-		case err := <-x.bodyDone:
-			if err != nil {
-				return false
-			}
-		default:
-			// The backend answered before the body was all sent: the
-			// rest cannot be told apart from a next request.
-			return false
-		}
+	if x.bodyDone != nil && !x.bodyWritten() {
+		// The backend answered before the body was all sent: the rest
+		// cannot be told apart from a next request.
+		return false
 	}
 	return x.c.br.Buffered() == 0
+}
+
+// maxBodyWait is how long a response that came before the end of its
+// request body waits for the rest to be written (a backend that answers
+// as soon as it has the header, nginx's "return"): within it, the
+// connection is kept and the client's body consumed, so that the client's
+// next request on its connection is read, as net/http's Transport does.
+const maxBodyWait = 50 * time.Millisecond
+
+// bodyWritten reports whether the request body was written whole, waiting
+// for it at most maxBodyWait.
+func (x *exchange) bodyWritten() bool {
+	select {
+	case err := <-x.bodyDone:
+		return err == nil
+	default:
+	}
+	t := time.NewTimer(maxBodyWait)
+	defer t.Stop()
+	select {
+	case err := <-x.bodyDone:
+		return err == nil
+	case <-t.C:
+		return false
+	}
 }
 
 // copyResponse streams the body to w. A streamed response (no length, or
