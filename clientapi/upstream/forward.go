@@ -323,7 +323,11 @@ func (x *exchange) respond(w http.ResponseWriter, resp *http.Response) bool {
 		delete(resp.Header, k)
 	}
 	for k, vs := range resp.Header {
-		h[k] = append(h[k], vs...)
+		if prev := h[k]; len(prev) > 0 {
+			h[k] = append(prev, vs...)
+		} else {
+			h[k] = vs // resp is ours alone: no copy
+		}
 	}
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
