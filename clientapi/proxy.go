@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -133,32 +132,13 @@ func (h *virtualHost) forward(w http.ResponseWriter, r *http.Request, rt *route)
 	// As httputil does before a Rewrite: what the client named hop-by-hop
 	// goes first (so that it cannot name the node's own headers away),
 	// then the forwarding headers, which rewrite sets anew.
-	removeHopByHop(out.Header)
+	upstream.RemoveHopByHop(out.Header)
 	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		delete(out.Header, k)
 	}
 	h.rewrite(&httputil.ProxyRequest{In: r, Out: out}, rt.cfg, rt.target)
 	if err := rt.core.Forward(w, r, out); err != nil {
 		h.proxyError(w, r, rt.cfg, err)
-	}
-}
-
-// hopByHop are the request headers that stay between the client and the
-// node (RFC 9110 7.6.1).
-var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// removeHopByHop deletes the hop-by-hop headers and those the Connection
-// header names.
-func removeHopByHop(hd http.Header) {
-	for _, f := range hd["Connection"] {
-		for _, name := range strings.Split(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				delete(hd, textproto.CanonicalMIMEHeaderKey(name))
-			}
-		}
-	}
-	for _, k := range hopByHop {
-		delete(hd, k)
 	}
 }
 

@@ -296,6 +296,8 @@ func TestBackendResponseFraming(t *testing.T) {
 		{"response header over the bound", "GET", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\nContent-Length: 5\r\n\r\nfirst", false, "502 ", false},
 		{"content-length and chunked with another coding", "GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n", false, "502 ", false},
 		{"two different content-lengths", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 13\r\n\r\nfirstsmuggled", false, "502 ", false},
+		{"a status below 100", "GET", "HTTP/1.1 042 Odd\r\nContent-Length: 5\r\n\r\nfirst", false, "502 ", false},
+		{"switching protocols unasked", "GET", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", false, "502 ", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,10 +143,15 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 			}
 			return nil, fmt.Errorf("reading the backend's response: %w", err)
 		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("the backend switched protocols unasked")
+		case resp.StatusCode < 100:
+			// ReadResponse takes any three digits; net/http's server
+			// would panic on writing such a status.
+			return nil, fmt.Errorf("the backend answered status %03d", resp.StatusCode)
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+		if resp.StatusCode >= 200 {
 			if x.rt.Timeout > 0 {
 				c.nc.SetReadDeadline(time.Time{})
 			}
@@ -299,9 +305,24 @@ var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // respBuffers are the response bodies' copy buffers.
 var respBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// hopHeaders are the hop-by-hop response headers (RFC 9110 7.6.1) that
-// stay between the backend and the node.
+// hopHeaders are the hop-by-hop headers (RFC 9110 7.6.1): they stay
+// between two peers, never passed on.
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// RemoveHopByHop deletes from h the hop-by-hop headers and those its
+// Connection header names.
+func RemoveHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
 
 // respond writes resp to w and reports whether the connection may carry
 // another request: the request was written whole, the response read to
@@ -309,16 +330,7 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 // arrived.
 func (x *exchange) respond(w http.ResponseWriter, resp *http.Response) bool {
 	h := w.Header()
-	for _, f := range resp.Header["Connection"] {
-		for _, name := range strings.Split(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				delete(resp.Header, http.CanonicalHeaderKey(name))
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		delete(resp.Header, k)
-	}
+	RemoveHopByHop(resp.Header)
 	for _, k := range x.rt.DropResponse {
 		delete(resp.Header, k)
 	}
