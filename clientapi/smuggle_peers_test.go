@@ -48,9 +48,18 @@ func runPeer(t *testing.T, cmd *exec.Cmd, f *os.File, logs func() string) {
 	}
 	f.Close()
 	t.Cleanup(func() {
-		// SIGTERM: nginx's master stops its worker before it exits.
+		// SIGTERM: nginx's master stops its worker before it exits; a
+		// peer that does not exit in time is killed (a guard, not a
+		// measurement).
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
 		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
 		if t.Failed() {
 			t.Logf("%s said:\n%s", filepath.Base(cmd.Path), logs())
 		}
