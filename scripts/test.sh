@@ -35,6 +35,8 @@ need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
+need nginx nginx                       # a real backend behind the client API (request framing tests)
+need haproxy haproxy                   # a real proxy in front of the client API (request framing tests)
 go version
 
 log "gofmt"
