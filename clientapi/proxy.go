@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgefort/edgefort/clientapi/upstream"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -96,6 +97,51 @@ func (h *virtualHost) newProxy(rc Route, t *target, tr *http.Transport) *httputi
 	}
 }
 
+// newCore is rt's HTTP/1.1 client core to t: the path of every request but
+// upgrades (see forward).
+func newCore(rc Route, t *target, tlsCfg *tls.Config) *upstream.Route {
+	addr := t.url.Host
+	if t.url.Port() == "" {
+		port := "80"
+		if t.url.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(t.url.Hostname(), port)
+	}
+	return &upstream.Route{
+		Pool:    upstream.NewPool(upstream.PoolConfig{Addr: addr, TLS: tlsCfg}),
+		Timeout: rc.Timeout,
+		// The response carries the node's request id, not a second one.
+		DropResponse: []string{HeaderRequestID},
+	}
+}
+
+// forward proxies r to rt's target: through the HTTP/1.1 core, or through
+// httputil.ReverseProxy for a protocol upgrade (WebSocket), which the core
+// does not do. Both send the same rewritten request (rewrite).
+func (h *virtualHost) forward(w http.ResponseWriter, r *http.Request, rt *route) {
+	if !upstream.Handles(r) {
+		rt.proxy.ServeHTTP(w, r)
+		return
+	}
+	u := *r.URL
+	out := &http.Request{Method: r.Method, URL: &u, Host: r.Host, Header: r.Header.Clone()}
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	// As httputil does before a Rewrite: what the client named hop-by-hop
+	// goes first (so that it cannot name the node's own headers away),
+	// then the forwarding headers, which rewrite sets anew.
+	upstream.RemoveHopByHop(out.Header)
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(out.Header, k)
+	}
+	h.rewrite(&httputil.ProxyRequest{In: r, Out: out}, rt.cfg, rt.target)
+	if err := rt.core.Forward(w, r, out); err != nil {
+		h.proxyError(w, r, rt.cfg, err)
+	}
+}
+
 // rewrite builds the outbound request: the target's URL, the forwarding
 // headers from the real peer, and the identity in place of whatever the
 // client sent.
@@ -153,17 +199,24 @@ func quoteForwarded(v string) string {
 }
 
 // proxyError answers a failed proxy call: 413 for a body over the limit,
-// 504 when the backend did not answer in time, else 502; the cause goes to
+// 400 for a body that could not be read, 504 when the backend did not
+// answer in time, else 502; the cause goes to
 // the log with the request id, never to the client.
 func (h *virtualHost) proxyError(w http.ResponseWriter, r *http.Request, rc Route, err error) {
 	code, reason := http.StatusBadGateway, "backend_unavailable"
 	var tooBig *http.MaxBytesError
 	var netErr net.Error
+	var badBody *upstream.RequestBodyError
 	switch {
 	case errors.As(err, &tooBig):
 		code, reason = http.StatusRequestEntityTooLarge, "request_body_too_large"
 	case errors.Is(r.Context().Err(), context.Canceled):
 		return // the client left; nobody to answer
+	case errors.As(err, &badBody):
+		// Bad chunked framing: what follows on the connection is no
+		// request to read.
+		code, reason = http.StatusBadRequest, "bad_request_body"
+		w.Header().Set("Connection", "close")
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		code, reason = http.StatusGatewayTimeout, "backend_timeout"
 	}

@@ -3,12 +3,15 @@ package clientapi
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefort/edgefort/clientapi/upstream"
 )
 
 // route is a built Route: its proxy to the target endpoint, and its
@@ -16,8 +19,10 @@ import (
 // every request.
 type route struct {
 	cfg       Route
-	proxy     http.Handler
-	transport *http.Transport // closed idle when a reload replaces the route
+	target    *url.URL
+	core      *upstream.Route // plain requests (see forward)
+	proxy     http.Handler    // upgrades
+	transport *http.Transport // the proxy's; closed idle when a reload replaces the route
 
 	requests *prometheus.CounterVec // requests_total curried with the virtual host and route
 	latency  prometheus.Observer
@@ -112,7 +117,7 @@ func (h *virtualHost) routeHandler(rt *route) http.Handler {
 		// An HTTP/1.1 client may keep sending its body while the answer
 		// streams back (HTTP/2 always may).
 		http.NewResponseController(w).EnableFullDuplex()
-		rt.proxy.ServeHTTP(sw, r)
+		h.forward(sw, r, rt)
 	})
 }
 

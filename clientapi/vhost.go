@@ -302,7 +302,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 			errs = append(errs, fieldErr(i, path+".ssl_vars", err))
 			continue
 		}
-		rt := &route{cfg: rc, transport: newTransport(tlsCfg, rc.Timeout),
+		rt := &route{cfg: rc, target: t.url, core: newCore(rc, t, tlsCfg), transport: newTransport(tlsCfg, rc.Timeout),
 			requests: b.m.requests.MustCurryWith(prometheus.Labels{"virtual_host": h.cfg.Name, "route": rc.Name}),
 			latency:  b.m.latency.WithLabelValues(h.cfg.Name, rc.Name)}
 		rt.proxy = h.newProxy(rc, t, rt.transport)
@@ -352,6 +352,7 @@ func (h *virtualHost) answers(host string) bool {
 // has replaced them.
 func (h *virtualHost) closeIdle() {
 	for _, rt := range h.routes {
+		rt.core.Pool.CloseIdle()
 		rt.transport.CloseIdleConnections()
 	}
 }

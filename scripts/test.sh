@@ -40,6 +40,8 @@ need strace strace                     # the rootfs install's order of writes an
 need losetup mount                     # loop devices: block-device partitions for the Mender client's rootfs installer
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
+need nginx nginx                       # a real backend behind the client API (request framing tests)
+need haproxy haproxy                   # a real proxy in front of the client API (request framing tests)
 go version
 
 log "gofmt"
