@@ -19,6 +19,16 @@ var deniedDeps = map[string]string{
 	"github.com/edgefort/edgefort/updater/artifact/artifacttest": "builds hostile Artifacts for tests",
 	"github.com/edgefort/edgefort/clientapi/jwtauth/jwttest":     "builds hostile JWTs for tests",
 	"testing": "a test-only package reaching the product pulls the testing framework in with it",
+	// Metrics (#13): internal/prom writes the text format the agent
+	// serves; client_golang's protobuf data model, expfmt and procfs cost
+	// about 1 MiB of the stripped binary. They stay for tests only (an
+	// independent parser of our output, the benchmarks beside ours).
+	"github.com/prometheus/client_golang":                 "internal/prom is the node's metrics; client_golang is for tests and benchmarks only (~1 MiB with what it drags in)",
+	"github.com/prometheus/client_model":                  "client_golang's protobuf data model; internal/prom has its own",
+	"github.com/prometheus/common":                        "expfmt parses our exposition in tests; the node only writes it",
+	"github.com/prometheus/procfs":                        "internal/prom reads the few /proc files it needs",
+	"google.golang.org/protobuf":                          "nothing on the node speaks protobuf; it came with client_model",
+	"github.com/edgefort/edgefort/internal/prom/promtest": "reads metric values in tests",
 }
 
 // allowedDeps names denied packages a later change truly needs, with why.

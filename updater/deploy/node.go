@@ -20,10 +20,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/internal/atomicfile"
 	"github.com/edgefort/edgefort/internal/pemkey"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
@@ -75,7 +74,7 @@ type NodeDeps struct {
 	// Logger receives the logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer, if set, receives the edgefort_updates_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 }
 
 // Node is the update side of the agent: the state machine (local installs
