@@ -95,6 +95,9 @@ func (d *Desc) labelName(r labelRef) string {
 
 // String is the metric's name and label names, for error messages.
 func (d *Desc) String() string {
+	if len(d.order) == 0 {
+		return d.fqName
+	}
 	var names []string
 	for _, r := range d.order {
 		names = append(names, d.labelName(r))
