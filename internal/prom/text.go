@@ -137,8 +137,11 @@ func formatFloat(v float64) string { return string(appendFloat(nil, v)) }
 
 // Handler serves g's metrics in the text format, gzipped when the client
 // accepts it. If gathering fails it answers 500 with the error, as
-// client_golang's handler does by default, and logs it.
+// client_golang's handler does by default, and logs it (log nil: not).
 func Handler(g Gatherer, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		families, err := g.Gather()
 		if err != nil {
