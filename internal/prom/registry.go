@@ -139,7 +139,7 @@ func (r *Registry) Register(c Collector) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("register: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -164,7 +164,7 @@ func (r *Registry) checkLocked(descs []*Desc) error {
 	for _, d := range descs {
 		key := d.fqName + "\x00" + d.constKey()
 		if mine[key] {
-			return fmt.Errorf("register: metric %s is described twice with the same constant labels", d)
+			return fmt.Errorf("metric %s is described twice with the same constant labels", d)
 		}
 		mine[key] = true
 		f, ok := r.families[d.fqName]
@@ -172,13 +172,13 @@ func (r *Registry) checkLocked(descs []*Desc) error {
 			continue
 		}
 		if f.labelNames != d.labelNamesKey() || f.help != d.help {
-			return fmt.Errorf("register: metric %s: registered before with other label names or help", d)
+			return fmt.Errorf("metric %s: registered before with other label names or help", d)
 		}
 		if prev, ok := f.consts[d.constKey()]; ok {
 			if prev == d {
 				return AlreadyRegisteredError{Desc: d}
 			}
-			return fmt.Errorf("register: metric %s is already registered with the same constant label values", d)
+			return fmt.Errorf("metric %s is already registered with the same constant label values", d)
 		}
 	}
 	return nil
@@ -231,7 +231,7 @@ func (r *Registry) Gather() ([]*Family, error) {
 		}()
 		for m := range ch {
 			if r.pedantic && len(e.descs) > 0 && !slices.Contains(e.descs, m.Desc()) {
-				g.errs = append(g.errs, fmt.Errorf("gather: metric %s was collected but not described", m.Desc()))
+				g.errs = append(g.errs, fmt.Errorf("metric %s was collected but not described", m.Desc()))
 				continue
 			}
 			g.add(m)
@@ -255,7 +255,7 @@ type gathering struct {
 func (g *gathering) add(m Metric) {
 	d := m.Desc()
 	if d.err != nil {
-		g.errs = append(g.errs, fmt.Errorf("gather: %w", d.err))
+		g.errs = append(g.errs, d.err)
 		return
 	}
 	var s Series
@@ -265,12 +265,12 @@ func (g *gathering) add(m Metric) {
 		f = &Family{Name: d.fqName, Help: d.help, Type: typ}
 		g.families[d.fqName] = f
 	} else if f.Type != typ || f.Help != d.help {
-		g.errs = append(g.errs, fmt.Errorf("gather: metric %s collected as %s with help %q and as %s with help %q", d.fqName, f.Type, f.Help, typ, d.help))
+		g.errs = append(g.errs, fmt.Errorf("metric %s collected as %s with help %q and as %s with help %q", d.fqName, f.Type, f.Help, typ, d.help))
 		return
 	}
 	key := seriesKey(d.fqName, s.Labels)
 	if g.seen[key] {
-		g.errs = append(g.errs, fmt.Errorf("gather: series %s collected twice", key))
+		g.errs = append(g.errs, fmt.Errorf("series %s collected twice", key))
 		return
 	}
 	g.seen[key] = true
