@@ -20,12 +20,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/clientapi/authapi"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/keystore"
@@ -42,7 +41,7 @@ type Agent struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	build   BuildInfo
-	reg     *prometheus.Registry
+	reg     *prom.Registry
 	started time.Time
 
 	sup         atomic.Pointer[supervisor.Supervisor] // set once Run has opened the store and built the components
@@ -69,7 +68,7 @@ func New(cfg *config.Config, log *slog.Logger, build BuildInfo) (*Agent, error) 
 func (a *Agent) SetLevelVar(lv *slog.LevelVar) { a.level = lv }
 
 // Registry is the agent's metrics registry, for components to register on.
-func (a *Agent) Registry() *prometheus.Registry { return a.reg }
+func (a *Agent) Registry() *prom.Registry { return a.reg }
 
 // Run opens the state store, starts every component and blocks until ctx
 // is cancelled; it then stops them in reverse order within the configured

@@ -10,23 +10,21 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // newRegistry makes the agent's own registry (never the global one, so
 // tests and a second agent in one process each get theirs) with the Go
 // runtime and process collectors and the build info.
-func newRegistry(info BuildInfo) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
+func newRegistry(info BuildInfo) *prom.Registry {
+	reg := prom.NewRegistry()
 	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		prom.NewGoCollector(),
+		prom.NewProcessCollector(),
+		prom.NewGaugeFunc(prom.GaugeOpts{
 			Name:        "edgefort_agent_build_info",
 			Help:        "Build of the running agent; always 1.",
-			ConstLabels: prometheus.Labels{"version": info.Version, "commit": info.Commit, "goversion": runtime.Version()},
+			ConstLabels: prom.Labels{"version": info.Version, "commit": info.Commit, "goversion": runtime.Version()},
 		}, func() float64 { return 1 }),
 	)
 	return reg
@@ -85,13 +83,10 @@ func (h *httpComponent) Run(ctx context.Context) error {
 	return nil
 }
 
-func metricsHandler(reg *prometheus.Registry, log *slog.Logger) http.Handler {
+// metricsHandler serves reg in the Prometheus text format 0.0.4.
+func metricsHandler(reg *prom.Registry, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		Registry:          reg,
-		EnableOpenMetrics: true,
-	}))
+	mux.Handle("GET /metrics", prom.Handler(reg, log))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "edgefort metrics: /metrics")
 	})

@@ -6,11 +6,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/session"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
@@ -35,7 +34,7 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer receives the edgefort_clientapi_* metrics. Nil keeps
 	// them unregistered.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// Ready is called from Run once every virtual host is bound.
 	Ready func()
 	// AuthAPI holds the tickets and session tokens the ticket and

@@ -21,9 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/keystore"
 )
 
@@ -77,13 +76,13 @@ type rig struct {
 	pki    *pki
 	stores *keystore.Manager
 	logs   *syncBuffer
-	reg    *prometheus.Registry
+	reg    *prom.Registry
 	authz  *tableAuthz
 }
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
-	r := &rig{pki: newPKI(t), logs: &syncBuffer{}, reg: prometheus.NewRegistry(), authz: &tableAuthz{allow: map[string]bool{}}}
+	r := &rig{pki: newPKI(t), logs: &syncBuffer{}, reg: prom.NewRegistry(), authz: &tableAuthz{allow: map[string]bool{}}}
 	t.Cleanup(func() { r.logs.checkKeys(t) })
 	var err error
 	r.stores, err = keystore.Open(keystore.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -158,7 +157,7 @@ func (r *rig) client(local string, h2 bool) *http.Client {
 // deps are the rig's, with a fresh registry (kept as r.reg) for each
 // server.
 func (r *rig) deps() Deps {
-	r.reg = prometheus.NewRegistry()
+	r.reg = prom.NewRegistry()
 	return Deps{Keystores: r.stores, Authorizer: r.authz, Registerer: r.reg,
 		Logger: slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }

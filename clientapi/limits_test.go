@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 )
 
 // TestFailedAuthenticationsAreRateLimitedPerAddress: after its burst of
@@ -52,13 +52,8 @@ func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
 	if n := counterValue(srv.m.auth.WithLabelValues("hub", "tokens", "refused")); n != 4 {
 		t.Errorf("refused count %v, want 4", n)
 	}
-	families, err := auth.Gather()
-	var names []string
-	for _, f := range families {
-		names = append(names, f.GetName())
-	}
-	if err != nil || len(names) != 3 {
-		t.Errorf("registered metrics: %v, %v; want the auth, requests and latency families", names, err)
+	if names := promtest.Names(t, auth); len(names) != 3 {
+		t.Errorf("registered metrics: %v; want the auth, requests and latency families", names)
 	}
 	lines := r.logs.lines("authentication")
 	if len(lines) != 7 {
@@ -172,11 +167,8 @@ func TestFailLimiterCountsAnIPv6SubnetAsOneClient(t *testing.T) {
 	}
 }
 
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	c.Write(&m)
-	return m.GetCounter().GetValue()
-}
+// counterValue reads one of the client API's counters.
+func counterValue(c prom.Counter) float64 { return promtest.Read(c) }
 
 // FuzzClientAddr: whatever X-Forwarded-For a trusted proxy passes on, the
 // client address is the peer or one of the header's addresses, never a

@@ -9,9 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/clientapi/upstream"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // route is a built Route: its proxy to the target endpoint, and its
@@ -24,14 +23,14 @@ type route struct {
 	proxy     http.Handler    // upgrades
 	transport *http.Transport // the proxy's; closed idle when a reload replaces the route
 
-	requests *prometheus.CounterVec // requests_total curried with the virtual host and route
-	latency  prometheus.Observer
-	codes    [600]atomic.Pointer[prometheus.Counter] // by status code; 0: the client left first
+	requests *prom.CounterVec // requests_total curried with the virtual host and route
+	latency  prom.Observer
+	codes    [600]atomic.Pointer[prom.Counter] // by status code; 0: the client left first
 }
 
 // requestCounter is rt's requests_total series for status code (0: the
 // client left before an answer), created on first use.
-func (rt *route) requestCounter(code int) prometheus.Counter {
+func (rt *route) requestCounter(code int) prom.Counter {
 	if code < 0 || code >= len(rt.codes) {
 		return rt.requests.WithLabelValues(strconv.Itoa(code))
 	}

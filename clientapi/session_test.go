@@ -3,7 +3,6 @@ package clientapi
 import (
 	"encoding/json"
 	"errors"
-	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/session"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
 
@@ -366,7 +366,7 @@ func TestSessionWithoutSessionSolution(t *testing.T) {
 	for _, h := range srv.hosts {
 		h.chain.solutions = append(h.chain.solutions, loginSolution{})
 		rt := &route{cfg: Route{Name: "app"}, proxy: http.NotFoundHandler(),
-			requests: srv.m.requests.MustCurryWith(prometheus.Labels{"virtual_host": h.cfg.Name, "route": "app"}),
+			requests: srv.m.requests.MustCurryWith(prom.Labels{"virtual_host": h.cfg.Name, "route": "app"}),
 			latency:  srv.m.latency.WithLabelValues(h.cfg.Name, "app")}
 		h.mux.Handle("/app/", h.routeHandler(rt))
 	}

@@ -11,8 +11,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/clientapi/auth"
 	"github.com/edgefort/edgefort/clientapi/authapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
@@ -20,6 +18,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi/oidcauth"
 	"github.com/edgefort/edgefort/clientapi/samlauth"
 	"github.com/edgefort/edgefort/clientapi/session"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // virtualHost is a built VirtualHost: everything a request needs, swapped
@@ -303,7 +302,7 @@ func (b *builder) buildMux(i int, h *virtualHost) []error {
 			continue
 		}
 		rt := &route{cfg: rc, target: t.url, core: newCore(rc, t, tlsCfg), transport: newTransport(tlsCfg, rc.Timeout),
-			requests: b.m.requests.MustCurryWith(prometheus.Labels{"virtual_host": h.cfg.Name, "route": rc.Name}),
+			requests: b.m.requests.MustCurryWith(prom.Labels{"virtual_host": h.cfg.Name, "route": rc.Name}),
 			latency:  b.m.latency.WithLabelValues(h.cfg.Name, rc.Name)}
 		rt.proxy = h.newProxy(rc, t, rt.transport)
 		if err := register(h.mux, rc.Match, h.routeHandler(rt)); err != nil {

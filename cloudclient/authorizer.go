@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Sources of a Decision.
@@ -61,7 +61,7 @@ type AuthorizerOptions struct {
 	Config Authorization
 	// Registerer receives the edgefort_cloud_authz_* metrics. Nil keeps
 	// them unregistered.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// Logger receives warnings; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock of cache expiry. Nil means time.Now.

@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 )
 
 // testClock is a settable clock.
@@ -53,9 +52,9 @@ func (f *fakeAuthorize) Authorize(_ context.Context, r api.AuthorizeRequest) (ap
 	return f.answer(r)
 }
 
-func newTestAuthorizer(t testing.TB, client AuthorizeClient, cfg Authorization, clock *testClock) (*Authorizer, *prometheus.Registry) {
+func newTestAuthorizer(t testing.TB, client AuthorizeClient, cfg Authorization, clock *testClock) (*Authorizer, *prom.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg := prom.NewRegistry()
 	a, err := NewAuthorizer(AuthorizerOptions{Client: client, Config: cfg, Registerer: reg, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -169,10 +168,10 @@ func TestAuthorizerLRU(t *testing.T) {
 			t.Errorf("%s: source %s, want %s", u, d.Source, want[u])
 		}
 	}
-	if got := metricValue(t, a.m.entries); got != 3 {
+	if got := promtest.Read(a.m.entries); got != 3 {
 		t.Errorf("entries gauge %v, want 3", got)
 	}
-	if got := metricValue(t, a.m.evictions); got != 2 { // b, then a (least recent when b came back)
+	if got := promtest.Read(a.m.evictions); got != 2 { // b, then a (least recent when b came back)
 		t.Errorf("evictions %v, want 2", got)
 	}
 	if n, err := gatherCount(reg, "edgefort_cloud_authz_cache_entries"); n != 1 || err != nil {
@@ -289,7 +288,7 @@ func TestNewAuthorizerValidates(t *testing.T) {
 			t.Errorf("%s: no error", tt.name)
 		}
 	}
-	reg := prometheus.NewRegistry()
+	reg := prom.NewRegistry()
 	if _, err := NewAuthorizer(AuthorizerOptions{Client: f, Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
@@ -349,8 +348,8 @@ func TestAuthorizerDevcloud(t *testing.T) {
 		}
 		wg.Wait()
 		calls := tc.cp.Stats().AuthorizeCalls - before
-		hits := metricValue(t, a.m.decisions.WithLabelValues(SourceCache, "false"))
-		shared := metricValue(t, a.m.decisions.WithLabelValues(SourceCloud, "false"))
+		hits := promtest.Read(a.m.decisions.WithLabelValues(SourceCache, "false"))
+		shared := promtest.Read(a.m.decisions.WithLabelValues(SourceCloud, "false"))
 		t.Logf("6400 decisions over 10 questions: %d cloud calls; %.0f cache hits, %.0f answered by a shared call", calls, hits, shared)
 		if calls > 10+2 {
 			t.Errorf("%d cloud calls, want about 10", calls)
@@ -401,11 +400,11 @@ func TestAuthorizerDevcloud(t *testing.T) {
 				got  float64
 				want float64
 			}{
-				{"stale serves", metricValue(t, a.m.staleServes), stale},
-				{"unreachable denials", metricValue(t, a.m.denials.WithLabelValues(SourceUnreachable)), 3 - stale},
-				{"cloud allows", metricValue(t, a.m.decisions.WithLabelValues(SourceCloud, "true")), 2},
-				{"cache allows", metricValue(t, a.m.decisions.WithLabelValues(SourceCache, "true")), 1},
-				{"unavailable calls", metricValue(t, a.m.calls.WithLabelValues("unavailable")), 3},
+				{"stale serves", promtest.Read(a.m.staleServes), stale},
+				{"unreachable denials", promtest.Read(a.m.denials.WithLabelValues(SourceUnreachable)), 3 - stale},
+				{"cloud allows", promtest.Read(a.m.decisions.WithLabelValues(SourceCloud, "true")), 2},
+				{"cache allows", promtest.Read(a.m.decisions.WithLabelValues(SourceCache, "true")), 1},
+				{"unavailable calls", promtest.Read(a.m.calls.WithLabelValues("unavailable")), 3},
 			}
 			for _, ch := range checks {
 				if ch.got != ch.want {
@@ -419,41 +418,12 @@ func TestAuthorizerDevcloud(t *testing.T) {
 	}
 }
 
-// metricValue reads the one value of a counter, gauge or histogram (its
-// sample count).
-func metricValue(t *testing.T, c prometheus.Collector) float64 {
-	t.Helper()
-	ch := make(chan prometheus.Metric, 1)
-	go func() { c.Collect(ch); close(ch) }()
-	var m dto.Metric
-	n := 0
-	for pm := range ch {
-		n++
-		if err := pm.Write(&m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n != 1 {
-		t.Fatalf("collector has %d metrics, want 1", n)
-	}
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	t.Fatalf("unexpected metric %v", &m)
-	return 0
-}
-
 // gatherCount counts the metrics of family name in reg.
-func gatherCount(reg *prometheus.Registry, name string) (int, error) {
-	mfs, err := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return len(mf.GetMetric()), err
+func gatherCount(reg *prom.Registry, name string) (int, error) {
+	families, err := reg.Gather()
+	for _, f := range families {
+		if f.Name == name {
+			return len(f.Series), err
 		}
 	}
 	return 0, err

@@ -9,9 +9,8 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/keystore"
@@ -34,7 +33,7 @@ type NodeDeps struct {
 	// Logger receives the logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer, if set, receives the authorizer's and outbox's metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 }
 
 // FieldError is a problem with one field of the section that only building

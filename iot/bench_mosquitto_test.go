@@ -13,10 +13,10 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
@@ -159,7 +159,7 @@ func newReportingDispatcher(b *testing.B, handled func(ev events.Event) error) (
 	if err != nil {
 		b.Fatal(err)
 	}
-	o, err := outbox.New(outbox.Options{Store: db, Sender: acceptAll{}, Registerer: prometheus.NewRegistry()})
+	o, err := outbox.New(outbox.Options{Store: db, Sender: acceptAll{}, Registerer: prom.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func newReportingDispatcher(b *testing.B, handled func(ev events.Event) error) (
 		Store:      db,
 		Reporter:   outboxReporter{o},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: prometheus.NewRegistry(),
+		Registerer: prom.NewRegistry(),
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/sigv4"
@@ -108,7 +108,7 @@ func dcOptions(b *devcloud.Broker, creds aws.CredentialsProvider) iot.Options {
 		ReconnectMax:     200 * time.Millisecond,
 		ConnectTimeout:   5 * time.Second,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer:       prometheus.NewRegistry(),
+		Registerer:       prom.NewRegistry(),
 	}
 }
 

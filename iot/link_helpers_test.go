@@ -26,8 +26,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/internal/wsconn"
 )
@@ -312,7 +313,7 @@ func testOptions(b *testBroker, creds aws.CredentialsProvider, ps *presignStub) 
 		ReconnectMax:     200 * time.Millisecond,
 		ConnectTimeout:   5 * time.Second,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer:       prometheus.NewRegistry(),
+		Registerer:       prom.NewRegistry(),
 	}
 }
 
@@ -345,25 +346,14 @@ func runLink(t *testing.T, l *Link) {
 	})
 }
 
-// counterValue reads a counter (with the given label, if any) from reg.
-func counterValue(t testing.TB, reg prometheus.Gatherer, name, labelValue string) float64 {
+// counterValue reads a counter from reg: unlabelled, or the series of
+// edgefort_iot_publish_refused_total for the reason labelValue.
+func counterValue(t testing.TB, reg prom.Gatherer, name, labelValue string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if labelValue != "" {
+		return promtest.Value(t, reg, name, "reason", labelValue)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelValue == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == labelValue) {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s} not found", name, labelValue)
-	return 0
+	return promtest.Value(t, reg, name)
 }
 
 // Short names for mochi's inline subscription callback types.

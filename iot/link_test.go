@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
 
@@ -60,7 +60,7 @@ func TestLinkReceivesAndAcksAfterHandler(t *testing.T) {
 	opts := testOptions(b, creds, ps)
 	opts.Subscriptions = []string{"edgefort/fort-1/events", "edgefort/fort-1/other/#"}
 	opts.Handler = rec.handle
-	reg := opts.Registerer.(*prometheus.Registry)
+	reg := opts.Registerer.(*prom.Registry)
 	l, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestLinkBrokerRestartReconnectsAndResubscribes(t *testing.T) {
 	opts := testOptions(b, creds, ps)
 	opts.Subscriptions = []string{"edgefort/fort-1/events"}
 	opts.Handler = rec.handle
-	reg := opts.Registerer.(*prometheus.Registry)
+	reg := opts.Registerer.(*prom.Registry)
 	l, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +239,7 @@ func TestLinkPublish(t *testing.T) {
 	opts := testOptions(b, &countingCreds{}, &presignStub{})
 	frozen := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	opts.Now = func() time.Time { return frozen } // the token bucket never refills
-	reg := opts.Registerer.(*prometheus.Registry)
+	reg := opts.Registerer.(*prom.Registry)
 	l, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Reasons in edgefort_iot_publish_refused_total.
@@ -18,38 +18,38 @@ const (
 
 // metrics are the link's Prometheus metrics.
 type metrics struct {
-	state          *prometheus.GaugeVec // 1 for the current state, 0 for the others
-	reconnects     prometheus.Counter
-	messagesIn     prometheus.Counter
-	messagesOut    prometheus.Counter
-	handlerSeconds *prometheus.HistogramVec
-	publishRefused *prometheus.CounterVec
+	state          *prom.GaugeVec // 1 for the current state, 0 for the others
+	reconnects     prom.Counter
+	messagesIn     prom.Counter
+	messagesOut    prom.Counter
+	handlerSeconds *prom.HistogramVec
+	publishRefused *prom.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prom.Registerer) (*metrics, error) {
 	m := &metrics{
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		state: prom.NewGaugeVec(prom.GaugeOpts{
 			Name: "edgefort_iot_link_state",
 			Help: "State of the AWS IoT event link: 1 for the current state.",
 		}, []string{"state"}),
-		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+		reconnects: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_reconnects_total",
 			Help: "Connection attempts after the first one.",
 		}),
-		messagesIn: prometheus.NewCounter(prometheus.CounterOpts{
+		messagesIn: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_messages_in_total",
 			Help: "MQTT messages received.",
 		}),
-		messagesOut: prometheus.NewCounter(prometheus.CounterOpts{
+		messagesOut: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_messages_out_total",
 			Help: "MQTT messages published and acknowledged by the broker.",
 		}),
-		handlerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		handlerSeconds: prom.NewHistogramVec(prom.HistogramOpts{
 			Name:    "edgefort_iot_handler_seconds",
 			Help:    "Time the message handler took, by result (ok, error).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+			Buckets: prom.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"result"}),
-		publishRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		publishRefused: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_iot_publish_refused_total",
 			Help: "Publishes refused or failed, by reason.",
 		}, []string{"reason"}),
@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.state, m.reconnects, m.messagesIn, m.messagesOut, m.handlerSeconds, m.publishRefused} {
+	for _, c := range []prom.Collector{m.state, m.reconnects, m.messagesIn, m.messagesOut, m.handlerSeconds, m.publishRefused} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -23,10 +23,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 )
@@ -431,7 +431,7 @@ func mosquittoLinkOptions(wssAddr string, tlsCfg *tls.Config, thing string, hand
 		Subscriptions:    []string{"edgefort/" + thing + "/events"},
 		Handler:          handler,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer:       prometheus.NewRegistry(),
+		Registerer:       prom.NewRegistry(),
 	}
 }
 

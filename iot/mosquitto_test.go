@@ -22,8 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
@@ -54,7 +53,7 @@ func newSoakDispatcher(t testing.TB, dir string, handled func(ev events.Event) e
 		Store:      db,
 		Retention:  4 * soakEvents, // remember every id of the run
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: prometheus.NewRegistry(),
+		Registerer: prom.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/supervisor"
 	"github.com/edgefort/edgefort/iot/events"
@@ -65,7 +65,7 @@ type NodeDeps struct {
 	// Logger receives the logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer, if set, receives the edgefort_iot_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 }
 
 // FieldError is a problem with one field of the section that only building

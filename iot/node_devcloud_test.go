@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/shadow"
@@ -88,7 +87,7 @@ func TestNodeRoutesEachTopic(t *testing.T) {
 		}},
 		Reported:   func() map[string]any { return map[string]any{"agent_version": "v-test"} },
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer: prometheus.NewRegistry(),
+		Registerer: prom.NewRegistry(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/iot/sigv4"
 )
 
@@ -127,7 +127,7 @@ type Options struct {
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Registerer, if set, receives the edgefort_iot_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// OnConnect, when set, is called after every connection is up and
 	// subscribed, on its own goroutine (Run waits for it before it
 	// returns): where Jobs asks for the next job and the Shadow reports.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // expiryThresholds are the points before a certificate's expiry at which
@@ -15,21 +15,21 @@ var expiryThresholds = []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 
 // ExpiryCollector exports edgefort_keystore_cert_expiry_timestamp_seconds
 // for every alias's leaf certificate, read from the current snapshot at
 // scrape time so that it always matches what handshakes serve.
-func (m *Manager) ExpiryCollector() prometheus.Collector { return expiryCollector{m} }
+func (m *Manager) ExpiryCollector() prom.Collector { return expiryCollector{m} }
 
 type expiryCollector struct{ m *Manager }
 
-var expiryDesc = prometheus.NewDesc(
+var expiryDesc = prom.NewDesc(
 	"edgefort_keystore_cert_expiry_timestamp_seconds",
 	"Expiry (NotAfter) of the leaf certificate of each store alias, as a Unix time.",
 	[]string{"store", "alias"}, nil)
 
-func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- expiryDesc }
+func (c expiryCollector) Describe(ch chan<- *prom.Desc) { ch <- expiryDesc }
 
-func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
+func (c expiryCollector) Collect(ch chan<- prom.Metric) {
 	for _, st := range c.m.current().stores {
 		for _, e := range st.Entries {
-			ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, float64(e.Leaf().NotAfter.Unix()), st.Name, e.Alias)
+			ch <- prom.MustNewConstMetric(expiryDesc, prom.GaugeValue, float64(e.Leaf().NotAfter.Unix()), st.Name, e.Alias)
 		}
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // newTestManager opens a manager on dir ("" for memory) whose logs go to
@@ -254,17 +254,17 @@ func TestExpiryWatcherAndMetric(t *testing.T) {
 		t.Errorf("no error for the expired certificate:\n%s", logs.String())
 	}
 
-	reg := prometheus.NewRegistry()
+	reg := prom.NewRegistry()
 	reg.MustRegister(m.ExpiryCollector())
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 1 || families[0].GetName() != "edgefort_keystore_cert_expiry_timestamp_seconds" {
+	if len(families) != 1 || families[0].Name != "edgefort_keystore_cert_expiry_timestamp_seconds" || families[0].Type != prom.TypeGauge {
 		t.Fatalf("metrics = %v", families)
 	}
-	metric := families[0].GetMetric()[0]
-	if got, want := metric.GetGauge().GetValue(), float64(c.Cert.NotAfter.Unix()); got != want {
+	metric := families[0].Series[0]
+	if got, want := metric.Value, float64(c.Cert.NotAfter.Unix()); got != want {
 		t.Errorf("expiry = %v, want %v", got, want)
 	}
 }

@@ -21,9 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 )
@@ -49,7 +48,7 @@ type Deps struct {
 	Logger *slog.Logger
 	// Registerer receives the edgefort_authapi_* metrics. Nil keeps them
 	// unregistered.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// Ready is called from Run once the listener is bound.
 	Ready func()
 	// Now is the clock of tickets and sessions. Nil means time.Now.

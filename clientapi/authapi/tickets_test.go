@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgefort/edgefort/clientapi/auth"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 )
 
 var ownHosts = []string{"hub.example", "10.0.0.5:8443"}
@@ -284,9 +284,7 @@ func TestHandshakeRefused(t *testing.T) {
 		route, code string
 		want        float64
 	}{{"forbidden", "403", 1}, {"POST /v1/tickets", "201", 1}} {
-		var m dto.Metric
-		r.api.m.calls.WithLabelValues(c.route, c.code).Write(&m)
-		if got := m.GetCounter().GetValue(); got != c.want {
+		if got := promtest.Read(r.api.m.calls.WithLabelValues(c.route, c.code)); got != c.want {
 			t.Errorf("edgefort_authapi_requests_total{route=%q,code=%s} = %v, want %v", c.route, c.code, got, c.want)
 		}
 	}

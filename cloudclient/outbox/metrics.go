@@ -3,7 +3,7 @@ package outbox
 import (
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Reasons in edgefort_cloud_outbox_dropped_total.
@@ -15,34 +15,34 @@ const (
 )
 
 type metrics struct {
-	queued       prometheus.Gauge
-	sent         prometheus.Counter
-	dropped      *prometheus.CounterVec
-	rejected     prometheus.Counter
-	sendFailures prometheus.Counter
+	queued       prom.Gauge
+	sent         prom.Counter
+	dropped      *prom.CounterVec
+	rejected     prom.Counter
+	sendFailures prom.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg, if not nil.
 // On failure nothing stays registered.
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prom.Registerer) (*metrics, error) {
 	m := &metrics{
-		queued: prometheus.NewGauge(prometheus.GaugeOpts{
+		queued: prom.NewGauge(prom.GaugeOpts{
 			Name: "edgefort_cloud_outbox_queued",
 			Help: "Reports and updates waiting in the outbox.",
 		}),
-		sent: prometheus.NewCounter(prometheus.CounterOpts{
+		sent: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_cloud_outbox_sent_total",
 			Help: "Outbox items the control plane acknowledged.",
 		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dropped: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_cloud_outbox_dropped_total",
 			Help: "Outbox items dropped before delivery, by reason.",
 		}, []string{"reason"}),
-		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+		rejected: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_cloud_outbox_rejected_total",
 			Help: "Outbox items the control plane rejected for good.",
 		}),
-		sendFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		sendFailures: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_cloud_outbox_send_failures_total",
 			Help: "Batches that failed to send, or whose answer settled no item.",
 		}),
@@ -53,8 +53,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var done []prometheus.Collector
-	for _, c := range []prometheus.Collector{m.queued, m.sent, m.dropped, m.rejected, m.sendFailures} {
+	var done []prom.Collector
+	for _, c := range []prom.Collector{m.queued, m.sent, m.dropped, m.rejected, m.sendFailures} {
 		if err := reg.Register(c); err != nil {
 			for _, d := range done {
 				reg.Unregister(d)

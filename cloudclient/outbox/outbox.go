@@ -39,9 +39,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 )
 
@@ -179,7 +178,7 @@ type Options struct {
 	// nothing.
 	Logger *slog.Logger
 	// Registerer, if not nil, gets the edgefort_cloud_outbox_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// Now stamps items enqueued without a Time. Nil means time.Now.
 	Now func() time.Time
 	// Refused reports whether a send error means the control plane will

@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
@@ -27,7 +28,7 @@ func newTestOutbox(t *testing.T, opts Options) *Outbox {
 		opts.Store = testkit.OpenStore(t, t.TempDir())
 	}
 	if opts.Registerer == nil {
-		opts.Registerer = prometheus.NewPedanticRegistry()
+		opts.Registerer = prom.NewPedanticRegistry()
 	}
 	o, err := New(opts)
 	if err != nil {
@@ -318,18 +319,18 @@ func TestBoundAfterReopen(t *testing.T) {
 }
 
 func TestMetricsRegistered(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
+	reg := prom.NewPedanticRegistry()
 	o := newTestOutbox(t, Options{Registerer: reg})
 	if _, err := o.Enqueue(t.Context(), Item{Stream: "s", Type: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
-	for _, mf := range mfs {
-		got[mf.GetName()] = len(mf.GetMetric())
+	for _, f := range families {
+		got[f.Name] = len(f.Series)
 	}
 	want := map[string]int{
 		"edgefort_cloud_outbox_queued":              1,
@@ -355,29 +356,13 @@ func TestMetricsRegistered(t *testing.T) {
 // dropped_total series.
 func metricValue(t *testing.T, o *Outbox, name, reason string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
+	reg := prom.NewPedanticRegistry()
 	m := o.metrics
 	reg.MustRegister(m.queued, m.sent, m.dropped, m.rejected, m.sendFailures)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if reason != "" {
+		return promtest.Value(t, reg, name, "reason", reason)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, s := range mf.GetMetric() {
-			if reason != "" && (len(s.GetLabel()) != 1 || s.GetLabel()[0].GetValue() != reason) {
-				continue
-			}
-			if s.GetGauge() != nil {
-				return s.GetGauge().GetValue()
-			}
-			return s.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s %s", name, reason)
-	return 0
+	return promtest.Value(t, reg, name)
 }
 
 func TestPriorityText(t *testing.T) {

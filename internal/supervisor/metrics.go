@@ -3,37 +3,37 @@ package supervisor
 import (
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // metrics are the supervisor's Prometheus collectors, labelled by component.
 type metrics struct {
-	restarts *prometheus.CounterVec
-	failures *prometheus.CounterVec
-	up       *prometheus.GaugeVec
+	restarts *prom.CounterVec
+	failures *prom.CounterVec
+	up       *prom.GaugeVec
 }
 
 // componentMetrics are one component's children of metrics.
 type componentMetrics struct {
-	restarts prometheus.Counter
-	failures prometheus.Counter
-	up       prometheus.Gauge
+	restarts prom.Counter
+	failures prom.Counter
+	up       prom.Gauge
 }
 
 // newMetrics creates the collectors and registers them with reg, if not nil.
 // On failure nothing stays registered.
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prom.Registerer) (*metrics, error) {
 	labels := []string{"component"}
 	m := &metrics{
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+		restarts: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_supervisor_component_restarts_total",
 			Help: "Times a component was started again after a failure.",
 		}, labels),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		failures: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_supervisor_component_failures_total",
 			Help: "Times a component returned or panicked while it should have kept running.",
 		}, labels),
-		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		up: prom.NewGaugeVec(prom.GaugeOpts{
 			Name: "edgefort_supervisor_component_up",
 			Help: "1 when a component is running (and ready, if it signals readiness), else 0.",
 		}, labels),
@@ -41,8 +41,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var done []prometheus.Collector
-	for _, c := range []prometheus.Collector{m.restarts, m.failures, m.up} {
+	var done []prom.Collector
+	for _, c := range []prom.Collector{m.restarts, m.failures, m.up} {
 		if err := reg.Register(c); err != nil {
 			for _, d := range done {
 				reg.Unregister(d)

@@ -19,9 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/internal/backoff"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Runner is a long-lived component. Run blocks until ctx is cancelled and
@@ -77,7 +76,7 @@ type Options struct {
 	Backoff Backoff
 	// Registerer, if set, receives the supervisor's metrics. Nil means no
 	// metrics are registered.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Rand returns the jitter in [0, 1). Nil means math/rand/v2.Float64.

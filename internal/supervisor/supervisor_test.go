@@ -14,8 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
 
@@ -383,7 +384,7 @@ func TestSignalsReady(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
+	reg := prom.NewRegistry()
 	bad := &flaky{fails: 3, fail: func() error { return errors.New("boom") }}
 	h := newHarness(t, Options{Registerer: reg},
 		Spec{Name: "good", Runner: &steady{}},
@@ -417,37 +418,15 @@ func TestMetrics(t *testing.T) {
 }
 
 // gather returns every sample in reg, keyed name{label="value",...}.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+func gather(t *testing.T, reg *prom.Registry) map[string]float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	got := make(map[string]float64)
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := mf.GetName() + "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.GetCounter() != nil:
-				got[key] = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				got[key] = m.GetGauge().GetValue()
-			default:
-				t.Errorf("%s: neither counter nor gauge", key)
-			}
-		}
-	}
-	return got
+	return promtest.Series(t, reg)
 }
 
 func TestNewRejects(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	r := &steady{}
-	taken := prometheus.NewRegistry()
+	taken := prom.NewRegistry()
 	if _, err := New(Options{Logger: logger, Registerer: taken}); err != nil {
 		t.Fatalf("first New: %v", err)
 	}

@@ -9,8 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 )
 
@@ -127,7 +126,7 @@ type Options struct {
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Registerer, if set, receives the edgefort_iot_events_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 }
 
 func (o Options) withDefaults() Options {

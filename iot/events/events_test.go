@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
@@ -49,9 +49,9 @@ func (r *fakeReporter) get(id string) []Result {
 }
 
 // newTestDispatcher returns a dispatcher on db with its own registry.
-func newTestDispatcher(t *testing.T, db *store.DB, rep Reporter, mod func(*Options)) (*Dispatcher, *prometheus.Registry) {
+func newTestDispatcher(t *testing.T, db *store.DB, rep Reporter, mod func(*Options)) (*Dispatcher, *prom.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg := prom.NewRegistry()
 	o := Options{
 		Store:      db,
 		Registerer: reg,
@@ -119,15 +119,9 @@ func mustHandle(t *testing.T, d *Dispatcher, p []byte) {
 }
 
 // value reads a counter.
-func value(c prometheus.Metric) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
-}
+func value(c prom.Counter) float64 { return promtest.Read(c) }
 
-func outcomes(t *testing.T, reg *prometheus.Registry, d *Dispatcher) map[string]float64 {
+func outcomes(t *testing.T, reg *prom.Registry, d *Dispatcher) map[string]float64 {
 	t.Helper()
 	got := make(map[string]float64)
 	for _, o := range []string{StatusDone, StatusFailed, StatusRejected, outcomeDuplicate, outcomeRetry} {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Outcomes in edgefort_iot_events_total, beside the Result statuses.
@@ -15,30 +15,30 @@ const (
 
 // metrics are the dispatcher's Prometheus metrics.
 type metrics struct {
-	events         *prometheus.CounterVec
-	malformed      prometheus.Counter
-	reportFailures prometheus.Counter
-	handlerSeconds prometheus.Histogram
+	events         *prom.CounterVec
+	malformed      prom.Counter
+	reportFailures prom.Counter
+	handlerSeconds prom.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prom.Registerer) (*metrics, error) {
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		events: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_iot_events_total",
 			Help: "Cloud events by outcome: done, failed, rejected, duplicate, retry.",
 		}, []string{"outcome"}),
-		malformed: prometheus.NewCounter(prometheus.CounterOpts{
+		malformed: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_events_malformed_total",
 			Help: "Cloud events that could not be parsed.",
 		}),
-		reportFailures: prometheus.NewCounter(prometheus.CounterOpts{
+		reportFailures: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_events_report_failures_total",
 			Help: "Cloud event results the reporter refused.",
 		}),
-		handlerSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+		handlerSeconds: prom.NewHistogram(prom.HistogramOpts{
 			Name:    "edgefort_iot_events_handler_seconds",
 			Help:    "Time cloud event handlers took.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+			Buckets: prom.ExponentialBuckets(0.0005, 4, 10),
 		}),
 	}
 	for _, o := range []string{StatusDone, StatusFailed, StatusRejected, outcomeDuplicate, outcomeRetry} {
@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.events, m.malformed, m.reportFailures, m.handlerSeconds} {
+	for _, c := range []prom.Collector{m.events, m.malformed, m.reportFailures, m.handlerSeconds} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

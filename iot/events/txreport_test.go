@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/cloudclient/outbox"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 )
@@ -88,7 +88,7 @@ func (r *outboxTxReporter) calls() (plain, staged []string, outcome []bool) {
 // newOutboxReporter returns an outboxTxReporter over an outbox on db.
 func newOutboxReporter(t *testing.T, db *store.DB) *outboxTxReporter {
 	t.Helper()
-	o, err := outbox.New(outbox.Options{Store: db, Registerer: prometheus.NewRegistry()})
+	o, err := outbox.New(outbox.Options{Store: db, Registerer: prom.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

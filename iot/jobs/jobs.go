@@ -80,8 +80,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/iot/events"
 )
@@ -140,7 +139,7 @@ type Options struct {
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Registerer, if set, receives the edgefort_iot_jobs_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 
 	// MaxAttempts is how many times one execution's handler may be started
 	// (runs that returned an error or were cut by a restart). Zero means

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
@@ -91,7 +91,7 @@ func startDevice(t *testing.T, c *cloud, db *store.DB, h jobs.Handlers, tweak fu
 		Handlers:     h,
 		Store:        db,
 		Logger:       testLogger(),
-		Registerer:   prometheus.NewRegistry(),
+		Registerer:   prom.NewRegistry(),
 		RetryDelay:   50 * time.Millisecond,
 		ReplyTimeout: 2 * time.Second,
 	}
@@ -112,7 +112,7 @@ func startDevice(t *testing.T, c *cloud, db *store.DB, h jobs.Handlers, tweak fu
 		ReconnectMax:     200 * time.Millisecond,
 		ConnectTimeout:   5 * time.Second,
 		Logger:           testLogger(),
-		Registerer:       prometheus.NewRegistry(),
+		Registerer:       prom.NewRegistry(),
 		Subscriptions:    r.Subscriptions(),
 		Handler:          func(ctx context.Context, m iot.Message) error { return r.Handle(ctx, m.Topic, m.Payload) },
 		OnConnect:        r.OnConnect,

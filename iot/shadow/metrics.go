@@ -3,7 +3,7 @@ package shadow
 import (
 	"errors"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Results in edgefort_iot_shadow_updates_total.
@@ -22,27 +22,27 @@ const (
 )
 
 type metrics struct {
-	updates  *prometheus.CounterVec
-	deltas   prometheus.Counter
-	settings *prometheus.CounterVec
-	version  prometheus.Gauge
+	updates  *prom.CounterVec
+	deltas   prom.Counter
+	settings *prom.CounterVec
+	version  prom.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prom.Registerer) (*metrics, error) {
 	m := &metrics{
-		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+		updates: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_iot_shadow_updates_total",
 			Help: "Reported-state updates sent to the Device Shadow, by result (accepted, conflict, rejected, failed).",
 		}, []string{"result"}),
-		deltas: prometheus.NewCounter(prometheus.CounterOpts{
+		deltas: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_shadow_deltas_total",
 			Help: "Shadow deltas acted on (update/delta and the delta in get/accepted).",
 		}),
-		settings: prometheus.NewCounterVec(prometheus.CounterOpts{
+		settings: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_iot_shadow_settings_total",
 			Help: "Desired settings handled, by setting (\"unknown\" for unsupported keys) and result (applied, invalid, unsupported).",
 		}, []string{"setting", "result"}),
-		version: prometheus.NewGauge(prometheus.GaugeOpts{
+		version: prom.NewGauge(prom.GaugeOpts{
 			Name: "edgefort_iot_shadow_version",
 			Help: "Last known version of the thing's Device Shadow.",
 		}),
@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.updates, m.deltas, m.settings, m.version} {
+	for _, c := range []prom.Collector{m.updates, m.deltas, m.settings, m.version} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -14,9 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/internal/jsonvalue"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Reported keys the package keeps itself; Report refuses them and no
@@ -91,7 +90,7 @@ type Options struct {
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Registerer, if set, receives the edgefort_iot_shadow_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// Coalesce is the least time between two updates: changes within it
 	// go out together. Zero means DefaultCoalesce.
 	Coalesce time.Duration

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/iot"
 	"github.com/edgefort/edgefort/iot/shadow"
@@ -151,7 +151,7 @@ func newEnv(t *testing.T, coalesce time.Duration) *env {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.sh, err = shadow.New(shadow.Options{
 		Thing: thing, Publisher: e.pub, Settings: e.fort.settings(),
-		Logger: quiet, Registerer: prometheus.NewRegistry(), Coalesce: coalesce,
+		Logger: quiet, Registerer: prom.NewRegistry(), Coalesce: coalesce,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func newEnv(t *testing.T, coalesce time.Duration) *env {
 		Credentials:      aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
 		TLS:              &tls.Config{RootCAs: b.ServerCA(), MinVersion: tls.VersionTLS12},
 		ReconnectInitial: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
-		ConnectTimeout: 5 * time.Second, Logger: quiet, Registerer: prometheus.NewRegistry(),
+		ConnectTimeout: 5 * time.Second, Logger: quiet, Registerer: prom.NewRegistry(),
 		Subscriptions: e.sh.Subscriptions(),
 		Handler: func(ctx context.Context, m iot.Message) error {
 			return e.sh.Handle(ctx, m.Topic, m.Payload)

@@ -42,6 +42,7 @@ var trees = map[string]int{
 	"internal/testkit":              testOnly,
 	"internal/openapitest":          testOnly,
 	"internal/peertest":             testOnly,
+	"internal/prom/promtest":        testOnly,
 	"updater/artifact/artifacttest": testOnly,
 	"clientapi/jwtauth/jwttest":     testOnly,
 	"keystore":                      keystoreLayer,

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/updater"
@@ -46,7 +46,7 @@ type env struct {
 	m       *deploy.Machine
 	dest    string // where the single-file module installs app.conf
 	modules string
-	reg     *prometheus.Registry
+	reg     *prom.Registry
 	metrics *deploy.Metrics
 	// download tunes the artifact download; resumes wait 10 ms.
 	download updater.DownloadOptions
@@ -69,34 +69,7 @@ func (c *rangeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 // metric returns the value of a counter or gauge with the given labels.
 func (e *env) metric(name string, labels ...string) float64 {
 	e.t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return promtest.Value(e.t, e.reg, name, labels...)
 }
 
 type envOptions struct {
@@ -196,7 +169,7 @@ func (e *env) deploy(data []byte) string {
 func (e *env) runPoller(depID string) []string {
 	e.t.Helper()
 	if e.reg == nil {
-		e.reg = prometheus.NewRegistry()
+		e.reg = prom.NewRegistry()
 		var err error
 		if e.metrics, err = deploy.NewMetrics(e.reg); err != nil {
 			e.t.Fatal(err)

@@ -3,39 +3,39 @@ package deploy
 import (
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/edgefort/edgefort/internal/prom"
 )
 
 // Metrics are the update channel's Prometheus metrics. A nil *Metrics
 // records nothing.
 type Metrics struct {
-	checks      *prometheus.CounterVec
-	deployments *prometheus.CounterVec
-	lastCheck   prometheus.Gauge
-	deploying   prometheus.Gauge
+	checks      *prom.CounterVec
+	deployments *prom.CounterVec
+	lastCheck   prom.Gauge
+	deploying   prom.Gauge
 }
 
 // NewMetrics registers the metrics on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+func NewMetrics(reg prom.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		checks: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_updates_checks_total",
 			Help: "Deployment checks against the update server, by result: none, deployment, error.",
 		}, []string{"result"}),
-		deployments: prometheus.NewCounterVec(prometheus.CounterOpts{
+		deployments: prom.NewCounterVec(prom.CounterOpts{
 			Name: "edgefort_updates_deployments_total",
 			Help: "Deployments run by this process, by outcome: success, failure, aborted, already-installed.",
 		}, []string{"outcome"}),
-		lastCheck: prometheus.NewGauge(prometheus.GaugeOpts{
+		lastCheck: prom.NewGauge(prom.GaugeOpts{
 			Name: "edgefort_updates_last_check_timestamp_seconds",
 			Help: "When the update server was last asked for a deployment (Unix time).",
 		}),
-		deploying: prometheus.NewGauge(prometheus.GaugeOpts{
+		deploying: prom.NewGauge(prom.GaugeOpts{
 			Name: "edgefort_updates_deploying",
 			Help: "1 while a deployment from the server is being installed.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.checks, m.deployments, m.lastCheck, m.deploying} {
+	for _, c := range []prom.Collector{m.checks, m.deployments, m.lastCheck, m.deploying} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

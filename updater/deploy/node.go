@@ -20,10 +20,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/edgefort/edgefort/internal/atomicfile"
 	"github.com/edgefort/edgefort/internal/pemkey"
+	"github.com/edgefort/edgefort/internal/prom"
 	"github.com/edgefort/edgefort/internal/store"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
@@ -77,7 +76,7 @@ type NodeDeps struct {
 	// Logger receives the logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer, if set, receives the edgefort_updates_* metrics.
-	Registerer prometheus.Registerer
+	Registerer prom.Registerer
 	// MountInfo and Cmdline replace /proc/self/mountinfo and /proc/cmdline
 	// where the rootfs-image installer learns which partition runs: for a
 	// simulated A/B device (tests, the dev environment). Empty: the real

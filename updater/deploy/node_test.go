@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/prom"
+	"github.com/edgefort/edgefort/internal/prom/promtest"
 	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater"
@@ -102,7 +104,7 @@ func TestNodeFromSection(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dest, "app.conf"), []byte("v1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
+	reg := prom.NewRegistry()
 	var ready atomic.Bool
 	work := filepath.Join(state, "updates")
 	n, err := deploy.NewNode(deploy.Config{
@@ -168,18 +170,9 @@ func uploadSingleFile(t *testing.T, srv *devcloud.MenderServer, dest string) str
 	return name
 }
 
-func gathered(t *testing.T, reg *prometheus.Registry, name string) bool {
+func gathered(t *testing.T, reg *prom.Registry, name string) bool {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(promtest.Names(t, reg), name)
 }
 
 // TestNodeWithoutChannel: with the channel off the node has no poller and
