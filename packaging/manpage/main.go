@@ -149,9 +149,9 @@ func commands(b *strings.Builder, help func([]string) (string, error), path []st
 	return nil
 }
 
-// preformatted writes text as a no-fill block, escaped for roff: a
-// backslash doubled, and a line that starts with a control character
-// ('.' or '\'') guarded with \&.
+// preformatted writes text as a no-fill block, escaped for roff: each
+// backslash as \e, and a line that starts with a control character (a
+// dot or an apostrophe) guarded with \&.
 func preformatted(b *strings.Builder, text string) {
 	b.WriteString(".nf\n")
 	for line := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
