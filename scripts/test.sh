@@ -35,6 +35,14 @@ need mender-artifact mender-artifact   # the real Mender Artifact tool (artifact
 need mender mender-client              # the real Mender client 3.4 against devcloud's update server
 PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
+# packaging/ tests: lintian and rpm judge the .deb and .rpm; mmdebstrap
+# builds the throwaway Debian root they are installed into (from Debian's
+# mirror, ~40 s); qemu runs the arm64 release binary.
+need lintian lintian
+need rpm rpm
+need mmdebstrap mmdebstrap
+need qemu-aarch64-static qemu-user-static
+need file file
 go version
 
 log "gofmt"
