@@ -42,6 +42,7 @@ need lintian lintian
 need rpm rpm
 need mmdebstrap mmdebstrap
 need qemu-aarch64-static qemu-user-static
+need systemd-nspawn systemd-container  # boots that root to run the unit under a real systemd
 need file file
 go version
 
