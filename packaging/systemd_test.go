@@ -130,6 +130,26 @@ func TestSystemdBoot(t *testing.T) {
 	if !strings.Contains(journal, "Watchdog timeout") {
 		t.Errorf("the journal does not show a watchdog timeout:\n%s", journal)
 	}
+
+	// The root profile: the drop-in linked as packaging/README.md says,
+	// the agent restarted as root in its lighter sandbox, its state
+	// directory handed to root by systemd.
+	for _, cmd := range [][]string{
+		{"ln", "-s", "/usr/share/edgefort/root-installer.conf", "/etc/systemd/system/edgefort.service.d/"},
+		{"systemctl", "daemon-reload"},
+		{"systemctl", "restart", "edgefort.service"},
+	} {
+		if out, err := in(cmd...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	testkit.WaitForWithin(t, 60*time.Second, "edgefort.service active as root", func() bool {
+		st = show()
+		return st["ActiveState"] == "active" && st["SubState"] == "running" && st["User"] == "root"
+	})
+	if want := "3/3 components running"; st["StatusText"] != want {
+		t.Errorf("as root: StatusText = %q, want %q", st["StatusText"], want)
+	}
 }
 
 // childNamed returns the pid of a child of pid whose command is name, or "".
