@@ -16,7 +16,7 @@
 # `git archive` of COMMIT unpacked in two different directories, the
 # second time with an empty build cache, and the two must be byte-identical.
 # SOURCE_DATE_EPOCH is the commit's time, so nothing depends on when or
-# where the build ran. The arm64 binary then runs `edgefort version` under
+# where the build ran. The packages are made twice as well and compared. The arm64 binary then runs `edgefort version` under
 # qemu-user-static, the amd64 one natively.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,10 +102,19 @@ if [ "${PACKAGES:-1}" != 0 ]; then
     build "$work/a" "$host" "$hostbin"
   fi
   (cd "$work/a" && go run ./packaging/manpage -version "$VERSION" "$hostbin") >"$work/edgefort.1"
+  # Packaged twice, from the two trees, and compared like the binaries.
+  package() {
+    MANPAGE=$work/edgefort.1 COMMIT=$commit VERSION=$VERSION \
+      "$work/$1/packaging/package.sh" "$DIST/edgefort-linux-$2" "$2" "$3"
+  }
   for arch in $ARCHS; do
-    while read -r pkg; do outputs+=("$(basename "$pkg")"); done < <(
-      MANPAGE=$work/edgefort.1 COMMIT=$commit VERSION=$VERSION \
-        "$work/a/packaging/package.sh" "$DIST/edgefort-linux-$arch" "$arch" "$DIST")
+    while read -r pkg; do
+      outputs+=("$(basename "$pkg")")
+    done < <(package a "$arch" "$DIST")
+    while read -r pkg; do
+      cmp "$pkg" "$DIST/$(basename "$pkg")" || die "$(basename "$pkg"): two packagings differ; the package is not reproducible"
+    done < <(package b-elsewhere "$arch" "$work/pkg-$arch")
+    log "linux/$arch packages reproducible"
   done
 fi
 
