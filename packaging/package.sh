@@ -40,8 +40,9 @@ gzip -9n "$stage/build/edgefort.1"
 cat >"$stage/build/changelog.Debian" <<TEXT
 edgefort ($VERSION-1) stable; urgency=medium
 
-  * edgefort $VERSION, built from commit ${COMMIT:-unknown}; the changes
-    are in its git history.
+  * edgefort $VERSION, built from commit
+    ${COMMIT:-unknown}.
+  * The changes are in the project's git history.
 
  -- edgefort maintainers <maintainers@edgefort.invalid>  $(date -u -R -d "@$SOURCE_DATE_EPOCH")
 TEXT

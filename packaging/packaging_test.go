@@ -63,7 +63,9 @@ func build(t *testing.T, version string) packages {
 	run(t, cmd)
 	cmd = exec.Command("./packaging/package.sh", bin, runtime.GOARCH, out)
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "VERSION="+version, "SOURCE_DATE_EPOCH=1767225600")
+	// A full commit id, as release.sh passes: the changelog must fit it.
+	cmd.Env = append(os.Environ(), "VERSION="+version, "SOURCE_DATE_EPOCH=1767225600",
+		"COMMIT=0123456789abcdef0123456789abcdef01234567")
 	var p packages
 	for _, f := range strings.Fields(run(t, cmd)) {
 		switch filepath.Ext(f) {
