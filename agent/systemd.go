@@ -11,11 +11,14 @@ import (
 	"github.com/edgefort/edgefort/internal/supervisor"
 )
 
-// readyPoll is how often the systemd notifier looks at the supervisor for
-// readiness and status changes. Readiness is local (listeners bound, the
-// store open), so it arrives within moments of the start; a tenth of a
-// second adds little to start-to-ready.
-const readyPoll = 100 * time.Millisecond
+// How often the systemd notifier looks at the supervisor: often until
+// READY=1, since readiness is local (listeners bound, the store open) and
+// arrives within tens of milliseconds, and each poll is a lock and a scan;
+// then only for STATUS= changes, which need not be prompt.
+const (
+	readyPoll  = 10 * time.Millisecond
+	statusPoll = time.Second
+)
 
 // systemdNotifier tells systemd (Type=notify, packaging/edgefort.service)
 // how the agent is doing: READY=1 once every component is ready, a STATUS=
@@ -98,6 +101,7 @@ func (s *systemdNotifier) run(ctx context.Context) error {
 		if !ready && allRunning(st) {
 			ready = true
 			lines = append(lines, "READY=1")
+			tick.Reset(statusPoll)
 		}
 		if len(lines) > 0 {
 			if err := s.n.Notify(lines...); err != nil {
