@@ -54,14 +54,15 @@ func inRoot(t *testing.T, root string, args ...string) string {
 	return run(t, cmd)
 }
 
-// copyIn puts a package into root's /tmp and returns its path there.
+// copyIn puts a package into root's /var/tmp (not /tmp: a booted root
+// mounts a tmpfs there) and returns its path there.
 func copyIn(t *testing.T, root, pkg string) string {
 	t.Helper()
 	b, err := os.ReadFile(pkg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := "/tmp/" + filepath.Base(pkg)
+	p := "/var/tmp/" + filepath.Base(pkg)
 	if err := os.WriteFile(filepath.Join(root, p), b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,9 @@ import (
 // shown), runs as the edgefort user in its sandbox; an agent that hangs
 // (SIGSTOP: no more WATCHDOG=1) is killed by the watchdog and restarted.
 // A drop-in shortens the watchdog to 3 s so that the test need not wait
-// the unit's minute. It logs start-to-ready (docs/benchmarks.md).
+// the unit's minute. Then the root drop-in, and the maintainer scripts
+// against the running systemd (upgrade restarts, remove stops). It logs
+// start-to-ready (docs/benchmarks.md).
 func TestSystemdBoot(t *testing.T) {
 	nspawn := peertest.Require(t, "systemd-nspawn")
 	peertest.Require(t, "nsenter")
@@ -149,6 +151,27 @@ func TestSystemdBoot(t *testing.T) {
 	})
 	if want := "3/3 components running"; st["StatusText"] != want {
 		t.Errorf("as root: StatusText = %q, want %q", st["StatusText"], want)
+	}
+
+	// The maintainer scripts against a running systemd: an upgrade
+	// restarts the agent on the new binary, a remove stops it.
+	before := st["MainPID"]
+	next := build(t, newVersion)
+	if out, err := in("dpkg", "-i", copyIn(t, root, next.deb)); err != nil {
+		t.Fatalf("dpkg -i %s in the booted root: %v\n%s", newVersion, err, out)
+	}
+	testkit.WaitForWithin(t, 60*time.Second, "the upgraded agent running", func() bool {
+		st = show()
+		return st["MainPID"] != before && st["SubState"] == "running"
+	})
+	if out, _ := in("edgefort", "status"); !strings.Contains(out, "edgefort version "+newVersion+",") {
+		t.Errorf("after the upgrade, edgefort status says:\n%s", out)
+	}
+	if out, err := in("dpkg", "--remove", "edgefort"); err != nil {
+		t.Fatalf("dpkg --remove in the booted root: %v\n%s", err, out)
+	}
+	if st = show(); st["ActiveState"] != "inactive" {
+		t.Errorf("after dpkg --remove: ActiveState = %q, want inactive", st["ActiveState"])
 	}
 }
 
