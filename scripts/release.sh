@@ -71,6 +71,9 @@ build() {
 }
 
 log "edgefort $VERSION, commit $commit ($date)"
+if [ -z "${1:-}" ] && [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  log "note: the work tree has uncommitted changes; they are not in this release (it builds $commit)"
+fi
 for arch in $ARCHS; do
   out=$DIST/edgefort-linux-$arch
   log "build linux/$arch twice (second: other directory, empty build cache)"
