@@ -111,6 +111,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.sup.Store(sup)
+	defer a.notifySystemd(ctx, sup)()
 
 	supCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()

@@ -42,6 +42,15 @@ PATH="$PATH:/usr/sbin"                 # Debian installs mosquitto there
 need mosquitto mosquitto               # a real MQTT broker (iot link soak, kill -9, benchmark)
 need nginx nginx                       # a real backend behind the client API (request framing tests)
 need haproxy haproxy                   # a real proxy in front of the client API (request framing tests)
+# packaging/ tests: lintian and rpm judge the .deb and .rpm; mmdebstrap
+# builds the throwaway Debian root they are installed into (from Debian's
+# mirror, ~40 s); qemu runs the arm64 release binary.
+need lintian lintian
+need rpm rpm
+need mmdebstrap mmdebstrap
+need qemu-aarch64-static qemu-user-static
+need systemd-nspawn systemd-container  # boots that root to run the unit under a real systemd
+need file file
 go version
 
 log "gofmt"

@@ -55,6 +55,7 @@ var trees = map[string]int{
 	"cmd/edgefort-dev":              dev,
 	"devcloud":                      dev,
 	"scripts":                       dev,
+	"packaging":                     dev,
 }
 
 // classify returns the layer and tree of a module package; ok is false for
