@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,8 +49,8 @@ func TestDeviceBoot(t *testing.T) {
 		{name: "factory", wantEnv: bootenv.Vars{bootenv.VarBootPart: a, bootenv.VarUpgradeAvailable: "0", bootenv.VarBootCount: "0"}},
 		{name: "trial of a good image", imageB: good, env: trial, wantB: true,
 			wantEnv: bootenv.Vars{bootenv.VarBootPart: b, bootenv.VarUpgradeAvailable: "1", bootenv.VarBootCount: "1"}},
-		{name: "trial of an image that panics falls back", imageB: panics, env: trial,
-			wantEnv: bootenv.Vars{bootenv.VarBootPart: a, bootenv.VarUpgradeAvailable: "0", bootenv.VarBootCount: "0"}},
+		{name: "trial of an image that panics falls back", imageB: panics, env: withHex(trial, b),
+			wantEnv: bootenv.Vars{bootenv.VarBootPart: a, bootenv.VarBootPartHex: a, bootenv.VarUpgradeAvailable: "0", bootenv.VarBootCount: "0"}},
 		{name: "committed B", imageB: good, env: bootenv.Vars{bootenv.VarBootPart: b, bootenv.VarUpgradeAvailable: "0", bootenv.VarBootCount: "0"}, wantB: true,
 			wantEnv: bootenv.Vars{bootenv.VarBootPart: b, bootenv.VarUpgradeAvailable: "0", bootenv.VarBootCount: "0"}},
 		{name: "neither comes up", imageA: panics, imageB: panics, env: trial, wantErrMatch: "no partition comes up in 4 boots"},
@@ -105,6 +106,12 @@ func TestDeviceBoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withHex(v bootenv.Vars, hex string) bootenv.Vars {
+	v = maps.Clone(v)
+	v[bootenv.VarBootPartHex] = hex
+	return v
 }
 
 func writeAt0(t *testing.T, path string, data []byte) {

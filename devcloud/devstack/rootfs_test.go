@@ -58,7 +58,7 @@ func TestDevStackRootfsUpdate(t *testing.T) {
 	if err := cl.Deploy(ctx, &log, good); err != nil {
 		t.Fatalf("deploy dev-rootfs-1: %v\n%s", err, log.String())
 	}
-	for _, s := range []string{"  rebooting\n", "  success\n"} {
+	for _, s := range []string{"  rebooting\n", "  success\n", "  inventory: rootfs-image.version=dev-rootfs-1\n"} {
 		if !strings.Contains(log.String(), s) {
 			t.Errorf("the deployment's statuses lack %q:\n%s", s, log.String())
 		}
