@@ -14,7 +14,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/updater/bootenv"
 	"github.com/edgefort/edgefort/updater/rootfs/rootfstest"
 )
@@ -149,6 +151,9 @@ func TestDeviceRebootCommand(t *testing.T) {
 	waitRebootCommand(context.Background(), pid) // exited and reaped: returns
 	run()
 	run() // pending already: dropped, and the command does not block
+	testkit.WaitFor(t, "both requests read from the FIFO, one pending", func() bool {
+		return len(d.reboots) == 1 && unread(t, d.fifo) == 0
+	})
 	if _, err := d.boot(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +162,24 @@ func TestDeviceRebootCommand(t *testing.T) {
 		t.Errorf("a reboot request from PID %d outlived the boot", pid)
 	default:
 	}
+}
+
+// unread is how many bytes wait in the FIFO f (TIOCINQ is FIONREAD).
+func unread(t *testing.T, f *os.File) int {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); err != nil {
+		t.Fatal(err)
+	}
+	if ierr != nil {
+		t.Fatal(ierr)
+	}
+	return n
 }
 
 // TestDeviceKept opens the device of a kept state directory: the
