@@ -379,7 +379,7 @@ device="$state_dir/device"
 grubenv() { grub-editenv "$device/boot/EFI/BOOT/mender_grubenv1/env" list >"$work/grubenv" || true; }
 check "banner names the A/B device, booted from part2" grep -q "^  A/B device    $device (simulated: .*; booted part2)$" "$work/out"
 head -c 1048576 /dev/urandom >"$work/rootfs.img"
-check "mender-artifact writes a rootfs-image Artifact" sh -c "mender-artifact write rootfs-image -f '$work/rootfs.img' -n demo-rootfs-1 -t edgefort-dev -o '$work/rootfs-1.mender' >/dev/null"
+check "mender-artifact writes a rootfs-image Artifact" sh -c "mender-artifact write rootfs-image -f '$work/rootfs.img' -n demo-rootfs-1 -t edgefort-dev -o '$work/rootfs-1.mender' >/dev/null 2>&1"
 rc=0; deploy "$work/deploy-rootfs1" --artifact "$work/rootfs-1.mender" || rc=$?
 cat "$work/deploy-rootfs1"
 check "the rootfs-image deployment reboots and ends in success (exit $rc)" \
@@ -409,7 +409,7 @@ check "update status still names demo-rootfs-1" sh -c "'$ef' update status | gre
 # The corrupted payload: one byte of the image flipped inside an
 # uncompressed Artifact, after the manifest recorded its checksum.
 { printf 'DEMO-CORRUPT-ME'; head -c 65536 /dev/urandom; } >"$work/corrupt.img"
-mender-artifact write rootfs-image -f "$work/corrupt.img" -n demo-rootfs-corrupt -t edgefort-dev --compression none -o "$work/rootfs-corrupt.mender" >/dev/null
+mender-artifact write rootfs-image -f "$work/corrupt.img" -n demo-rootfs-corrupt -t edgefort-dev --compression none -o "$work/rootfs-corrupt.mender" >/dev/null 2>&1
 off=$(grep -obUa 'DEMO-CORRUPT-ME' "$work/rootfs-corrupt.mender" | head -1 | cut -d: -f1)
 printf 'X' | dd of="$work/rootfs-corrupt.mender" bs=1 seek="$off" conv=notrunc status=none
 rc=0; deploy "$work/deploy-rootfs3" --artifact "$work/rootfs-corrupt.mender" || rc=$?
