@@ -54,6 +54,7 @@ type Agent struct {
 	restart     func()                                // stops Run with ErrRestart
 	runCtx      context.Context                       // Run's context, for work admin calls start
 	level       *slog.LevelVar                        // the logger's level, for settings driven at run time; may be nil
+	running     RunningSystem                         // where the rootfs installer reads the booted partition; zero: /proc
 
 	extra []supervisor.Spec // components added by tests, started last
 }
@@ -66,6 +67,20 @@ func New(cfg *config.Config, log *slog.Logger, build BuildInfo) (*Agent, error) 
 // SetLevelVar hands the agent its logger's level so that the level can be
 // driven at run time (the device shadow's log_level). Call before Run.
 func (a *Agent) SetLevelVar(lv *slog.LevelVar) { a.level = lv }
+
+// RunningSystem names the files the rootfs-image installer reads to learn
+// which partition of the A/B pair runs, in place of /proc/self/mountinfo
+// and /proc/cmdline. The zero value means those. It is set only through
+// SetRunningSystem, by code that simulates a device (edgefort-dev, tests):
+// no configuration field reaches it, so no configuration can point a real
+// device's agent at a file that lies about its root.
+type RunningSystem struct {
+	MountInfo, Cmdline string
+}
+
+// SetRunningSystem points the rootfs-image installer at a simulated
+// device's mountinfo and kernel command line. Call before Run.
+func (a *Agent) SetRunningSystem(rs RunningSystem) { a.running = rs }
 
 // Registry is the agent's metrics registry, for components to register on.
 func (a *Agent) Registry() *prom.Registry { return a.reg }

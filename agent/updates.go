@@ -68,6 +68,7 @@ func (a *Agent) updateComponents() (*deploy.Node, error) {
 	deps.Restart = a.restart
 	deps.Ready = a.readyFunc("updates")
 	deps.Registerer = a.reg
+	deps.MountInfo, deps.Cmdline = a.running.MountInfo, a.running.Cmdline
 	return deploy.NewNode(a.cfg.Updates, deps)
 }
 

@@ -11,7 +11,10 @@
 # authentication module, the ticket refused the second time, sessions
 # listed and revoked, a portal session), federated logins (alice through
 # the dev SAML IdP and the dev OpenID provider, with a browser's steps, to
-# the engine's page; a wrong password refused), and a clean exit on Ctrl-C
+# the engine's page; a wrong password refused), a full system update of a
+# simulated A/B device (a rootfs-image Artifact, a reboot, the commit; a
+# system that never comes up and a corrupted payload, both reported and
+# rolled back), and a clean exit on Ctrl-C
 # (SIGINT) that removes the temporary state directory and stops the IdPs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -362,6 +365,61 @@ check "bob signs in through oidc with his groups (analysts) (exit $rc)" \
 "$ef" sessions list >"$work/sessions2" 2>&1 || true
 check "sessions list shows the sso host's SAML and OIDC sessions" \
   sh -c "grep -Eq ' sso +corp/alice ' '$work/sessions2' && grep -Eq ' sso +dev-oidc/alice ' '$work/sessions2'"
+# A full system update on the simulated A/B device (partition files part2
+# and part3 under the state dir, a GRUB grub-mender-grubenv environment):
+# a rootfs-image Artifact written by the real mender-artifact goes into the
+# partition not booted; the "reboot" (the agent's reboot_command) stops the
+# agent, the device boots the partition GRUB picks, and a new agent
+# verifies and commits. Then two that fail, the device staying on the
+# committed system: a system that never comes up (GRUB falls back; written
+# with `edgefort artifact write`), and a corrupted payload (its checksum
+# fails before anything boots). Last in the demo: the agent's ports change
+# at each boot.
+device="$state_dir/device"
+grubenv() { grub-editenv "$device/boot/EFI/BOOT/mender_grubenv1/env" list >"$work/grubenv" || true; }
+check "banner names the A/B device, booted from part2" grep -q "^  A/B device    $device (simulated: .*; booted part2)$" "$work/out"
+head -c 1048576 /dev/urandom >"$work/rootfs.img"
+check "mender-artifact writes a rootfs-image Artifact" sh -c "mender-artifact write rootfs-image -f '$work/rootfs.img' -n demo-rootfs-1 -t edgefort-dev -o '$work/rootfs-1.mender' >/dev/null 2>&1"
+rc=0; deploy "$work/deploy-rootfs1" --artifact "$work/rootfs-1.mender" || rc=$?
+cat "$work/deploy-rootfs1"
+check "the rootfs-image deployment reboots and ends in success (exit $rc)" \
+  sh -c "test $rc = 0 && grep -qx '  rebooting' '$work/deploy-rootfs1' && grep -qx '  success' '$work/deploy-rootfs1'"
+check "the update server's inventory has rootfs-image.version=demo-rootfs-1" grep -qx '  inventory: rootfs-image.version=demo-rootfs-1' "$work/deploy-rootfs1"
+check "the image is in part3, the partition not booted before" cmp -s -n 1048576 "$work/rootfs.img" "$device/part3"
+check "the device runs part3 now" grep -q "root=$device/part3 " "$device/cmdline"
+grubenv
+check "grub-editenv reads part3 committed (mender_boot_part=3, upgrade_available=0)" \
+  sh -c "grep -qx mender_boot_part=3 '$work/grubenv' && grep -qx upgrade_available=0 '$work/grubenv'"
+check "the log shows the reboot and the commit" \
+  sh -c "grep -q 'msg=\"simulated device booted\".*part3' '$work/err' && grep -q 'msg=\"artifact committed\" .*artifact=demo-rootfs-1' '$work/err'"
+check "update status names demo-rootfs-1 and its version" \
+  sh -c "'$ef' update status | grep -qx 'artifact:   demo-rootfs-1' && '$ef' update status | grep -qx 'provides:   rootfs-image.version=demo-rootfs-1'"
+{ printf 'EDGEFORT-DEV-KERNEL-PANIC'; head -c 65536 /dev/urandom; } >"$work/panic.img"
+check "edgefort artifact write rootfs-image builds a system that panics" \
+  "$ef" artifact write rootfs-image -f "$work/panic.img" -n demo-rootfs-panic -t edgefort-dev -o "$work/rootfs-panic.mender"
+rc=0; deploy "$work/deploy-rootfs2" --artifact "$work/rootfs-panic.mender" || rc=$?
+cat "$work/deploy-rootfs2"
+check "a new system that never comes up: rebooting, then failure, exit 1 (exit $rc)" \
+  sh -c "test $rc = 1 && grep -qx '  rebooting' '$work/deploy-rootfs2' && grep -qx '  failure' '$work/deploy-rootfs2' && grep -q 'ended failure: .*the boot loader fell back' '$work/deploy-rootfs2'"
+grubenv
+check "the device is back on part3, committed" \
+  sh -c "grep -q 'root=$device/part3 ' '$device/cmdline' && grep -qx mender_boot_part=3 '$work/grubenv' && grep -qx upgrade_available=0 '$work/grubenv'"
+check "part3 still holds demo-rootfs-1" cmp -s -n 1048576 "$work/rootfs.img" "$device/part3"
+check "update status still names demo-rootfs-1" sh -c "'$ef' update status | grep -qx 'artifact:   demo-rootfs-1'"
+# The corrupted payload: one byte of the image flipped inside an
+# uncompressed Artifact, after the manifest recorded its checksum.
+{ printf 'DEMO-CORRUPT-ME'; head -c 65536 /dev/urandom; } >"$work/corrupt.img"
+mender-artifact write rootfs-image -f "$work/corrupt.img" -n demo-rootfs-corrupt -t edgefort-dev --compression none -o "$work/rootfs-corrupt.mender" >/dev/null 2>&1
+off=$(grep -obUa 'DEMO-CORRUPT-ME' "$work/rootfs-corrupt.mender" | head -1 | cut -d: -f1)
+printf 'X' | dd of="$work/rootfs-corrupt.mender" bs=1 seek="$off" conv=notrunc status=none
+rc=0; deploy "$work/deploy-rootfs3" --artifact "$work/rootfs-corrupt.mender" || rc=$?
+cat "$work/deploy-rootfs3"
+check "a corrupted payload fails its checksum: failure without a reboot, exit 1 (exit $rc)" \
+  sh -c "test $rc = 1 && grep -qx '  failure' '$work/deploy-rootfs3' && ! grep -qx '  rebooting' '$work/deploy-rootfs3' && grep -qi 'checksum' '$work/deploy-rootfs3'"
+grubenv
+check "the device still runs demo-rootfs-1 on part3" \
+  sh -c "grep -q 'root=$device/part3 ' '$device/cmdline' && grep -qx mender_boot_part=3 '$work/grubenv' && '$ef' update status | grep -qx 'artifact:   demo-rootfs-1'"
+
 idp_pids=""
 for st in /proc/[0-9]*/stat; do
   { read -r pid comm _ ppid _ <"$st"; } 2>/dev/null || continue

@@ -154,6 +154,7 @@ func TestSendInventory(t *testing.T) {
 				{Name: "kernel", Value: "6.1"},
 				{Name: "ipv4", Value: []string{"10.0.0.2/24", "10.0.1.2/24"}},
 				{Name: "device_type", Value: "spoofed"},
+				{Name: "artifact_group", Value: "spoofed"},
 			})
 			if diff := cmp.Diff(tt.wantCalls, f.calls()); diff != "" {
 				t.Errorf("requests (-want +got):\n%s", diff)
@@ -171,6 +172,7 @@ func TestSendInventory(t *testing.T) {
 				{Name: "artifact_name", Value: "release-1"},
 				{Name: "device_type", Value: "edge-x86"},
 				{Name: AttrAgentVersion, Value: "0.1.0"},
+				{Name: "artifact_group", Value: "stable"},
 				{Name: "kernel", Value: "6.1"},
 				{Name: "ipv4", Value: []any{"10.0.0.2/24", "10.0.1.2/24"}},
 			}

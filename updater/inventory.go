@@ -3,7 +3,9 @@ package updater
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 )
 
 // Attributes the client always sends.
@@ -24,7 +26,10 @@ type Attribute struct {
 
 // SendInventory replaces the device's inventory with artifact_name,
 // device_type and the agent version from dev and the client's options,
-// followed by attrs (whose entries with those three names are dropped).
+// then the installed Artifacts' provides (dev.Provides, such as
+// rootfs-image.version: the software versions, as the Mender client sends
+// them), followed by attrs (whose entries with any of those names are
+// dropped: the device's own record wins).
 // It sends PUT and, when the server answers 405, PATCH.
 func (c *Client) SendInventory(ctx context.Context, dev DeviceState, attrs []Attribute) error {
 	if err := c.sendInventory(ctx, dev, attrs); err != nil {
@@ -39,9 +44,19 @@ func (c *Client) sendInventory(ctx context.Context, dev DeviceState, attrs []Att
 		{Name: AttrDeviceType, Value: dev.DeviceType},
 		{Name: AttrAgentVersion, Value: c.version},
 	}
+	for _, k := range slices.Sorted(maps.Keys(dev.Provides)) {
+		switch k {
+		case AttrArtifactName, AttrDeviceType, AttrAgentVersion, "":
+			continue
+		}
+		all = append(all, Attribute{Name: k, Value: dev.Provides[k]})
+	}
 	for _, a := range attrs {
 		switch a.Name {
 		case AttrArtifactName, AttrDeviceType, AttrAgentVersion, "":
+			continue
+		}
+		if _, ok := dev.Provides[a.Name]; ok {
 			continue
 		}
 		switch a.Value.(type) {

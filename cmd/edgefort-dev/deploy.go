@@ -21,7 +21,11 @@ func newDeployCmd() *command {
 updated: build a single-file Artifact (device type ` + devstack.DeviceType + `) that
 installs FILE into --dest, upload it to the dev update server, deploy it to
 every device, ask the agent to check now, and print each status the device
-reports until the last one. --artifact deploys a prebuilt Artifact instead.
+reports until the last one. --artifact deploys a prebuilt Artifact instead:
+a rootfs-image one (mender-artifact write rootfs-image, or edgefort artifact
+write rootfs-image) updates the root filesystem of the simulated A/B device
+the node runs on, across a reboot that restarts the agent. After a success
+it prints what the server's inventory says the device runs.
 
 Artifact names are unique on the server, as on Mender: deploying a name
 already uploaded deploys the uploaded Artifact, and a device that runs it

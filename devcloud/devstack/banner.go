@@ -34,6 +34,7 @@ type bannerData struct {
 	IdPs                               IdPsInfo
 	NoIdPs                             bool
 	Alice, Bob                         string // their dev passwords
+	DeviceDir, Booted, PanicMarker     string // the simulated A/B device
 }
 
 // PrintBanner prints what runs and what to try. The commands it suggests
@@ -64,5 +65,6 @@ func (s *Stack) PrintBanner(w io.Writer, a *agent.Agent) error {
 		EngineLog: filepath.Join(dir, EngineDir, EngineLog), DeployedDir: filepath.Join(dir, DeployedDir),
 		Components: strings.Join(names, ", "), Self: self, Dev: dev, Module: module,
 		IdPs: s.Info.IdPs, NoIdPs: s.idps == nil, Alice: DevUsers[devUser].Password, Bob: DevUsers[viewerUser].Password,
+		DeviceDir: filepath.Join(dir, DeviceDir), Booted: filepath.Base(s.Booted()), PanicMarker: PanicMarker,
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"text/template"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
+	"github.com/edgefort/edgefort/updater/rootfs/rootfstest"
 )
 
 //go:embed dev.yaml
@@ -58,15 +59,29 @@ func loginURL(moduleURL string) string {
 	return moduleURL + "/login"
 }
 
+// quoteList renders a YAML flow sequence of quoted strings.
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
 // Config renders the configuration the dev stack runs.
 func Config(p ConfigParams) ([]byte, error) {
 	var b strings.Builder
+	dev := rootfstest.Open(filepath.Join(p.StateDir, DeviceDir))
 	err := configTmpl.Execute(&b, map[string]string{
-		"StateDir":   strconv.Quote(p.StateDir),
-		"LogLevel":   strconv.Quote(p.LogLevel),
-		"ServerURL":  strconv.Quote(p.ServerURL),
-		"ModulesDir": strconv.Quote(p.ModulesDir),
-		"ScriptsDir": strconv.Quote(filepath.Join(p.StateDir, scriptsDir)),
+		"RootfsPartA":   strconv.Quote(dev.PartA),
+		"RootfsPartB":   strconv.Quote(dev.PartB),
+		"GRUBEnvDir":    strconv.Quote(dev.GRUBDir),
+		"RebootCommand": quoteList(rebootCommand(dev.Dir)),
+		"StateDir":      strconv.Quote(p.StateDir),
+		"LogLevel":      strconv.Quote(p.LogLevel),
+		"ServerURL":     strconv.Quote(p.ServerURL),
+		"ModulesDir":    strconv.Quote(p.ModulesDir),
+		"ScriptsDir":    strconv.Quote(filepath.Join(p.StateDir, scriptsDir)),
 		// Empty until the enrollment: the template leaves the event link
 		// out while they are.
 		"ThingName":        quoteIf(p.ThingName),

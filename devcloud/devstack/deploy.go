@@ -3,9 +3,11 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
 
@@ -124,6 +127,7 @@ func (c *Client) Deploy(ctx context.Context, w io.Writer, path string) error {
 	switch final {
 	case "success":
 		fmt.Fprintf(w, "%s: installed; 'edgefort update status' shows it\n", name)
+		c.printInventory(ctx, w, name)
 		return nil
 	case "already-installed":
 		return fmt.Errorf("deployment of %s ended already-installed: the device runs that Artifact already", name)
@@ -133,6 +137,53 @@ func (c *Client) Deploy(ctx context.Context, w io.Writer, path string) error {
 		return fmt.Errorf("deployment of %s ended failure: %s", name, c.failureReason(ctx, name))
 	}
 	return fmt.Errorf("deployment of %s ended %s", name, final)
+}
+
+// inventoryWait bounds how long Deploy waits for the inventory to name a
+// new Artifact (the agent sends it right after the deployment).
+const inventoryWait = 10 * time.Second
+
+// printInventory prints what the update server's inventory says the
+// devices run, once it names the Artifact name (or inventoryWait passed):
+// artifact_name and the software versions (rootfs-image.*), such as
+// rootfs-image.version for a root filesystem. Best effort: the deployment
+// has succeeded whatever it finds.
+func (c *Client) printInventory(ctx context.Context, w io.Writer, name string) {
+	ctx, cancel := context.WithTimeout(ctx, inventoryWait)
+	defer cancel()
+	devices, err := c.acceptedDevices(ctx)
+	if err != nil {
+		return
+	}
+	for _, dev := range devices {
+		var inv map[string]devcloud.InventoryAttribute
+		poll(ctx, deployPoll, func() (bool, error) {
+			inv = nil
+			if err := c.menderCall(ctx, http.MethodGet, "devices/"+dev+"/inventory", nil, &inv); err != nil {
+				return false, nil
+			}
+			return inventoryString(inv["artifact_name"]) == name, nil
+		})
+		for _, k := range slices.Sorted(maps.Keys(inv)) {
+			if k != "artifact_name" && !strings.HasPrefix(k, "rootfs-image.") {
+				continue
+			}
+			prefix := "  inventory:"
+			if len(devices) > 1 {
+				prefix = "  " + dev + " inventory:"
+			}
+			fmt.Fprintf(w, "%s %s=%s\n", prefix, k, inventoryString(inv[k]))
+		}
+	}
+}
+
+// inventoryString is a string attribute's value; JSON text otherwise.
+func inventoryString(a devcloud.InventoryAttribute) string {
+	var s string
+	if json.Unmarshal(a.Value, &s) == nil {
+		return s
+	}
+	return string(a.Value)
 }
 
 func (c *Client) menderCall(ctx context.Context, method, path string, body, out any) error {

@@ -8,7 +8,10 @@
 // configuration the agent runs against them, and describes the running stack in one typed file (Info)
 // that Client reads to drive it from another process: deploy a file over
 // the update channel, send a cloud event, run a job, sign a user in
-// through a dev IdP (Login).
+// through a dev IdP (Login). The agent runs on a simulated A/B device
+// (device.go): rootfs-image updates install into a partition file, and the
+// agent's reboot command makes RunAgent stop it, boot the device as GRUB
+// would and start a new agent on the partition that came up.
 //
 // It is never linked into the product binary (cmd/edgefort checks that).
 package devstack

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgefort/edgefort/agent"
@@ -44,7 +45,9 @@ type Stack struct {
 	stateDir string
 	engine   *engine
 	module   *devcloud.AuthModule
-	idps     *idps    // nil without the dev IdPs
+	idps     *idps   // nil without the dev IdPs
+	device   *device // the simulated A/B device
+	booted   atomic.Pointer[string]
 	closers  []func() // undone in reverse by Close
 }
 
@@ -81,6 +84,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			s.Close()
 		}
 	}()
+	if s.device, err = openDevice(filepath.Join(dir, DeviceDir)); err != nil {
+		return nil, fmt.Errorf("simulated A/B device: %w", err)
+	}
+	s.onClose(s.device.close)
 	srv, err := s.startMender(ca, log)
 	if err != nil {
 		return nil, fmt.Errorf("update server: %w", err)

@@ -174,7 +174,12 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
-	werr, rerr := Copy(w, r)
+	// In FileWriteSize pieces, as the Mender client's io.Copy writes: a
+	// module that copies the stream (cat, dd) then reads and writes about
+	// 32 KiB at a time, where one 1 MiB write would fill the pipe's 64 KiB
+	// and hand it 64 KiB reads, the slow case of page-cache writes on the
+	// VM FileWriteSize describes (docs/benchmarks.md, session 6).
+	werr, rerr := Copy(SmallWrites(w), r)
 	if cerr := w.Close(); werr == nil && rerr == nil {
 		werr = cerr
 	}

@@ -51,7 +51,8 @@ func (e *errWriter) Write(p []byte) (int, error) {
 const FileWriteSize = 32 << 10
 
 // SmallWrites returns a writer that passes each Write on to w in pieces of
-// at most FileWriteSize: for writes into the page cache (files, not pipes).
+// at most FileWriteSize: for writes into the page cache, and into the
+// FIFO of an update module's stream, whose reads follow the writes.
 func SmallWrites(w io.Writer) io.Writer { return smallWriter{w} }
 
 type smallWriter struct{ w io.Writer }

@@ -87,8 +87,10 @@ func (d *Device) Boot(ctx context.Context) (string, error) {
 	if v[bootenv.VarUpgradeAvailable] == "1" {
 		set := bootenv.Vars{bootenv.VarBootCount: "1", bootenv.VarBootPart: part, bootenv.VarUpgradeAvailable: "1"}
 		if v[bootenv.VarBootCount] != "0" {
+			// As grub-mender-grubenv's script: the hex number follows.
 			part = d.other(part)
-			set = bootenv.Vars{bootenv.VarBootCount: "0", bootenv.VarBootPart: part, bootenv.VarUpgradeAvailable: "0"}
+			n, _ := strconv.Atoi(part)
+			set = bootenv.Vars{bootenv.VarBootCount: "0", bootenv.VarBootPart: part, bootenv.VarBootPartHex: fmt.Sprintf("%X", n), bootenv.VarUpgradeAvailable: "0"}
 		}
 		if err := d.Env.Write(ctx, set); err != nil {
 			return "", fmt.Errorf("rootfstest: boot: %w", err)
