@@ -131,15 +131,8 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 		if err != nil {
 			// The body's failure (over the limit, the client gone)
 			// closed the connection: it is the cause to report.
-			if x.bodyDone != nil {
-				select {
-				case berr := <-x.bodyDone:
-					x.bodyDone <- berr
-					if berr != nil {
-						return nil, berr
-					}
-				default:
-				}
+			if berr := x.bodyFailed(); berr != nil {
+				return nil, berr
 			}
 			return nil, fmt.Errorf("reading the backend's response: %w", err)
 		}
@@ -152,6 +145,15 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 			return nil, fmt.Errorf("the backend answered status %03d", resp.StatusCode)
 		}
 		if resp.StatusCode >= 200 {
+			if berr := x.bodyFailed(); berr != nil {
+				// The body failed first and the connection was closed
+				// (tls.Conn.Close sends close_notify before it closes):
+				// the backend may have answered the truncated request
+				// in between. That answer is not the client's; the
+				// failure is (413 for a body over the limit).
+				resp.Body.Close()
+				return nil, berr
+			}
 			if x.rt.Timeout > 0 {
 				c.nc.SetReadDeadline(time.Time{})
 			}
@@ -161,6 +163,21 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 		// 1xx: 100 Continue was the node's to send (net/http did), and
 		// 103 Early Hints are dropped; the final answer follows.
 		c.lr.n = x.rt.Pool.cfg.MaxResponseHeaderBytes
+	}
+}
+
+// bodyFailed is the request body's error when its goroutine has already
+// ended with one; the outcome stays for bodyWritten.
+func (x *exchange) bodyFailed() error {
+	if x.bodyDone == nil {
+		return nil
+	}
+	select {
+	case err := <-x.bodyDone:
+		x.bodyDone <- err
+		return err
+	default:
+		return nil
 	}
 }
 
