@@ -20,6 +20,7 @@ import (
 	"github.com/edgefort/edgefort/agent/adminclient"
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/peertest"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"github.com/edgefort/edgefort/keystore"
 	"github.com/edgefort/edgefort/updater/artifact"
 )
@@ -315,6 +316,11 @@ func TestUpdateCrashSafety(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The agent sends its inventory right after a deployment ends:
+		// the server learns the device's artifact before it stops.
+		testkit.WaitFor(t, fmt.Sprintf("trial %d: the server's inventory naming %s", i, us.ArtifactName), func() bool {
+			return string(r.srv.Inventory(r.deviceID())["artifact_name"].Value) == `"`+us.ArtifactName+`"`
+		})
 		if err := p.sig(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
