@@ -416,7 +416,10 @@ func TestTokenShortLifetime(t *testing.T) {
 func TestTokenSingleFlight(t *testing.T) {
 	f := newFakeCloud(t)
 	f.tokenDelay = 50 * time.Millisecond
-	c := newFakeClient(t, f, nil)
+	// 50 calls open their TLS connections at once: under -race on a
+	// busy 2-core machine that took over the rig's 1 s per attempt (2 of
+	// 4 runs). The bound is for failures only; the test is the count.
+	c := newFakeClient(t, f, func(o *Options) { o.Timeout = 30 * time.Second })
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for range 50 {
