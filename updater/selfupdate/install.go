@@ -161,6 +161,9 @@ func copyFile(src, dst string) error {
 
 // commit drops the kept previous binary.
 func (c *config) commit() error {
+	if err := c.dropTrial(); err != nil {
+		return err
+	}
 	removed, err := removeIfExists(c.prevPath)
 	if err != nil {
 		return fmt.Errorf("remove the previous binary: %w", err)
@@ -177,6 +180,9 @@ func (c *config) commit() error {
 
 // rollback puts the previous binary back.
 func (c *config) rollback(p module.Payload) error {
+	if err := c.dropTrial(); err != nil {
+		return err
+	}
 	st, err := loadState(p.Tree)
 	if err != nil {
 		return err
@@ -237,7 +243,7 @@ func (c *config) rollback(p module.Payload) error {
 // may still need it.
 func (c *config) cleanup() error {
 	var errs []error
-	for _, path := range []string{c.newPath, c.prevTmp} {
+	for _, path := range []string{c.newPath, c.prevTmp, TrialMarker(c.Binary)} {
 		removed, err := removeIfExists(path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", path, err))

@@ -164,6 +164,9 @@ func (i *Installer) Call(ctx context.Context, p module.Payload, state string) er
 	case module.StateArtifactInstall:
 		err = c.install(ctx, p)
 	case module.StateArtifactReboot:
+		if err := c.writeTrial(p.Tree); err != nil {
+			return fmt.Errorf("selfupdate: %s: %w", state, err)
+		}
 		c.log.Info("restarting the agent to run the new binary", logKeyBinary, c.Binary)
 		return module.ErrRestartAgent
 	case module.StateArtifactVerifyReboot:
