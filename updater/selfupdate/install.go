@@ -29,6 +29,9 @@ func (c *config) install(ctx context.Context, p module.Payload) error {
 		return err
 	}
 
+	if err := c.checkNotPackaged(ctx); err != nil {
+		return err
+	}
 	got, err := hashHex(c.newPath)
 	if err != nil {
 		return fmt.Errorf("hash the new binary: %w", err)

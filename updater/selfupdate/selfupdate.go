@@ -87,6 +87,11 @@ type Installer struct {
 	readyPoll time.Duration
 	// link is os.Link when nil; tests make it fail to reach the copy.
 	link func(oldname, newname string) error
+	// dpkgAdmin is dpkg's database directory, defaultDpkgAdmin when
+	// empty; rpmCommand is rpm and leading arguments, rpm on PATH (when
+	// a database exists) when empty. Tests point them at their own.
+	dpkgAdmin  string
+	rpmCommand []string
 }
 
 // config is an Installer with defaults applied and the paths it derives.
@@ -120,6 +125,9 @@ func (i *Installer) config() (*config, error) {
 	if c.link == nil {
 		c.link = os.Link
 	}
+	if c.dpkgAdmin == "" {
+		c.dpkgAdmin = defaultDpkgAdmin
+	}
 	if c.readyPoll <= 0 {
 		c.readyPoll = readyPoll
 	}
@@ -146,6 +154,9 @@ func (i *Installer) Download(ctx context.Context, p module.Payload) (module.Down
 	}
 	if c.Ready == nil {
 		return nil, errors.New("selfupdate: no readiness check configured")
+	}
+	if err := c.checkNotPackaged(ctx); err != nil {
+		return nil, fmt.Errorf("selfupdate: Download: %w", err)
 	}
 	return c.download(p)
 }
