@@ -10,13 +10,21 @@
 //     print "edgefort ..."), records the SHA-256 of the current binary, keeps
 //     the current binary as <binary>.previous (a hard link, or a copy when
 //     linking fails) and renames the new file over the binary.
-//   - ArtifactReboot returns module.ErrRestartAgent: the agent re-executes
-//     its binary and the next process resumes at ArtifactVerifyReboot.
+//   - ArtifactReboot marks the binary's next start as a trial (trial.go)
+//     and returns module.ErrRestartAgent: the agent re-executes its binary,
+//     watched by a guard that needs nothing of the new binary, and the next
+//     process resumes at ArtifactVerifyReboot. A new binary that exits,
+//     crashes or hangs before it is ready is put back by the guard; the
+//     restarted old agent's ArtifactVerifyReboot fails with the guard's
+//     reason.
 //   - ArtifactVerifyReboot checks that the binary on disk and the running
 //     executable are the new file, then waits for Installer.Ready.
 //   - ArtifactCommit removes <binary>.previous; ArtifactRollback renames it
 //     back over the binary; ArtifactRollbackReboot restarts the agent again
 //     unless the old binary is already the one running.
+//
+// Download and ArtifactInstall refuse a binary that a deb or rpm package
+// owns (owner.go): there the package manager updates the agent.
 //
 // Every step can be re-run after a crash at any point and ends in the same
 // place. The small state it keeps (the two hashes) lives in the payload's

@@ -25,8 +25,8 @@ import (
 // deployment with its reason: nothing here depends on the new binary
 // running at all.
 
-// trialName and failureName are the files in the payload's tree.
 const (
+	// failureName is the guard's record in the payload's tree.
 	failureName = "trial-failure.json"
 	// TrialGrace is added to the health timeout for the guard's deadline:
 	// a new binary that runs but stays unready is rolled back by its own
