@@ -103,7 +103,9 @@ func TestSelfUpdateStartFaults(t *testing.T) {
 			for _, m := range r.srv.Logs(r.deviceID(), dep) {
 				msgs = append(msgs, m.Message)
 			}
-			if log := strings.Join(msgs, "\n"); !strings.Contains(log, "trial start: the new agent binary") || !strings.Contains(log, tc.reason) {
+			log := strings.Join(msgs, "\n")
+			t.Logf("deployment log:\n%s", log)
+			if !strings.Contains(log, "trial start: the new agent binary") || !strings.Contains(log, tc.reason) {
 				t.Errorf("deployment log does not say why (want %q):\n%s", tc.reason, log)
 			}
 		})
