@@ -60,7 +60,10 @@ func reexec(log *slog.Logger, tr *trial) error {
 	exe := agent.Executable()
 	env, err := tr.execEnv(exe, log)
 	if err != nil {
-		return err
+		// Going on unguarded beats stopping here: without a service
+		// manager nothing would start the agent again.
+		log.Error("the new binary's first start runs without a guard; a binary that cannot start will not be rolled back", "error", err)
+		env = os.Environ()
 	}
 	log.Info("re-executing the agent binary", "path", exe)
 	if err := syscall.Exec(exe, os.Args, env); err != nil {

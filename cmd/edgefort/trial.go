@@ -109,6 +109,9 @@ func (t *trial) execEnv(binary string, log *slog.Logger) ([]string, error) {
 	env := os.Environ()
 	if t.ready != nil {
 		if err := inherit(t.ready); err != nil {
+			// The pipe closes at exec: stop the guard, or it would take
+			// that for a crash and start a second agent.
+			stopGuard(t.guardPID)
 			return nil, err
 		}
 		return append(env, envReadyFD+"="+strconv.Itoa(int(t.ready.Fd())), envGuardPID+"="+strconv.Itoa(t.guardPID)), nil
@@ -132,6 +135,8 @@ func (t *trial) execEnv(binary string, log *slog.Logger) ([]string, error) {
 		return nil, fmt.Errorf("start the self-update guard: %w", err)
 	}
 	if err := inherit(w); err != nil {
+		w.Close()
+		stopGuard(cmd.Process.Pid)
 		return nil, err
 	}
 	log.Info("started the self-update guard for the new binary's first start", "guard_pid", cmd.Process.Pid, "deadline", tr.Deadline)
@@ -144,4 +149,15 @@ func inherit(f *os.File) error {
 		return fmt.Errorf("keep the self-update pipe across exec: %w", errno)
 	}
 	return nil
+}
+
+// stopGuard ends a guard that must not act (it ignores SIGTERM) and reaps
+// it.
+func stopGuard(pid int) {
+	if pid <= 0 {
+		return
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
 }
