@@ -18,6 +18,7 @@ type command struct {
 	short  string // one line for the parent's list
 	long   string // paragraph(s) for this command's help
 	flags  *flag.FlagSet
+	hidden bool // internal: left out of the parent's list (and the man page)
 	exec   func(ctx context.Context, st streams, args []string) error
 	subs   []*command
 	parent *command
@@ -94,6 +95,9 @@ func (c *command) usage(w io.Writer) {
 	if len(c.subs) > 0 {
 		fmt.Fprintf(w, "\nCommands:\n")
 		for _, s := range c.subs {
+			if s.hidden {
+				continue
+			}
 			fmt.Fprintf(w, "  %-10s %s\n", s.name, s.short)
 		}
 		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags and arguments.\n", c.path())

@@ -81,6 +81,7 @@ directory, against devcloud's servers, and tells you what to try.`,
 		newSessionsCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
+		newGuardCmd(),
 	)
 }
 

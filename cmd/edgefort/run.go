@@ -37,10 +37,11 @@ The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
 		if err != nil {
 			return err
 		}
-		err = runAgent(ctx, cfg, log, level)
+		tr := takeTrial(log)
+		err = runAgent(ctx, cfg, log, level, tr)
 		switch {
 		case errors.Is(err, agent.ErrRestart):
-			return reexec(log)
+			return reexec(log, tr)
 		case errors.Is(err, store.ErrLocked):
 			// run has no --state-dir: the directory is the file's.
 			return fmt.Errorf("%w (state_dir in %s)", err, cfg.File())
@@ -53,18 +54,26 @@ The file is --config, else $EDGEFORT_CONFIG, else ` + config.DefaultPath + `.`,
 // reexec replaces this process with the agent's binary, same arguments
 // and environment: a self-update installed a new binary (or put the old
 // one back) and the next process verifies it. The PID stays, so a service
-// manager sees one service running throughout.
-func reexec(log *slog.Logger) error {
+// manager sees one service running throughout. A new binary's first start
+// is watched by a guard (trial.execEnv) that does not need it to run.
+func reexec(log *slog.Logger, tr *trial) error {
 	exe := agent.Executable()
+	env, err := tr.execEnv(exe, log)
+	if err != nil {
+		// Going on unguarded beats stopping here: without a service
+		// manager nothing would start the agent again.
+		log.Error("the new binary's first start runs without a guard; a binary that cannot start will not be rolled back", "error", err)
+		env = os.Environ()
+	}
 	log.Info("re-executing the agent binary", "path", exe)
-	if err := syscall.Exec(exe, os.Args, os.Environ()); err != nil {
+	if err := syscall.Exec(exe, os.Args, env); err != nil {
 		return fmt.Errorf("re-execute %s: %w", exe, err)
 	}
 	return nil // not reached
 }
 
 // runAgent runs an agent until SIGINT/SIGTERM.
-func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, tr *trial) error {
 	// Everything the agent creates (state, keys, sockets) is private to its
 	// user unless a component widens it on purpose.
 	syscall.Umask(0o077)
@@ -93,7 +102,15 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, level *
 		defer close(reloaded)
 		reloadOnHangup(done, hup, a, log)
 	}()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tr.watch(watchCtx, a.Ready, log)
+	}()
 	err = a.Run(ctx)
+	stopWatch()
+	<-watched
 	close(done)
 	<-reloaded
 	return err

@@ -29,6 +29,9 @@ func (c *config) install(ctx context.Context, p module.Payload) error {
 		return err
 	}
 
+	if err := c.checkNotPackaged(ctx); err != nil {
+		return err
+	}
 	got, err := hashHex(c.newPath)
 	if err != nil {
 		return fmt.Errorf("hash the new binary: %w", err)
@@ -161,6 +164,9 @@ func copyFile(src, dst string) error {
 
 // commit drops the kept previous binary.
 func (c *config) commit() error {
+	if err := c.dropTrial(); err != nil {
+		return err
+	}
 	removed, err := removeIfExists(c.prevPath)
 	if err != nil {
 		return fmt.Errorf("remove the previous binary: %w", err)
@@ -177,6 +183,9 @@ func (c *config) commit() error {
 
 // rollback puts the previous binary back.
 func (c *config) rollback(p module.Payload) error {
+	if err := c.dropTrial(); err != nil {
+		return err
+	}
 	st, err := loadState(p.Tree)
 	if err != nil {
 		return err
@@ -237,7 +246,7 @@ func (c *config) rollback(p module.Payload) error {
 // may still need it.
 func (c *config) cleanup() error {
 	var errs []error
-	for _, path := range []string{c.newPath, c.prevTmp} {
+	for _, path := range []string{c.newPath, c.prevTmp, TrialMarker(c.Binary)} {
 		removed, err := removeIfExists(path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", path, err))

@@ -10,13 +10,21 @@
 //     print "edgefort ..."), records the SHA-256 of the current binary, keeps
 //     the current binary as <binary>.previous (a hard link, or a copy when
 //     linking fails) and renames the new file over the binary.
-//   - ArtifactReboot returns module.ErrRestartAgent: the agent re-executes
-//     its binary and the next process resumes at ArtifactVerifyReboot.
+//   - ArtifactReboot marks the binary's next start as a trial (trial.go)
+//     and returns module.ErrRestartAgent: the agent re-executes its binary,
+//     watched by a guard that needs nothing of the new binary, and the next
+//     process resumes at ArtifactVerifyReboot. A new binary that exits,
+//     crashes or hangs before it is ready is put back by the guard; the
+//     restarted old agent's ArtifactVerifyReboot fails with the guard's
+//     reason.
 //   - ArtifactVerifyReboot checks that the binary on disk and the running
 //     executable are the new file, then waits for Installer.Ready.
 //   - ArtifactCommit removes <binary>.previous; ArtifactRollback renames it
 //     back over the binary; ArtifactRollbackReboot restarts the agent again
 //     unless the old binary is already the one running.
+//
+// Download and ArtifactInstall refuse a binary that a deb or rpm package
+// owns (owner.go): there the package manager updates the agent.
 //
 // Every step can be re-run after a crash at any point and ends in the same
 // place. The small state it keeps (the two hashes) lives in the payload's
@@ -87,6 +95,11 @@ type Installer struct {
 	readyPoll time.Duration
 	// link is os.Link when nil; tests make it fail to reach the copy.
 	link func(oldname, newname string) error
+	// dpkgAdmin is dpkg's database directory, defaultDpkgAdmin when
+	// empty; rpmCommand is rpm and leading arguments, rpm on PATH (when
+	// a database exists) when empty. Tests point them at their own.
+	dpkgAdmin  string
+	rpmCommand []string
 }
 
 // config is an Installer with defaults applied and the paths it derives.
@@ -120,6 +133,9 @@ func (i *Installer) config() (*config, error) {
 	if c.link == nil {
 		c.link = os.Link
 	}
+	if c.dpkgAdmin == "" {
+		c.dpkgAdmin = defaultDpkgAdmin
+	}
 	if c.readyPoll <= 0 {
 		c.readyPoll = readyPoll
 	}
@@ -147,6 +163,9 @@ func (i *Installer) Download(ctx context.Context, p module.Payload) (module.Down
 	if c.Ready == nil {
 		return nil, errors.New("selfupdate: no readiness check configured")
 	}
+	if err := c.checkNotPackaged(ctx); err != nil {
+		return nil, fmt.Errorf("selfupdate: Download: %w", err)
+	}
 	return c.download(p)
 }
 
@@ -164,6 +183,9 @@ func (i *Installer) Call(ctx context.Context, p module.Payload, state string) er
 	case module.StateArtifactInstall:
 		err = c.install(ctx, p)
 	case module.StateArtifactReboot:
+		if err := c.writeTrial(p.Tree); err != nil {
+			return fmt.Errorf("selfupdate: %s: %w", state, err)
+		}
 		c.log.Info("restarting the agent to run the new binary", logKeyBinary, c.Binary)
 		return module.ErrRestartAgent
 	case module.StateArtifactVerifyReboot:

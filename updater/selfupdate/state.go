@@ -170,3 +170,9 @@ func removeIfExists(path string) (removed bool, err error) {
 	}
 	return err == nil, err
 }
+
+// jsonLine marshals v followed by a newline.
+func jsonLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(b, '\n'), err
+}

@@ -13,6 +13,9 @@ import (
 // file, the running executable must be that binary, and the agent must
 // become ready within HealthTimeout.
 func (c *config) verifyReboot(ctx context.Context, p module.Payload) error {
+	if reason := trialFailed(p.Tree); reason != "" {
+		return fmt.Errorf("trial start: %s; the previous binary was put back", reason)
+	}
 	st, err := loadStateFor(p.Tree, c.Binary)
 	if err != nil {
 		return err
