@@ -137,6 +137,14 @@ func TestRPMMetadata(t *testing.T) {
 		t.Errorf("rpm -qpd = %q, want README.md among the docs", got)
 	}
 
+	// useradd for %pre, and the loader the PIE starts through.
+	requires := strings.Fields(runOut(t, rpm, "-qpR", p.rpm))
+	for _, want := range []string{"shadow-utils", "glibc"} {
+		if !slices.Contains(requires, want) {
+			t.Errorf("rpm -qpR = %q, want %s among them", requires, want)
+		}
+	}
+
 	scripts := runOut(t, rpm, "-qp", "--scripts", p.rpm)
 	for _, want := range []string{
 		"preinstall scriptlet (using /bin/sh):\n# edgefort %pre",
