@@ -68,8 +68,8 @@ func TestReleaseArm64(t *testing.T) {
 		t.Fatal(err)
 	}
 	artifact := filepath.Join(dist, "edgefort-9.8.7-linux-arm64.mender")
-	var want string
-	for _, f := range []string{"edgefort-linux-arm64", "edgefort_9.8.7-1_arm64.deb", "edgefort-9.8.7-1.aarch64.rpm", "edgefort-9.8.7-linux-arm64.mender"} {
+	var want string // in the order package.sh lists them: the .rpm, then the .deb
+	for _, f := range []string{"edgefort-linux-arm64", "edgefort-9.8.7-1.aarch64.rpm", "edgefort_9.8.7-1_arm64.deb", "edgefort-9.8.7-linux-arm64.mender"} {
 		b, err := os.ReadFile(filepath.Join(dist, f))
 		if err != nil {
 			t.Fatal(err)
