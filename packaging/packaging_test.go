@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // packages are the .deb and .rpm of one version for this machine's
 // architecture, built once per test binary the way release.sh builds them
-// (a static binary, then package.sh).
+// (a PIE binary, then package.sh).
 type packages struct{ deb, rpm string }
 
 var (
@@ -56,7 +56,7 @@ func build(t *testing.T, version string) packages {
 	}
 	out := filepath.Join(tmpRoot, "pkg-"+version)
 	bin := filepath.Join(out, "edgefort")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags",
+	cmd := exec.Command("go", "build", "-trimpath", "-buildmode=pie", "-ldflags",
 		"-s -w -X github.com/edgefort/edgefort/agent.version="+version, "-o", bin, "./cmd/edgefort")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

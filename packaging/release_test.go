@@ -19,17 +19,21 @@ import (
 )
 
 // TestReleaseArm64 runs scripts/release.sh for linux/arm64 on HEAD: it
-// builds the binary twice (two directories, the second with an empty
-// build cache) and fails unless both are byte-identical, then runs
-// `edgefort version` under qemu-user-static and checks the version,
-// commit and date it prints, and writes the agent's own signed Mender
-// Artifact. The test checks what the script wrote: the binary, its static
-// linking, the Artifact as Debian's mender-artifact reads and verifies it,
-// and SHA256SUMS. (amd64 and the packages are the same script's other
-// iterations; TestLintian and the install tests cover package.sh.)
+// builds the static binary and the PIE twice each (two directories, the
+// second with an empty build cache) and fails unless each pair is
+// byte-identical, runs `edgefort version` of both under qemu-user-static
+// and checks the version, commit and date they print, packages the PIE,
+// and writes the agent's own signed Mender Artifact of the static binary.
+// The test checks what the script wrote: the static binary, the .deb's
+// binary (a PIE), the Artifact as Debian's mender-artifact reads and
+// verifies it, and SHA256SUMS. (amd64 is the same script's other
+// iteration; TestLintian and the install tests cover package.sh.)
 func TestReleaseArm64(t *testing.T) {
 	peertest.Require(t, "qemu-aarch64-static")
 	peertest.Require(t, "git")
+	peertest.Require(t, "dpkg-deb")
+	// The arm64 PIE starts under qemu through Debian's arm64 loader.
+	peertest.Require(t, "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1")
 	menderArtifact := peertest.Require(t, "mender-artifact")
 	if err := exec.Command("git", "-C", "..", "rev-parse", "HEAD").Run(); err != nil {
 		peertest.Skipf(t, "release.sh builds a commit, and this tree is no git checkout: %v", err)
@@ -38,13 +42,17 @@ func TestReleaseArm64(t *testing.T) {
 	key, pub := signingKey(t)
 	cmd := exec.Command("scripts/release.sh")
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "DIST="+dist, "ARCHS=arm64", "PACKAGES=0", "VERSION=9.8.7",
+	cmd.Env = append(os.Environ(), "DIST="+dist, "ARCHS=arm64", "VERSION=9.8.7",
 		"DEVICE_TYPES_arm64=edge-arm64 edge-arm64-b", "ARTIFACT_KEY="+key)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("release.sh: %v\n%s", err, out)
 	}
-	for _, want := range []string{"linux/arm64 reproducible: ", "linux/arm64 runs: edgefort 9.8.7 commit "} {
+	for _, want := range []string{
+		"linux/arm64 exe reproducible: ", "linux/arm64 exe runs: edgefort 9.8.7 commit ",
+		"linux/arm64 pie reproducible: ", "linux/arm64 pie runs: edgefort 9.8.7 commit ",
+		"linux/arm64 packages reproducible",
+	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("release.sh output lacks %q:\n%s", want, out)
 		}
@@ -60,13 +68,16 @@ func TestReleaseArm64(t *testing.T) {
 		t.Fatal(err)
 	}
 	artifact := filepath.Join(dist, "edgefort-9.8.7-linux-arm64.mender")
-	a, err := os.ReadFile(artifact)
-	if err != nil {
-		t.Fatal(err)
+	var want string // in the order package.sh lists them: the .rpm, then the .deb
+	for _, f := range []string{"edgefort-linux-arm64", "edgefort-9.8.7-1.aarch64.rpm", "edgefort_9.8.7-1_arm64.deb", "edgefort-9.8.7-linux-arm64.mender"} {
+		b, err := os.ReadFile(filepath.Join(dist, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(b)
+		want += hex.EncodeToString(s[:]) + "  " + f + "\n"
 	}
-	asum := sha256.Sum256(a)
-	if want := hex.EncodeToString(sum[:]) + "  edgefort-linux-arm64\n" +
-		hex.EncodeToString(asum[:]) + "  edgefort-9.8.7-linux-arm64.mender\n"; string(sums) != want {
+	if string(sums) != want {
 		t.Errorf("SHA256SUMS = %q, want %q", sums, want)
 	}
 	runOut(t, menderArtifact, "validate", "-k", pub, artifact)
@@ -80,6 +91,13 @@ func TestReleaseArm64(t *testing.T) {
 	// Static and stripped: no interpreter, no symbol table.
 	if got := runOut(t, "file", bin); !strings.Contains(got, "ARM aarch64") || !strings.Contains(got, "statically linked") || !strings.Contains(got, "stripped") || strings.Contains(got, "not stripped") {
 		t.Errorf("file %s = %q, want a static, stripped aarch64 executable", bin, got)
+	}
+	// The packages carry the PIE: position-independent, loaded through
+	// the C library's loader, stripped.
+	pkgRoot := t.TempDir()
+	runOut(t, "dpkg-deb", "-x", filepath.Join(dist, "edgefort_9.8.7-1_arm64.deb"), pkgRoot)
+	if got := runOut(t, "file", filepath.Join(pkgRoot, "usr/bin/edgefort")); !strings.Contains(got, "ARM aarch64") || !strings.Contains(got, "pie executable") || !strings.Contains(got, "interpreter /lib/ld-linux-aarch64.so.1") || strings.Contains(got, "not stripped") {
+		t.Errorf("the .deb's binary: file = %q, want a stripped aarch64 PIE", got)
 	}
 	got := runOut(t, "qemu-aarch64-static", bin, "version")
 	if !strings.HasPrefix(got, "edgefort 9.8.7\ncommit ") || !strings.Contains(got, "linux/arm64") {

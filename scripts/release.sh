@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The release build (packaging/README.md): static, stripped binaries of one
-# commit for linux/amd64 and linux/arm64, proven reproducible, and the .deb
-# and .rpm packages of each, with SHA256SUMS beside them in dist/.
+# The release build (packaging/README.md): stripped binaries of one commit
+# for linux/amd64 and linux/arm64, proven reproducible, and the .deb and
+# .rpm packages of each, with SHA256SUMS beside them in dist/.
+#
+# Two builds of each architecture, both CGO_ENABLED=0, -trimpath, stripped
+# and stamped alike: the static binary (dist/edgefort-linux-ARCH), the
+# appliance binary that the agent's own Mender Artifact carries, and a
+# position-independent one (-buildmode=pie: ASLR for the network-facing
+# agent, and what lintian and distributions expect of a packaged binary),
+# which the .deb and .rpm carry. Why each where: packaging/README.md.
 #
 #   scripts/release.sh [COMMIT]          # default HEAD; uncommitted changes are not built
 #
@@ -10,18 +17,21 @@
 #             its "v", else 0.0.0~gitYYYYMMDDHHMMSS.<commit> (sorts before 0.0.0)
 #   ARCHS     default "amd64 arm64"
 #   DIST      output directory, default dist (gitignored)
-#   PACKAGES  0: binaries only, no .deb/.rpm
+#   PACKAGES  0: the static binaries only, no PIE build, no .deb/.rpm
 #   DEVICE_TYPES_amd64, DEVICE_TYPES_arm64
 #             device types (space-separated) the agent's Mender Artifact
 #             for that architecture is for; unset: no Artifact
 #   ARTIFACT_KEY  PEM private key (RSA or ECDSA P-256) signing the Artifacts
 #
-# Reproducibility is checked, not assumed: each binary is built twice from
-# `git archive` of COMMIT unpacked in two different directories, the
-# second time with an empty build cache, and the two must be byte-identical.
-# SOURCE_DATE_EPOCH is the commit's time, so nothing depends on when or
-# where the build ran. The packages are made twice as well and compared. The arm64 binary then runs `edgefort version` under
-# qemu-user-static, the amd64 one natively.
+# Reproducibility is checked, not assumed: each binary (static and PIE) is
+# built twice from `git archive` of COMMIT unpacked in two different
+# directories, the second time with an empty build cache, and the two must
+# be byte-identical. SOURCE_DATE_EPOCH is the commit's time, so nothing
+# depends on when or where the build ran. The packages are made twice as
+# well and compared. Each binary's ELF type is checked (static: ET_EXEC,
+# PIE: ET_DYN), and each runs `edgefort version`: natively, or the arm64
+# ones under qemu-user-static (the arm64 PIE with the arm64 C library's
+# loader, Debian libc6-arm64-cross, which a PIE needs to start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -60,28 +70,31 @@ for kv in "version=$VERSION" "commit=$commit" "date=$date"; do
   ldflags="$ldflags -X github.com/edgefort/edgefort/agent.$kv"
 done
 
-# build TREE ARCH OUT [GOCACHE]
+# build TREE ARCH MODE OUT [GOCACHE]; MODE is exe (static) or pie.
 build() {
   (
     cd "$1"
     export CGO_ENABLED=0 GOOS=linux GOARCH=$2 GOFLAGS="-buildvcs=false -mod=readonly" GOTOOLCHAIN=local
-    [ -n "${4:-}" ] && export GOCACHE=$4
-    go build -trimpath -ldflags "$ldflags" -o "$3" ./cmd/edgefort
+    [ -n "${5:-}" ] && export GOCACHE=$5
+    go build -trimpath -buildmode="$3" -ldflags "$ldflags" -o "$4" ./cmd/edgefort
   )
 }
 
-log "edgefort $VERSION, commit $commit ($date)"
-if [ -z "${1:-}" ] && [ -n "$(git status --porcelain --untracked-files=no)" ]; then
-  log "note: the work tree has uncommitted changes; they are not in this release (it builds $commit)"
-fi
-for arch in $ARCHS; do
-  out=$DIST/edgefort-linux-$arch
-  log "build linux/$arch twice (second: other directory, empty build cache)"
-  build "$work/a" "$arch" "$out"
+# release_binary ARCH MODE OUT: builds OUT twice and compares, checks its
+# ELF type (e_type at offset 16: 2 ET_EXEC, a static executable; 3 ET_DYN,
+# a PIE) and runs its `edgefort version`.
+release_binary() {
+  local arch=$1 mode=$2 out=$3 what="linux/$1 $2" etype want runner
+  log "build $what twice (second: other directory, empty build cache)"
+  build "$work/a" "$arch" "$mode" "$out"
   mkdir -p "$work/cache"
-  build "$work/b-elsewhere" "$arch" "$work/edgefort-$arch.2" "$work/cache"
-  cmp "$out" "$work/edgefort-$arch.2" || die "linux/$arch: two builds of $commit differ; the release is not reproducible"
-  log "linux/$arch reproducible: $(stat -c %s "$out") bytes, sha256 $(sha256sum "$out" | cut -d' ' -f1)"
+  build "$work/b-elsewhere" "$arch" "$mode" "$work/edgefort-$arch-$mode.2" "$work/cache"
+  cmp "$out" "$work/edgefort-$arch-$mode.2" || die "$what: two builds of $commit differ; the release is not reproducible"
+  log "$what reproducible: $(stat -c %s "$out") bytes, sha256 $(sha256sum "$out" | cut -d' ' -f1)"
+
+  etype=$(od -An -tu2 -j16 -N2 "$out" | tr -d ' ')
+  want=$([ "$mode" = pie ] && echo 3 || echo 2)
+  [ "$etype" = "$want" ] || die "$what: ELF type $etype, want $want (2 static executable, 3 PIE)"
 
   case "$arch" in
     "$(go env GOHOSTARCH)") runner=() ;;
@@ -89,13 +102,35 @@ for arch in $ARCHS; do
     amd64) runner=(qemu-x86_64-static) ;;
     *) die "no way to run a linux/$arch binary here" ;;
   esac
-  [ ${#runner[@]} = 0 ] || command -v "${runner[0]}" >/dev/null || die "${runner[0]} missing (Debian qemu-user-static) to run the linux/$arch binary"
-  got=$("${runner[@]}" "$out" version) || die "linux/$arch: edgefort version failed"
+  if [ ${#runner[@]} != 0 ]; then
+    command -v "${runner[0]}" >/dev/null || die "${runner[0]} missing (Debian qemu-user-static) to run the linux/$arch binary"
+    if [ "$mode" = pie ]; then
+      # A PIE starts through the C library's loader (PT_INTERP), which a
+      # foreign architecture's binary finds under qemu's -L prefix.
+      case "$arch" in
+        arm64) runner+=(-L /usr/aarch64-linux-gnu) ;;
+        amd64) runner+=(-L /usr/x86_64-linux-gnu) ;;
+      esac
+      [ -e "${runner[2]}/lib" ] || die "${runner[2]}/lib missing: the linux/$arch loader a PIE needs (Debian libc6-$arch-cross)"
+    fi
+  fi
+  got=$("${runner[@]}" "$out" version) || die "$what: edgefort version failed"
   for want in "edgefort $VERSION" "commit $commit" "date $date" "linux/$arch"; do
-    grep -qF -- "$want" <<<"$got" || die "linux/$arch: edgefort version lacks \"$want\":
+    grep -qF -- "$want" <<<"$got" || die "$what: edgefort version lacks \"$want\":
 $got"
   done
-  log "linux/$arch runs: $(tr '\n' ' ' <<<"$got")"
+  log "$what runs: $(tr '\n' ' ' <<<"$got")"
+}
+
+log "edgefort $VERSION, commit $commit ($date)"
+if [ -z "${1:-}" ] && [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  log "note: the work tree has uncommitted changes; they are not in this release (it builds $commit)"
+fi
+mkdir -p "$work/pie"
+for arch in $ARCHS; do
+  release_binary "$arch" exe "$DIST/edgefort-linux-$arch"
+  # The packages' binary: not published apart, the .deb and .rpm carry it.
+  [ "${PACKAGES:-1}" = 0 ] || release_binary "$arch" pie "$work/pie/edgefort-linux-$arch"
 done
 
 # host_binary prints the path of this release's binary for this machine,
@@ -107,7 +142,7 @@ host_binary() {
     echo "$DIST/edgefort-linux-$host"
     return
   fi
-  [ -x "$work/edgefort-$host" ] || build "$work/a" "$host" "$work/edgefort-$host" >&2
+  [ -x "$work/edgefort-$host" ] || build "$work/a" "$host" exe "$work/edgefort-$host" >&2
   echo "$work/edgefort-$host"
 }
 
@@ -116,10 +151,11 @@ for arch in $ARCHS; do outputs+=("edgefort-linux-$arch"); done
 if [ "${PACKAGES:-1}" != 0 ]; then
   # One man page for all: generated by running this machine's binary.
   (cd "$work/a" && go run ./packaging/manpage -version "$VERSION" "$(host_binary)") >"$work/edgefort.1"
-  # Packaged twice, from the two trees, and compared like the binaries.
+  # Packaged twice, from the two trees, and compared like the binaries;
+  # the packages carry the PIE build.
   package() {
     MANPAGE=$work/edgefort.1 COMMIT=$commit VERSION=$VERSION \
-      "$work/$1/packaging/package.sh" "$DIST/edgefort-linux-$2" "$2" "$3"
+      "$work/$1/packaging/package.sh" "$work/pie/edgefort-linux-$2" "$2" "$3"
   }
   for arch in $ARCHS; do
     while read -r pkg; do

@@ -49,6 +49,7 @@ need lintian lintian
 need rpm rpm
 need mmdebstrap mmdebstrap
 need qemu-aarch64-static qemu-user-static
+need /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 libc6-arm64-cross  # the loader the arm64 PIE starts through under qemu (release.sh)
 need systemd-nspawn systemd-container  # boots that root to run the unit under a real systemd
 need file file
 go version
