@@ -59,17 +59,7 @@ func TestReleaseArtifactSelfUpdate(t *testing.T) {
 	}
 
 	r := newUpdateRig(t, "  health_timeout: 30s\n")
-	bin := filepath.Join(t.TempDir(), "bin", "edgefort")
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(oldBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := installedAgent(t, oldBin)
 	p := r.start(bin)
 	ctx := context.Background()
 	if st, err := r.admin().Status(ctx); err != nil || st.Version != oldV {

@@ -61,17 +61,7 @@ func TestSelfUpdateStartFaults(t *testing.T) {
 		t.Run(tc.fault, func(t *testing.T) {
 			bad := buildFaulty(t, build, tc.fault)
 			r := newUpdateRig(t, "  health_timeout: 3s\n")
-			bin := filepath.Join(t.TempDir(), "bin", "edgefort")
-			if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			data, err := os.ReadFile(v1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(bin, data, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			bin := installedAgent(t, v1)
 			p := r.start(bin)
 			ctx := context.Background()
 

@@ -74,17 +74,7 @@ func TestSelfUpdate(t *testing.T) {
 	v3 := buildEdgefort(t, build, "3.0.0-unready", "edgefort_fault_unready")
 
 	r := newUpdateRig(t, "  health_timeout: 3s\n")
-	bin := filepath.Join(t.TempDir(), "bin", "edgefort")
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := installedAgent(t, v1)
 	p := r.start(bin)
 	ctx := context.Background()
 	version := func() (string, int) {
@@ -185,4 +175,22 @@ func waitVersion(t *testing.T, r *updateRig, version string, pid int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("agent runs %q, want %q with pid %d", last, version, pid)
+}
+
+// installedAgent copies the agent binary src to a fresh bin directory, as
+// an installed agent that a self-update then replaces in place.
+func installedAgent(t *testing.T, src string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bin", "edgefort")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
