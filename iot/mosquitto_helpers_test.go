@@ -212,7 +212,13 @@ func (m *mosquitto) start() (time.Time, error) {
 	m.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		since := m.logLines(logFile)[len(before):]
+		// Read while mosquitto opens its log, the file once looked
+		// shorter than before (one empty line: a CI panic on the slice);
+		// such a read shows no new line yet, and the wait goes on.
+		var since []string
+		if now := m.logLines(logFile); len(now) >= len(before) {
+			since = now[len(before):]
+		}
 		if slices.ContainsFunc(since, func(l string) bool { return strings.HasSuffix(l, " running") }) {
 			break
 		}
