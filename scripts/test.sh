@@ -101,6 +101,8 @@ done <<'EOF'
 ./clientapi/ FuzzAuthenticateRequest
 ./clientapi/session/ FuzzSessionInputs
 ./clientapi/authapi/ FuzzAuthAPI
+./updater/rootfs/ FuzzRunningFiles
+./updater/bootenv/ FuzzParseGRUBBlock
 EOF
 
 log "demo"
