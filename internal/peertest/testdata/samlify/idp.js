@@ -151,12 +151,18 @@ async function sso(req, res, url) {
     res.end();
     return;
   }
-  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+  postForm(res, out, 'SAMLResponse', 'Signed in as alice.');
+}
+
+// postForm answers with the HTTP-POST binding: a form that submits out's
+// message (as field, with its RelayState) to its endpoint on load.
+function postForm(res, out, field, text) {
+  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
   res.end('<!doctype html><html><body onload="document.forms[0].submit()">' +
     '<form method="post" action="' + escapeHTML(out.entityEndpoint) + '">' +
-    '<input type="hidden" name="SAMLResponse" value="' + escapeHTML(out.context) + '">' +
+    '<input type="hidden" name="' + field + '" value="' + escapeHTML(out.context) + '">' +
     '<input type="hidden" name="RelayState" value="' + escapeHTML(out.relayState || '') + '">' +
-    '<p>Signed in as alice.</p><button type="submit">Continue</button></form></body></html>');
+    (text ? '<p>' + escapeHTML(text) + '</p>' : '') + '<button type="submit">Continue</button></form></body></html>');
 }
 
 // pending holds the AuthnRequests of the interactive mode that wait for
@@ -206,12 +212,7 @@ async function login(res, body) {
   const acs = sp.entityMeta.getAssertionConsumerService('post');
   const rep = replacement(entry.info.extract.request.id, acs, sp.entityMeta.getEntityID(), idp.entityMeta.getEntityID(), 'ok', user);
   const out = await idp.createLoginResponse(sp, entry.info, 'post', {}, { customTagReplacement: rep, relayState: entry.relayState });
-  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end('<!doctype html><html><body onload="document.forms[0].submit()">' +
-    '<form method="post" action="' + escapeHTML(out.entityEndpoint) + '">' +
-    '<input type="hidden" name="SAMLResponse" value="' + escapeHTML(out.context) + '">' +
-    '<input type="hidden" name="RelayState" value="' + escapeHTML(out.relayState || '') + '">' +
-    '<p>Signed in as ' + escapeHTML(user) + '.</p><button type="submit">Continue</button></form></body></html>');
+  postForm(res, out, 'SAMLResponse', 'Signed in as ' + user + '.');
 }
 
 // octets are the HTTP-Redirect binding's signed octets of a message param.
@@ -238,12 +239,7 @@ async function slo(req, res, url) {
       res.end();
       return;
     }
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><html><body onload="document.forms[0].submit()">' +
-      '<form method="post" action="' + escapeHTML(out.entityEndpoint) + '">' +
-      '<input type="hidden" name="SAMLRequest" value="' + escapeHTML(out.context) + '">' +
-      '<input type="hidden" name="RelayState" value="' + escapeHTML(out.relayState || '') + '">' +
-      '<button type="submit">Continue</button></form></body></html>');
+    postForm(res, out, 'SAMLRequest', '');
   } else if (query.SAMLRequest) {
     const info = await sloIdp.parseLogoutRequest(sloSP, 'redirect', { query, octetString: octets(req.url, 'SAMLRequest') });
     lastLogout = { name_id: info.extract.nameID, session_index: info.extract.sessionIndex,
