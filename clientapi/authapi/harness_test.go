@@ -219,9 +219,13 @@ func (r *rig) ticketFor(t testing.TB, target, vhost string) TicketResponse {
 	return resp
 }
 
-// browse is a browser request to the node carrying query.
+// browse is a browser request to the node carrying query; nil when
+// target is no URL http.NewRequest takes.
 func browse(target string) *http.Request {
-	req, _ := http.NewRequest("GET", target, nil)
+	req, err := http.NewRequest("GET", target, nil)
+	if err != nil {
+		return nil
+	}
 	req.Header.Set("Accept", "text/html")
 	return req
 }
