@@ -410,15 +410,10 @@ func (s *Store) Revoke(id string) (Info, error) {
 // RevokeUser ends every session of the user (on every virtual host) and
 // returns them.
 func (s *Store) RevokeUser(directory, userID string) ([]Info, error) {
-	var found []*entry
-	s.mu.Lock()
-	for _, e := range s.byKey {
-		if e.rec.UserID == userID && e.rec.Directory == directory {
-			found = append(found, e)
-		}
-	}
-	s.mu.Unlock()
-	if err := s.remove(found); err != nil {
+	found, err := s.removeWhere(func(e *entry) bool {
+		return e.rec.UserID == userID && e.rec.Directory == directory
+	})
+	if err != nil {
 		return nil, err
 	}
 	out := make([]Info, 0, len(found))
@@ -443,19 +438,14 @@ func (s *Store) EndIdPSessions(vhost, solution, nameID string, sessionIndexes []
 	if nameID == "" {
 		return nil, nil
 	}
-	var found []*entry
-	s.mu.Lock()
-	for _, e := range s.byKey {
+	found, err := s.removeWhere(func(e *entry) bool {
 		l := e.rec.IdPSession
 		if e.rec.VirtualHost != vhost || l == nil || l.Solution != solution || l.NameID != nameID {
-			continue
+			return false
 		}
-		if len(sessionIndexes) == 0 || slices.Contains(sessionIndexes, l.SessionIndex) {
-			found = append(found, e)
-		}
-	}
-	s.mu.Unlock()
-	if err := s.remove(found); err != nil {
+		return len(sessionIndexes) == 0 || slices.Contains(sessionIndexes, l.SessionIndex)
+	})
+	if err != nil {
 		return nil, err
 	}
 	out := make([]Info, 0, len(found))
@@ -465,6 +455,22 @@ func (s *Store) EndIdPSessions(vhost, solution, nameID string, sessionIndexes []
 			"user", e.rec.UserID, "directory", e.rec.Directory, "solution", solution)
 	}
 	return out, nil
+}
+
+// removeWhere removes the sessions match selects and returns them.
+func (s *Store) removeWhere(match func(*entry) bool) ([]*entry, error) {
+	var found []*entry
+	s.mu.Lock()
+	for _, e := range s.byKey {
+		if match(e) {
+			found = append(found, e)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.remove(found); err != nil {
+		return nil, err
+	}
+	return found, nil
 }
 
 // remove deletes entries from the bucket, then from memory.
