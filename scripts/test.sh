@@ -84,7 +84,8 @@ log "fuzz the parsers briefly"
 # report "context deadline exceeded" as a failure when the time runs out
 # while a worker is mid-input, which failed CI once with no crasher.
 # 30,000 inputs take 3-8 s per target on the 2-core CI machine.
-# One "package target" pair a line.
+# One "package target" pair a line; scripts/layers TestEveryFuzzTargetInCI
+# fails when a product package's fuzz target is missing here.
 while read -r pkg target; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime "${EDGEFORT_FUZZTIME:-30000x}" -fuzzminimizetime 0 "$pkg" </dev/null
 done <<'EOF'
@@ -103,6 +104,14 @@ done <<'EOF'
 ./clientapi/authapi/ FuzzAuthAPI
 ./updater/rootfs/ FuzzRunningFiles
 ./updater/bootenv/ FuzzParseGRUBBlock
+./updater/ FuzzCheckContentRange
+./cloudclient/ FuzzParseCertificates
+./clientapi/jwtauth/ FuzzCheckKeys
+./keystore/ FuzzParseKeyPEM
+./keystore/ FuzzParseCertsPEM
+./keystore/ FuzzDecryptJWE
+./iot/events/ FuzzParse
+./iot/sigv4/ FuzzVerify
 EOF
 
 log "demo"
