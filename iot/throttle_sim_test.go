@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/internal/backoff"
 	"github.com/edgefort/edgefort/iot"
@@ -24,6 +26,9 @@ type fleetSim struct {
 	outage  time.Duration // how long the broker is down
 	horizon time.Duration // when the simulation gives up
 	opts    iot.Options   // the links' reconnect options
+	// lenient is the other reading of AWS's quota: a plain token bucket
+	// that refused CONNECTs do not drain (for the benchmark's comparison).
+	lenient bool
 }
 
 // fleetResult is what a run of fleetSim saw, by whole second from 0.
@@ -57,6 +62,13 @@ func (s fleetSim) run(seed uint64) fleetResult {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	th := devcloud.NewConnectThrottle(devcloud.BrokerFaults{ConnectRate: s.rate, ClientIDThrottle: true})
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	admit := func(node int, at time.Duration) bool {
+		return th.Admit(fmt.Sprint("thing-", node), start.Add(at)) == ""
+	}
+	if s.lenient {
+		lim := rate.NewLimiter(rate.Limit(s.rate), max(1, int(s.rate)))
+		admit = func(_ int, at time.Duration) bool { return lim.AllowN(start.Add(at), 1) }
+	}
 	bos := make([]*backoff.Backoff, s.nodes)
 	q := make(simQueue, 0, s.nodes)
 	for i := range bos {
@@ -79,7 +91,7 @@ func (s fleetSim) run(seed uint64) fleetResult {
 		}
 		sec := int(e.at / time.Second)
 		r.attempts[sec]++
-		if th.Admit(fmt.Sprint("thing-", e.node), start.Add(e.at)) != "" {
+		if !admit(e.node, e.at) {
 			// CONNACK 0x03 in a few ms: ErrThrottled.
 			heap.Push(&q, simEvent{at: e.at + iot.RetryDelay(b, true, iot.DefaultConnectInterval), node: e.node})
 			r.maxFails = max(r.maxFails, b.Failures())
@@ -156,6 +168,45 @@ func TestThrottledBacksOffFurther(t *testing.T) {
 			}
 			if p < iot.DefaultConnectInterval || th < iot.DefaultConnectInterval {
 				t.Errorf("draw %v, failure %d: delays %v and %v, want at least %v", r, step, p, th, iot.DefaultConnectInterval)
+			}
+		}
+	}
+}
+
+// BenchmarkThrottledFleet runs the fleet simulation for fleet sizes,
+// connect rates and caps of the throttled window (as multiples of
+// ReconnectMax; 16 is the link's default), under both readings of the
+// quota, and reports when the last node connected and how many CONNECTs
+// the broker saw per node. One iteration is enough: the clock is virtual.
+//
+//	go test -run '^$' -bench ThrottledFleet -benchtime 1x ./iot/
+func BenchmarkThrottledFleet(b *testing.B) {
+	for _, fleet := range []struct {
+		nodes int
+		rate  float64
+	}{{2000, 100}, {10000, 100}, {10000, 50}, {50000, 100}} {
+		for _, factor := range []int{1, 4, 16} {
+			for _, lenient := range []bool{false, true} {
+				reading := "strict"
+				if lenient {
+					reading = "lenient"
+				}
+				name := fmt.Sprintf("N=%d/L=%.0f/cap=%dx/%s", fleet.nodes, fleet.rate, factor, reading)
+				b.Run(name, func(b *testing.B) {
+					sim := fleetSim{nodes: fleet.nodes, rate: fleet.rate, outage: 10 * time.Second, horizon: 4 * time.Hour, lenient: lenient}
+					sim.opts.ReconnectThrottledMax = time.Duration(factor) * iot.DefaultReconnectMax
+					var r fleetResult
+					for range b.N {
+						r = sim.run(1)
+					}
+					total := 0
+					for _, n := range r.attempts {
+						total += n
+					}
+					b.ReportMetric(r.last.Seconds(), "s-last-connect")
+					b.ReportMetric(float64(r.left), "nodes-left")
+					b.ReportMetric(float64(total)/float64(fleet.nodes), "connects/node")
+				})
 			}
 		}
 	}
