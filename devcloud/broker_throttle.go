@@ -21,8 +21,12 @@ import (
 // refusals as Connect.Throttle and Connect.ClientIDThrottle
 // (…/iot/latest/developerguide/metrics_dimensions.html), and the lifecycle
 // and log "disconnectReason" THROTTLED (…/developerguide/life-cycle-events.html).
-// Greengrass limits its own CONNECTs (aws-greengrass-nucleus PRs #907,
-// #1003) after finding the per-client-ID limit is enforced.
+// Greengrass limits its own CONNECTs per client ID (aws-greengrass-nucleus
+// PRs #907, #1003, #1034): its maintainers found a reconnect that reaches
+// the same AWS host throttled at about 0.1 per second, not 1, and now
+// space their CONNECTs 11 s apart; they connect, disconnect and connect
+// again on purpose, which edgefort never does (its quick retries follow
+// attempts that failed before any CONNECT, or a connection that lasted).
 //
 // What AWS does not document, and what we chose:
 //   - What an MQTT 3.1.1 client sees. MQTT 5 has CONNACK 0x9F "connection

@@ -3,7 +3,8 @@
 // presigned with SigV4 afresh, from freshly asked credentials, on every
 // connection attempt. The Link keeps a persistent session under the thing
 // name, subscribes with QoS 1, reconnects with capped exponential backoff
-// and full jitter, replaces a connection before AWS's 24-hour limit, keeps
+// and full jitter (further out when the service throttles the connect,
+// see ErrThrottled), replaces a connection before AWS's 24-hour limit, keeps
 // publishes within AWS's size and rate limits, and runs message handlers on
 // its own workers, acknowledging a message only after its handler succeeded.
 // A Node builds the link with what runs over it (the events dispatcher, the
