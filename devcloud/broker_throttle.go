@@ -25,8 +25,9 @@ import (
 // PRs #907, #1003, #1034): its maintainers found a reconnect that reaches
 // the same AWS host throttled at about 0.1 per second, not 1, and now
 // space their CONNECTs 11 s apart; they connect, disconnect and connect
-// again on purpose, which edgefort never does (its quick retries follow
-// attempts that failed before any CONNECT, or a connection that lasted).
+// again on purpose, which edgefort does not: its quick retries mostly
+// follow attempts that failed before any CONNECT or a connection that
+// lasted, and two of its CONNECTs are at least 1.1 s apart.
 //
 // What AWS does not document, and what we chose:
 //   - What an MQTT 3.1.1 client sees. MQTT 5 has CONNACK 0x9F "connection
