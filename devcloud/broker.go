@@ -91,6 +91,18 @@ type BrokerFaults struct {
 	// MQTT DISCONNECT, as a network cut would; it clears itself.
 	// Persistent sessions survive.
 	DropConnections bool
+	// ConnectRate, when above zero, is AWS IoT's "connect requests per
+	// second per account" for the whole broker: a CONNECT above it is
+	// refused (CONNACK 0x03, counted as RefusedThrottled), and refused
+	// ones count against it too. See broker_throttle.go. Zero: no limit.
+	ConnectRate float64
+	// ConnectBurst is how many CONNECTs may come at once within
+	// ConnectRate. Zero: ConnectRate rounded up (one second's worth).
+	ConnectBurst int
+	// ClientIDThrottle refuses a CONNECT that comes within a second of the
+	// previous one with the same client ID (RefusedClientIDThrottled), as
+	// AWS IoT always does.
+	ClientIDThrottle bool
 }
 
 // BrokerRefusal names why the broker refused a connection.
@@ -151,6 +163,9 @@ type Broker struct {
 	ln      *wsListener // set by Start
 	started bool
 	closed  bool
+
+	// throttle is the connect quotas of BrokerFaults; nil: none.
+	throttle atomic.Pointer[ConnectThrottle]
 }
 
 // NewBroker checks opts and prepares a broker; it listens on nothing
@@ -272,10 +287,12 @@ func (b *Broker) ServerCA() *x509.CertPool {
 	return p
 }
 
-// SetFaults applies the fault knobs: RefuseConnections holds until
-// changed, DropConnections acts once.
+// SetFaults applies the fault knobs: RefuseConnections and the connect
+// quotas hold until changed (a new quota starts with a full bucket),
+// DropConnections acts once.
 func (b *Broker) SetFaults(f BrokerFaults) {
 	b.refuse.Store(f.RefuseConnections)
+	b.throttle.Store(NewConnectThrottle(f))
 	if f.DropConnections {
 		for _, cl := range b.mqtt.Clients.GetAll() {
 			if cl.Net.Inline || cl.Closed() {

@@ -29,10 +29,14 @@ func (h *brokerHook) Provides(b byte) bool {
 	}, []byte{b})
 }
 
-// OnConnect clamps the keep-alive before mochi arms the read deadline
-// (1.5x keep-alive). MQTT 3.1.1 cannot tell the client; AWS IoT does the
-// same silently.
+// OnConnect refuses a CONNECT over the connect quotas
+// (broker_throttle.go), then clamps the keep-alive before mochi arms the
+// read deadline (1.5x keep-alive). MQTT 3.1.1 cannot tell the client;
+// AWS IoT does the same silently.
 func (h *brokerHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if err := h.admitConnect(cl, pk); err != nil {
+		return err
+	}
 	ka := time.Duration(cl.State.Keepalive) * time.Second
 	switch {
 	case ka == 0:

@@ -22,13 +22,35 @@ const quickRetries = 2
 // scripts/bench/fleet). With every node's next attempt uniform over the
 // spread, N nodes return at about N/spread per second whatever the
 // outage's length.
+//
+// A throttled attempt (ErrThrottled: AWS refused the CONNECT for its
+// connect rate, or was too loaded to take it) uses backoff.Throttled: no
+// quick retry, and the window doubles from the spread on every throttled
+// attempt, up to ReconnectThrottledMax. Why that converges without any
+// node knowing N: a node that draws its next attempt uniformly over a
+// window W waits W/2 on average, so the fleet knocks at about R = Σ 2/Wᵢ
+// per second. With AWS's limit at L per second, every second that R > L
+// leaves refused nodes, and each of them halves its own term of the sum;
+// R falls geometrically until it is under L, and from then on nearly
+// every attempt is admitted and the nodes leave the sum. The fleet fits
+// once the windows reach about 2N/L: one doubling per round of refusals,
+// about log₂(2N/(L·spread)) rounds. The cap must allow that window: 32m
+// (the default) fits N ≤ 960·L, e.g. 480,000 nodes at AWS's default
+// 500/s; ReconnectMax alone (2m) would stop at N = 60·L, and past it,
+// with refused requests counting against the limit (devcloud's reading,
+// see devcloud/broker_throttle.go), the fleet would knock at over L for
+// ever and nobody would get in.
+// What the widening costs: the unluckiest node may wait out a whole
+// window after the fleet has drained; the delays start over once a
+// connection has stayed up. Simulated in TestThrottledFleetConverges.
 func (o Options) reconnectPolicy() backoff.Policy {
 	return backoff.Policy{
-		Initial: o.ReconnectInitial,
-		Max:     o.ReconnectMax,
-		Quick:   quickRetries,
-		Spread:  o.ReconnectSpread,
-		Grace:   backoffResetAfter,
+		Initial:      o.ReconnectInitial,
+		Max:          o.ReconnectMax,
+		Quick:        quickRetries,
+		Spread:       o.ReconnectSpread,
+		Grace:        backoffResetAfter,
+		ThrottledMax: o.ReconnectThrottledMax,
 	}
 }
 

@@ -106,6 +106,7 @@ func dcOptions(b *devcloud.Broker, creds aws.CredentialsProvider) iot.Options {
 		TLS:              &tls.Config{RootCAs: b.ServerCA(), MinVersion: tls.VersionTLS12},
 		ReconnectInitial: 50 * time.Millisecond,
 		ReconnectMax:     200 * time.Millisecond,
+		ConnectInterval:  time.Millisecond, // the test brokers have no per-client-ID limit
 		ConnectTimeout:   5 * time.Second,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer:       prom.NewRegistry(),
@@ -275,5 +276,75 @@ func TestDevcloudRotatedCredentials(t *testing.T) {
 	}
 	if st.Upgrades != 2 {
 		t.Errorf("upgrades = %d, want 2", st.Upgrades)
+	}
+}
+
+// syncBuffer is a log sink safe for the link's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDevcloudThrottledConnect runs the link against the broker's connect
+// quota with a bucket of one that does not refill, taken by another client
+// first: the link's CONNECT is refused with CONNACK 0x03, the link logs
+// it as throttled and backs off (counted in Status and the broker's
+// stats, without giving up), and it connects once the quota is cleared.
+func TestDevcloudThrottledConnect(t *testing.T) {
+	v := newVault()
+	b := startDevcloudBroker(t, v.lookup)
+	b.SetFaults(devcloud.BrokerFaults{ConnectRate: 1e-9, ConnectBurst: 1})
+	// Another connect takes the only token: a link that stops at once.
+	first, err := iot.New(dcOptions(b, v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	testkit.WaitFor(t, "first link connected", func() bool { return first.Status().State == iot.StateConnected })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first Run = %v", err)
+	}
+
+	logs := &syncBuffer{}
+	opts := dcOptions(b, v)
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	l, err := iot.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDC(t, l)
+	testkit.WaitFor(t, "two throttled attempts", func() bool {
+		return l.Status().Throttled >= 2 && b.Stats().Refused[devcloud.RefusedThrottled] >= 2
+	})
+	st := l.Status()
+	if st.State == iot.StateConnected || st.State == iot.StateStopped {
+		t.Errorf("state while throttled = %q, want connecting or backing off", st.State)
+	}
+	if !strings.Contains(st.LastError, iot.ErrThrottled.Error()) || !strings.Contains(st.LastError, "server Unavailable") {
+		t.Errorf("last error = %q, want it throttled with the CONNACK's reason", st.LastError)
+	}
+	if out := logs.String(); !strings.Contains(out, "connect throttled by the service, backing off further") {
+		t.Errorf("log has no throttled line:\n%s", out)
+	}
+
+	b.SetFaults(devcloud.BrokerFaults{})
+	testkit.WaitFor(t, "connected once the quota is cleared", func() bool { return l.Status().State == iot.StateConnected })
+	if got := b.Stats().Connects; got != 2 {
+		t.Errorf("broker connects = %d, want 2 (the first link's and this one's)", got)
 	}
 }

@@ -3,7 +3,8 @@
 // presigned with SigV4 afresh, from freshly asked credentials, on every
 // connection attempt. The Link keeps a persistent session under the thing
 // name, subscribes with QoS 1, reconnects with capped exponential backoff
-// and full jitter, replaces a connection before AWS's 24-hour limit, keeps
+// and full jitter (further out when the service throttles the connect,
+// see ErrThrottled), replaces a connection before AWS's 24-hour limit, keeps
 // publishes within AWS's size and rate limits, and runs message handlers on
 // its own workers, acknowledging a message only after its handler succeeded.
 // A Node builds the link with what runs over it (the events dispatcher, the
@@ -38,6 +39,7 @@ const (
 	logKeyUptime    = "uptime"
 	logKeyAttempt   = "attempt"
 	logKeySession   = "session_present"
+	logKeyFailures  = "failures"
 )
 
 // errMaxAge ends a connection that reached MaxConnectionAge.
@@ -66,8 +68,9 @@ type Link struct {
 
 // pendingDial is what one connection attempt dials.
 type pendingDial struct {
-	ctx context.Context
-	url string
+	ctx    context.Context
+	url    string
+	opened atomic.Bool // the WebSocket was upgraded
 }
 
 // New checks opts, registers the metrics and starts nothing.
@@ -126,6 +129,7 @@ func (l *Link) Run(ctx context.Context) error {
 		if attempt > 0 {
 			l.countReconnect()
 		}
+		started := l.opts.Now()
 		up, err := l.connect(ctx, client, attempt)
 		if err == nil {
 			bo.Up()
@@ -156,13 +160,42 @@ func (l *Link) Run(ctx context.Context) error {
 			return nil
 		}
 		l.setError(err)
-		d := bo.Next()
+		d := l.nextDelay(bo, err, started)
 		l.setState(StateBackingOff)
-		l.log.Info("reconnecting after backoff", slog.Any(logKeyError, err), slog.Duration(logKeyBackoff, d))
 		if backoff.Sleep(ctx, d) != nil {
 			return nil
 		}
 	}
+}
+
+// nextDelay counts a failed attempt (or a lost connection) begun at
+// started, logs it and returns the wait before the next one, at least
+// ConnectInterval after started.
+func (l *Link) nextDelay(bo *backoff.Backoff, err error, started time.Time) time.Duration {
+	throttled := errors.Is(err, ErrThrottled)
+	d := retryDelay(bo, throttled, l.opts.ConnectInterval-l.opts.Now().Sub(started))
+	if throttled {
+		l.countThrottled()
+		l.log.Warn("connect throttled by the service, backing off further",
+			slog.Any(logKeyError, err), slog.Duration(logKeyBackoff, d), slog.Int(logKeyFailures, bo.Failures()))
+		return d
+	}
+	l.log.Info("reconnecting after backoff", slog.Any(logKeyError, err), slog.Duration(logKeyBackoff, d))
+	return d
+}
+
+// retryDelay is the reconnect policy for one failure, apart from the link
+// so that a simulated fleet runs the same code: further out if the service
+// throttled the attempt (backoff.Throttled), and never less than least,
+// what keeps the attempts ConnectInterval apart.
+func retryDelay(bo *backoff.Backoff, throttled bool, least time.Duration) time.Duration {
+	var d time.Duration
+	if throttled {
+		d = bo.Throttled()
+	} else {
+		d = bo.Next()
+	}
+	return max(d, least)
 }
 
 // clientOptions configures paho: persistent session under the thing name,
@@ -172,6 +205,10 @@ func (l *Link) clientOptions(ctx context.Context, in *inbox, lost chan<- error) 
 	o := paho.NewClientOptions()
 	o.AddBroker((&url.URL{Scheme: "wss", Host: l.opts.Host, Path: "/mqtt"}).String())
 	o.SetClientID(l.opts.ThingName)
+	// 3.1.1 only: on a refused CONNECT paho would otherwise retry at once
+	// as MQTT 3.1, on a second connection the single-use URL cannot open,
+	// and the CONNACK's code would be lost.
+	o.SetProtocolVersion(4)
 	o.SetCleanSession(false)
 	o.SetResumeSubs(false) // subscriptions are made again after each connect
 	o.SetAutoReconnect(false)
@@ -204,7 +241,9 @@ func (l *Link) openConnection(_ *url.URL, o paho.ClientOptions) (net.Conn, error
 	if d == nil {
 		return nil, errors.New("no presigned URL for this attempt")
 	}
-	return l.opts.Dial(d.ctx, d.url, o.TLSConfig)
+	conn, err := l.opts.Dial(d.ctx, d.url, o.TLSConfig)
+	d.opened.Store(err == nil)
+	return conn, err
 }
 
 // connect makes one connection attempt with fresh credentials and a fresh
@@ -222,14 +261,15 @@ func (l *Link) connect(ctx context.Context, client paho.Client, attempt int) (ti
 	if err != nil {
 		return time.Time{}, fmt.Errorf("presign url: %w", err)
 	}
-	l.dial.Store(&pendingDial{ctx: actx, url: u})
+	pd := &pendingDial{ctx: actx, url: u}
+	l.dial.Store(pd)
 	tok := client.Connect()
 	// paho ends the attempt by itself within ConnectTimeout; actx ending
 	// stops the dial. Wait for it either way, so nothing outlives the call.
 	<-tok.Done()
 	l.dial.Store(nil)
 	if err := tok.Error(); err != nil {
-		return time.Time{}, fmt.Errorf("connect: %w", err)
+		return time.Time{}, fmt.Errorf("connect: %w", classifyConnect(err, pd.opened.Load()))
 	}
 	up := l.opts.Now()
 	session := tok.(*paho.ConnectToken).SessionPresent()

@@ -311,6 +311,7 @@ func testOptions(b *testBroker, creds aws.CredentialsProvider, ps *presignStub) 
 		Presign:          ps.presign,
 		ReconnectInitial: 50 * time.Millisecond,
 		ReconnectMax:     200 * time.Millisecond,
+		ConnectInterval:  time.Millisecond, // the test brokers have no per-client-ID limit
 		ConnectTimeout:   5 * time.Second,
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Registerer:       prom.NewRegistry(),

@@ -433,6 +433,7 @@ func mosquittoLinkOptions(wssAddr string, tlsCfg *tls.Config, thing string, hand
 		Presign:          plainPresign,
 		ReconnectInitial: 50 * time.Millisecond,
 		ReconnectMax:     250 * time.Millisecond,
+		ConnectInterval:  time.Millisecond, // the test brokers have no per-client-ID limit
 		ConnectTimeout:   5 * time.Second,
 		Subscriptions:    []string{"edgefort/" + thing + "/events"},
 		Handler:          handler,

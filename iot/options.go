@@ -35,6 +35,13 @@ const (
 	DefaultReconnectInitial = time.Second
 	DefaultReconnectMax     = 2 * time.Minute
 	DefaultReconnectSpread  = 40 * time.Second
+	// throttledMaxFactor sets the default ReconnectThrottledMax: four
+	// doublings past ReconnectMax (32m by default).
+	throttledMaxFactor = 16
+	// DefaultConnectInterval keeps the link within AWS IoT's limit of one
+	// CONNECT a second per client ID, plus a margin for one handshake
+	// taking longer than the next.
+	DefaultConnectInterval  = 1100 * time.Millisecond
 	DefaultMaxConnectionAge = 23 * time.Hour
 	DefaultWorkers          = 4
 	DefaultConnectTimeout   = 30 * time.Second
@@ -100,6 +107,19 @@ type Options struct {
 	// again from ReconnectInitial once a connection has stayed up for a
 	// minute.
 	ReconnectMax time.Duration
+	// ReconnectThrottledMax caps the reconnect delay after attempts the
+	// service refused for its load or rate limits (ErrThrottled): such an
+	// attempt skips the quick retries and each one doubles the window
+	// past ReconnectMax up to this, so that a fleet larger than its connect
+	// rate allows within ReconnectMax still converges (see
+	// reconnectPolicy). Zero means 16 × ReconnectMax (32m).
+	ReconnectThrottledMax time.Duration
+	// ConnectInterval is the least time between the starts of two
+	// connection attempts. AWS IoT takes one CONNECT a second per client
+	// ID, and a quick retry that broke that would be throttled and then
+	// wait out the spread. Zero means 1.1s; tests against brokers without
+	// the limit set it lower.
+	ConnectInterval time.Duration
 	// MaxConnectionAge is when the link replaces a connection that is still
 	// up, less up to 5% jitter; AWS ends SigV4 connections at 24h. Zero
 	// means 23h.
@@ -157,8 +177,14 @@ func (o Options) withDefaults() Options {
 	if o.ReconnectSpread == 0 {
 		o.ReconnectSpread = min(DefaultReconnectSpread, o.ReconnectMax)
 	}
+	if o.ReconnectThrottledMax == 0 {
+		o.ReconnectThrottledMax = throttledMaxFactor * o.ReconnectMax
+	}
 	if o.MaxConnectionAge == 0 {
 		o.MaxConnectionAge = DefaultMaxConnectionAge
+	}
+	if o.ConnectInterval == 0 {
+		o.ConnectInterval = DefaultConnectInterval
 	}
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
@@ -208,8 +234,14 @@ func (o Options) validate() error {
 	if o.ReconnectSpread < 0 || o.ReconnectSpread > o.ReconnectMax {
 		errs = append(errs, fmt.Errorf("reconnect_spread: %v, must be in (0, reconnect_max %v]", o.ReconnectSpread, o.ReconnectMax))
 	}
+	if o.ReconnectThrottledMax < o.ReconnectMax {
+		errs = append(errs, fmt.Errorf("reconnect_throttled_max: %v is less than reconnect_max %v", o.ReconnectThrottledMax, o.ReconnectMax))
+	}
 	if o.MaxConnectionAge < 0 || o.MaxConnectionAge > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("max_connection_age: %v, AWS ends SigV4 connections at 24h", o.MaxConnectionAge))
+	}
+	if o.ConnectInterval < 0 {
+		errs = append(errs, fmt.Errorf("connect_interval: negative (%v)", o.ConnectInterval))
 	}
 	if o.ConnectTimeout < 0 {
 		errs = append(errs, fmt.Errorf("connect_timeout: negative (%v)", o.ConnectTimeout))

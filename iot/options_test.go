@@ -37,6 +37,7 @@ func TestNewValidates(t *testing.T) {
 		{"max below initial", func(o *Options) { o.ReconnectMax = 500 * time.Millisecond; o.ReconnectInitial = time.Second }, []string{"reconnect_max: 500ms"}},
 		{"spread above max", func(o *Options) { o.ReconnectSpread = 3 * time.Minute }, []string{"reconnect_spread: 3m0s, must be in (0, reconnect_max 2m0s]"}},
 		{"negative spread", func(o *Options) { o.ReconnectSpread = -time.Second }, []string{"reconnect_spread: -1s"}},
+		{"throttled max below max", func(o *Options) { o.ReconnectThrottledMax = time.Minute }, []string{"reconnect_throttled_max: 1m0s is less than reconnect_max 2m0s"}},
 		{"age over 24h", func(o *Options) { o.MaxConnectionAge = 25 * time.Hour }, []string{"max_connection_age: 25h0m0s"}},
 		{"subscriptions without handler", func(o *Options) { o.Subscriptions = []string{"a"} }, []string{"handler: required"}},
 		{"empty filter", func(o *Options) { o.Subscriptions = []string{"a", ""}; o.Handler = handler }, []string{"subscriptions[1]: empty"}},
@@ -70,8 +71,8 @@ func TestNewValidates(t *testing.T) {
 
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{}.withDefaults()
-	got := []time.Duration{o.KeepAlive, o.ReconnectInitial, o.ReconnectSpread, o.ReconnectMax, o.MaxConnectionAge, o.ConnectTimeout}
-	want := []time.Duration{60 * time.Second, time.Second, 40 * time.Second, 2 * time.Minute, 23 * time.Hour, 30 * time.Second}
+	got := []time.Duration{o.KeepAlive, o.ReconnectInitial, o.ReconnectSpread, o.ReconnectMax, o.ReconnectThrottledMax, o.MaxConnectionAge, o.ConnectTimeout}
+	want := []time.Duration{60 * time.Second, time.Second, 40 * time.Second, 2 * time.Minute, 32 * time.Minute, 23 * time.Hour, 30 * time.Second}
 	for i := range got {
 		if got[i] != want[i] {
 			t.Errorf("default %d = %v, want %v", i, got[i], want[i])
@@ -79,6 +80,8 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if small := (Options{ReconnectMax: 10 * time.Second}).withDefaults(); small.ReconnectSpread != 10*time.Second {
 		t.Errorf("spread with a 10s max = %v, want the max", small.ReconnectSpread)
+	} else if small.ReconnectThrottledMax != 160*time.Second {
+		t.Errorf("throttled max with a 10s max = %v, want 16 × the max", small.ReconnectThrottledMax)
 	}
 	if o.Workers != 4 || o.Dial == nil || o.Presign == nil || o.Logger == nil || o.Now == nil {
 		t.Errorf("defaults not filled: workers %d, dial %v, presign %v", o.Workers, o.Dial != nil, o.Presign != nil)

@@ -17,6 +17,7 @@ type Status struct {
 	State       State     `json:"state"`
 	Since       time.Time `json:"since"`      // when it entered State
 	Reconnects  int       `json:"reconnects"` // attempts after the first one, over the link's life
+	Throttled   int       `json:"throttled"`  // attempts the service throttled (ErrThrottled), over the link's life
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	MessagesIn  uint64    `json:"messages_in"`
@@ -47,6 +48,12 @@ func (l *Link) setError(err error) {
 	l.mu.Lock()
 	l.status.LastError = err.Error()
 	l.status.LastErrorAt = l.opts.Now()
+	l.mu.Unlock()
+}
+
+func (l *Link) countThrottled() {
+	l.mu.Lock()
+	l.status.Throttled++
 	l.mu.Unlock()
 }
 

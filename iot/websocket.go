@@ -26,7 +26,11 @@ func DialWebSocket(ctx context.Context, url string, tlsCfg *tls.Config) (net.Con
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		if resp != nil {
-			// The broker refused the upgrade (AWS: 403 on a bad signature).
+			// The broker refused the upgrade (AWS: 403 on a bad
+			// signature; 429 or 503 when it sheds load).
+			if throttledStatus(resp.StatusCode) {
+				return nil, fmt.Errorf("websocket upgrade: %s: %w: %w", resp.Status, ErrThrottled, err)
+			}
 			return nil, fmt.Errorf("websocket upgrade: %s: %w", resp.Status, err)
 		}
 		return nil, fmt.Errorf("websocket dial: %w", err)

@@ -7,7 +7,10 @@
 // uniformly between a floor share of the cap and the cap. A Backoff walks
 // that curve for one loop and starts over only once a connection has stayed
 // up for the grace period (cloudflared's reset), so a flapping link keeps
-// slowing down. Sleep waits a delay or until the context ends.
+// slowing down. A failure the service refused for its rate limits
+// (Backoff.Throttled) skips the quick retries and may double past Max up
+// to ThrottledMax, so that a fleet too large for the service's rate keeps
+// widening until it fits. Sleep waits a delay or until the context ends.
 package backoff
 
 import (
@@ -43,6 +46,14 @@ type Policy struct {
 	// next Backoff.Next) for the delays to start over from Initial. Zero
 	// means only Reset starts them over.
 	Grace time.Duration
+	// ThrottledMax caps the delays that follow a throttled failure
+	// (Backoff.Throttled); it is at least Max, and zero means Max. A
+	// service that refuses connects above a rate of L per second takes a
+	// fleet of N nodes whose attempts are uniform over a window W at about
+	// N/W per second, so the window must reach N/L before the fleet fits:
+	// a higher cap lets larger fleets converge, at the price of a longer
+	// wait for the unluckiest node.
+	ThrottledMax time.Duration
 }
 
 // Cap returns the cap of the delay that follows n consecutive failures
@@ -55,10 +66,32 @@ func (p Policy) Cap(n int) time.Duration {
 	return min(double(base, k, p.Max), p.Max)
 }
 
+// ThrottledCap returns the cap of the delay that follows a throttled
+// failure when n consecutive failures came before it (n from 0): the
+// quick retries are skipped (the service is up and said no, so retrying at
+// once only adds to its load), and caps double from Spread (or Initial)
+// up to ThrottledMax.
+func (p Policy) ThrottledCap(n int) time.Duration {
+	limit := max(p.ThrottledMax, p.Max)
+	base, k := p.Initial, n
+	if p.Spread > 0 {
+		base, k = p.Spread, max(n-p.Quick, 0)
+	}
+	return min(double(base, k, limit), limit)
+}
+
 // Delay returns the delay after n consecutive failures for a jitter draw r
 // in [0, 1).
-func (p Policy) Delay(n int, r float64) time.Duration {
-	c := p.Cap(n)
+func (p Policy) Delay(n int, r float64) time.Duration { return p.jitter(p.Cap(n), r) }
+
+// ThrottledDelay returns the delay after a throttled failure that followed
+// n consecutive failures, for a jitter draw r in [0, 1).
+func (p Policy) ThrottledDelay(n int, r float64) time.Duration {
+	return p.jitter(p.ThrottledCap(n), r)
+}
+
+// jitter draws a delay under cap c, keeping the Floor share of it.
+func (p Policy) jitter(c time.Duration, r float64) time.Duration {
 	if c <= 0 {
 		return 0
 	}
@@ -98,19 +131,44 @@ func (b *Backoff) Up() { b.upAt = b.now() }
 
 // Next counts a failure and returns the delay before the next attempt.
 func (b *Backoff) Next() time.Duration {
-	if !b.upAt.IsZero() {
-		if b.Grace > 0 && b.now().Sub(b.upAt) >= b.Grace {
-			b.failures = 0
-		}
-		b.upAt = time.Time{}
-	}
-	r := rand.Float64
-	if b.Rand != nil {
-		r = b.Rand
-	}
-	d := b.Delay(b.failures, r())
+	b.settle()
+	d := b.Delay(b.failures, b.draw())
 	b.failures++
 	return d
+}
+
+// Throttled counts a failure the service refused for its rate limits (a
+// throttled or refused connect) and returns the delay before the next
+// attempt: past the quick retries, with caps that double up to
+// ThrottledMax. Every consecutive throttled failure doubles the cap again.
+func (b *Backoff) Throttled() time.Duration {
+	b.settle()
+	n := b.failures
+	if b.Spread > 0 {
+		n = max(n, b.Quick) // the quick retries are skipped, not just this one
+	}
+	d := b.ThrottledDelay(n, b.draw())
+	b.failures = n + 1
+	return d
+}
+
+// settle ends the connection recorded by Up, starting the delays over if
+// it lasted the grace period.
+func (b *Backoff) settle() {
+	if b.upAt.IsZero() {
+		return
+	}
+	if b.Grace > 0 && b.now().Sub(b.upAt) >= b.Grace {
+		b.failures = 0
+	}
+	b.upAt = time.Time{}
+}
+
+func (b *Backoff) draw() float64 {
+	if b.Rand != nil {
+		return b.Rand()
+	}
+	return rand.Float64()
 }
 
 // Reset starts the delays over from Initial, for progress that needs no

@@ -195,3 +195,70 @@ func TestBackoffWaitHonoursContext(t *testing.T) {
 		t.Errorf("Failures() = %d after one Wait, want 1", b.Failures())
 	}
 }
+
+// TestBackoffThrottled walks a Backoff through plain and throttled
+// failures (full cap, no jitter): a throttled one skips the quick retries
+// and doubles past Max up to ThrottledMax; a plain failure after it is
+// capped at Max again.
+func TestBackoffThrottled(t *testing.T) {
+	p := Policy{Initial: s, Max: 8 * s, Quick: 2, Spread: 4 * s, ThrottledMax: 64 * s, Floor: 1}
+	tests := []struct {
+		name   string
+		policy Policy
+		steps  string // f: plain failure, t: throttled, u: up past the grace period
+		want   []time.Duration
+	}{
+		{"plain failures", p, "fffff", []time.Duration{s, 2 * s, 4 * s, 8 * s, 8 * s}},
+		{"throttled from the start skips the quick retries", p, "ttttttt",
+			[]time.Duration{4 * s, 8 * s, 16 * s, 32 * s, 64 * s, 64 * s, 64 * s}},
+		{"throttled after one quick retry", p, "ftt", []time.Duration{s, 4 * s, 8 * s}},
+		{"throttled after the quick retries", p, "ffftt", []time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s}},
+		{"a plain failure after throttling is capped at Max", p, "tttf", []time.Duration{4 * s, 8 * s, 16 * s, 8 * s}},
+		// After the connection, the throttled failure skipped the quick
+		// retries again, so the plain one that follows is past them too.
+		{"a connection that lasts starts over", p, "tttutf", []time.Duration{4 * s, 8 * s, 16 * s, 4 * s, 8 * s}},
+		{"zero ThrottledMax is Max", Policy{Initial: s, Max: 8 * s, Quick: 2, Spread: 4 * s, Floor: 1}, "ttt",
+			[]time.Duration{4 * s, 8 * s, 8 * s}},
+		{"ThrottledMax below Max is Max", Policy{Initial: s, Max: 8 * s, ThrottledMax: 2 * s, Floor: 1}, "tttt",
+			[]time.Duration{s, 2 * s, 4 * s, 8 * s}},
+		{"no spread doubles from Initial", Policy{Initial: s, Max: 2 * s, ThrottledMax: 16 * s, Floor: 1}, "ttttt",
+			[]time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			tt.policy.Grace = time.Minute
+			b := Backoff{Policy: tt.policy, Now: func() time.Time { return clock }}
+			var got []time.Duration
+			for _, step := range tt.steps {
+				switch step {
+				case 'f':
+					got = append(got, b.Next())
+				case 't':
+					got = append(got, b.Throttled())
+				case 'u':
+					b.Up()
+					clock = clock.Add(time.Hour)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("delays (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPolicyThrottledCapDoesNotOverflow(t *testing.T) {
+	p := Policy{Initial: s, Max: time.Minute, Quick: 2, Spread: 40 * s, ThrottledMax: time.Duration(1<<63 - 1)}
+	prev := time.Duration(0)
+	for n := range 200 {
+		c := p.ThrottledCap(n)
+		if c < prev || c <= 0 {
+			t.Fatalf("throttled cap %d = %v after %v", n, c, prev)
+		}
+		if d := p.ThrottledDelay(n, 0.999); d < 0 {
+			t.Fatalf("throttled delay %d = %v, negative", n, d)
+		}
+		prev = c
+	}
+}

@@ -26,8 +26,11 @@ type PollerOptions struct {
 	Client  *updater.Client
 	Machine *Machine
 	// PollInterval, InventoryInterval and RetryInterval default to
-	// Mender's values. After a failed call the Poller waits RetryInterval
-	// (never more than PollInterval), or what a 429 asked for.
+	// Mender's values. Waits are spread by ±20% so that a fleet does not
+	// poll in step. After failed calls the Poller waits with full jitter
+	// under caps that double from a minute to RetryInterval (never more
+	// than PollInterval), and after a 429 at least what it asked for:
+	// see schedule.
 	PollInterval      time.Duration
 	InventoryInterval time.Duration
 	RetryInterval     time.Duration
@@ -155,6 +158,8 @@ func (p *Poller) Run(ctx context.Context) error {
 		p.setResult(res)
 	}
 
+	checks := newSchedule(p.opts.RetryInterval, nil)
+	inventory := newSchedule(p.opts.RetryInterval, nil)
 	nextInventory := time.Now()
 	nextCheck := time.Now()
 	for {
@@ -164,15 +169,16 @@ func (p *Poller) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				p.log.Warn("inventory not sent", "err", err)
-				nextInventory = now.Add(p.retryAfter(err))
+				d := inventory.failed(err, p.pollInterval())
+				p.log.Warn("inventory not sent", "err", err, "retry_in", d)
+				nextInventory = now.Add(d)
 			} else {
-				nextInventory = now.Add(p.opts.InventoryInterval)
+				nextInventory = now.Add(inventory.ok(p.opts.InventoryInterval))
 			}
 		}
 		if !now.Before(nextCheck) {
 			deployed := p.deployments()
-			wait, err := p.checkOnce(ctx)
+			wait, err := p.checkOnce(ctx, checks)
 			if err != nil {
 				return err
 			}
@@ -206,15 +212,6 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// retryAfter is the wait after a failed call.
-func (p *Poller) retryAfter(err error) time.Duration {
-	var ra *updater.RetryAfterError
-	if errors.As(err, &ra) && ra.After > 0 {
-		return ra.After
-	}
-	return min(p.opts.RetryInterval, p.pollInterval())
-}
-
 func (p *Poller) deviceState() (updater.DeviceState, error) {
 	dev, err := p.opts.Machine.Device()
 	if err != nil {
@@ -243,9 +240,9 @@ func (p *Poller) sendInventory(ctx context.Context) error {
 }
 
 // checkOnce asks for a deployment and runs it. It returns how long to wait
-// before the next check, or an error that ends Run (ctx ended is not one;
-// a needed restart or a store failure is).
-func (p *Poller) checkOnce(ctx context.Context) (time.Duration, error) {
+// before the next check, timed by sch, or an error that ends Run (ctx
+// ended is not one; a needed restart or a store failure is).
+func (p *Poller) checkOnce(ctx context.Context, sch *schedule) (time.Duration, error) {
 	wait, result, err := p.check1(ctx)
 	now := time.Now()
 	if err != nil {
@@ -266,10 +263,11 @@ func (p *Poller) checkOnce(ctx context.Context) (time.Duration, error) {
 	case errors.As(err, &stop):
 		return wait, stop.err
 	case err != nil:
-		p.log.Warn("update check failed", "err", err)
-		return p.retryAfter(err), nil
+		d := sch.failed(err, p.pollInterval())
+		p.log.Warn("update check failed", "err", err, "retry_in", d)
+		return d, nil
 	}
-	return wait, nil
+	return sch.ok(wait), nil
 }
 
 // stopError wraps errors that end the loop.
