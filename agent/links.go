@@ -82,7 +82,7 @@ func (l *links) status(a *Agent, st *adminapi.Status) {
 	if l.iot != nil {
 		ls := l.iot.Status()
 		st.IoT = &adminapi.EventLink{
-			State: string(ls.State), Since: ls.Since, Reconnects: ls.Reconnects, LastError: ls.LastError,
+			State: string(ls.State), Since: ls.Since, Reconnects: ls.Reconnects, Throttled: ls.Throttled, LastError: ls.LastError,
 			LastErrorAt: ls.LastErrorAt, MessagesIn: ls.MessagesIn, MessagesOut: ls.MessagesOut,
 		}
 	}

@@ -20,6 +20,7 @@ const (
 type metrics struct {
 	state          *prom.GaugeVec // 1 for the current state, 0 for the others
 	reconnects     prom.Counter
+	throttled      prom.Counter
 	messagesIn     prom.Counter
 	messagesOut    prom.Counter
 	handlerSeconds *prom.HistogramVec
@@ -35,6 +36,10 @@ func newMetrics(reg prom.Registerer) (*metrics, error) {
 		reconnects: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_reconnects_total",
 			Help: "Connection attempts after the first one.",
+		}),
+		throttled: prom.NewCounter(prom.CounterOpts{
+			Name: "edgefort_iot_connects_throttled_total",
+			Help: "Connection attempts the service refused for its connect rate limits (the link then backs off further).",
 		}),
 		messagesIn: prom.NewCounter(prom.CounterOpts{
 			Name: "edgefort_iot_messages_in_total",
@@ -64,7 +69,7 @@ func newMetrics(reg prom.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prom.Collector{m.state, m.reconnects, m.messagesIn, m.messagesOut, m.handlerSeconds, m.publishRefused} {
+	for _, c := range []prom.Collector{m.state, m.reconnects, m.throttled, m.messagesIn, m.messagesOut, m.handlerSeconds, m.publishRefused} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

@@ -52,6 +52,9 @@ func (l *Link) setError(err error) {
 }
 
 func (l *Link) countThrottled() {
+	// The counter first: a reader of Status and then the counter never
+	// sees the counter behind.
+	l.metrics.throttled.Inc()
 	l.mu.Lock()
 	l.status.Throttled++
 	l.mu.Unlock()

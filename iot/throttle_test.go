@@ -68,6 +68,7 @@ func TestLinkTellsThrottledConnects(t *testing.T) {
 			srv.StartTLS()
 			defer srv.Close()
 
+			reg := prom.NewRegistry()
 			l, err := New(Options{
 				Host:             srv.Listener.Addr().String(),
 				Region:           "eu-west-1",
@@ -80,7 +81,7 @@ func TestLinkTellsThrottledConnects(t *testing.T) {
 				ConnectInterval:  time.Millisecond,
 				ConnectTimeout:   5 * time.Second,
 				Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-				Registerer:       prom.NewRegistry(),
+				Registerer:       reg,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -97,6 +98,9 @@ func TestLinkTellsThrottledConnects(t *testing.T) {
 			}
 			if got := strings.Contains(st.LastError, ErrThrottled.Error()); got != tt.throttled {
 				t.Errorf("last error %q: throttled %v, want %v", st.LastError, got, tt.throttled)
+			}
+			if got := int(counterValue(t, reg, "edgefort_iot_connects_throttled_total", "")); got < st.Throttled || (got > 0) != tt.throttled {
+				t.Errorf("edgefort_iot_connects_throttled_total = %d, status %d, want throttled %v", got, st.Throttled, tt.throttled)
 			}
 			if !strings.Contains(st.LastError, tt.errText) {
 				t.Errorf("last error %q, want it to name %q", st.LastError, tt.errText)

@@ -50,6 +50,7 @@ type EventLink struct {
 	State       string    `json:"state"`
 	Since       time.Time `json:"since"`      // when it entered State
 	Reconnects  int       `json:"reconnects"` // attempts after the first one
+	Throttled   int       `json:"throttled"`  // attempts the service refused for its connect rate limits
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	MessagesIn  uint64    `json:"messages_in"`

@@ -117,6 +117,9 @@ func printStatus(w io.Writer, s *adminapi.Status, now time.Time) {
 	}
 	if l := s.IoT; l != nil {
 		line := fmt.Sprintf("event link %s for %s, %d in, %d out, %d reconnects", l.State, ago(now, l.Since), l.MessagesIn, l.MessagesOut, l.Reconnects)
+		if l.Throttled > 0 {
+			line += fmt.Sprintf(" (%d throttled by the service)", l.Throttled)
+		}
 		if l.LastError != "" {
 			line += fmt.Sprintf("; last error %s ago: %s", ago(now, l.LastErrorAt), l.LastError)
 		}
