@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/edgefort/edgefort/devcloud"
+)
+
+const goalShare = 0.05
+
+// lastBack is when the last link was back, after the broker.
+func (f *fleet) lastBack() time.Duration {
+	var last int64
+	for _, at := range f.back {
+		last = max(last, at-f.started)
+	}
+	return time.Duration(last)
+}
+
+// report prints, for each second after the broker came back, how many
+// links reconnected (share of N, 1 # per 1 %) and what the broker counted
+// in that second, then the largest share and when all were back.
+func (f *fleet) report() {
+	hist := map[int]int{}
+	for _, at := range f.back {
+		hist[int(time.Duration(at-f.started)/time.Second)]++
+	}
+	last := int(f.lastBack() / time.Second)
+	perSec := f.brokerPerSecond(last + 1)
+	fmt.Printf("%-10s %6s %7s  %-12s  %8s  %s\n", "second", "links", "share", "", "connects", "refused (broker, that second)")
+	peak, peakSec := 0, 0
+	for s := 0; s <= last; s++ {
+		c := hist[s]
+		if c > peak {
+			peak, peakSec = c, s
+		}
+		bar := strings.Repeat("#", (c*200/f.n+1)/2)
+		connects, refused := "?", ""
+		if d, ok := perSec[s]; ok {
+			connects, refused = fmt.Sprint(d.Connects), refusals(d.Refused)
+		}
+		fmt.Printf("%3d-%-3d s  %6d %6.1f%%  %-12s  %8s  %s\n", s, s+1, c, 100*float64(c)/float64(f.n), bar, connects, refused)
+	}
+	share := float64(peak) / float64(f.n)
+	verdict := "meets"
+	if share > goalShare {
+		verdict = "FAILS"
+	}
+	fmt.Printf("max share in one second: %.1f%% of N (%d links, second %d-%d) — %s the goal of <= %.0f%%\n",
+		100*share, peak, peakSec, peakSec+1, verdict, 100*goalShare)
+	conns := 0
+	if len(f.stats) > 0 {
+		conns = f.stats[len(f.stats)-1].Connections
+	}
+	fmt.Printf("all %d reconnected %v after the broker came back; broker connections %d\n",
+		f.n, f.lastBack().Round(time.Millisecond), conns)
+}
+
+// brokerPerSecond is the broker's counts in each of the first secs
+// seconds after it came back: the difference of the snapshots it sent at
+// each whole second since its start. A second whose snapshots are
+// missing is left out.
+func (f *fleet) brokerPerSecond(secs int) map[int]devcloud.BrokerStats {
+	at := map[int]devcloud.BrokerStats{}
+	for _, s := range f.stats {
+		k := int((time.Duration(s.At-f.started) + time.Second/2) / time.Second)
+		at[k] = s.Stats
+	}
+	out := map[int]devcloud.BrokerStats{}
+	for s := range secs {
+		a, ok1 := at[s]
+		b, ok2 := at[s+1]
+		if !ok1 || !ok2 {
+			continue
+		}
+		d := devcloud.BrokerStats{Connects: b.Connects - a.Connects, Refused: map[devcloud.BrokerRefusal]int64{}}
+		for r, n := range b.Refused {
+			if n-a.Refused[r] != 0 {
+				d.Refused[r] = n - a.Refused[r]
+			}
+		}
+		out[s] = d
+	}
+	return out
+}
+
+func refusals(m map[devcloud.BrokerRefusal]int64) string {
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", r, m[r]))
+	}
+	return strings.Join(parts, " ")
+}
