@@ -56,7 +56,7 @@ func main() {
 	case "links":
 		err = runLinks(args)
 	default:
-		err = runParent(args)
+		err = runParent(args, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, strings.TrimSpace("fleet "+role)+":", err)

@@ -24,7 +24,8 @@ type options struct {
 	addr, faults, profileTo string
 }
 
-func runParent(args []string) error {
+// runParent orchestrates a run and writes its report to out.
+func runParent(args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
 	fs.IntVar(&o.n, "n", 1000, "number of links")
@@ -55,6 +56,7 @@ func runParent(args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	f := &fleet{
+		out:       out,
 		n:         o.n,
 		events:    make(chan event, 64),
 		connected: make([]bool, o.n),
@@ -83,6 +85,7 @@ type event struct {
 
 // fleet is the parent's view of its children, fed by handle.
 type fleet struct {
+	out      io.Writer
 	n        int
 	events   chan event
 	broker   *child
@@ -112,7 +115,7 @@ func (f *fleet) run(o options, dir string) error {
 	if err := f.until("the broker to serve", 30*time.Second, func() bool { return f.ready != nil }); err != nil {
 		return err
 	}
-	fmt.Printf("# broker (pid %d) on %s; broker faults %s; load average %s\n", f.broker.cmd.Process.Pid, f.ready.Addr, orNone(o.faults), loadAvg())
+	fmt.Fprintf(f.out, "# broker (pid %d) on %s; broker faults %s; load average %s\n", f.broker.cmd.Process.Pid, f.ready.Addr, orNone(o.faults), loadAvg())
 
 	begin := time.Now()
 	for p := range o.procs {
@@ -128,7 +131,7 @@ func (f *fleet) run(o options, dir string) error {
 	if err := f.until("all links to connect", o.timeout, func() bool { return f.nConnected == f.n }); err != nil {
 		return err
 	}
-	fmt.Printf("# %d links in %d links process(es) connected in %v\n", o.n, o.procs, time.Since(begin).Round(time.Millisecond))
+	fmt.Fprintf(f.out, "# %d links in %d links process(es) connected in %v\n", o.n, o.procs, time.Since(begin).Round(time.Millisecond))
 	if err := f.measureMemory(o.profileTo); err != nil {
 		return err
 	}
@@ -150,7 +153,7 @@ func (f *fleet) run(o options, dir string) error {
 	if err := f.until("the broker to start again", 30*time.Second, func() bool { return f.started != 0 }); err != nil {
 		return err
 	}
-	fmt.Printf("# broker down %v (%d of %d links saw it go), back at +%v on %s\n", o.down, noticed, f.n,
+	fmt.Fprintf(f.out, "# broker down %v (%d of %d links saw it go), back at +%v on %s\n", o.down, noticed, f.n,
 		time.Duration(f.started-f.stopped).Round(time.Millisecond), f.ready.Addr)
 	if err := f.until("all links to reconnect", o.timeout, func() bool { return f.nBack == f.n }); err != nil {
 		return err
@@ -176,11 +179,11 @@ func (f *fleet) printProcesses() {
 		}
 		return fmt.Sprintf("RSS %.1f MiB, CPU %v", float64(rss)/1024, cpu.Round(10*time.Millisecond))
 	}
-	fmt.Printf("# broker process: %s\n", use(f.broker))
+	fmt.Fprintf(f.out, "# broker process: %s\n", use(f.broker))
 	for _, c := range f.children {
-		fmt.Printf("# %s process: %s\n", c.name, use(c))
+		fmt.Fprintf(f.out, "# %s process: %s\n", c.name, use(c))
 	}
-	fmt.Printf("# load average at the end: %s\n", loadAvg())
+	fmt.Fprintf(f.out, "# load average at the end: %s\n", loadAvg())
 }
 
 // loadAvg is the 1, 5 and 15 minute load averages: how busy the shared
@@ -336,10 +339,10 @@ func (f *fleet) measureMemory(profileTo string) error {
 		total.Sys += m.Sys
 	}
 	n := float64(total.Links)
-	fmt.Printf("# links process(es), all connected, after a GC: RSS %.1f MiB = %.1f KiB a link; Go heap in use %.1f KiB, stacks %.1f KiB, %.1f goroutines a link\n",
+	fmt.Fprintf(f.out, "# links process(es), all connected, after a GC: RSS %.1f MiB = %.1f KiB a link; Go heap in use %.1f KiB, stacks %.1f KiB, %.1f goroutines a link\n",
 		float64(total.RSSKiB)/1024, float64(total.RSSKiB)/n, float64(total.HeapInuse)/1024/n, float64(total.StackInuse)/1024/n, float64(total.Goroutines)/n)
 	if profileTo != "" {
-		fmt.Printf("# heap and goroutine profiles in %s\n", profileTo)
+		fmt.Fprintf(f.out, "# heap and goroutine profiles in %s\n", profileTo)
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func (f *fleet) report() {
 	}
 	last := int(f.lastBack() / time.Second)
 	perSec := f.brokerPerSecond(last + 1)
-	fmt.Printf("%-10s %6s %7s  %-12s  %8s  %s\n", "second", "links", "share", "", "connects", "refused (broker, that second)")
+	fmt.Fprintf(f.out, "%-10s %6s %7s  %-12s  %8s  %s\n", "second", "links", "share", "", "connects", "refused (broker, that second)")
 	peak, peakSec := 0, 0
 	for s := 0; s <= last; s++ {
 		c := hist[s]
@@ -43,20 +43,20 @@ func (f *fleet) report() {
 		if d, ok := perSec[s]; ok {
 			connects, refused = fmt.Sprint(d.Connects), refusals(d.Refused)
 		}
-		fmt.Printf("%3d-%-3d s  %6d %6.1f%%  %-12s  %8s  %s\n", s, s+1, c, 100*float64(c)/float64(f.n), bar, connects, refused)
+		fmt.Fprintf(f.out, "%3d-%-3d s  %6d %6.1f%%  %-12s  %8s  %s\n", s, s+1, c, 100*float64(c)/float64(f.n), bar, connects, refused)
 	}
 	share := float64(peak) / float64(f.n)
 	verdict := "meets"
 	if share > goalShare {
 		verdict = "FAILS"
 	}
-	fmt.Printf("max share in one second: %.1f%% of N (%d links, second %d-%d) — %s the goal of <= %.0f%%\n",
+	fmt.Fprintf(f.out, "max share in one second: %.1f%% of N (%d links, second %d-%d) — %s the goal of <= %.0f%%\n",
 		100*share, peak, peakSec, peakSec+1, verdict, 100*goalShare)
 	conns := 0
 	if len(f.stats) > 0 {
 		conns = f.stats[len(f.stats)-1].Connections
 	}
-	fmt.Printf("all %d reconnected %v after the broker came back; broker connections %d\n",
+	fmt.Fprintf(f.out, "all %d reconnected %v after the broker came back; broker connections %d\n",
 		f.n, f.lastBack().Round(time.Millisecond), conns)
 }
 
