@@ -244,6 +244,11 @@ func (b *Broker) newServer() (*mqtt.Server, error) {
 	caps.MaximumQos = 1 // AWS IoT: QoS 0 and 1 only
 	caps.MaximumSessionExpiryInterval = uint32(BrokerSessionExpiry / time.Second)
 	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1 (AWS IoT also speaks 5; edgefort uses 3.1.1)
+	// mochi gives each client a queue of this many pending writes, 8,192
+	// by default: 64 KiB of pointers a connection, most of the broker's
+	// memory with thousands of idle devices (scripts/bench/fleet).
+	// AWS allows a device 100 messages in flight; 1,024 is plenty.
+	caps.MaximumClientWritesPending = 1024
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		InlineClient: true,
