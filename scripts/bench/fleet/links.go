@@ -14,12 +14,14 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/edgefort/edgefort/devcloud"
 	"github.com/edgefort/edgefort/iot"
+	"github.com/edgefort/edgefort/iot/sigv4"
 )
 
 const pollInterval = 50 * time.Millisecond
@@ -62,15 +64,22 @@ func runLinks(args []string) error {
 	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	quiet := slog.New(slog.DiscardHandler)
 	links := make([]*iot.Link, *count)
+	// When each link last began an attempt: the real presigner, wrapped,
+	// notes it, since a link presigns a fresh URL right before each dial.
+	attempts := make([]atomic.Int64, *count)
 	for k := range links {
 		i := *first + k
 		creds := aws.Credentials{AccessKeyID: accessKey(i), SecretAccessKey: secret, Source: "fleet"}
 		l, err := iot.New(iot.Options{
-			Host:            *addr,
-			Region:          *region,
-			ThingName:       thing(i),
-			Credentials:     aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
-			TLS:             tlsCfg,
+			Host:        *addr,
+			Region:      *region,
+			ThingName:   thing(i),
+			Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
+			TLS:         tlsCfg,
+			Presign: func(ctx context.Context, c aws.Credentials, host, region string, exp time.Duration, now time.Time) (string, error) {
+				attempts[k].Store(now.UnixNano())
+				return sigv4.Presign(ctx, c, host, region, exp, now)
+			},
 			ReconnectSpread: *spread,
 			ReconnectMax:    *maxDelay,
 			Subscriptions:   []string{"edgefort/" + thing(i) + "/events"},
@@ -103,12 +112,12 @@ func runLinks(args []string) error {
 			}
 		}
 	})
-	return watchLinks(links, *first, newWriter())
+	return watchLinks(links, attempts, *first, newWriter())
 }
 
 // watchLinks polls every link's Status and reports changes, and answers
 // commands, until stdin closes.
-func watchLinks(links []*iot.Link, first int, out *writer) error {
+func watchLinks(links []*iot.Link, attempts []atomic.Int64, first int, out *writer) error {
 	cmds := readCommands()
 	since := make([]time.Time, len(links)) // of the connection reported, zero if none
 	tick := time.NewTicker(pollInterval)
@@ -137,7 +146,7 @@ func watchLinks(links []*iot.Link, first int, out *writer) error {
 				switch up := s.State == iot.StateConnected; {
 				case up && !s.Since.Equal(since[k]):
 					since[k] = s.Since
-					m.Up = append(m.Up, [2]int64{int64(first + k), s.Since.UnixNano()})
+					m.Up = append(m.Up, [3]int64{int64(first + k), s.Since.UnixNano(), attempts[k].Load()})
 				case !up && !since[k].IsZero():
 					since[k] = time.Time{}
 					m.Down = append(m.Down, first+k)

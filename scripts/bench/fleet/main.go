@@ -72,7 +72,7 @@ type msg struct {
 	Stopped int64      `json:"stopped,omitempty"` // broker: closed at
 	Started int64      `json:"started,omitempty"` // broker: serving again at
 	Stats   *statsMsg  `json:"stats,omitempty"`   // broker: counters, every second from each start
-	Up      [][2]int64 `json:"up,omitempty"`      // links: [index, connected at] of links that connected
+	Up      [][3]int64 `json:"up,omitempty"`      // links: [index, connected at, attempt started at] of links that connected
 	Down    []int      `json:"down,omitempty"`    // links: indexes of links that left connected
 	Mem     *memMsg    `json:"mem,omitempty"`     // links: answer to mem
 }

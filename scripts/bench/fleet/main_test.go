@@ -40,6 +40,7 @@ func TestFleetRestart(t *testing.T) {
 		"a link; Go heap in use",
 		"(20 of 20 links saw it go)",
 		"all 20 reconnected",
+		"max share of N in one second, reconnects begun:",
 		"# links-1 process: RSS",
 	} {
 		if !strings.Contains(report, want) {

@@ -61,6 +61,7 @@ func runParent(args []string, out io.Writer) error {
 		events:    make(chan event, 64),
 		connected: make([]bool, o.n),
 		back:      make([]int64, o.n),
+		backBegun: make([]int64, o.n),
 		mem:       map[string]*memMsg{},
 	}
 	defer f.shutdown()
@@ -96,6 +97,7 @@ type fleet struct {
 	nConnected  int
 	started     int64   // when the broker was back
 	back        []int64 // when each link first connected after started, 0 if not yet
+	backBegun   []int64 // when the attempt that brought it back began
 	nBack       int
 	stats       []statsMsg // the broker's, from started on
 	stopped     int64
@@ -289,7 +291,7 @@ func (f *fleet) handle(e event) error {
 		f.mem[e.from] = m.Mem
 	}
 	for _, u := range m.Up {
-		i, at := int(u[0]), u[1]
+		i, at, begun := int(u[0]), u[1], u[2]
 		if i < 0 || i >= f.n {
 			return fmt.Errorf("%s reported link %d of %d", e.from, i, f.n)
 		}
@@ -299,6 +301,7 @@ func (f *fleet) handle(e event) error {
 		}
 		if f.started != 0 && at >= f.started && f.back[i] == 0 {
 			f.back[i] = at
+			f.backBegun[i] = begun
 			f.nBack++
 		}
 	}
