@@ -34,20 +34,30 @@ func (f *fleet) report() {
 	}
 	last := int(f.lastBack() / time.Second)
 	perSec := f.brokerPerSecond(last + 1)
-	fmt.Fprintf(f.out, "%-10s %6s %6s  %-8s %6s %6s  %8s  %s\n", "second", "back", "share", "", "begun", "share", "connects", "refused (the broker's counts in that second)")
+	fmt.Fprintln(f.out, "# each second after the broker came back: back = links connected again in it; begun = links whose")
+	fmt.Fprintln(f.out, "# successful attempt began in it; connects, refused = what the broker counted in it (# = 1 % of N)")
+	fmt.Fprintf(f.out, "%-10s %6s %6s  %-8s %6s %6s  %8s  %s\n", "second", "back", "share", "", "begun", "share", "connects", "refused")
 	var peakBack, peakBegun peak
+	var quiet fold // quiet seconds not printed yet
 	for s := 0; s <= last; s++ {
 		c, b := back[s], begun[s]
 		peakBack.see(c, s)
 		peakBegun.see(b, s)
+		d, ok := perSec[s]
+		if 100*c < f.n && 100*b < f.n && ok && len(d.Refused) == 0 {
+			quiet.add(s, c, b, d.Connects)
+			continue
+		}
+		f.printFold(&quiet)
 		bar := strings.Repeat("#", (c*200/f.n+1)/2)
 		connects, refused := "?", ""
-		if d, ok := perSec[s]; ok {
+		if ok {
 			connects, refused = fmt.Sprint(d.Connects), refusals(d.Refused)
 		}
 		fmt.Fprintf(f.out, "%3d-%-3d s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8s  %s\n",
 			s, s+1, c, f.share(c), bar, b, f.share(b), connects, refused)
 	}
+	f.printFold(&quiet)
 	for _, p := range []struct {
 		what string
 		peak
@@ -65,6 +75,43 @@ func (f *fleet) report() {
 	}
 	fmt.Fprintf(f.out, "all %d reconnected %v after the broker came back; broker connections %d\n",
 		f.n, f.lastBack().Round(time.Millisecond), conns)
+}
+
+// fold gathers consecutive quiet seconds (under 1 % of N back and begun,
+// no refusals), which print as one line.
+type fold struct {
+	from, to           int // seconds [from, to)
+	back, begun, conns int
+	maxBack, maxBegun  int
+}
+
+func (q *fold) add(s, back, begun int, conns int64) {
+	if q.to == q.from {
+		*q = fold{from: s}
+	}
+	q.to = s + 1
+	q.back += back
+	q.begun += begun
+	q.conns += int(conns)
+	q.maxBack = max(q.maxBack, back)
+	q.maxBegun = max(q.maxBegun, begun)
+}
+
+// printFold prints the quiet seconds gathered, a single one as any other
+// second, several as one line with their largest shares in a second, and
+// empties q.
+func (f *fleet) printFold(q *fold) {
+	switch q.to - q.from {
+	case 0:
+		return
+	case 1:
+		fmt.Fprintf(f.out, "%3d-%-3d s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8d\n", q.from, q.to, q.back, f.share(q.back),
+			strings.Repeat("#", (q.back*200/f.n+1)/2), q.begun, f.share(q.begun), q.conns)
+	default:
+		fmt.Fprintf(f.out, "%3d-%-3d s  %6d in all, at most %.1f%% back and %.1f%% begun in one second; %d connects, no refusals\n",
+			q.from, q.to, q.back, f.share(q.maxBack), f.share(q.maxBegun), q.conns)
+	}
+	*q = fold{}
 }
 
 // peak is the largest count seen and its second.
