@@ -105,7 +105,34 @@ type fleet struct {
 	shuttingOff bool
 }
 
+// run starts the broker and the links, measures the links processes,
+// restarts the broker and reports how the links came back.
 func (f *fleet) run(o options, dir string) error {
+	if err := f.startAll(o, dir); err != nil {
+		return err
+	}
+	if err := f.measureMemory(o.profileTo); err != nil {
+		return err
+	}
+	if err := f.restartBroker(o.down); err != nil {
+		return err
+	}
+	if err := f.until("all links to reconnect", o.timeout, func() bool { return f.nBack == f.n }); err != nil {
+		return err
+	}
+	last := f.lastBack()
+	// The broker's counters for the last second arrive up to a second later.
+	_ = f.until("the broker's last counters", 3*time.Second, func() bool {
+		return len(f.stats) > 0 && f.stats[len(f.stats)-1].At >= f.started+int64((last/time.Second+1)*time.Second)
+	})
+	f.report()
+	f.printProcesses()
+	return nil
+}
+
+// startAll starts the broker, then the links processes, and waits until
+// every link is connected.
+func (f *fleet) startAll(o options, dir string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -134,18 +161,19 @@ func (f *fleet) run(o options, dir string) error {
 		return err
 	}
 	fmt.Fprintf(f.out, "# %d links in %d links process(es) connected in %v\n", o.n, o.procs, time.Since(begin).Round(time.Millisecond))
-	if err := f.measureMemory(o.profileTo); err != nil {
-		return err
-	}
+	return nil
+}
 
+// restartBroker stops the broker, waits down and starts it again.
+func (f *fleet) restartBroker(down time.Duration) error {
 	if err := f.send(f.broker, "stop"); err != nil {
 		return err
 	}
 	if err := f.until("the broker to stop", 30*time.Second, func() bool { return f.stopped != 0 }); err != nil {
 		return err
 	}
-	end := time.Unix(0, f.stopped).Add(o.down)
-	if err := f.until("the outage", o.down+time.Minute, func() bool { return !time.Now().Before(end) }); err != nil {
+	end := time.Unix(0, f.stopped).Add(down)
+	if err := f.until("the outage", down+time.Minute, func() bool { return !time.Now().Before(end) }); err != nil {
 		return err
 	}
 	noticed := f.n - f.nConnected
@@ -155,18 +183,8 @@ func (f *fleet) run(o options, dir string) error {
 	if err := f.until("the broker to start again", 30*time.Second, func() bool { return f.started != 0 }); err != nil {
 		return err
 	}
-	fmt.Fprintf(f.out, "# broker down %v (%d of %d links saw it go), back at +%v on %s\n", o.down, noticed, f.n,
+	fmt.Fprintf(f.out, "# broker down %v (%d of %d links saw it go), back at +%v on %s\n", down, noticed, f.n,
 		time.Duration(f.started-f.stopped).Round(time.Millisecond), f.ready.Addr)
-	if err := f.until("all links to reconnect", o.timeout, func() bool { return f.nBack == f.n }); err != nil {
-		return err
-	}
-	last := f.lastBack()
-	// The broker's counters for the last second arrive up to a second later.
-	_ = f.until("the broker's last counters", 3*time.Second, func() bool {
-		return len(f.stats) > 0 && f.stats[len(f.stats)-1].At >= f.started+int64((last/time.Second+1)*time.Second)
-	})
-	f.report()
-	f.printProcesses()
 	return nil
 }
 
