@@ -6,11 +6,15 @@
 //
 //   - the parent (no role argument) orchestrates: it starts the broker
 //     child, then -procs links children sharing the -n links, waits until
-//     all are connected, asks each links child for its memory figures,
-//     stops the broker for -down, starts it again on the same address, and
-//     prints the per-second histogram of reconnects as a share of N beside
-//     what the broker saw in that second (CONNECTs accepted, refusals by
-//     reason), the largest share, and the time until all were back;
+//     all are connected, asks each links child for its memory figures
+//     (and, with -profile-dir, heap and goroutine profiles), stops the
+//     broker for -down, starts it again on the same address, and prints
+//     the per-second histogram of reconnects as a share of N: links back
+//     in that second, links whose successful attempt began in it (the load
+//     the fleet offered, which a broker that stalls for a moment does not
+//     bunch up), and what the broker counted in it (CONNECTs accepted,
+//     refusals by reason); then the largest shares and the time until all
+//     were back;
 //   - "broker" runs devcloud's SigV4-checking broker on a fixed loopback
 //     address (access keys FLEET000000.. with one fixed secret, things
 //     fleet-000000..), its faults decoded from -broker-faults (JSON of
