@@ -54,8 +54,9 @@ func (f *fleet) report() {
 		if ok {
 			connects, refused = fmt.Sprint(d.Connects), refusals(d.Refused)
 		}
-		fmt.Fprintf(f.out, "%3d-%-3d s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8s  %s\n",
+		line := fmt.Sprintf("%3d-%-3d s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8s  %s",
 			s, s+1, c, f.share(c), bar, b, f.share(b), connects, refused)
+		fmt.Fprintln(f.out, strings.TrimRight(line, " "))
 	}
 	f.printFold(&quiet)
 	for _, p := range []struct {
