@@ -80,6 +80,10 @@ type BrokerOptions struct {
 	// another process (edgefort-dev event and job) acts as the cloud. Not
 	// part of AWS's API.
 	ManagementToken string
+	// Addr is the loopback host:port to listen on. Empty: 127.0.0.1:0, a
+	// free port. Whatever port the first Start bound, a Start after Close
+	// listens on it again, so clients come back to the address they knew.
+	Addr string
 }
 
 // BrokerFaults are failure-injection knobs; set them with SetFaults. The
@@ -146,13 +150,17 @@ func (s *brokerStats) refuse(r BrokerRefusal) {
 }
 
 // Broker is the SigV4-checking MQTT-over-WebSocket broker on loopback.
-// Create it with NewBroker, then Start and Close it, or Run it.
+// Create it with NewBroker, then Start and Close it, or Run it. A closed
+// broker may Start again, on the same address: an outage as clients see
+// it. The restarted broker keeps its counters, faults and the
+// subscriptions made with Subscribe (so Jobs and the Shadow go on), but
+// not the MQTT sessions or retained messages: it is a new MQTT server, as
+// a broker without persistent storage would be after a restart.
 type Broker struct {
 	opts    BrokerOptions
 	log     *slog.Logger
 	now     func() time.Time
 	tlsConf *tls.Config
-	mqtt    *mqtt.Server
 	stats   brokerStats
 	refuse  atomic.Bool // BrokerFaults.RefuseConnections
 	subID   atomic.Int64
@@ -160,12 +168,28 @@ type Broker struct {
 	// (Jobs) add theirs, also while it serves.
 	manage *http.ServeMux
 
-	ln      *wsListener // set by Start
-	started bool
-	closed  bool
+	// runMu serialises Start and Close, which it is held through; mu is
+	// taken only briefly, so that a subscription callback may Publish
+	// while Close waits for the connections.
+	runMu   sync.Mutex
+	serving bool   // between Start and Close
+	addr    string // what Start listens on: opts.Addr, then the bound address
+
+	mu   sync.Mutex               // guards the fields below
+	mqtt *mqtt.Server             // the current MQTT server; a new one after a restart
+	ln   *wsListener              // set by Start
+	subs map[int]brokerSubscriber // by subscription ID, made again on a new server
+	done bool                     // mqtt has been closed and cannot serve again
 
 	// throttle is the connect quotas of BrokerFaults; nil: none.
 	throttle atomic.Pointer[ConnectThrottle]
+}
+
+// brokerSubscriber is one Subscribe call, kept to subscribe it again on the
+// server a restart makes.
+type brokerSubscriber struct {
+	filter string
+	fn     mqtt.InlineSubFn
 }
 
 // NewBroker checks opts and prepares a broker; it listens on nothing
@@ -180,7 +204,14 @@ func NewBroker(opts BrokerOptions) (*Broker, error) {
 	if opts.Region == "" {
 		opts.Region = DefaultBrokerRegion
 	}
-	b := &Broker{opts: opts, log: opts.Logger, now: opts.Now, manage: http.NewServeMux()}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if err := checkLoopback(opts.Addr); err != nil {
+		return nil, fmt.Errorf("broker: addr %q: %w", opts.Addr, err)
+	}
+	b := &Broker{opts: opts, log: opts.Logger, now: opts.Now, manage: http.NewServeMux(),
+		addr: opts.Addr, subs: make(map[int]brokerSubscriber)}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -200,47 +231,116 @@ func NewBroker(opts BrokerOptions) (*Broker, error) {
 			Leaf:        cert,
 		}},
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1 // AWS IoT: QoS 0 and 1 only
-	caps.MaximumSessionExpiryInterval = uint32(BrokerSessionExpiry / time.Second)
-	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1 (AWS IoT also speaks 5; edgefort uses 3.1.1)
-	b.mqtt = mqtt.New(&mqtt.Options{
-		Capabilities: caps,
-		InlineClient: true,
-		Logger:       b.log.With("component", "mochi"),
-	})
-	if err := b.mqtt.AddHook(&brokerHook{b: b}, nil); err != nil {
-		return nil, fmt.Errorf("broker: add hook: %w", err)
+	if opts.ManagementToken != "" {
+		b.manage.HandleFunc("POST /api/management/dev/publish", b.handlePublish)
+	}
+	if b.mqtt, err = b.newServer(); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
 
-// Start listens on 127.0.0.1 (a free port) and serves in the background
-// until Close.
-func (b *Broker) Start() error {
-	if b.started {
-		return errors.New("broker: already started")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// checkLoopback accepts host:port whose host is a loopback IP or
+// localhost: the broker is for this machine only.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("broker: listen: %w", err)
+		return err
 	}
-	b.ln = newWSListener(b, tls.NewListener(ln, b.tlsConf))
-	if err := b.mqtt.AddListener(b.ln); err != nil {
-		ln.Close()
-		return fmt.Errorf("broker: add listener: %w", err)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return errors.New("not a loopback address (the dev broker binds only to loopback)")
 	}
-	if err := b.mqtt.Serve(); err != nil {
-		b.ln.shutdown()
-		return fmt.Errorf("broker: serve: %w", err)
-	}
-	b.started = true
 	return nil
 }
 
+// newServer makes an MQTT server with the broker's capabilities and hook.
+func (b *Broker) newServer() (*mqtt.Server, error) {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1 // AWS IoT: QoS 0 and 1 only
+	caps.MaximumSessionExpiryInterval = uint32(BrokerSessionExpiry / time.Second)
+	caps.MinimumProtocolVersion = 4 // MQTT 3.1.1 (AWS IoT also speaks 5; edgefort uses 3.1.1)
+	// mochi gives each client a queue of this many pending writes, 8,192
+	// by default: 64 KiB of pointers a connection, most of the broker's
+	// memory with thousands of idle devices (scripts/bench/fleet).
+	// AWS allows a device 100 messages in flight; 1,024 is plenty.
+	caps.MaximumClientWritesPending = 1024
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		InlineClient: true,
+		Logger:       b.log.With("component", "mochi"),
+	})
+	if err := srv.AddHook(&brokerHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("broker: add hook: %w", err)
+	}
+	return srv, nil
+}
+
+// server is the current MQTT server.
+func (b *Broker) server() *mqtt.Server {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mqtt
+}
+
+// Start listens on the broker's address (at first opts.Addr; after a
+// Close, the address it had) and serves in the background until Close.
+func (b *Broker) Start() error {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
+	if b.serving {
+		return errors.New("broker: already started")
+	}
+	srv, err := b.nextServer()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		return fmt.Errorf("broker: listen: %w", err)
+	}
+	wl := newWSListener(b, tls.NewListener(ln, b.tlsConf))
+	if err := srv.AddListener(wl); err != nil {
+		ln.Close()
+		return fmt.Errorf("broker: add listener: %w", err)
+	}
+	if err := srv.Serve(); err != nil {
+		wl.shutdown()
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	b.mu.Lock()
+	b.ln = wl
+	b.mu.Unlock()
+	b.addr = wl.Address()
+	b.serving = true
+	return nil
+}
+
+// nextServer is the server Start serves: the current one, or after a
+// Close a new one holding the broker's subscriptions.
+func (b *Broker) nextServer() (*mqtt.Server, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		return b.mqtt, nil
+	}
+	srv, err := b.newServer()
+	if err != nil {
+		return nil, err
+	}
+	for id, s := range b.subs {
+		if err := srv.Subscribe(s.filter, id, s.fn); err != nil {
+			return nil, fmt.Errorf("broker: subscribe %s again: %w", s.filter, err)
+		}
+	}
+	b.mqtt, b.done = srv, false
+	return srv, nil
+}
+
 // Host is the broker's host:port (127.0.0.1:PORT), what a presigned URL is
-// signed for. Empty before Start.
+// signed for; it stays the same across a restart. Empty before Start.
 func (b *Broker) Host() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.ln == nil {
 		return ""
 	}
@@ -250,24 +350,31 @@ func (b *Broker) Host() string {
 // URL is the broker's WebSocket endpoint, wss://127.0.0.1:PORT/mqtt,
 // before presigning. Empty before Start.
 func (b *Broker) URL() string {
-	if b.ln == nil {
+	h := b.Host()
+	if h == "" {
 		return ""
 	}
-	return "wss://" + b.Host() + "/mqtt"
+	return "wss://" + h + "/mqtt"
 }
 
 // Region is the SigV4 region the broker checks.
 func (b *Broker) Region() string { return b.opts.Region }
 
 // Close disconnects every client, stops listening and waits for the
-// connection goroutines.
+// connection goroutines. Start may follow.
 func (b *Broker) Close() error {
-	if !b.started || b.closed {
+	b.runMu.Lock()
+	defer b.runMu.Unlock()
+	if !b.serving {
 		return nil
 	}
-	b.closed = true
-	err := b.mqtt.Close()
-	b.ln.wait()
+	b.serving = false
+	b.mu.Lock()
+	srv, ln := b.mqtt, b.ln
+	b.done = true
+	b.mu.Unlock()
+	err := srv.Close()
+	ln.wait()
 	return err
 }
 
@@ -294,7 +401,7 @@ func (b *Broker) SetFaults(f BrokerFaults) {
 	b.refuse.Store(f.RefuseConnections)
 	b.throttle.Store(NewConnectThrottle(f))
 	if f.DropConnections {
-		for _, cl := range b.mqtt.Clients.GetAll() {
+		for _, cl := range b.server().Clients.GetAll() {
 			if cl.Net.Inline || cl.Closed() {
 				continue
 			}
@@ -309,7 +416,7 @@ var errDropped = errors.New("connection dropped (fault)")
 
 // Connections is the number of MQTT clients connected now.
 func (b *Broker) Connections() int {
-	return int(atomic.LoadInt64(&b.mqtt.Info.ClientsConnected))
+	return int(atomic.LoadInt64(&b.server().Info.ClientsConnected))
 }
 
 // Stats returns a snapshot of the counters.
@@ -333,7 +440,7 @@ func (b *Broker) Publish(topic string, payload []byte, qos byte) error {
 	if qos > 1 {
 		return fmt.Errorf("broker: publish %s: QoS %d not supported (AWS IoT has 0 and 1)", topic, qos)
 	}
-	if err := b.mqtt.Publish(topic, payload, false, qos); err != nil {
+	if err := b.server().Publish(topic, payload, false, qos); err != nil {
 		return fmt.Errorf("broker: publish %s: %w", topic, err)
 	}
 	return nil
@@ -344,15 +451,25 @@ func (b *Broker) Publish(topic string, payload []byte, qos byte) error {
 // publisher's goroutine and must not block; payload is its own copy.
 func (b *Broker) Subscribe(filter string, fn func(topic string, payload []byte)) (cancel func()) {
 	id := int(b.subID.Add(1))
-	err := b.mqtt.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+	inline := func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(pk.TopicName, append([]byte(nil), pk.Payload...))
-	})
-	if err != nil {
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.mqtt.Subscribe(filter, id, inline); err != nil {
 		b.log.Error("broker subscribe failed", "filter", filter, "error", err)
 		return func() {}
 	}
+	b.subs[id] = brokerSubscriber{filter, inline}
 	var once sync.Once
-	return func() { once.Do(func() { b.mqtt.Unsubscribe(filter, id) }) }
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			delete(b.subs, id)
+			b.mqtt.Unsubscribe(filter, id)
+		})
+	}
 }
 
 // ControlPlaneLookup adapts c to BrokerOptions.Lookup: the credentials c

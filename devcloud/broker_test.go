@@ -441,6 +441,11 @@ func TestBrokerOptions(t *testing.T) {
 	if _, err := NewBroker(BrokerOptions{CA: ca}); err == nil {
 		t.Error("NewBroker without Lookup succeeded")
 	}
+	for _, addr := range []string{"0.0.0.0:0", "192.0.2.1:8883", "127.0.0.1"} {
+		if _, err := NewBroker(BrokerOptions{CA: ca, Lookup: lookup, Addr: addr}); err == nil || !strings.Contains(err.Error(), addr) {
+			t.Errorf("NewBroker with Addr %q: error %v, want one naming it", addr, err)
+		}
+	}
 	b, err := NewBroker(BrokerOptions{CA: ca, Lookup: lookup})
 	if err != nil {
 		t.Fatal(err)
@@ -455,5 +460,73 @@ func TestBrokerOptions(t *testing.T) {
 	}
 	if !strings.HasPrefix(b.URL(), "wss://127.0.0.1:") {
 		t.Errorf("URL = %q after Run", b.URL())
+	}
+}
+
+// TestBrokerRestartsOnSameAddress closes a serving broker and starts it
+// again: clients find it on the address they knew, what was subscribed
+// with Subscribe and the management API work on, and the counters go on.
+func TestBrokerRestartsOnSameAddress(t *testing.T) {
+	ca, err := NewCA("broker restart CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &testVault{creds: make(map[string]testCred)}
+	b, err := NewBroker(BrokerOptions{CA: ca, Lookup: v.lookup, ManagementToken: "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Start(); err == nil {
+		t.Error("a second Start while serving succeeded")
+	}
+	host := b.Host()
+	seen := make(chan received, 10)
+	defer b.Subscribe("edgefort/+/status", func(topic string, payload []byte) {
+		seen <- received{topic, string(payload)}
+	})()
+	s := &signer{t: t, b: b, v: v, thing: testThing, fresh: true}
+	c := newPaho(t, b, s, testThing, nil)
+	wait(t, c.Connect())
+	status := "edgefort/" + testThing + "/status"
+	wait(t, c.Publish(status, 1, false, "before"))
+	expectMessage(t, seen, received{status, "before"})
+
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	testkit.WaitFor(t, "the client to see the broker go", func() bool { return !c.IsConnectionOpen() })
+	if conn, err := net.Dial("tcp", host); err == nil {
+		conn.Close()
+		t.Fatalf("dialled %s while the broker was closed", host)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatalf("Start after Close: %v", err)
+	}
+	if got := b.Host(); got != host {
+		t.Fatalf("Host after restart = %s, want %s", got, host)
+	}
+	wait(t, c.Connect())
+	wait(t, c.Publish(status, 1, false, "after"))
+	expectMessage(t, seen, received{status, "after"})
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: b.ServerCA()}}}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+host+"/api/management/dev/publish",
+		strings.NewReader(`{"topic":"edgefort/`+testThing+`/status","payload":"managed","qos":1}`))
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("management publish after restart: %d, want 204", resp.StatusCode)
+	}
+	expectMessage(t, seen, received{status, `"managed"`})
+	if st := b.Stats(); st.Upgrades != 2 || st.Connects != 2 {
+		t.Errorf("Stats = %+v, want 2 upgrades and 2 connects across the restart", st)
 	}
 }

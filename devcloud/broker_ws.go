@@ -58,7 +58,6 @@ func newWSListener(b *Broker, ln net.Listener) *wsListener {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", l.handle)
 	if b.opts.ManagementToken != "" {
-		b.manage.HandleFunc("POST /api/management/dev/publish", l.handlePublish)
 		mux.Handle("/api/management/dev/", b.requireManagementToken(b.manage))
 	}
 	l.srv = &http.Server{
@@ -209,13 +208,13 @@ func (b *Broker) requireManagementToken(h http.Handler) http.Handler {
 	})
 }
 
-func (l *wsListener) handlePublish(w http.ResponseWriter, r *http.Request) {
+func (b *Broker) handlePublish(w http.ResponseWriter, r *http.Request) {
 	var req BrokerPublishRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&req); err != nil || req.Topic == "" || req.QoS > 1 {
 		http.Error(w, "want {\"topic\": ..., \"payload\": ..., \"qos\": 0|1}", http.StatusBadRequest)
 		return
 	}
-	if err := l.b.Publish(req.Topic, req.Payload, req.QoS); err != nil {
+	if err := b.Publish(req.Topic, req.Payload, req.QoS); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -6,11 +6,23 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/edgefort/edgefort/internal/wsconn"
 )
+
+// An MQTT link is idle most of its life (a keep-alive a minute), so its
+// WebSocket holds as little as it can between packets. Its read buffer
+// holds frame headers and small packets: the TLS connection below keeps a
+// decrypted record of its own, and a read larger than the buffer bypasses
+// it. Its write buffer is lent for one message at a time from a pool that
+// every connection of the process shares (gorilla's WriteBufferPool),
+// instead of 4 KiB held by each connection for its lifetime.
+const wsReadBuffer = 1024
+
+var wsWriteBuffers sync.Pool
 
 // DialWebSocket is the default DialFunc: a gorilla/websocket client that
 // offers subprotocol "mqtt" and returns the connection as a net.Conn whose
@@ -22,6 +34,8 @@ func DialWebSocket(ctx context.Context, url string, tlsCfg *tls.Config) (net.Con
 		TLSClientConfig:  tlsCfg, // gorilla clones it and sets ServerName (SNI) from the URL
 		HandshakeTimeout: DefaultConnectTimeout,
 		Subprotocols:     []string{"mqtt"},
+		ReadBufferSize:   wsReadBuffer,
+		WriteBufferPool:  &wsWriteBuffers,
 	}
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
