@@ -98,6 +98,15 @@ func TestDevFaultProcess(t *testing.T) {
 		p := poller()
 		return p.LastCheckErr == "" && nextPolls() > polls
 	})
+	st2, err := admin.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st2.Components {
+		if c.Restarts != 0 {
+			t.Errorf("component %s restarted %d time(s): the faults are the links' business, not the supervisor's", c.Name, c.Restarts)
+		}
+	}
 	fault("counters: requests auth=", "mender")
 	if ms, err := cl.MenderStats(t.Context()); err != nil || ms.TooMany == 0 {
 		t.Errorf("mender counters %+v, %v: want the 429 counted", ms, err)
