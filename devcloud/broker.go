@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -76,9 +77,9 @@ type BrokerOptions struct {
 	// ManagementToken, when set, serves the management API under
 	// /api/management/dev/ on the broker's HTTPS port to callers presenting
 	// it as a bearer token: POST publish ({"topic", "payload" (any JSON),
-	// "qos"}), and the routes of the services on the broker (Jobs). How
-	// another process (edgefort-dev event and job) acts as the cloud. Not
-	// part of AWS's API.
+	// "qos"}), the fault knobs (faults_manage.go), and the routes of the
+	// services on the broker (Jobs). How another process (edgefort-dev
+	// event, job and fault) acts as the cloud. Not part of AWS's API.
 	ManagementToken string
 	// Addr is the loopback host:port to listen on. Empty: 127.0.0.1:0, a
 	// free port. Whatever port the first Start bound, a Start after Close
@@ -103,10 +104,38 @@ type BrokerFaults struct {
 	// ConnectBurst is how many CONNECTs may come at once within
 	// ConnectRate. Zero: ConnectRate rounded up (one second's worth).
 	ConnectBurst int
+	// ConnectSpent starts the ConnectRate bucket empty, as if the rest of
+	// the fleet had just spent the account's burst: one node alone never
+	// knocks faster than a rate of one a second, so without it a single
+	// dev node is never throttled. Needs ConnectRate.
+	ConnectSpent bool
 	// ClientIDThrottle refuses a CONNECT that comes within a second of the
 	// previous one with the same client ID (RefusedClientIDThrottled), as
 	// AWS IoT always does.
 	ClientIDThrottle bool
+}
+
+// Validate reports knobs that make no sense, naming the field.
+func (f BrokerFaults) Validate() error {
+	var errs []error
+	if math.IsNaN(f.ConnectRate) || math.IsInf(f.ConnectRate, 0) || f.ConnectRate < 0 {
+		errs = append(errs, fmt.Errorf("ConnectRate %v: want a finite number of CONNECTs a second, 0 for no limit", f.ConnectRate))
+	}
+	if f.ConnectBurst < 0 {
+		errs = append(errs, fmt.Errorf("ConnectBurst %d: want 0 (one second's worth) or more", f.ConnectBurst))
+	}
+	if f.ConnectBurst > 0 && f.ConnectRate == 0 {
+		errs = append(errs, errors.New("ConnectBurst needs a ConnectRate"))
+	}
+	if f.ConnectSpent && f.ConnectRate == 0 {
+		errs = append(errs, errors.New("ConnectSpent needs a ConnectRate"))
+	}
+	return errors.Join(errs...)
+}
+
+// quota is the part of f that makes the connect throttle.
+func (f BrokerFaults) quota() BrokerFaults {
+	return BrokerFaults{ConnectRate: f.ConnectRate, ConnectBurst: f.ConnectBurst, ConnectSpent: f.ConnectSpent, ClientIDThrottle: f.ClientIDThrottle}
 }
 
 // BrokerRefusal names why the broker refused a connection.
@@ -183,6 +212,9 @@ type Broker struct {
 
 	// throttle is the connect quotas of BrokerFaults; nil: none.
 	throttle atomic.Pointer[ConnectThrottle]
+
+	faultsMu sync.Mutex   // serialises SetFaults; guards faults
+	faults   BrokerFaults // what SetFaults set last, DropConnections cleared
 }
 
 // brokerSubscriber is one Subscribe call, kept to subscribe it again on the
@@ -233,6 +265,7 @@ func NewBroker(opts BrokerOptions) (*Broker, error) {
 	}
 	if opts.ManagementToken != "" {
 		b.manage.HandleFunc("POST /api/management/dev/publish", b.handlePublish)
+		b.mountFaults()
 	}
 	if b.mqtt, err = b.newServer(); err != nil {
 		return nil, err
@@ -395,11 +428,18 @@ func (b *Broker) ServerCA() *x509.CertPool {
 }
 
 // SetFaults applies the fault knobs: RefuseConnections and the connect
-// quotas hold until changed (a new quota starts with a full bucket),
-// DropConnections acts once.
+// quotas hold until changed, DropConnections acts once. A new quota starts
+// with a full bucket (an empty one with ConnectSpent); the same quota set
+// again keeps its bucket, so that a drop does not refill it.
 func (b *Broker) SetFaults(f BrokerFaults) {
+	b.faultsMu.Lock()
+	if f.quota() != b.faults.quota() {
+		b.throttle.Store(NewConnectThrottle(f))
+	}
 	b.refuse.Store(f.RefuseConnections)
-	b.throttle.Store(NewConnectThrottle(f))
+	b.faults = f
+	b.faults.DropConnections = false
+	b.faultsMu.Unlock()
 	if f.DropConnections {
 		for _, cl := range b.server().Clients.GetAll() {
 			if cl.Net.Inline || cl.Closed() {
@@ -413,6 +453,14 @@ func (b *Broker) SetFaults(f BrokerFaults) {
 }
 
 var errDropped = errors.New("connection dropped (fault)")
+
+// Faults returns the knobs in force: what SetFaults set last, without
+// DropConnections (it acted then).
+func (b *Broker) Faults() BrokerFaults {
+	b.faultsMu.Lock()
+	defer b.faultsMu.Unlock()
+	return b.faults
+}
 
 // Connections is the number of MQTT clients connected now.
 func (b *Broker) Connections() int {

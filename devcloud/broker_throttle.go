@@ -73,6 +73,7 @@ type ConnectThrottle struct {
 	perClient bool                 // ClientIDThrottle
 	lastByID  map[string]time.Time // last CONNECT of each client ID, when perClient
 	swept     time.Time            // when lastByID was last swept of old entries
+	spend     bool                 // BrokerFaults.ConnectSpent: empty the bucket at the first request
 }
 
 // NewConnectThrottle returns the throttle f asks for, or nil when f sets
@@ -89,6 +90,7 @@ func NewConnectThrottle(f BrokerFaults) *ConnectThrottle {
 		}
 		t.account = rate.NewLimiter(rate.Limit(f.ConnectRate), burst)
 		t.debt = float64(burst)
+		t.spend = f.ConnectSpent
 	}
 	return t
 }
@@ -120,6 +122,11 @@ func (t *ConnectThrottle) Admit(clientID string, now time.Time) BrokerRefusal {
 func (t *ConnectThrottle) takeAccountLocked(now time.Time) bool {
 	if t.account == nil {
 		return true
+	}
+	if t.spend {
+		// On the request's clock, which may be a simulation's.
+		t.account.AllowN(now, t.account.Burst())
+		t.spend = false
 	}
 	tokens := t.account.TokensAt(now)
 	if tokens >= 1 {

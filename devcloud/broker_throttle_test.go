@@ -50,6 +50,13 @@ func TestConnectThrottle(t *testing.T) {
 			{"a", 1200 * ms, RefusedClientIDThrottled}, {"a", 2200 * ms, ""},
 			{"b", 5 * time.Second, ""},
 		}},
+		{"spent: the bucket starts empty", BrokerFaults{ConnectRate: 1, ConnectBurst: 1, ConnectSpent: true}, []step{
+			// The first request finds no token and goes into debt (-1);
+			// the second, at -0.5, has no room for more debt.
+			{"a", 0, RefusedThrottled}, {"b", 500 * ms, RefusedThrottled},
+			// Quiet for 2.5s: -1 + 2.5, capped at the burst.
+			{"c", 3 * time.Second, ""}, {"d", 3 * time.Second, RefusedThrottled},
+		}},
 		{"the account quota is checked first", BrokerFaults{ConnectRate: 1e-9, ConnectBurst: 1, ClientIDThrottle: true}, []step{
 			{"a", 0, ""}, {"a", 0, RefusedThrottled},
 		}},

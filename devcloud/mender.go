@@ -1,6 +1,7 @@
 package devcloud
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +49,9 @@ const (
 	EndpointInventory Endpoint = "inventory"
 	EndpointDownload  Endpoint = "download"
 )
+
+// Endpoints are the endpoints a fault can target, in the order above.
+var Endpoints = []Endpoint{EndpointAuth, EndpointNext, EndpointStatus, EndpointLog, EndpointInventory, EndpointDownload}
 
 // MenderOptions configure a MenderServer. The zero value is a usable
 // server: plain server-authenticated TLS, devices auto-accepted, v2 next on.
@@ -90,12 +96,80 @@ type MenderFaults struct {
 	// Unauthorized answers the next request to this endpoint with 401
 	// (EndpointAuth and EndpointDownload included). Empty: none.
 	Unauthorized Endpoint
-	// TooMany answers the next TooManyCount requests (zero means one) to
-	// this endpoint with 429 and Retry-After: RetryAfter (whole seconds,
-	// at least 1). Empty: none.
+	// TooMany answers the next TooManyCount requests (zero means one, a
+	// negative count every one until the faults change) to this endpoint
+	// with 429 and Retry-After: RetryAfter (whole seconds, at least 1), as
+	// Hosted Mender does when a device polls too often. Empty: none.
 	TooMany      Endpoint
 	TooManyCount int
 	RetryAfter   time.Duration
+}
+
+// menderFaultsJSON is MenderFaults on the management API: RetryAfter as
+// a Go duration ("30s") rather than nanoseconds.
+type menderFaultsJSON struct {
+	CutAfter     int64    `json:"CutAfter"`
+	Unauthorized Endpoint `json:"Unauthorized"`
+	TooMany      Endpoint `json:"TooMany"`
+	TooManyCount int      `json:"TooManyCount"`
+	RetryAfter   string   `json:"RetryAfter"`
+}
+
+// MarshalJSON writes f with RetryAfter as a duration such as "30s".
+func (f MenderFaults) MarshalJSON() ([]byte, error) {
+	return json.Marshal(menderFaultsJSON{f.CutAfter, f.Unauthorized, f.TooMany, f.TooManyCount, f.RetryAfter.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; RetryAfter may be absent
+// or empty (zero). An unknown member is refused: a misspelt knob would
+// otherwise inject nothing, silently.
+func (f *MenderFaults) UnmarshalJSON(b []byte) error {
+	var j menderFaultsJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return err
+	}
+	var ra time.Duration
+	if j.RetryAfter != "" {
+		d, err := time.ParseDuration(j.RetryAfter)
+		if err != nil {
+			return fmt.Errorf("RetryAfter: %w", err)
+		}
+		ra = d
+	}
+	*f = MenderFaults{CutAfter: j.CutAfter, Unauthorized: j.Unauthorized, TooMany: j.TooMany, TooManyCount: j.TooManyCount, RetryAfter: ra}
+	return nil
+}
+
+// Validate reports knobs that make no sense, naming the field.
+func (f MenderFaults) Validate() error {
+	var errs []error
+	for _, ep := range []struct {
+		field string
+		ep    Endpoint
+	}{{"Unauthorized", f.Unauthorized}, {"TooMany", f.TooMany}} {
+		if ep.ep != "" && !slices.Contains(Endpoints, ep.ep) {
+			errs = append(errs, fmt.Errorf("%s %q: not an endpoint (want one of %v)", ep.field, ep.ep, Endpoints))
+		}
+	}
+	if f.CutAfter < 0 {
+		errs = append(errs, fmt.Errorf("CutAfter %d: want 0 (off) or more bytes", f.CutAfter))
+	}
+	if f.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("RetryAfter %s: want 0 or more", f.RetryAfter))
+	}
+	return errors.Join(errs...)
+}
+
+// MenderStats count the device API's requests, for tests and
+// `edgefort-dev fault mender`: whether a device waited as told.
+type MenderStats struct {
+	// Requests counts the requests to each endpoint, those a fault
+	// answered included.
+	Requests map[Endpoint]int64
+	// TooMany counts the 429s the TooMany fault answered.
+	TooMany int64
 }
 
 // MenderServer is a Mender-compatible device API server on loopback HTTPS.
@@ -112,6 +186,7 @@ type MenderServer struct {
 
 	mu          sync.Mutex // guards everything below
 	faults      MenderFaults
+	stats       MenderStats
 	authSets    map[string]*authSet // by authSetKey(id_data, pubkey)
 	inventory   map[string]map[string]InventoryAttribute
 	artifacts   map[string]*menderArtifact // by artifact ID
@@ -142,6 +217,7 @@ func NewMenderServer(opts MenderOptions) (*MenderServer, error) {
 		inventory: make(map[string]map[string]InventoryAttribute),
 		artifacts: make(map[string]*menderArtifact),
 		links:     make(map[string]menderLink),
+		stats:     MenderStats{Requests: make(map[Endpoint]int64)},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -209,6 +285,21 @@ func (s *MenderServer) SetFaults(f MenderFaults) {
 	s.faults = f
 }
 
+// Faults returns the fault knobs in force (once-faults that fired are
+// cleared, TooManyCount counts down).
+func (s *MenderServer) Faults() MenderFaults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// Stats returns a snapshot of the request counters.
+func (s *MenderServer) Stats() MenderStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return MenderStats{Requests: maps.Clone(s.stats.Requests), TooMany: s.stats.TooMany}
+}
+
 func (s *MenderServer) routes() http.Handler {
 	m := http.NewServeMux()
 	const dev = "/api/devices/v1"
@@ -228,12 +319,16 @@ func (s *MenderServer) routes() http.Handler {
 // injectLocked applies the 401-once and 429 faults for ep; it reports
 // whether it answered the request.
 func (s *MenderServer) injectLocked(w http.ResponseWriter, r *http.Request, ep Endpoint) bool {
+	s.stats.Requests[ep]++
 	f := &s.faults
 	if f.TooMany == ep {
-		f.TooManyCount--
-		if f.TooManyCount <= 0 {
-			f.TooMany = ""
+		if f.TooManyCount >= 0 {
+			f.TooManyCount--
+			if f.TooManyCount <= 0 {
+				f.TooMany, f.TooManyCount = "", 0
+			}
 		}
+		s.stats.TooMany++
 		secs := int((f.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		s.errorf(w, r, http.StatusTooManyRequests, "too many requests")

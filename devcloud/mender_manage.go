@@ -18,6 +18,7 @@ import (
 //	GET  /api/management/dev/devices/{device}/inventory → {name: attribute}
 //	GET  /api/management/dev/authsets                  → [AuthSet…]
 //	PUT  /api/management/dev/devices/{device}/status   {"status":"accepted"} → 204
+//	GET, PUT /api/management/dev/faults, GET /api/management/dev/stats: see faults_manage.go
 const menderManagePrefix = "/api/management/dev/"
 
 // maxArtifactUpload bounds an artifact upload through the management API.
@@ -28,6 +29,7 @@ func (s *MenderServer) manageRoutes(m *http.ServeMux) {
 		return
 	}
 	p := menderManagePrefix
+	s.faultRoutes(m)
 	m.HandleFunc("POST "+p+"artifacts", s.manage(func(w http.ResponseWriter, r *http.Request) {
 		name, err := s.UploadArtifact(http.MaxBytesReader(w, r.Body, maxArtifactUpload))
 		if errors.Is(err, ErrArtifactExists) {

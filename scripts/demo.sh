@@ -4,7 +4,9 @@
 # see: every component running, readyz 200, metrics scrapeable, the hub
 # virtual host over TLS and its certificate replaced with no restart, files
 # deployed over the update channel (`edgefort-dev deploy` against devcloud's
-# Mender server), cloud events and jobs, the client API (user tokens through
+# Mender server), cloud events and jobs, the cloud's limits played with
+# `edgefort-dev fault` (a 429 with Retry-After, AWS IoT's connect quota),
+# the client API (user tokens through
 # the node to the local engine, with identity; 401, 403, anonymous, a
 # WebSocket; a header login from the trusted proxy address and the same
 # header from another address refused; a ticket login through the dev
@@ -207,6 +209,55 @@ printf '{"operation":"self.destruct"}' >"$work/job2.json"
 rc=0; "$efdev" job "$work/job2.json" >"$work/job2" 2>&1 || rc=$?
 cat "$work/job2"
 check "a job with an unknown operation is REJECTED, exit 1 (exit $rc)" sh -c "test $rc = 1 && grep -q '^  REJECTED .*unknown operation' '$work/job2'"
+
+# The cloud's limits, played with `edgefort-dev fault`: Hosted Mender's 429
+# with Retry-After on the update channel's poll (the node does not ask
+# again before it), then AWS IoT's connect quota spent and the connections
+# cut (the event link counts its attempts throttled and backs off), then
+# both cleared: the link back within seconds (the dev config's short
+# reconnect windows), the polls answered again. Each wait is bounded.
+next_polls() { "$efdev" fault mender | sed -n 's/.* next=\([0-9]*\) .*/\1/p' || true; }
+waitfor() { # waitfor TENTHS COMMAND...: until COMMAND succeeds, at most TENTHS tenths of a second
+  local n=$1; shift
+  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+rc=0; "$efdev" fault mender --429 --retry-after 2m >"$work/fault1" 2>&1 || rc=$?
+cat "$work/fault1"
+check "fault mender --429 answers the poll 429 (exit $rc)" \
+  sh -c "test $rc = 0 && grep -q '^faults:   429 on next (Retry-After 2m0s) until cleared' '$work/fault1'"
+"$ef" update check >/dev/null || true
+got=0; waitfor 100 sh -c "'$ef' update status | grep -q '^last check: .*(failed: .*too many requests, retry after 2m0s)'" || got=$?
+"$ef" update status >"$work/us429" || true
+cat "$work/us429"
+check "update status shows the 429 and its Retry-After" test "$got" = 0
+last=$(sed -n 's/^last check: \([^ ]*\) .*/\1/p' "$work/us429")
+next=$(sed -n 's/^next check: //p' "$work/us429")
+wait_s=$(( $(date -d "${next:-1970-01-01T00:00:00Z}" +%s) - $(date -d "${last:-now}" +%s) ))
+check "the next check is at least the Retry-After away (${wait_s}s)" test "$wait_s" -ge 120
+polls=$(next_polls)
+rc=0; "$efdev" fault broker --connect-rate 0.01 --spent --drop >"$work/fault2" 2>&1 || rc=$?
+cat "$work/fault2"
+check "fault broker spends the connect quota and cuts the link (exit $rc)" \
+  sh -c "test $rc = 0 && grep -q '^faults:   connect rate 0.01/s, bucket spent at the start' '$work/fault2'"
+got=0; waitfor 200 sh -c "'$ef' status | grep -Eq '^event link .* \([1-9][0-9]* throttled by the service\)'" || got=$?
+"$ef" status | grep '^event link' || true
+check "status shows the event link throttled by the service" test "$got" = 0
+check "the metrics count the throttled connects" sh -c "curl -s '$metrics' | grep -Eq '^edgefort_iot_connects_throttled_total [1-9]'"
+rc=0; "$efdev" fault broker --clear >"$work/fault3" 2>&1 || rc=$?
+cat "$work/fault3"
+check "fault broker --clear; the broker counted the refusals (exit $rc)" \
+  sh -c "test $rc = 0 && grep -q '^faults:   none' '$work/fault3' && grep -Eq 'refused .*throttled=[1-9]' '$work/fault3'"
+# A throttled attempt waits up to 5 s, then 10 s, ... in the dev config.
+got=0; waitfor 300 sh -c "'$ef' status | grep -q '^event link connected '" || got=$?
+check "the event link is connected again after the clear" test "$got" = 0
+polls2=$(next_polls)
+check "the node did not poll while the 429 was on ($polls, then $polls2)" test "$polls2" = "$polls"
+rc=0; "$efdev" fault mender --clear >"$work/fault4" 2>&1 || rc=$?
+check "fault mender --clear (exit $rc)" sh -c "test $rc = 0 && grep -q '^faults:   none' '$work/fault4'"
+"$ef" update check >/dev/null || true
+got=0; waitfor 100 sh -c "test \$('$efdev' fault mender | sed -n 's/.* next=\([0-9]*\) .*/\1/p') -gt '$polls' && ! '$ef' update status | grep -q '(failed:'" || got=$?
+check "after the clear, update check is answered again" test "$got" = 0
 
 # The client API: the hub authenticates the control plane's user tokens
 # (then the anonymous user on the public route), asks the policy about every

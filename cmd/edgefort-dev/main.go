@@ -23,10 +23,27 @@ func main() {
 
 // command is a subcommand: its flags, and what it does with the rest.
 type command struct {
+	// name is the command's words after edgefort-dev: "deploy", or
+	// "fault broker" for a subcommand of fault.
 	name, args, short, long string
 	flags                   *flag.FlagSet
 	exec                    func(ctx context.Context, stdout io.Writer, args []string) error
+	// subs are the commands under this one, chosen by the next argument.
+	subs []*command
 }
+
+// sub returns c's subcommand whose last word is word, or nil.
+func (c *command) sub(word string) *command {
+	for _, s := range c.subs {
+		if s.word() == word {
+			return s
+		}
+	}
+	return nil
+}
+
+// word is the last word of c's name.
+func (c *command) word() string { return c.name[strings.LastIndex(c.name, " ")+1:] }
 
 // usageError marks a mistake in how a command was called (exit status 2).
 type usageError struct{ msg string }
@@ -51,7 +68,7 @@ func (e exitError) Error() string {
 }
 
 func commands() []*command {
-	return []*command{newDeployCmd(), newEventCmd(), newJobCmd(), newLoginCmd(), newWSCmd()}
+	return []*command{newDeployCmd(), newEventCmd(), newFaultCmd(), newJobCmd(), newLoginCmd(), newWSCmd()}
 }
 
 // run executes the CLI and returns the exit status: 0 success, 1 failure,
@@ -63,13 +80,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usage(stdout, c, subs)
 		return 0
 	}
-	if len(args) > 0 {
-		for _, s := range subs {
-			if s.name == args[0] {
-				c, args = s, args[1:]
-				break
-			}
+	root := &command{subs: subs}
+	for len(args) > 0 {
+		s := root.sub(args[0])
+		if s == nil {
+			break
 		}
+		c, root, args = s, s, args[1:]
 	}
 	err := c.run(ctx, stdout, args)
 	var ue usageError
@@ -84,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	case errors.Is(err, flag.ErrHelp):
 		if c.name != "edgefort-dev" {
-			subs = nil
+			subs = c.subs
 		}
 		usage(stdout, c, subs)
 		return 0
@@ -142,7 +159,7 @@ func usage(w io.Writer, c *command, subs []*command) {
 	if len(subs) > 0 {
 		fmt.Fprintf(w, "\nCommands:\n")
 		for _, s := range subs {
-			fmt.Fprintf(w, "  %-10s %s\n", s.name, s.short)
+			fmt.Fprintf(w, "  %-10s %s\n", s.word(), s.short)
 		}
 		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags and arguments.\n", c.path())
 	}

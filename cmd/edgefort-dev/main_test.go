@@ -218,6 +218,15 @@ func TestDevUsage(t *testing.T) {
 		{[]string{"login"}, "want 1 argument(s) saml|oidc, got 0"},
 		{[]string{"login", "ldap"}, `edgefort-dev login: "ldap" is not saml or oidc`},
 		{[]string{"ws", "--timeout", "soon", "wss://x/"}, "invalid value \"soon\" for flag -timeout"},
+		{[]string{"fault"}, "edgefort-dev fault: want broker or mender"},
+		{[]string{"fault", "router"}, `edgefort-dev fault: "router" is not broker or mender`},
+		{[]string{"fault", "--drop"}, "edgefort-dev fault: flag provided but not defined: -drop"},
+		{[]string{"fault", "broker", "now"}, `edgefort-dev fault broker: unexpected argument "now"`},
+		{[]string{"fault", "broker", "--connect-rate", "-1"}, "want --connect-rate and --burst of 0 or more"},
+		{[]string{"fault", "broker", "--connect-rate", "fast"}, `invalid value "fast" for flag -connect-rate`},
+		{[]string{"fault", "mender", "--retry-after", "5s"}, "--retry-after, --count and --endpoint go with --429"},
+		{[]string{"fault", "mender", "--429", "--endpoint", "nope"}, `--endpoint "nope": want one of auth, next, status, log, inventory, download`},
+		{[]string{"fault", "mender", "--429", "--retry-after", "500ms"}, "want --retry-after of 1s or more"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -241,7 +250,10 @@ func TestDevHelp(t *testing.T) {
 		{[]string{"--help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "deploy ", "event ", "job ", "login ", "ws ", "-state-dir", "-no-idps"}},
 		{[]string{"login", "--help"}, []string{"Usage: edgefort-dev login [flags] saml|oidc", "-password"}},
 		{[]string{"ws", "--help"}, []string{"Usage: edgefort-dev ws [flags] URL", "Exit status:", "-cacert", "EDGEFORT_USER_TOKEN"}},
-		{[]string{"help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]"}},
+		{[]string{"help"}, []string{"Usage: edgefort-dev [flags] [COMMAND]", "fault "}},
+		{[]string{"fault", "--help"}, []string{"Usage: edgefort-dev fault [flags] [COMMAND]", "  broker ", "  mender ", "Run 'edgefort-dev fault COMMAND --help'"}},
+		{[]string{"fault", "broker", "--help"}, []string{"Usage: edgefort-dev fault broker [flags]", "Connect.Throttle", "network cut", "-connect-rate", "-spent", "-drop", "-refuse", "-clear"}},
+		{[]string{"fault", "mender", "-h"}, []string{"Usage: edgefort-dev fault mender [flags]", "Hosted Mender", "429 Too Many Requests", "-retry-after", "-endpoint"}},
 		{[]string{"event", "-h"}, []string{"Usage: edgefort-dev event [flags] TYPE [JSON]"}},
 		{[]string{"job", "--help"}, []string{"Usage: edgefort-dev job [flags] FILE"}},
 		// The --name default says what DefaultArtifactName does (it once

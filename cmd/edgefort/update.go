@@ -158,6 +158,10 @@ func printUpdateStatus(w io.Writer, us *adminapi.UpdateStatus) {
 			}
 			fmt.Fprintln(w)
 		}
+		if !p.NextCheck.IsZero() {
+			// After a 429 it is at least the server's Retry-After away.
+			fmt.Fprintf(w, "next check: %s\n", p.NextCheck.Format(time.RFC3339))
+		}
 		if r := p.LastResult; r != nil {
 			fmt.Fprintf(w, "last:       %s %s %s\n", r.ArtifactName, r.Outcome, r.Reason)
 		}
