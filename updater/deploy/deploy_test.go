@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -572,4 +573,57 @@ func TestSetPollInterval(t *testing.T) {
 	if err := p.SetPollInterval(10 * time.Second); err != nil || p.Status().PollInterval != 10*time.Second {
 		t.Errorf("SetPollInterval(10s) = %v, interval %v", err, p.Status().PollInterval)
 	}
+}
+
+// TestCheckNowWaitsForRetryAfter: a check asked for by hand or by the
+// cloud (CheckNow) while the server's Retry-After runs is held until it
+// ends, instead of asking a server that has just said 429 again; the
+// server sees one request, and the poller says when it will check.
+func TestCheckNowWaitsForRetryAfter(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.srv.SetFaults(devcloud.MenderFaults{TooMany: devcloud.EndpointNext, TooManyCount: -1, RetryAfter: time.Hour})
+	logs := &lockedBuffer{}
+	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour,
+		RetryInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("poller: %v", err)
+		}
+	}()
+	testkit.WaitFor(t, "the first check answered 429", func() bool { return e.srv.Stats().TooMany == 1 })
+	testkit.WaitFor(t, "the 429 recorded", func() bool { return p.Status().LastCheckErr != "" })
+	asked := time.Now()
+	p.CheckNow()
+	testkit.WaitFor(t, "the check held", func() bool { return strings.Contains(logs.String(), "Retry-After holds it") })
+	if n := e.srv.Stats().Requests[devcloud.EndpointNext]; n != 1 {
+		t.Errorf("deployment checks on the server = %d, want 1: the check asked for went to a server inside its Retry-After", n)
+	}
+	if next := p.Status().NextCheck; next.Before(asked.Add(59 * time.Minute)) {
+		t.Errorf("next check at %v, want the end of the hour's Retry-After", next)
+	}
+}
+
+// lockedBuffer is a log destination the test reads while the poller writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

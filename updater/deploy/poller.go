@@ -169,7 +169,7 @@ func (p *Poller) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				d := inventory.failed(err, p.pollInterval())
+				d := inventory.failed(now, err, p.pollInterval())
 				p.log.Warn("inventory not sent", "err", err, "retry_in", d)
 				nextInventory = now.Add(d)
 			} else {
@@ -199,7 +199,14 @@ func (p *Poller) Run(ctx context.Context) error {
 			return nil
 		case <-p.check:
 			t.Stop()
-			nextCheck = time.Now()
+			now := time.Now()
+			nextCheck = checks.earliest(now)
+			if nextCheck.After(now) {
+				p.log.Info("check asked for; the server's Retry-After holds it", "check_at", nextCheck)
+				p.mu.Lock()
+				p.status.NextCheck = nextCheck
+				p.mu.Unlock()
+			}
 		case <-t.C:
 		}
 	}
@@ -263,7 +270,7 @@ func (p *Poller) checkOnce(ctx context.Context, sch *schedule) (time.Duration, e
 	case errors.As(err, &stop):
 		return wait, stop.err
 	case err != nil:
-		d := sch.failed(err, p.pollInterval())
+		d := sch.failed(now, err, p.pollInterval())
 		p.log.Warn("update check failed", "err", err, "retry_in", d)
 		return d, nil
 	}

@@ -34,6 +34,12 @@ const retryStart = time.Minute
 type schedule struct {
 	bo   backoff.Backoff
 	rand func() float64
+	// notBefore is when the server's last Retry-After ends; zero when the
+	// last call was not answered 429. A check asked for by hand or by the
+	// cloud waits for it too: a fleet told to check at once (one
+	// update.check sent to every node) must not hit a server that has just
+	// said it is overloaded.
+	notBefore time.Time
 }
 
 func newSchedule(retry time.Duration, rand func() float64) *schedule {
@@ -45,18 +51,30 @@ func newSchedule(retry time.Duration, rand func() float64) *schedule {
 // after wait.
 func (s *schedule) ok(wait time.Duration) time.Duration {
 	s.bo.Reset()
+	s.notBefore = time.Time{}
 	return time.Duration(float64(wait) * (1 - pollJitter + 2*pollJitter*s.draw()))
 }
 
-// failed returns the wait after a failed call, at most poll (the Retry-After
-// of a 429 excepted).
-func (s *schedule) failed(err error, poll time.Duration) time.Duration {
+// failed returns the wait after a call that failed at now, at most poll
+// (the Retry-After of a 429 excepted).
+func (s *schedule) failed(now time.Time, err error, poll time.Duration) time.Duration {
 	d := min(s.bo.Next(), poll)
+	s.notBefore = time.Time{}
 	var ra *updater.RetryAfterError
 	if errors.As(err, &ra) && ra.After > 0 {
 		d = max(d, ra.After+time.Duration(s.draw()*float64(ra.After)/2))
+		s.notBefore = now.Add(ra.After)
 	}
 	return d
+}
+
+// earliest returns when a call asked for at t may be made: t, or the end
+// of the server's last Retry-After if that is later.
+func (s *schedule) earliest(t time.Time) time.Time {
+	if t.Before(s.notBefore) {
+		return s.notBefore
+	}
+	return t
 }
 
 func (s *schedule) draw() float64 {

@@ -45,7 +45,7 @@ func TestScheduleWaits(t *testing.T) {
 				if err == nil {
 					got = s.ok(poll)
 				} else {
-					got = s.failed(err, poll)
+					got = s.failed(time.Now(), err, poll)
 				}
 				if got < tt.wantLo[i] || got > tt.wantHi[i] {
 					t.Errorf("wait %d = %v, want in [%v, %v]", i, got, tt.wantLo[i], tt.wantHi[i])
@@ -53,8 +53,43 @@ func TestScheduleWaits(t *testing.T) {
 			}
 		})
 	}
-	if got := newSchedule(retry, func() float64 { return 0.999 }).failed(down, time.Second*30); got > 30*time.Second {
+	if got := newSchedule(retry, func() float64 { return 0.999 }).failed(time.Now(), down, time.Second*30); got > 30*time.Second {
 		t.Errorf("wait with a 30s poll interval = %v, want at most the poll interval", got)
+	}
+}
+
+// TestScheduleHoldsChecksForRetryAfter: a check asked for at once (by hand,
+// or by an update.check the cloud sent the whole fleet) waits for the end
+// of the server's last Retry-After, and only for that: a failure without
+// one, or a success, lets it through at once.
+func TestScheduleHoldsChecksForRetryAfter(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	later := t0.Add(10 * time.Second)
+	tests := []struct {
+		name  string
+		steps []error // nil: a success
+		want  time.Time
+	}{
+		{"nothing failed", nil, later},
+		{"a 429 holds it until its Retry-After ends", []error{&updater.RetryAfterError{After: 2 * time.Minute}}, t0.Add(2 * time.Minute)},
+		{"a 429 without Retry-After does not", []error{&updater.RetryAfterError{}}, later},
+		{"another failure after the 429 does not", []error{&updater.RetryAfterError{After: 2 * time.Minute}, errors.New("503")}, later},
+		{"a success after the 429 does not", []error{&updater.RetryAfterError{After: 2 * time.Minute}, nil}, later},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSchedule(5*time.Minute, func() float64 { return 0.5 })
+			for _, err := range tt.steps {
+				if err == nil {
+					s.ok(time.Hour)
+				} else {
+					s.failed(t0, err, time.Hour)
+				}
+			}
+			if got := s.earliest(later); !got.Equal(tt.want) {
+				t.Errorf("a check asked for at %v may go at %v, want %v", later.Format(time.TimeOnly), got.Format(time.TimeOnly), tt.want.Format(time.TimeOnly))
+			}
+		})
 	}
 }
 
@@ -78,7 +113,7 @@ func TestPollerFleetAfterOutage(t *testing.T) {
 			s := newSchedule(retry, rand)
 			at := time.Duration(0) // all start together
 			for at < outage {
-				at += s.failed(errors.New("503"), poll)
+				at += s.failed(time.Unix(0, 0).Add(at), errors.New("503"), poll)
 			}
 			perSecond[int(at/time.Second)]++ // the first check after the outage succeeds
 			lastOK = max(lastOK, at)
