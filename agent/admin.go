@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/edgefort/edgefort/agent/adminapi"
 	"github.com/edgefort/edgefort/agent/config"
@@ -71,13 +72,16 @@ func (o adminOps) RollbackUpdate(ctx context.Context) (*adminapi.UpdateResult, e
 	return o.updates().RollbackUpdate(ctx)
 }
 
-func (o adminOps) checkUpdate() error {
+func (o adminOps) checkUpdate() (time.Time, error) {
 	p := o.a.links.Load().poller()
 	if p == nil {
-		return adminapi.Conflict(errors.New("the update channel is off: set updates.enabled: true (and updates.server_url) to check a server"))
+		return time.Time{}, adminapi.Conflict(errors.New("the update channel is off: set updates.enabled: true (and updates.server_url) to check a server"))
 	}
 	p.CheckNow()
-	return nil
+	if held := p.Status().RetryAfterUntil; held.After(time.Now()) {
+		return held, nil
+	}
+	return time.Time{}, nil
 }
 
 var errNoCloud = adminapi.Conflict(errors.New("the control plane link is off: enroll the node and set cloud.enabled: true"))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/edgefort/edgefort/cloudclient/api"
 	"github.com/edgefort/edgefort/keystore"
@@ -33,9 +34,10 @@ type Server struct {
 	Keystores Keystores
 	// Updates performs the update operations. Required.
 	Updates Updates
-	// CheckUpdate asks the update server now; it returns a Conflict
-	// when the channel is off. Required.
-	CheckUpdate func() error
+	// CheckUpdate asks the update server now, or once the server's last
+	// Retry-After ends: then it returns when (zero: at once). It returns a
+	// Conflict when the channel is off. Required.
+	CheckUpdate func() (heldUntil time.Time, err error)
 	// Cloud performs the control plane operations. Required.
 	Cloud Cloud
 	// Restart, when set, is called once the reply to an update that ended
@@ -179,11 +181,12 @@ func (s *Server) updateRoutes(mux *http.ServeMux) {
 		answer(w, internal)(s.Updates.UpdateStatus(r.Context()))
 	})
 	mux.HandleFunc("POST /v1/update/check", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.CheckUpdate(); err != nil {
+		held, err := s.CheckUpdate()
+		if err != nil {
 			WriteError(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, CheckReply{Status: "check requested"})
+		writeJSON(w, CheckReply{Status: "check requested", HeldUntil: held})
 	})
 	result := func(w http.ResponseWriter, res *UpdateResult, err error) {
 		answer(w, internal)(res, err)

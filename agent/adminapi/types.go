@@ -154,6 +154,9 @@ type ReportReply struct {
 // CheckReply is what POST /v1/update/check answers.
 type CheckReply struct {
 	Status string `json:"status"`
+	// HeldUntil is when the check will run when the update server's last
+	// answer was a 429 whose Retry-After has not ended; zero: at once.
+	HeldUntil time.Time `json:"held_until,omitzero"`
 }
 
 // ReloadReply is what POST /v1/clients/reload answers.

@@ -262,10 +262,10 @@ func (c *Client) UpdateStatus(ctx context.Context) (*adminapi.UpdateStatus, erro
 	return get[adminapi.UpdateStatus](ctx, c, "/v1/update/status")
 }
 
-// CheckUpdate makes the agent ask the update server now.
-func (c *Client) CheckUpdate(ctx context.Context) error {
-	_, err := call[adminapi.CheckReply](ctx, c, http.MethodPost, "/v1/update/check", nil)
-	return err
+// CheckUpdate makes the agent ask the update server now, or once the
+// server's Retry-After ends (the reply's HeldUntil).
+func (c *Client) CheckUpdate(ctx context.Context) (*adminapi.CheckReply, error) {
+	return call[adminapi.CheckReply](ctx, c, http.MethodPost, "/v1/update/check", nil)
 }
 
 // ReloadClients has the agent apply its configuration file's clients

@@ -77,7 +77,7 @@ func TestReleaseArtifactSelfUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.admin().CheckUpdate(ctx); err != nil {
+	if _, err := r.admin().CheckUpdate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if final := r.waitFinal(dep, 90*time.Second); final[len(final)-1] != "success" {

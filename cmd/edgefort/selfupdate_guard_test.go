@@ -66,7 +66,7 @@ func TestSelfUpdateStartFaults(t *testing.T) {
 			ctx := context.Background()
 
 			dep := r.upload(agentArtifact(t, "agent-"+tc.fault, bad))
-			if err := r.admin().CheckUpdate(ctx); err != nil {
+			if _, err := r.admin().CheckUpdate(ctx); err != nil {
 				t.Fatal(err)
 			}
 			// The process that re-executed into the bad binary ends.

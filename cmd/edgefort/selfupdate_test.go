@@ -108,7 +108,7 @@ func TestSelfUpdate(t *testing.T) {
 
 	// A new version that never becomes ready: rolled back.
 	dep = r.upload(agentArtifact(t, "agent-3", v3))
-	if err := r.admin().CheckUpdate(ctx); err != nil {
+	if _, err := r.admin().CheckUpdate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	final = r.waitFinal(dep, 90*time.Second)

@@ -184,7 +184,9 @@ func newUpdateCheckCmd() *command {
 		short: "make the running agent ask the update server for a deployment now",
 		long: `Make the running agent ask the Mender server for a deployment now instead of
 at the next poll (updates.poll_interval). Returns once the check is queued;
-follow it with 'edgefort update status' or the agent's log.`,
+follow it with 'edgefort update status' or the agent's log. When the server's
+last answer was a 429 (too many requests), the check waits until its
+Retry-After ends, and the command says when.`,
 	}
 	t := addUpdateTarget(c)
 	c.exec = func(ctx context.Context, st streams, args []string) error {
@@ -197,8 +199,13 @@ follow it with 'edgefort update status' or the agent's log.`,
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if err := admin.CheckUpdate(ctx); err != nil {
+		reply, err := admin.CheckUpdate(ctx)
+		if err != nil {
 			return err
+		}
+		if !reply.HeldUntil.IsZero() {
+			fmt.Fprintf(st.stdout, "update check requested; the server answered 429, so it runs when its Retry-After ends, at %s\n", reply.HeldUntil.Format(time.RFC3339))
+			return nil
 		}
 		fmt.Fprintln(st.stdout, "update check requested")
 		return nil

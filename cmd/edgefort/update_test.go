@@ -291,7 +291,7 @@ func TestUpdateCrashSafety(t *testing.T) {
 		dep := r.upload(singleFileArtifact(t, name, r.dest, content))
 
 		p := r.start("")
-		if err := r.admin().CheckUpdate(context.Background()); err != nil {
+		if _, err := r.admin().CheckUpdate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		delay := time.Duration(rng.Int64N(int64(1100 * time.Millisecond)))
@@ -308,7 +308,7 @@ func TestUpdateCrashSafety(t *testing.T) {
 		<-p.done
 
 		p = r.start("")
-		if err := r.admin().CheckUpdate(context.Background()); err != nil {
+		if _, err := r.admin().CheckUpdate(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		final := r.waitFinal(dep, 60*time.Second)

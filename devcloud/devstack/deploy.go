@@ -117,7 +117,7 @@ func (c *Client) Deploy(ctx context.Context, w io.Writer, path string) error {
 		return fmt.Errorf("create deployment: %w", err)
 	}
 	fmt.Fprintf(w, "deployment %s: %s to every device\n", dep.ID, name)
-	if err := c.admin.CheckUpdate(ctx); err != nil {
+	if _, err := c.admin.CheckUpdate(ctx); err != nil {
 		return fmt.Errorf("ask the agent to check now: %w", err)
 	}
 	final, err := c.follow(ctx, w, dep.ID)

@@ -64,10 +64,14 @@ type Poller struct {
 
 // PollerStatus is what `edgefort status` shows of the update channel.
 type PollerStatus struct {
-	LastCheck     time.Time `json:"last_check,omitzero"`
-	LastCheckErr  string    `json:"last_check_error,omitempty"`
-	NextCheck     time.Time `json:"next_check,omitzero"`
-	LastInventory time.Time `json:"last_inventory,omitzero"`
+	LastCheck    time.Time `json:"last_check,omitzero"`
+	LastCheckErr string    `json:"last_check_error,omitempty"`
+	NextCheck    time.Time `json:"next_check,omitzero"`
+	// RetryAfterUntil is when the server's last 429 Retry-After ends;
+	// zero once a check got through. A check asked for before then waits
+	// for it.
+	RetryAfterUntil time.Time `json:"retry_after_until,omitzero"`
+	LastInventory   time.Time `json:"last_inventory,omitzero"`
 	// LastResult is the outcome of the last deployment this process ran.
 	LastResult *Result `json:"last_result,omitempty"`
 	// Deploying names the Artifact being installed now.
@@ -122,8 +126,10 @@ func (p *Poller) pollInterval() time.Duration {
 }
 
 // CheckNow asks the running Poller to check for a deployment at once
-// (edgefort update check, or an update.check event from the cloud). It
-// never blocks; checks asked for while one runs fold into one.
+// (edgefort update check, or an update.check event from the cloud), or as
+// soon as the server's last Retry-After has ended (Status's
+// RetryAfterUntil). It never blocks; checks asked for while one runs fold
+// into one.
 func (p *Poller) CheckNow() {
 	select {
 	case p.check <- struct{}{}:
@@ -190,6 +196,7 @@ func (p *Poller) Run(ctx context.Context) error {
 			}
 			p.mu.Lock()
 			p.status.NextCheck = nextCheck
+			p.status.RetryAfterUntil = checks.notBefore
 			p.mu.Unlock()
 		}
 		t := time.NewTimer(time.Until(earliest(nextCheck, nextInventory)))
