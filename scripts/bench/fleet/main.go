@@ -79,6 +79,23 @@ type msg struct {
 	Up      [][3]int64 `json:"up,omitempty"`      // links: [index, connected at, attempt started at] of links that connected
 	Down    []int      `json:"down,omitempty"`    // links: indexes of links that left connected
 	Mem     *memMsg    `json:"mem,omitempty"`     // links: answer to mem
+	States  *statesMsg `json:"states,omitempty"`  // links: its links by state, every second
+}
+
+// statesMsg counts a links process's links by state at one time: every
+// link is connected, connecting, backing off, not started yet or, if its
+// Run returned while the fleet still ran, gave up. The counters are over
+// the links' lives (iot.Status).
+type statesMsg struct {
+	At           int64 `json:"at"`
+	Connected    int   `json:"connected"`
+	Connecting   int   `json:"connecting"`
+	BackingOff   int   `json:"backing_off"`
+	NotStarted   int   `json:"not_started"`
+	GaveUp       int   `json:"gave_up"`
+	Throttled    int64 `json:"throttled"`     // attempts throttled, all links
+	MaxThrottled int   `json:"max_throttled"` // most attempts throttled of one link
+	Reconnects   int64 `json:"reconnects"`    // attempts after each link's first, all links
 }
 
 type readyMsg struct {
@@ -141,10 +158,11 @@ func linkIndex(akid string, n int) (int, bool) {
 	return i, true
 }
 
-// parseFaults decodes -broker-faults: a JSON object of devcloud.BrokerFaults
-// fields (names match case-insensitively); an unknown field is an error,
-// so a typo does not run an unthrottled benchmark.
-func parseFaults(s string) (devcloud.BrokerFaults, error) {
+// parseFaults decodes the value s of flag (-broker-faults or
+// -restart-faults): a JSON object of devcloud.BrokerFaults fields (names
+// match case-insensitively); an unknown field is an error, so a typo does
+// not run an unthrottled benchmark.
+func parseFaults(flag, s string) (devcloud.BrokerFaults, error) {
 	var f devcloud.BrokerFaults
 	if s == "" {
 		return f, nil
@@ -152,10 +170,10 @@ func parseFaults(s string) (devcloud.BrokerFaults, error) {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return f, fmt.Errorf("-broker-faults %q: %w", s, err)
+		return f, fmt.Errorf("%s %q: %w", flag, s, err)
 	}
 	if dec.More() {
-		return f, fmt.Errorf("-broker-faults %q: %w", s, errors.New("trailing data after the object"))
+		return f, fmt.Errorf("%s %q: %w", flag, s, errors.New("trailing data after the object"))
 	}
 	return f, nil
 }
