@@ -102,6 +102,30 @@ func TestFleetThrottledRestart(t *testing.T) {
 	}
 }
 
+// TestFleetNotBack: a broker that comes back refusing every connection
+// keeps the fleet out until -timeout; the run fails, and its report still
+// says how far the fleet got and that no link gave up.
+func TestFleetNotBack(t *testing.T) {
+	var out bytes.Buffer
+	err := runParent([]string{"-n", "4", "-down", "100ms", "-reconnect-spread", "1s", "-reconnect-max", "1s", "-timeout", "10s",
+		"-restart-faults", `{"RefuseConnections": true}`}, &out)
+	if err == nil || !strings.Contains(err.Error(), "waiting for all links to reconnect") {
+		t.Fatalf("run: error %v, want one waiting for all links to reconnect\n%s", err, out.String())
+	}
+	report := out.String()
+	for _, want := range []string{
+		"NOT ALL BACK: 0 of 4 reconnected",
+		"none gave up: in each of ",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\+\d+s \(end\) +connected +0, connecting +\d, backing off +\d, gave up 0;`).MatchString(report) {
+		t.Errorf("the links' last count does not say all 4 still trying:\n%s", report)
+	}
+}
+
 // TestReportQuota checks the report under a quota from made-up counts:
 // seconds within the rate fold, one over it is marked and counted, and
 // a link whose Run returned is reported as given up.

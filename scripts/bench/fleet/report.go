@@ -33,10 +33,17 @@ func (f *fleet) lastBack() time.Duration {
 func (f *fleet) report() {
 	back, begun := map[int]int{}, map[int]int{}
 	for i, at := range f.back {
+		if at == 0 {
+			continue // not back (the run timed out)
+		}
 		back[int(time.Duration(at-f.started)/time.Second)]++
 		begun[int(time.Duration(max(f.backBegun[i]-f.started, 0))/time.Second)]++
 	}
 	last := int(f.lastBack() / time.Second)
+	if f.nBack < f.n && len(f.stats) > 0 {
+		// Not all back: the seconds the broker counted.
+		last = max(last, int(time.Duration(f.stats[len(f.stats)-1].At-f.started)/time.Second)-1)
+	}
 	perSec := f.brokerPerSecond(last + 1)
 	fmt.Fprintln(f.out, "# each second after the broker came back: back = links connected again in it; begun = links whose")
 	fmt.Fprintln(f.out, "# successful attempt began in it; connects, refused = what the broker counted in it (# = 1 % of N)")
@@ -91,8 +98,13 @@ func (f *fleet) report() {
 	if len(f.stats) > 0 {
 		conns = f.stats[len(f.stats)-1].Connections
 	}
-	fmt.Fprintf(f.out, "all %d reconnected %v after the broker came back; broker connections %d\n",
-		f.n, f.lastBack().Round(time.Millisecond), conns)
+	if f.nBack < f.n {
+		fmt.Fprintf(f.out, "NOT ALL BACK: %d of %d reconnected within %d s after the broker came back; broker connections %d\n",
+			f.nBack, f.n, last+1, conns)
+	} else {
+		fmt.Fprintf(f.out, "all %d reconnected %v after the broker came back; broker connections %d\n",
+			f.n, f.lastBack().Round(time.Millisecond), conns)
+	}
 	f.reportStates(last)
 }
 
@@ -280,7 +292,7 @@ func (f *fleet) reportStates(last int) {
 		return
 	}
 	fmt.Fprintln(f.out, "# links by state after the broker came back, counted every second by the links processes; throttled =")
-	fmt.Fprintln(f.out, "# attempts refused for the quota so far, all links (and most of one link)")
+	fmt.Fprintln(f.out, "# attempts the links took as throttled (iot.ErrThrottled) so far, all links (and most of one link)")
 	var marks []int64
 	for m := time.Duration(0); m <= time.Duration(last+1)*time.Second; m += time.Minute {
 		marks = append(marks, f.started+int64(m))
