@@ -137,7 +137,7 @@ func TestReportQuota(t *testing.T) {
 			Refused: map[devcloud.BrokerRefusal]int64{devcloud.RefusedThrottled: throttled}}}
 	}
 	newFleet := func() *fleet {
-		f := &fleet{n: 300, rate: 100, burst: 100, started: base, back: make([]int64, 300), backBegun: make([]int64, 300)}
+		f := &fleet{n: 300, nBack: 300, rate: 100, burst: 100, started: base, back: make([]int64, 300), backBegun: make([]int64, 300)}
 		for i := range f.back {
 			// 100 links back in each of seconds 0, 1 and 3.
 			f.back[i] = base + int64(i/100+i/200)*s + 10
