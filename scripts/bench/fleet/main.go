@@ -14,22 +14,29 @@
 //     the fleet offered, which a broker that stalls for a moment does not
 //     bunch up), and what the broker counted in it (CONNECTs accepted,
 //     refusals by reason); then the largest shares and the time until all
-//     were back;
+//     were back, and the links by state each minute (whether any gave
+//     up). With -restart-faults the broker comes back with those faults
+//     (the fleet lost the broker and meets, say, a connect quota on its
+//     return); under a quota the report also gives the accepted CONNECTs
+//     against the rate and the refusals;
 //   - "broker" runs devcloud's SigV4-checking broker on a fixed loopback
 //     address (access keys FLEET000000.. with one fixed secret, things
 //     fleet-000000..), its faults decoded from -broker-faults (JSON of
-//     devcloud.BrokerFaults) and set before it serves; it closes and starts
-//     again when the parent says so, and reports its counters every second;
+//     devcloud.BrokerFaults) and set before it serves, and -restart-faults
+//     set before it serves again; it closes and starts again when the
+//     parent says so, and reports its counters every second;
 //   - "links" runs a range of iot.Link instances, each with its own thing
 //     and static credentials, the real presigner, dialer and default
-//     backoff, and reports every link that connects or drops.
+//     backoff, and reports every link that connects or drops, and every
+//     second how many are in each state (and whether any Run returned:
+//     a link that gave up).
 //
 // Children talk to the parent in JSON lines on stdout (msg) and take
 // commands on stdin (stop, start, mem); they exit when stdin closes, so
 // they never outlive the parent. TLS and the SigV4 check run end to end,
 // between each link and the broker.
 //
-//	go run ./scripts/bench/fleet [-n 1000] [-procs 1] [-down 10s] [-broker-faults '{"RefuseConnections":false}']
+//	go run ./scripts/bench/fleet [-n 1000] [-procs 1] [-down 10s] [-broker-faults '{"RefuseConnections":false}'] [-restart-faults '{"ConnectRate":100}']
 package main
 
 import (
