@@ -161,13 +161,13 @@ func TestReportQuota(t *testing.T) {
 	}{
 		{"none gave up", 0, []string{
 			"  0-1   s     100  33.3%  #################################    300 100.0%       150  > rate throttled=50",
-			"  1-3   s     100 in all, at most 33.3% back in one second; 100 connects, at most 100 in one second; refused throttled=30",
+			"  1-3   s     100 back in all, at most 100 in one second; 100 connects, at most 100 in one second; refused throttled=30",
 			"  3-4   s     100  33.3%  #################################      0   0.0%        70  > rate",
 			"connect quota 100/s (burst 100): at most 70 accepted CONNECTs in a second after the first 3 (second 3-4), 150 in the first 3",
 			"seconds above the rate: 2 of 4 (0-1 s: 150, 3-4 s: 70)",
 			"CONNECTs the broker answered in those seconds: 320 accepted + 80 refused (throttled=80) = 1.33 a link",
-			"+0s          connected    100, connecting     0, backing off    200, gave up 0; throttled 50 (at most 1 a link)",
-			"+4s (end)    connected    300, connecting     0, backing off      0, gave up 0; throttled 80 (at most 2 a link)",
+			"+0s            connected    100, connecting     0, backing off    200, gave up 0; throttled 50 (at most 1 a link)",
+			"+4s (end)      connected    300, connecting     0, backing off      0, gave up 0; throttled 80 (at most 2 a link)",
 			"none gave up: in each of 2 counts since the broker came back, every link was connected, connecting or backing off",
 		}},
 		{"one gave up", 1, []string{

@@ -121,6 +121,7 @@ type fleet struct {
 	states      map[string][]statesMsg // by child, in the order sent
 	rate        float64                // the broker's connect quota once back, per second; 0: none
 	burst       int                    // and its burst
+	secWidth    int                    // digits of the histogram's seconds
 	shuttingOff bool
 }
 

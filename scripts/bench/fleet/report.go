@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +52,8 @@ func (f *fleet) report() {
 		fmt.Fprintf(f.out, "# connect quota %g/s: seconds within it fold by the minute; a second marked > rate accepted more than the\n", f.rate)
 		fmt.Fprintln(f.out, "# rate allows over its measured length (the broker's counts are taken about every second)")
 	}
-	fmt.Fprintf(f.out, "%-10s %6s %6s  %-8s %6s %6s  %8s  %s\n", "second", "back", "share", "", "begun", "share", "connects", "refused")
+	f.secWidth = max(3, len(strconv.Itoa(last+1)))
+	fmt.Fprintf(f.out, "%-*s %6s %6s  %-8s %6s %6s  %8s  %s\n", 2*f.secWidth+4, "second", "back", "share", "", "begun", "share", "connects", "refused")
 	var peakBack, peakBegun peak
 	var quiet fold // quiet seconds not printed yet
 	for s := 0; s <= last; s++ {
@@ -75,8 +77,8 @@ func (f *fleet) report() {
 				refused = strings.TrimSpace("> rate " + refused)
 			}
 		}
-		line := fmt.Sprintf("%3d-%-3d s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8s  %s",
-			s, s+1, c, f.share(c), bar, b, f.share(b), connects, refused)
+		line := fmt.Sprintf("%s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8s  %s",
+			f.seconds(s, s+1), c, f.share(c), bar, b, f.share(b), connects, refused)
 		fmt.Fprintln(f.out, strings.TrimRight(line, " "))
 	}
 	f.printFold(&quiet)
@@ -207,7 +209,7 @@ func (f *fleet) printFold(q *fold) {
 	case 0:
 		return
 	case 1:
-		line := fmt.Sprintf("%3d-%-3d s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8d  %s", q.from, q.to, q.back, f.share(q.back),
+		line := fmt.Sprintf("%s  %6d %5.1f%%  %-8s %6d %5.1f%%  %8d  %s", f.seconds(q.from, q.to), q.back, f.share(q.back),
 			strings.Repeat("#", (q.back*200/f.n+1)/2), q.begun, f.share(q.begun), q.conns, refusals(q.refused))
 		fmt.Fprintln(f.out, strings.TrimRight(line, " "))
 	default:
@@ -216,14 +218,20 @@ func (f *fleet) printFold(q *fold) {
 			refused = "refused " + refusals(q.refused)
 		}
 		if f.rate > 0 {
-			fmt.Fprintf(f.out, "%3d-%-3d s  %6d in all, at most %.1f%% back in one second; %d connects, at most %d in one second; %s\n",
-				q.from, q.to, q.back, f.share(q.maxBack), q.conns, q.maxConns, refused)
+			fmt.Fprintf(f.out, "%s  %6d back in all, at most %d in one second; %d connects, at most %d in one second; %s\n",
+				f.seconds(q.from, q.to), q.back, q.maxBack, q.conns, q.maxConns, refused)
 		} else {
-			fmt.Fprintf(f.out, "%3d-%-3d s  %6d in all, at most %.1f%% back and %.1f%% begun in one second; %d connects, %s\n",
-				q.from, q.to, q.back, f.share(q.maxBack), f.share(q.maxBegun), q.conns, refused)
+			fmt.Fprintf(f.out, "%s  %6d in all, at most %.1f%% back and %.1f%% begun in one second; %d connects, %s\n",
+				f.seconds(q.from, q.to), q.back, f.share(q.maxBack), f.share(q.maxBegun), q.conns, refused)
 		}
 	}
 	*q = fold{}
+}
+
+// seconds labels the seconds [from, to) in the histogram's first column,
+// as wide as its largest second needs.
+func (f *fleet) seconds(from, to int) string {
+	return fmt.Sprintf("%*d-%-*d s", f.secWidth, from, f.secWidth, to)
 }
 
 // peak is the largest count seen and its second.
@@ -308,7 +316,7 @@ func (f *fleet) reportStates(last int) {
 		if i == len(marks)-1 {
 			when += " (end)"
 		}
-		fmt.Fprintf(f.out, "%-12s connected %6d, connecting %5d, backing off %6d, gave up %d; throttled %d (at most %d a link)\n",
+		fmt.Fprintf(f.out, "%-14s connected %6d, connecting %5d, backing off %6d, gave up %d; throttled %d (at most %d a link)\n",
 			when, st.Connected, st.Connecting, st.BackingOff, st.GaveUp, st.Throttled, st.MaxThrottled)
 	}
 	gaveUp, counts := 0, 0
