@@ -22,15 +22,24 @@ func runBroker(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "loopback address to listen on")
 	dir := fs.String("dir", "", "directory to write the CA certificate into (required)")
 	faults := fs.String("broker-faults", "", "devcloud.BrokerFaults as JSON, set before serving")
+	restartFaults := fs.String("restart-faults", "", "devcloud.BrokerFaults as JSON, set before serving again after a stop (empty: -broker-faults stay)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return errors.New("-dir is required")
 	}
-	f, err := parseFaults(*faults)
+	f, err := parseFaults("-broker-faults", *faults)
 	if err != nil {
 		return err
+	}
+	var restart *devcloud.BrokerFaults
+	if *restartFaults != "" {
+		rf, err := parseFaults("-restart-faults", *restartFaults)
+		if err != nil {
+			return err
+		}
+		restart = &rf
 	}
 	ca, err := devcloud.NewCA("fleet CA")
 	if err != nil {
@@ -60,12 +69,15 @@ func runBroker(args []string) error {
 	if err != nil {
 		return err
 	}
-	return serveBroker(b, out)
+	return serveBroker(b, out, restart)
 }
 
 // serveBroker obeys the commands on stdin and reports the broker's
-// counters every second, the seconds counted from the last start.
-func serveBroker(b *devcloud.Broker, out *writer) error {
+// counters every second, the seconds counted from the last start. On
+// start, the restart faults, if any, are set before the broker serves
+// again, so that its first CONNECT already meets them (a quota starts
+// with a full bucket).
+func serveBroker(b *devcloud.Broker, out *writer, restart *devcloud.BrokerFaults) error {
 	cmds := readCommands()
 	report := func() error {
 		return out.send(msg{Stats: &statsMsg{At: time.Now().UnixNano(), Connections: b.Connections(), Stats: b.Stats()}})
@@ -87,6 +99,9 @@ func serveBroker(b *devcloud.Broker, out *writer) error {
 					return err
 				}
 			case "start":
+				if restart != nil {
+					b.SetFaults(*restart)
+				}
 				if err := b.Start(); err != nil {
 					return err
 				}

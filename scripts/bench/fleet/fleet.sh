@@ -4,7 +4,9 @@
 # for -down once all are connected and starts again on the same address,
 # and the per-second histogram of reconnects is printed (goal: no second
 # with more than 5 % of N), beside the broker's counts and the links
-# process's memory per link.
+# process's memory per link. With -restart-faults '{"ConnectRate":100}' the
+# broker comes back with a connect quota, and the report says how the
+# accepted CONNECTs kept to it and that no link gave up.
 #   scripts/bench/fleet/fleet.sh [flags of scripts/bench/fleet, e.g. -n 10000 -down 60s]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."

@@ -97,31 +97,38 @@ func runLinks(args []string) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// Which links' Run returned while the fleet still runs: gave up.
+	gaveUp := make([]atomic.Bool, *count)
 	wg.Go(func() {
 		// Started at -start-rate, as a fleet that boots over a while.
 		every := time.Second / time.Duration(max(*startRate, 1))
 		next := time.Now()
-		for _, l := range links {
+		for k, l := range links {
 			if ctx.Err() != nil {
 				return
 			}
-			wg.Go(func() { l.Run(ctx) })
+			wg.Go(func() {
+				l.Run(ctx) // returns nil, whether it gave up or not
+				gaveUp[k].Store(ctx.Err() == nil)
+			})
 			next = next.Add(every)
 			if d := time.Until(next); d > 0 {
 				time.Sleep(d)
 			}
 		}
 	})
-	return watchLinks(links, attempts, *first, newWriter())
+	return watchLinks(links, attempts, gaveUp, *first, newWriter())
 }
 
-// watchLinks polls every link's Status and reports changes, and answers
-// commands, until stdin closes.
-func watchLinks(links []*iot.Link, attempts []atomic.Int64, first int, out *writer) error {
+// watchLinks polls every link's Status and reports changes, and the
+// count of links in each state every second; it answers commands, until
+// stdin closes.
+func watchLinks(links []*iot.Link, attempts []atomic.Int64, gaveUp []atomic.Bool, first int, out *writer) error {
 	cmds := readCommands()
 	since := make([]time.Time, len(links)) // of the connection reported, zero if none
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	var lastStates time.Time
 	for {
 		select {
 		case cmd, ok := <-cmds:
@@ -139,10 +146,12 @@ func watchLinks(links []*iot.Link, attempts []atomic.Int64, first int, out *writ
 			if err := out.send(msg{Mem: m}); err != nil {
 				return err
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			var m msg
+			var st statesMsg
 			for k, l := range links {
 				s := l.Status()
+				st.count(s, gaveUp[k].Load())
 				switch up := s.State == iot.StateConnected; {
 				case up && !s.Since.Equal(since[k]):
 					since[k] = s.Since
@@ -152,7 +161,12 @@ func watchLinks(links []*iot.Link, attempts []atomic.Int64, first int, out *writ
 					m.Down = append(m.Down, first+k)
 				}
 			}
-			if m.Up != nil || m.Down != nil {
+			if now.Sub(lastStates) >= time.Second {
+				lastStates = now
+				st.At = now.UnixNano()
+				m.States = &st
+			}
+			if m.Up != nil || m.Down != nil || m.States != nil {
 				if err := out.send(m); err != nil {
 					return err
 				}
@@ -190,4 +204,24 @@ func memFigures(links, first int, dir string) (*memMsg, error) {
 		Links: links, RSSKiB: rss, Goroutines: runtime.NumGoroutine(),
 		HeapInuse: ms.HeapInuse, HeapSys: ms.HeapSys, StackInuse: ms.StackInuse, Sys: ms.Sys,
 	}, nil
+}
+
+// count adds a link of Status s to the counts; gaveUp says its Run
+// returned while the fleet still ran.
+func (st *statesMsg) count(s iot.Status, gaveUp bool) {
+	switch {
+	case gaveUp:
+		st.GaveUp++
+	case s.State == iot.StateConnected:
+		st.Connected++
+	case s.State == iot.StateConnecting:
+		st.Connecting++
+	case s.State == iot.StateBackingOff:
+		st.BackingOff++
+	default: // stopped, and Run not returned: not started yet
+		st.NotStarted++
+	}
+	st.Throttled += int64(s.Throttled)
+	st.MaxThrottled = max(st.MaxThrottled, s.Throttled)
+	st.Reconnects += int64(s.Reconnects)
 }

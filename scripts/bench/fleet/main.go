@@ -14,22 +14,29 @@
 //     the fleet offered, which a broker that stalls for a moment does not
 //     bunch up), and what the broker counted in it (CONNECTs accepted,
 //     refusals by reason); then the largest shares and the time until all
-//     were back;
+//     were back, and the links by state each minute (whether any gave
+//     up). With -restart-faults the broker comes back with those faults
+//     (the fleet lost the broker and meets, say, a connect quota on its
+//     return); under a quota the report also gives the accepted CONNECTs
+//     against the rate and the refusals;
 //   - "broker" runs devcloud's SigV4-checking broker on a fixed loopback
 //     address (access keys FLEET000000.. with one fixed secret, things
 //     fleet-000000..), its faults decoded from -broker-faults (JSON of
-//     devcloud.BrokerFaults) and set before it serves; it closes and starts
-//     again when the parent says so, and reports its counters every second;
+//     devcloud.BrokerFaults) and set before it serves, and -restart-faults
+//     set before it serves again; it closes and starts again when the
+//     parent says so, and reports its counters every second;
 //   - "links" runs a range of iot.Link instances, each with its own thing
 //     and static credentials, the real presigner, dialer and default
-//     backoff, and reports every link that connects or drops.
+//     backoff, and reports every link that connects or drops, and every
+//     second how many are in each state (and whether any Run returned:
+//     a link that gave up).
 //
 // Children talk to the parent in JSON lines on stdout (msg) and take
 // commands on stdin (stop, start, mem); they exit when stdin closes, so
 // they never outlive the parent. TLS and the SigV4 check run end to end,
 // between each link and the broker.
 //
-//	go run ./scripts/bench/fleet [-n 1000] [-procs 1] [-down 10s] [-broker-faults '{"RefuseConnections":false}']
+//	go run ./scripts/bench/fleet [-n 1000] [-procs 1] [-down 10s] [-broker-faults '{"RefuseConnections":false}'] [-restart-faults '{"ConnectRate":100}']
 package main
 
 import (
@@ -79,6 +86,23 @@ type msg struct {
 	Up      [][3]int64 `json:"up,omitempty"`      // links: [index, connected at, attempt started at] of links that connected
 	Down    []int      `json:"down,omitempty"`    // links: indexes of links that left connected
 	Mem     *memMsg    `json:"mem,omitempty"`     // links: answer to mem
+	States  *statesMsg `json:"states,omitempty"`  // links: its links by state, every second
+}
+
+// statesMsg counts a links process's links by state at one time: every
+// link is connected, connecting, backing off, not started yet or, if its
+// Run returned while the fleet still ran, gave up. The counters are over
+// the links' lives (iot.Status).
+type statesMsg struct {
+	At           int64 `json:"at"`
+	Connected    int   `json:"connected"`
+	Connecting   int   `json:"connecting"`
+	BackingOff   int   `json:"backing_off"`
+	NotStarted   int   `json:"not_started"`
+	GaveUp       int   `json:"gave_up"`
+	Throttled    int64 `json:"throttled"`     // attempts throttled, all links
+	MaxThrottled int   `json:"max_throttled"` // most attempts throttled of one link
+	Reconnects   int64 `json:"reconnects"`    // attempts after each link's first, all links
 }
 
 type readyMsg struct {
@@ -141,10 +165,11 @@ func linkIndex(akid string, n int) (int, bool) {
 	return i, true
 }
 
-// parseFaults decodes -broker-faults: a JSON object of devcloud.BrokerFaults
-// fields (names match case-insensitively); an unknown field is an error,
-// so a typo does not run an unthrottled benchmark.
-func parseFaults(s string) (devcloud.BrokerFaults, error) {
+// parseFaults decodes the value s of flag (-broker-faults or
+// -restart-faults): a JSON object of devcloud.BrokerFaults fields (names
+// match case-insensitively); an unknown field is an error, so a typo does
+// not run an unthrottled benchmark.
+func parseFaults(flag, s string) (devcloud.BrokerFaults, error) {
 	var f devcloud.BrokerFaults
 	if s == "" {
 		return f, nil
@@ -152,10 +177,10 @@ func parseFaults(s string) (devcloud.BrokerFaults, error) {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return f, fmt.Errorf("-broker-faults %q: %w", s, err)
+		return f, fmt.Errorf("%s %q: %w", flag, s, err)
 	}
 	if dec.More() {
-		return f, fmt.Errorf("-broker-faults %q: %w", s, errors.New("trailing data after the object"))
+		return f, fmt.Errorf("%s %q: %w", flag, s, errors.New("trailing data after the object"))
 	}
 	return f, nil
 }

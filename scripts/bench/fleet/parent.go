@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -22,6 +23,7 @@ type options struct {
 	down, timeout           time.Duration
 	spread, maxDelay        time.Duration
 	addr, faults, profileTo string
+	restartFaults           string
 }
 
 // runParent orchestrates a run and writes its report to out.
@@ -37,6 +39,7 @@ func runParent(args []string, out io.Writer) error {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for the links after this long")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "loopback address of the broker (port 0: a free one, kept across the restart)")
 	fs.StringVar(&o.faults, "broker-faults", "", `devcloud.BrokerFaults as JSON, set on the broker before it serves, e.g. '{"RefuseConnections":true}'`)
+	fs.StringVar(&o.restartFaults, "restart-faults", "", `devcloud.BrokerFaults as JSON, set on the broker when it comes back after -down (empty: -broker-faults stay), e.g. '{"ConnectRate":100}'`)
 	fs.StringVar(&o.profileTo, "profile-dir", "", "directory where each links process writes its heap and goroutine profiles once all are connected")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,8 +50,14 @@ func runParent(args []string, out io.Writer) error {
 	case o.procs < 1 || o.procs > o.n:
 		return fmt.Errorf("-procs %d: want 1 to -n (%d)", o.procs, o.n)
 	}
-	if _, err := parseFaults(o.faults); err != nil {
+	quota, err := parseFaults("-broker-faults", o.faults)
+	if err != nil {
 		return err
+	}
+	if o.restartFaults != "" {
+		if quota, err = parseFaults("-restart-faults", o.restartFaults); err != nil {
+			return err
+		}
 	}
 	dir, err := os.MkdirTemp("", "fleet-")
 	if err != nil {
@@ -63,6 +72,13 @@ func runParent(args []string, out io.Writer) error {
 		back:      make([]int64, o.n),
 		backBegun: make([]int64, o.n),
 		mem:       map[string]*memMsg{},
+		states:    map[string][]statesMsg{},
+	}
+	if quota.ConnectRate > 0 {
+		f.rate, f.burst = quota.ConnectRate, quota.ConnectBurst
+		if f.burst <= 0 { // devcloud's default: one second's worth
+			f.burst = max(1, int(math.Ceil(quota.ConnectRate)))
+		}
 	}
 	defer f.shutdown()
 	return f.run(o, dir)
@@ -101,7 +117,11 @@ type fleet struct {
 	nBack       int
 	stats       []statsMsg // the broker's, from started on
 	stopped     int64
-	mem         map[string]*memMsg // by child
+	mem         map[string]*memMsg     // by child
+	states      map[string][]statesMsg // by child, in the order sent
+	rate        float64                // the broker's connect quota once back, per second; 0: none
+	burst       int                    // and its burst
+	secWidth    int                    // digits of the histogram's seconds
 	shuttingOff bool
 }
 
@@ -114,20 +134,29 @@ func (f *fleet) run(o options, dir string) error {
 	if err := f.measureMemory(o.profileTo); err != nil {
 		return err
 	}
-	if err := f.restartBroker(o.down); err != nil {
+	if err := f.restartBroker(o.down, o.restartFaults); err != nil {
 		return err
 	}
-	if err := f.until("all links to reconnect", o.timeout, func() bool { return f.nBack == f.n }); err != nil {
-		return err
-	}
+	// Timed out, the report still says how far the fleet got.
+	err := f.until("all links to reconnect", o.timeout, func() bool { return f.nBack == f.n })
 	last := f.lastBack()
-	// The broker's counters for the last second arrive up to a second later.
+	// The broker's counters for the last second, and the links' counts
+	// by state after the last link came back, arrive up to a second later.
 	_ = f.until("the broker's last counters", 3*time.Second, func() bool {
 		return len(f.stats) > 0 && f.stats[len(f.stats)-1].At >= f.started+int64((last/time.Second+1)*time.Second)
 	})
+	_ = f.until("the links' last counts", 3*time.Second, func() bool {
+		for _, c := range f.children {
+			ss := f.states[c.name]
+			if len(ss) == 0 || ss[len(ss)-1].At <= f.started+int64(last) {
+				return false
+			}
+		}
+		return true
+	})
 	f.report()
 	f.printProcesses()
-	return nil
+	return err
 }
 
 // startAll starts the broker, then the links processes, and waits until
@@ -137,7 +166,8 @@ func (f *fleet) startAll(o options, dir string) error {
 	if err != nil {
 		return err
 	}
-	f.broker, err = f.start("broker", self, "broker", "-n", strconv.Itoa(o.n), "-addr", o.addr, "-dir", dir, "-broker-faults", o.faults)
+	f.broker, err = f.start("broker", self, "broker", "-n", strconv.Itoa(o.n), "-addr", o.addr, "-dir", dir,
+		"-broker-faults", o.faults, "-restart-faults", o.restartFaults)
 	if err != nil {
 		return err
 	}
@@ -164,8 +194,9 @@ func (f *fleet) startAll(o options, dir string) error {
 	return nil
 }
 
-// restartBroker stops the broker, waits down and starts it again.
-func (f *fleet) restartBroker(down time.Duration) error {
+// restartBroker stops the broker, waits down and starts it again, with
+// faults (JSON) if set.
+func (f *fleet) restartBroker(down time.Duration, faults string) error {
 	if err := f.send(f.broker, "stop"); err != nil {
 		return err
 	}
@@ -183,8 +214,12 @@ func (f *fleet) restartBroker(down time.Duration) error {
 	if err := f.until("the broker to start again", 30*time.Second, func() bool { return f.started != 0 }); err != nil {
 		return err
 	}
-	fmt.Fprintf(f.out, "# broker down %v (%d of %d links saw it go), back at +%v on %s\n", down, noticed, f.n,
+	fmt.Fprintf(f.out, "# broker down %v (%d of %d links saw it go), back at +%v on %s", down, noticed, f.n,
 		time.Duration(f.started-f.stopped).Round(time.Millisecond), f.ready.Addr)
+	if faults != "" {
+		fmt.Fprintf(f.out, " with faults %s", faults)
+	}
+	fmt.Fprintln(f.out)
 	return nil
 }
 
@@ -307,6 +342,9 @@ func (f *fleet) handle(e event) error {
 	}
 	if m.Mem != nil {
 		f.mem[e.from] = m.Mem
+	}
+	if m.States != nil {
+		f.states[e.from] = append(f.states[e.from], *m.States)
 	}
 	for _, u := range m.Up {
 		i, at, begun := int(u[0]), u[1], u[2]
