@@ -80,6 +80,9 @@ type BrokerOptions struct {
 	// another process (edgefort-dev event and job) acts as the cloud. Not
 	// part of AWS's API.
 	ManagementToken string
+	// Wire, when set, counts the traffic on the listener under WireEventLink (MQTT control packets too)
+	// (devcloud/wirecount.go). Nil: nothing is counted.
+	Wire *WireCounter
 }
 
 // BrokerFaults are failure-injection knobs; set them with SetFaults. The
@@ -197,6 +200,11 @@ func NewBroker(opts BrokerOptions) (*Broker, error) {
 	if err := b.mqtt.AddHook(&brokerHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
+	if h := opts.Wire.hook(WireEventLink); h != nil {
+		if err := b.mqtt.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: add hook: %w", err)
+		}
+	}
 	return b, nil
 }
 
@@ -210,7 +218,7 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
-	b.ln = newWSListener(b, tls.NewListener(ln, b.tlsConf))
+	b.ln = newWSListener(b, tls.NewListener(b.opts.Wire.listener(WireEventLink, ln, false), b.tlsConf))
 	if err := b.mqtt.AddListener(b.ln); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: add listener: %w", err)
