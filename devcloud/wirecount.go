@@ -180,6 +180,12 @@ func (l *wireListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Go turns TCP keep-alive on for accepted connections (15 s); off
+	// here, the segments counted on an idle connection are the client's
+	// doing, not devcloud's (a real endpoint's keep-alive is its own).
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetKeepAlive(false)
+	}
 	wc := &wireConn{Conn: c, w: l.w, link: l.link, exchanges: l.exchanges, remote: c.RemoteAddr().String()}
 	l.w.mu.Lock()
 	l.w.linkLocked(l.link, l.exchanges).Conns++
