@@ -133,9 +133,11 @@ func cloudRows(prod *result) []row {
 	const link = devcloud.WireCloudCalls
 	st := prod.startup[link]
 	in, out := st.Messages()
+	// The connection's close, once idle, falls in the window.
+	closed := prod.window[link].Exchanges[devcloud.WireNoRequest]
 	r := row{link: link, what: fmt.Sprintf("token and IoT credentials at each event-link reconnect, every %s (%s)", iot.DefaultMaxConnectionAge, endpoints(st)),
-		how: "start-up calls, TLS included", perHour: perHour(iot.DefaultMaxConnectionAge),
-		sent: float64(in), recv: float64(out), bytesSent: float64(st.BytesIn), bytesRecv: float64(st.BytesOut)}
+		how: "start-up calls, TLS and close included", perHour: perHour(iot.DefaultMaxConnectionAge),
+		sent: float64(in), recv: float64(out), bytesSent: float64(st.BytesIn + closed.BytesIn), bytesRecv: float64(st.BytesOut + closed.BytesOut)}
 	return []row{r, otherRow(link, prod)}
 }
 
