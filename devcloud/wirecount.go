@@ -150,9 +150,21 @@ func (w *WireCounter) handler(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		// The request's exchange is the connection's current one now,
+		// when its head has been read; the pattern is known only once
+		// routed, and by then the response may be out and the next
+		// request in (a handler that flushes, then lingers).
+		w.mu.Lock()
+		var ex *wireExchange
+		if c := w.byRemote[r.RemoteAddr]; c != nil && c.cur != nil {
+			ex = c.cur
+			ex.claimed = true
+		}
+		w.mu.Unlock()
 		h.ServeHTTP(rw, r)
-		// The response may still sit in the server's buffer, but the
-		// exchange lasts until the next request's first byte.
+		if ex == nil {
+			return
+		}
 		ep := r.Pattern
 		switch {
 		case ep == "":
@@ -162,8 +174,9 @@ func (w *WireCounter) handler(h http.Handler) http.Handler {
 		}
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if c := w.byRemote[r.RemoteAddr]; c != nil && c.exLabel == "" {
-			c.exLabel = ep
+		ex.label = ep
+		if ex.ended {
+			ex.c.foldLocked(ex)
 		}
 	})
 }
@@ -206,23 +219,30 @@ type wireConn struct {
 	remote    string
 
 	// Guarded by w.mu.
-	in, out          int64
-	exIn, exOut      int64
-	exWrote, exBegun bool
-	exLabel          string // set by the handler; empty: WireNoRequest
-	closed           bool
+	in, out int64
+	cur     *wireExchange // the exchange under way; nil before the first byte
+	closed  bool
+}
+
+// wireExchange is one exchange on a connection, guarded by w.mu. A
+// handler that claimed it labels it when done, and adds it to the totals
+// if it has ended by then; otherwise it is added when it ends.
+type wireExchange struct {
+	c                     *wireConn
+	in, out               int64
+	wrote, claimed, ended bool
+	label                 string // empty: WireNoRequest
 }
 
 func (c *wireConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.w.mu.Lock()
-		if c.exWrote {
-			c.endExchangeLocked()
+		if c.cur != nil && c.cur.wrote {
+			c.endLocked()
 		}
-		c.exBegun = true
+		c.currentLocked().in += int64(n)
 		c.in += int64(n)
-		c.exIn += int64(n)
 		c.w.mu.Unlock()
 	}
 	return n, err
@@ -232,35 +252,57 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if n > 0 {
 		c.w.mu.Lock()
-		c.exBegun, c.exWrote = true, true
+		ex := c.currentLocked()
+		ex.out += int64(n)
+		ex.wrote = true
 		c.out += int64(n)
-		c.exOut += int64(n)
 		c.w.mu.Unlock()
 	}
 	return n, err
 }
 
-// endExchangeLocked adds the current exchange to the link's totals.
-func (c *wireConn) endExchangeLocked() {
-	if c.exchanges && c.exBegun {
-		label := c.exLabel
-		if label == "" {
-			label = WireNoRequest
-		}
-		ex := c.w.links[c.link].Exchanges
-		x := ex[label]
-		if label != WireNoRequest {
-			x.Count++
-		}
-		x.BytesIn += c.exIn
-		x.BytesOut += c.exOut
-		ex[label] = x
+func (c *wireConn) currentLocked() *wireExchange {
+	if c.cur == nil {
+		c.cur = &wireExchange{c: c}
 	}
-	c.exIn, c.exOut, c.exWrote, c.exBegun, c.exLabel = 0, 0, false, false, ""
+	return c.cur
+}
+
+// endLocked ends the current exchange: into the totals, unless a handler
+// still has to label it.
+func (c *wireConn) endLocked() {
+	ex := c.cur
+	c.cur = nil
+	if ex == nil || !c.exchanges {
+		return
+	}
+	ex.ended = true
+	if !ex.claimed || ex.label != "" {
+		c.foldLocked(ex)
+	}
+}
+
+// foldLocked adds an ended exchange to the link's totals.
+func (c *wireConn) foldLocked(ex *wireExchange) {
+	addExchange(c.w.links[c.link].Exchanges, ex)
+}
+
+func addExchange(m map[string]WireExchange, ex *wireExchange) {
+	label := ex.label
+	if label == "" {
+		label = WireNoRequest
+	}
+	x := m[label]
+	if label != WireNoRequest {
+		x.Count++
+	}
+	x.BytesIn += ex.in
+	x.BytesOut += ex.out
+	m[label] = x
 }
 
 // addToLocked adds the connection's counts to s; live adds the exchange
-// in progress (a snapshot) without ending it.
+// under way too (a snapshot), as it stands.
 func (c *wireConn) addToLocked(s *WireStats, live bool) {
 	s.BytesIn += c.in
 	s.BytesOut += c.out
@@ -268,20 +310,9 @@ func (c *wireConn) addToLocked(s *WireStats, live bool) {
 		s.SegsIn += in
 		s.SegsOut += out
 	}
-	if !live || !c.exchanges || !c.exBegun {
-		return
+	if live && c.exchanges && c.cur != nil {
+		addExchange(s.Exchanges, c.cur)
 	}
-	label := c.exLabel
-	if label == "" {
-		label = WireNoRequest
-	}
-	x := s.Exchanges[label]
-	if label != WireNoRequest {
-		x.Count++
-	}
-	x.BytesIn += c.exIn
-	x.BytesOut += c.exOut
-	s.Exchanges[label] = x
 }
 
 // Close folds the connection into its link's totals, its segment counts
@@ -290,7 +321,7 @@ func (c *wireConn) Close() error {
 	c.w.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		c.endExchangeLocked()
+		c.endLocked()
 		c.addToLocked(c.w.links[c.link], false)
 		delete(c.w.open, c)
 		if c.w.byRemote[c.remote] == c {

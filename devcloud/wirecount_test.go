@@ -1,6 +1,7 @@
 package devcloud
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -211,5 +212,81 @@ func TestWireCounterNil(t *testing.T) {
 	}
 	if w.hook(WireEventLink) != nil {
 		t.Error("nil counter made a hook")
+	}
+}
+
+// TestWireCounterLingeringHandler: a handler that sends its response and
+// lingers while the client's next request comes in still gets its own
+// exchange, and the next request its own.
+func TestWireCounterLingeringHandler(t *testing.T) {
+	wire := NewWireCounter()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /linger", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	mux.HandleFunc("GET /next", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "second") })
+	srv := &http.Server{Handler: wire.handler(mux)}
+	go srv.Serve(wire.listener("test", tcp, true))
+	t.Cleanup(func() { srv.Close() })
+
+	conn, err := net.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	get := func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+tcp.Addr().String()+path, nil)
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		return req
+	}
+	read := func(req *http.Request, want string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Fatalf("body %q, want %q", body, want)
+		}
+	}
+	first := get("/linger")
+	// The flushed head and the body's first chunk; the chunked body ends
+	// only when the handler returns.
+	resp, err := http.ReadResponse(br, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, len("first"))
+	if _, err := io.ReadFull(resp.Body, chunk); err != nil {
+		t.Fatal(err)
+	}
+	before := wire.Snapshot()["test"].BytesIn
+	second := get("/next")
+	testkit.WaitFor(t, "the server to read into the second request", func() bool {
+		return wire.Snapshot()["test"].BytesIn > before
+	})
+	close(release)
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	read(second, "second")
+
+	got := wire.Snapshot()["test"]
+	if got.Exchanges["GET /linger"].Count != 1 || got.Exchanges["GET /next"].Count != 1 {
+		t.Errorf("exchanges %v: want GET /linger and GET /next once each", got.Exchanges)
+	}
+	if x := got.Exchanges["GET /linger"]; x.BytesIn != before {
+		t.Errorf("GET /linger read %d bytes, want %d (its request only)", x.BytesIn, before)
 	}
 }
