@@ -116,6 +116,23 @@ func cloneNonNil[M ~map[K]V, K comparable, V any](m M) M {
 	return maps.Clone(m)
 }
 
+// Forget stops counting the connections open now, and drops what they
+// counted so far: what a measurement starts from when the set-up left
+// connections open that are not the measured node's (devstack enrolls
+// the node from its own process, whose client keeps the connection).
+func (w *WireCounter) Forget() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.open {
+		c.forgotten = true
+		delete(w.open, c)
+		if w.byRemote[c.remote] == c {
+			delete(w.byRemote, c.remote)
+		}
+		w.links[c.link].Conns--
+	}
+}
+
 // linkLocked returns the totals of link, made on first use.
 func (w *WireCounter) linkLocked(link string, exchanges bool) *WireStats {
 	s := w.links[link]
@@ -175,7 +192,7 @@ func (w *WireCounter) handler(h http.Handler) http.Handler {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		ex.label = ep
-		if ex.ended {
+		if ex.ended && !ex.c.forgotten {
 			ex.c.foldLocked(ex)
 		}
 	})
@@ -220,8 +237,11 @@ type wireConn struct {
 
 	// Guarded by w.mu.
 	in, out int64
-	cur     *wireExchange // the exchange under way; nil before the first byte
+	cur     *wireExchange           // the exchange under way; nil before the first byte
+	done    map[string]WireExchange // ended exchanges, into the totals at close
 	closed  bool
+	// forgotten: Forget dropped it; nothing more is counted.
+	forgotten bool
 }
 
 // wireExchange is one exchange on a connection, guarded by w.mu. A
@@ -238,6 +258,10 @@ func (c *wireConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.w.mu.Lock()
+		if c.forgotten {
+			c.w.mu.Unlock()
+			return n, err
+		}
 		if c.cur != nil && c.cur.wrote {
 			c.endLocked()
 		}
@@ -252,6 +276,10 @@ func (c *wireConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if n > 0 {
 		c.w.mu.Lock()
+		if c.forgotten {
+			c.w.mu.Unlock()
+			return n, err
+		}
 		ex := c.currentLocked()
 		ex.out += int64(n)
 		ex.wrote = true
@@ -282,9 +310,17 @@ func (c *wireConn) endLocked() {
 	}
 }
 
-// foldLocked adds an ended exchange to the link's totals.
+// foldLocked adds an ended exchange to the connection's, or to the
+// link's totals once the connection is closed.
 func (c *wireConn) foldLocked(ex *wireExchange) {
-	addExchange(c.w.links[c.link].Exchanges, ex)
+	if c.closed {
+		addExchange(c.w.links[c.link].Exchanges, ex)
+		return
+	}
+	if c.done == nil {
+		c.done = map[string]WireExchange{}
+	}
+	addExchange(c.done, ex)
 }
 
 func addExchange(m map[string]WireExchange, ex *wireExchange) {
@@ -310,7 +346,14 @@ func (c *wireConn) addToLocked(s *WireStats, live bool) {
 		s.SegsIn += in
 		s.SegsOut += out
 	}
-	if live && c.exchanges && c.cur != nil {
+	if !c.exchanges {
+		return
+	}
+	for label, x := range c.done {
+		y := s.Exchanges[label]
+		s.Exchanges[label] = WireExchange{Count: x.Count + y.Count, BytesIn: x.BytesIn + y.BytesIn, BytesOut: x.BytesOut + y.BytesOut}
+	}
+	if live && c.cur != nil {
 		addExchange(s.Exchanges, c.cur)
 	}
 }
@@ -319,9 +362,9 @@ func (c *wireConn) addToLocked(s *WireStats, live bool) {
 // read from the kernel before the socket goes.
 func (c *wireConn) Close() error {
 	c.w.mu.Lock()
-	if !c.closed {
-		c.closed = true
+	if !c.closed && !c.forgotten {
 		c.endLocked()
+		c.closed = true
 		c.addToLocked(c.w.links[c.link], false)
 		delete(c.w.open, c)
 		if c.w.byRemote[c.remote] == c {

@@ -197,6 +197,25 @@ func TestWireCounterHTTP(t *testing.T) {
 	if after.Conns != 1 || after.BytesIn != client.written.Load() || after.BytesOut < got.BytesOut || after.Exchanges[nextEP] != got.Exchanges[nextEP] {
 		t.Errorf("after close: %+v, want the counts of %+v and the client's close_notify (%d bytes written in all)", after, got, client.written.Load())
 	}
+
+	// Forgotten: a connection open at Forget counts no further, nor
+	// what it counted before.
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer other.CloseIdleConnections()
+	for i := range 2 {
+		if i == 1 {
+			wire.Forget()
+		}
+		resp, err := other.Get(s.URL() + next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if diff := cmp.Diff(after, wire.Snapshot()[WireUpdateChannel]); diff != "" {
+		t.Errorf("a forgotten connection counted (-before +after):\n%s", diff)
+	}
 }
 
 // TestWireCounterNil: servers without a counter are not wrapped.

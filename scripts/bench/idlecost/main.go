@@ -119,6 +119,9 @@ func measure(bin, name string, set map[string]map[string]string, window time.Dur
 		return nil, err
 	}
 	defer logf.Close()
+	// The stack enrolled the node from this process, whose client keeps
+	// its connection to the control plane open: not the node's traffic.
+	wire.Forget()
 	base := wire.Snapshot()
 	cmd := exec.Command(bin, "run", "--config", path)
 	cmd.Stdout, cmd.Stderr = logf, logf
