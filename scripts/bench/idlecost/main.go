@@ -37,6 +37,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,12 +65,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "idlecost: -edgefort is required")
 		os.Exit(2)
 	}
-	prod, err := measure(*bin, "production", nil, *window, *keepLogs)
+	// Interrupted, a run still stops its agent and its stack.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	prod, err := measure(ctx, *bin, "production", nil, *window, *keepLogs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "idlecost:", err)
 		os.Exit(1)
 	}
-	scaled, err := measure(*bin, "scaled", map[string]map[string]string{
+	scaled, err := measure(ctx, *bin, "scaled", map[string]map[string]string{
 		"updates": {"poll_interval": poll.String(), "inventory_interval": inventory.String()},
 		"iot":     {"keep_alive": keepAlive.String()},
 	}, *scaledWindow, *keepLogs)
@@ -93,7 +97,7 @@ type result struct {
 // measure starts a dev stack with counting servers, runs the agent on its
 // configuration with the dev-only settings taken out and set overrides
 // put in, waits for the start-up traffic to settle, and counts for window.
-func measure(bin, name string, set map[string]map[string]string, window time.Duration, keep bool) (*result, error) {
+func measure(ctx context.Context, bin, name string, set map[string]map[string]string, window time.Duration, keep bool) (*result, error) {
 	dir, err := os.MkdirTemp("", "edgefort-idlecost-")
 	if err != nil {
 		return nil, err
@@ -104,7 +108,7 @@ func measure(bin, name string, set map[string]map[string]string, window time.Dur
 		defer os.RemoveAll(dir)
 	}
 	wire := devcloud.NewWireCounter()
-	stack, err := devstack.Start(context.Background(), devstack.Options{StateDir: dir, LogLevel: "warn", Cloud: devstack.CloudOptions{Wire: wire}})
+	stack, err := devstack.Start(ctx, devstack.Options{StateDir: dir, LogLevel: "warn", Cloud: devstack.CloudOptions{Wire: wire}})
 	if err != nil {
 		return nil, fmt.Errorf("%s: start the dev stack: %w", name, err)
 	}
@@ -132,12 +136,14 @@ func measure(bin, name string, set map[string]map[string]string, window time.Dur
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	t0, err := settled(wire, cmd)
+	t0, err := settled(ctx, wire, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (agent log: %s)", name, err, logf.Name())
 	}
 	start := time.Now()
-	time.Sleep(window)
+	if err := sleep(ctx, window); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	t1 := wire.Snapshot()
 	return &result{name: name, cfg: cfg, startup: sub(t0, base), window: sub(t1, t0), elapsed: time.Since(start)}, nil
 }
@@ -151,7 +157,7 @@ const shadowTick = 30 * time.Second
 // moved a byte for quiet, then one Shadow tick more so that the start-up's
 // one-off Shadow update falls before the window, and returns the counts
 // at that moment.
-func settled(wire *devcloud.WireCounter, cmd *exec.Cmd) (map[string]devcloud.WireStats, error) {
+func settled(ctx context.Context, wire *devcloud.WireCounter, cmd *exec.Cmd) (map[string]devcloud.WireStats, error) {
 	const quiet = 5 * time.Second
 	deadline := time.Now().Add(2 * time.Minute)
 	var last map[string]devcloud.WireStats
@@ -169,13 +175,28 @@ func settled(wire *devcloud.WireCounter, cmd *exec.Cmd) (map[string]devcloud.Wir
 		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
 			return nil, fmt.Errorf("agent exited: %w", err)
 		}
-		time.Sleep(250 * time.Millisecond)
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return nil, err
+		}
 	}
-	time.Sleep(shadowTick + quiet)
+	if err := sleep(ctx, shadowTick+quiet); err != nil {
+		return nil, err
+	}
 	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		return nil, fmt.Errorf("agent exited: %w", err)
 	}
 	return wire.Snapshot(), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
 }
 
 func sameBytes(a, b map[string]devcloud.WireStats) bool {
