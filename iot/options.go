@@ -36,9 +36,10 @@ const (
 	// (issue 19, docs/benchmarks.md "Idle cost per node"), and each
 	// keep-alive is two (PINGREQ, PINGRESP), so 60 s alone spent it
 	// twice. Longer costs in two ways. A dead connection (broker gone, a
-	// NAT that forgot it) is noticed only by the next ping, within the
-	// keep-alive plus paho's 10 s ping timeout; cloud events wait that
-	// long in the persistent session. And an idle connection must carry a
+	// NAT that forgot it) is noticed only by the next ping, which paho
+	// sends up to a quarter keep-alive late, plus its 10 s ping timeout
+	// (6 min 25 s at 5 minutes); cloud events wait that long in the
+	// persistent session. And an idle connection must carry a
 	// packet before the NATs and firewalls on its way drop it: AWS's NAT
 	// gateway drops idle TCP flows after 350 s, Azure's NAT gateway after
 	// 4 minutes by default, GCP's Cloud NAT after 20 minutes, home and
