@@ -97,8 +97,8 @@ func (w *WireCounter) Snapshot() map[string]WireStats {
 	out := make(map[string]WireStats, len(w.links))
 	for name, s := range w.links {
 		c := *s
-		c.Exchanges = cloneNonNil(s.Exchanges)
-		c.PacketsIn, c.PacketsOut = cloneNonNil(s.PacketsIn), cloneNonNil(s.PacketsOut)
+		c.Exchanges = maps.Clone(s.Exchanges) // nil stays nil
+		c.PacketsIn, c.PacketsOut = maps.Clone(s.PacketsIn), maps.Clone(s.PacketsOut)
 		out[name] = c
 	}
 	for c := range w.open {
@@ -109,17 +109,12 @@ func (w *WireCounter) Snapshot() map[string]WireStats {
 	return out
 }
 
-func cloneNonNil[M ~map[K]V, K comparable, V any](m M) M {
-	if m == nil {
-		return nil
-	}
-	return maps.Clone(m)
-}
-
 // Forget stops counting the connections open now, and drops what they
 // counted so far: what a measurement starts from when the set-up left
 // connections open that are not the measured node's (devstack enrolls
 // the node from its own process, whose client keeps the connection).
+// MQTT packets are counted per link, not per connection: those already
+// counted stay.
 func (w *WireCounter) Forget() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
