@@ -43,9 +43,6 @@ type CloudOptions struct {
 	// Wire, when set, counts the traffic of the update server, the
 	// control plane and the broker (scripts/bench/idlecost).
 	Wire *devcloud.WireCounter
-	// Lifetimes of the control plane's access tokens and IoT credentials
-	// and of the update server's device tokens. Zero: devcloud's defaults.
-	TokenLifetime, CredentialsLifetime, MenderJWTLifetime time.Duration
 }
 
 // Stack is a running dev environment, the agent aside: the caller runs
@@ -194,7 +191,7 @@ func (s *Stack) startMender(ca *devcloud.CA, c CloudOptions, log *slog.Logger) (
 	pool.AddCert(ca.Cert)
 	tok := newToken()
 	srv, err := devcloud.NewMenderServer(devcloud.MenderOptions{
-		CA: ca, ClientCAs: pool, ManagementToken: tok, Logger: log, JWTLifetime: c.MenderJWTLifetime, Wire: c.Wire,
+		CA: ca, ClientCAs: pool, ManagementToken: tok, Logger: log, Wire: c.Wire,
 	})
 	if err != nil {
 		return nil, err
@@ -282,7 +279,7 @@ func (s *Stack) startControl(ctx context.Context, ca *devcloud.CA, updateURL str
 	mtok := newToken()
 	cp, err := devcloud.NewControlPlane(devcloud.ControlPlaneOptions{
 		CA: ca, Policy: policy, UpdateServerURL: updateURL, ManagementToken: mtok, Logger: log,
-		TokenLifetime: c.TokenLifetime, CredentialsLifetime: c.CredentialsLifetime, Wire: c.Wire,
+		Wire: c.Wire,
 	})
 	if err != nil {
 		return nil, err
