@@ -85,6 +85,9 @@ type BrokerOptions struct {
 	// free port. Whatever port the first Start bound, a Start after Close
 	// listens on it again, so clients come back to the address they knew.
 	Addr string
+	// Wire, when set, counts the traffic on the listener under WireEventLink (MQTT control packets too)
+	// (devcloud/wirecount.go). Nil: nothing is counted.
+	Wire *WireCounter
 }
 
 // BrokerFaults are failure-injection knobs; set them with SetFaults. The
@@ -305,6 +308,11 @@ func (b *Broker) newServer() (*mqtt.Server, error) {
 	if err := srv.AddHook(&brokerHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add hook: %w", err)
 	}
+	if h := b.opts.Wire.hook(WireEventLink); h != nil {
+		if err := srv.AddHook(h, nil); err != nil {
+			return nil, fmt.Errorf("broker: add hook: %w", err)
+		}
+	}
 	return srv, nil
 }
 
@@ -331,7 +339,7 @@ func (b *Broker) Start() error {
 	if err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
-	wl := newWSListener(b, tls.NewListener(ln, b.tlsConf))
+	wl := newWSListener(b, tls.NewListener(b.opts.Wire.listener(WireEventLink, ln, false), b.tlsConf))
 	if err := srv.AddListener(wl); err != nil {
 		ln.Close()
 		return fmt.Errorf("broker: add listener: %w", err)

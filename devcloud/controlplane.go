@@ -76,6 +76,9 @@ type ControlPlaneOptions struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Wire, when set, counts the traffic on the listener under WireCloudCalls
+	// (devcloud/wirecount.go). Nil: nothing is counted.
+	Wire *WireCounter
 }
 
 // ControlPlaneFaults are failure-injection knobs; set them with SetFaults.
@@ -228,6 +231,7 @@ func (c *ControlPlane) Start() error {
 	if c.opts.Wrap != nil {
 		h = c.opts.Wrap(h)
 	}
+	c.https.wire, c.https.link = c.opts.Wire, WireCloudCalls
 	return c.https.start("control plane", c.tlsConf, h, c.log)
 }
 

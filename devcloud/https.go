@@ -17,6 +17,9 @@ type httpsServer struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{} // closed when Serve returned
+
+	wire *WireCounter // set before start to count the traffic under link; nil: none
+	link string
 }
 
 func (s *httpsServer) start(name string, tlsConf *tls.Config, h http.Handler, log *slog.Logger) error {
@@ -27,9 +30,9 @@ func (s *httpsServer) start(name string, tlsConf *tls.Config, h http.Handler, lo
 	if err != nil {
 		return fmt.Errorf("%s: listen: %w", name, err)
 	}
-	s.ln = tls.NewListener(ln, tlsConf)
+	s.ln = tls.NewListener(s.wire.listener(s.link, ln, true), tlsConf)
 	s.srv = &http.Server{
-		Handler:           h,
+		Handler:           s.wire.handler(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

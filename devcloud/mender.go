@@ -84,6 +84,9 @@ type MenderOptions struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Wire, when set, counts the traffic on the listener under WireUpdateChannel
+	// (devcloud/wirecount.go). Nil: nothing is counted.
+	Wire *WireCounter
 }
 
 // MenderFaults are failure-injection knobs; set them with SetFaults. The
@@ -252,6 +255,7 @@ func NewMenderServer(opts MenderOptions) (*MenderServer, error) {
 // Start listens on 127.0.0.1 (a free port) and serves in the background
 // until Close.
 func (s *MenderServer) Start() error {
+	s.https.wire, s.https.link = s.opts.Wire, WireUpdateChannel
 	return s.https.start("mender server", s.tlsConf, s.routes(), s.log)
 }
 

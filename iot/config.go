@@ -30,7 +30,9 @@ type Config struct {
 	// EventsTopic carries cloud events. Default edgefort/<thing_name>/events.
 	EventsTopic string `yaml:"events_topic"`
 	// KeepAlive is the MQTT keep-alive, 30s to 20m as AWS IoT allows.
-	// Default 60s.
+	// Default 5m (see iot.DefaultKeepAlive): lower it behind a NAT or
+	// firewall that drops idle connections sooner, or to notice a dead
+	// connection sooner.
 	KeepAlive time.Duration `yaml:"keep_alive"`
 	// ReconnectSpread is the window over which a node's reconnect is
 	// spread once two quick retries (under 1s, then under 2s) failed: a

@@ -31,7 +31,23 @@ const (
 
 // Defaults for the zero fields of Options.
 const (
-	DefaultKeepAlive        = 60 * time.Second
+	// DefaultKeepAlive is 5 minutes, not the 60 s of most MQTT clients:
+	// an idle node's budget is one message a minute on all its links
+	// (issue 19, docs/benchmarks.md "Idle cost per node"), and each
+	// keep-alive is two (PINGREQ, PINGRESP), so 60 s alone spent it
+	// twice. Longer costs in two ways. A dead connection (broker gone, a
+	// NAT that forgot it) is noticed only by the next ping, which paho
+	// sends up to a quarter keep-alive late, plus its 10 s ping timeout
+	// (6 min 25 s at 5 minutes); cloud events wait that long in the
+	// persistent session. And an idle connection must carry a
+	// packet before the NATs and firewalls on its way drop it: AWS's NAT
+	// gateway drops idle TCP flows after 350 s, Azure's NAT gateway after
+	// 4 minutes by default, GCP's Cloud NAT after 20 minutes, home and
+	// carrier NATs vary (RFC 5382 asks at least 2 h 4 min). 5 minutes
+	// stays under AWS's 350 s at 24 messages an hour; AWS IoT accepts 30 s
+	// to 20 min and its device SDKs default to 20 min. Behind a shorter
+	// idle timeout, set iot.keep_alive under it.
+	DefaultKeepAlive        = 5 * time.Minute
 	DefaultReconnectInitial = time.Second
 	DefaultReconnectMax     = 2 * time.Minute
 	DefaultReconnectSpread  = 40 * time.Second
@@ -89,7 +105,7 @@ type Options struct {
 	// Presign makes the URL of each connection attempt; a URL is never
 	// reused. Nil means sigv4.Presign.
 	Presign PresignFunc
-	// KeepAlive is the MQTT keep-alive, 30s to 20m. Zero means 60s.
+	// KeepAlive is the MQTT keep-alive, 30s to 20m. Zero means 5m.
 	KeepAlive time.Duration
 	// ReconnectInitial is the cap of the first reconnect delay, at most 1s.
 	// Zero means 1s.

@@ -72,7 +72,7 @@ func TestNewValidates(t *testing.T) {
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{}.withDefaults()
 	got := []time.Duration{o.KeepAlive, o.ReconnectInitial, o.ReconnectSpread, o.ReconnectMax, o.ReconnectThrottledMax, o.MaxConnectionAge, o.ConnectTimeout}
-	want := []time.Duration{60 * time.Second, time.Second, 40 * time.Second, 2 * time.Minute, 32 * time.Minute, 23 * time.Hour, 30 * time.Second}
+	want := []time.Duration{5 * time.Minute, time.Second, 40 * time.Second, 2 * time.Minute, 32 * time.Minute, 23 * time.Hour, 30 * time.Second}
 	for i := range got {
 		if got[i] != want[i] {
 			t.Errorf("default %d = %v, want %v", i, got[i], want[i])

@@ -30,6 +30,13 @@ var wsWriteBuffers sync.Pool
 // MQTT packet may span frames, and a frame may hold several packets).
 func DialWebSocket(ctx context.Context, url string, tlsCfg *tls.Config) (net.Conn, error) {
 	d := websocket.Dialer{
+		// No TCP keep-alive: the MQTT keep-alive checks the connection
+		// and keeps NATs from forgetting it. Go's default on top (a probe
+		// after 15 s idle, then every 15 s) put about 240 probes and as
+		// many ACKs an hour on an idle link, ten times the segments of
+		// the 5-minute MQTT pings (docs/benchmarks.md, "Idle cost per
+		// node").
+		NetDialContext:   (&net.Dialer{KeepAlive: -1}).DialContext,
 		Proxy:            http.ProxyFromEnvironment,
 		TLSClientConfig:  tlsCfg, // gorilla clones it and sets ServerName (SNI) from the URL
 		HandshakeTimeout: DefaultConnectTimeout,

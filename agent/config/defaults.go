@@ -7,6 +7,7 @@ import (
 	"github.com/edgefort/edgefort/clientapi"
 	"github.com/edgefort/edgefort/clientapi/headerauth"
 	"github.com/edgefort/edgefort/cloudclient"
+	"github.com/edgefort/edgefort/iot"
 )
 
 // Defaults, named once. Components read the filled-in Config, never these.
@@ -24,7 +25,7 @@ const (
 	DefaultAuthzMaxTTL        = cloudclient.DefaultAuthzMaxTTL
 	DefaultAuthzMaxNegTTL     = cloudclient.DefaultAuthzMaxNegTTL
 	DefaultAuthzMaxStaleness  = cloudclient.DefaultAuthzMaxStaleness
-	DefaultIoTKeepAlive       = 60 * time.Second
+	DefaultIoTKeepAlive       = iot.DefaultKeepAlive // 5m: why, in iot
 	DefaultIoTReconnectMax    = 2 * time.Minute
 	DefaultIoTReconnectSpread = 40 * time.Second
 	// Mender's production defaults (UpdatePollIntervalSeconds,

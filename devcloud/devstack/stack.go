@@ -33,6 +33,16 @@ type Options struct {
 	Logger *slog.Logger
 	// IdPs starts the dev identity providers and the virtual host sso.
 	IdPs IdPOptions
+	// Cloud tunes the devcloud servers, for benchmarks. The zero value is
+	// devcloud's defaults.
+	Cloud CloudOptions
+}
+
+// CloudOptions tune the devcloud servers of a stack.
+type CloudOptions struct {
+	// Wire, when set, counts the traffic of the update server, the
+	// control plane and the broker (scripts/bench/idlecost).
+	Wire *devcloud.WireCounter
 }
 
 // Stack is a running dev environment, the agent aside: the caller runs
@@ -88,7 +98,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 		return nil, fmt.Errorf("simulated A/B device: %w", err)
 	}
 	s.onClose(s.device.close)
-	srv, err := s.startMender(ca, log)
+	srv, err := s.startMender(ca, opts.Cloud, log)
 	if err != nil {
 		return nil, fmt.Errorf("update server: %w", err)
 	}
@@ -96,13 +106,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := s.writeConfig(params); err != nil {
 		return nil, err
 	}
-	cp, err := s.startControl(ctx, ca, srv.URL(), log)
+	cp, err := s.startControl(ctx, ca, srv.URL(), opts.Cloud, log)
 	if err != nil {
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
 	// The event link needs the thing name, which is the device ID the
 	// enrollment just gave: the configuration is written again with it.
-	broker, err := s.startBroker(ca, cp, log)
+	broker, err := s.startBroker(ca, cp, opts.Cloud.Wire, log)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -176,11 +186,13 @@ func newToken() string {
 // startMender starts the update server the agent polls: a server
 // certificate from the dev CA, mutual TLS against the same CA, and the
 // management API behind a fresh token.
-func (s *Stack) startMender(ca *devcloud.CA, log *slog.Logger) (*devcloud.MenderServer, error) {
+func (s *Stack) startMender(ca *devcloud.CA, c CloudOptions, log *slog.Logger) (*devcloud.MenderServer, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	tok := newToken()
-	srv, err := devcloud.NewMenderServer(devcloud.MenderOptions{CA: ca, ClientCAs: pool, ManagementToken: tok, Logger: log})
+	srv, err := devcloud.NewMenderServer(devcloud.MenderOptions{
+		CA: ca, ClientCAs: pool, ManagementToken: tok, Logger: log, Wire: c.Wire,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +271,7 @@ func (s *Stack) readPolicy() (*devcloud.Policy, error) {
 // control plane keeps its state in memory, so the node enrolls afresh at
 // every start (a new device ID; the stores of the previous enrollment are
 // replaced).
-func (s *Stack) startControl(ctx context.Context, ca *devcloud.CA, updateURL string, log *slog.Logger) (*devcloud.ControlPlane, error) {
+func (s *Stack) startControl(ctx context.Context, ca *devcloud.CA, updateURL string, c CloudOptions, log *slog.Logger) (*devcloud.ControlPlane, error) {
 	policy, err := s.readPolicy()
 	if err != nil {
 		return nil, err
@@ -267,6 +279,7 @@ func (s *Stack) startControl(ctx context.Context, ca *devcloud.CA, updateURL str
 	mtok := newToken()
 	cp, err := devcloud.NewControlPlane(devcloud.ControlPlaneOptions{
 		CA: ca, Policy: policy, UpdateServerURL: updateURL, ManagementToken: mtok, Logger: log,
+		Wire: c.Wire,
 	})
 	if err != nil {
 		return nil, err
@@ -324,9 +337,9 @@ func (s *Stack) startAuthModule(roots *x509.CertPool, log *slog.Logger) (*devclo
 
 // startBroker starts the SigV4-checking broker, with the control plane's
 // credentials and the Jobs and Shadow services on it.
-func (s *Stack) startBroker(ca *devcloud.CA, cp *devcloud.ControlPlane, log *slog.Logger) (*devcloud.Broker, error) {
+func (s *Stack) startBroker(ca *devcloud.CA, cp *devcloud.ControlPlane, wire *devcloud.WireCounter, log *slog.Logger) (*devcloud.Broker, error) {
 	tok := newToken()
-	b, err := devcloud.NewBroker(devcloud.BrokerOptions{CA: ca, Lookup: devcloud.ControlPlaneLookup(cp), ManagementToken: tok, Logger: log})
+	b, err := devcloud.NewBroker(devcloud.BrokerOptions{CA: ca, Lookup: devcloud.ControlPlaneLookup(cp), ManagementToken: tok, Logger: log, Wire: wire})
 	if err != nil {
 		return nil, err
 	}
