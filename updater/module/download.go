@@ -174,6 +174,10 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
+	if err := blockingWrites(w); err != nil {
+		w.Close()
+		return d.m.errorf(StateDownload, "", fmt.Errorf("%s: %w", rel, err))
+	}
 	// In FileWriteSize pieces, as the Mender client's io.Copy writes: a
 	// module that copies the stream (cat, dd) then reads and writes about
 	// 32 KiB at a time, where one 1 MiB write would fill the pipe's 64 KiB
@@ -230,6 +234,32 @@ func (d *download) openFIFO(path string, stop <-chan struct{}) (*os.File, error)
 		case <-t.C:
 		}
 	}
+}
+
+// blockingWrites puts f, opened non-blocking (see openFIFO), into blocking
+// mode for the stream's writes. A non-blocking write into a full pipe
+// fails with EAGAIN and parks the goroutine in the runtime's poller until
+// epoll says the pipe has room: for 1 GiB in FileWriteSize pieces that was
+// about 6,000 failed writes and 12,000 epoll waits, each wake-up a trip
+// through the scheduler before the next write, while the module's reader
+// sat waiting on an empty pipe. A blocking write sleeps in the kernel and
+// is woken by the reader itself (docs/benchmarks.md, session 7). It still
+// ends when the module does: once no process holds the FIFO open for
+// reading, as after the kill of its process group on a timeout, the write
+// fails with EPIPE. f's deadlines no longer apply; none are set.
+func blockingWrites(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set blocking mode: %w", serr)
+	}
+	return nil
 }
 
 // saveFile stores f as files/<name> (files-augment/<name> for an augmented

@@ -164,6 +164,15 @@ func TestDownloadFailures(t *testing.T) {
 			wantText: []string{"update module quitter: Download: stopped reading streams/big.bin", "exit status 3", "giving up"},
 		},
 		{
+			name:     "module stops reading mid-stream and hangs",
+			typ:      "staller",
+			timeout:  300 * time.Millisecond,
+			files:    []testFile{big},
+			wantIs:   []error{syscall.EPIPE},
+			wantText: []string{"stopped reading streams/big.bin", "timed out after 300ms"},
+			childPID: true,
+		},
+		{
 			name:     "module skips a stream",
 			typ:      "skipper",
 			files:    []testFile{good},
