@@ -18,6 +18,18 @@ import (
 // the module to open the read end.
 const fifoPoll = 5 * time.Millisecond
 
+// streamPipeSize is the capacity asked for each stream FIFO's pipe
+// (Linux's default is 64 KiB). The agent and the module's reader run
+// side by side on a small device's cores and are descheduled in turn; a
+// pipe that holds 1 MiB lets either run ahead by that much instead of
+// stalling the other every 64 KiB. On the shared 2-vCPU VM of
+// docs/benchmarks.md (session 7) it took the bench-file module's cat of a
+// 1 GiB stream from a median of 1.45 s to 1.1 s (7 interleaved pairs,
+// gzip and uncompressed alike). 1 MiB is
+// /proc/sys/fs/pipe-max-size's default, what an unprivileged process may
+// ask for.
+const streamPipeSize = 1 << 20
+
 // exitWait is how long a Store whose stream broke waits for the module to
 // exit, to report its exit status and stderr.
 const exitWait = time.Second
@@ -174,15 +186,19 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
+	if err := growPipe(w, streamPipeSize); err != nil {
+		d.m.log.Debug("update module stream: pipe size left as it is", "stream", rel, "err", err)
+	}
 	if err := blockingWrites(w); err != nil {
 		w.Close()
 		return d.m.errorf(StateDownload, "", fmt.Errorf("%s: %w", rel, err))
 	}
 	// In FileWriteSize pieces, as the Mender client's io.Copy writes: a
-	// module that copies the stream (cat, dd) then reads and writes about
-	// 32 KiB at a time, where one 1 MiB write would fill the pipe's 64 KiB
-	// and hand it 64 KiB reads, the slow case of page-cache writes on the
-	// VM FileWriteSize describes (docs/benchmarks.md, session 6).
+	// module that copies the stream (cat, dd) reads what is in the pipe
+	// when it wakes, so it reads, and writes into the page cache, in small
+	// pieces whenever it keeps up (FileWriteSize says why that matters on
+	// some VMs; docs/benchmarks.md, session 6). With the larger pipe
+	// (streamPipeSize) 1 MiB writes measured the same (session 7).
 	werr, rerr := Copy(SmallWrites(w), r)
 	if cerr := w.Close(); werr == nil && rerr == nil {
 		werr = cerr
