@@ -28,9 +28,8 @@ const fifoPoll = 5 * time.Millisecond
 // uncompressed and gzip; 9 faster). A reader that falls behind then reads,
 // and writes on, more than FileWriteSize at a time; in direct pairs that
 // never cost more than it saved (the full runs are in the same section).
-// 1 MiB is
-// /proc/sys/fs/pipe-max-size's default, what an unprivileged process may
-// ask for.
+// 1 MiB is /proc/sys/fs/pipe-max-size's default, what an unprivileged
+// process may ask for.
 const streamPipeSize = 1 << 20
 
 // exitWait is how long a Store whose stream broke waits for the module to
