@@ -177,13 +177,22 @@ run_one() {
 }
 # Each round runs the commands in a new random order: what ran just before
 # a command changes its time on a VM (see COOL above), so no command keeps
-# one position.
-commands=(cp fifo openssl validate install install-gzip builtin builtin-gzip builtin-zstd)
-$have_mender && commands+=(mender mender-gzip)
+# one position. edgefort's and Mender's installs of one Artifact run back
+# to back, the two in a random order: on a machine shared with other work,
+# whose load drifts over a round's minutes, their paired ratio then
+# compares two runs seconds apart.
+units=(cp fifo openssl validate builtin builtin-gzip builtin-zstd)
+if $have_mender; then
+  units+=("install mender" "install-gzip mender-gzip")
+else
+  units+=(install install-gzip)
+fi
 for _ in $(seq "$rounds"); do
-  for name in $(shuf -e "${commands[@]}"); do
-    run_one "$name"
-  done
+  while IFS= read -r unit; do
+    for name in $(shuf -e $unit); do
+      run_one "$name"
+    done
+  done < <(printf '%s\n' "${units[@]}" | shuf)
 done
 
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -212,7 +221,7 @@ if $have_mender; then
   row "  the same, gzip Artifact" mender-gzip
   for pair in "install mender" "install-gzip mender-gzip"; do
     set -- $pair
-    echo "# edgefort / Mender ($1): $(awk -v a="$(cut -d' ' -f1 "$work/$1" | median)" -v b="$(cut -d' ' -f1 "$work/$2" | median)" 'BEGIN{printf "%.2f", a/b}')x (paired: $(paste -d' ' "$work/$1" "$work/$2" | awk '{print $1/$3}' | median)x)"
+    echo "# edgefort / Mender ($1): $(awk -v a="$(cut -d' ' -f1 "$work/$1" | median)" -v b="$(cut -d' ' -f1 "$work/$2" | median)" 'BEGIN{printf "%.2f", a/b}')x (paired: $(paste -d' ' "$work/$1" "$work/$2" | awk '{print $1/$3}' | median)x; each round: $(paste -d' ' "$work/$1" "$work/$2" | awk '{printf "%.2f ", $1/$3}'))"
   done
 else
   echo "# the Mender client was not measured: needs root, mender and unshare"

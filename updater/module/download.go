@@ -18,6 +18,20 @@ import (
 // the module to open the read end.
 const fifoPoll = 5 * time.Millisecond
 
+// streamPipeSize is the capacity asked for each stream FIFO's pipe
+// (Linux's default is 64 KiB). The agent and the module's reader run
+// side by side on a small device's cores and are descheduled in turn; a
+// pipe that holds 1 MiB lets either run ahead by that much instead of
+// stalling the other every 64 KiB. On the shared 2-vCPU VM of
+// docs/benchmarks.md (session 7) it took the bench-file module's cat of a
+// 1 GiB stream from a median of 1.33 s to 1.12 s (10 interleaved pairs,
+// uncompressed and gzip; 9 faster). A reader that falls behind then reads,
+// and writes on, more than FileWriteSize at a time; in direct pairs that
+// never cost more than it saved (the full runs are in the same section).
+// 1 MiB is /proc/sys/fs/pipe-max-size's default, what an unprivileged
+// process may ask for.
+const streamPipeSize = 1 << 20
+
 // exitWait is how long a Store whose stream broke waits for the module to
 // exit, to report its exit status and stderr.
 const exitWait = time.Second
@@ -174,11 +188,19 @@ func (d *download) stream(f *artifact.File, r io.Reader) error {
 	if err != nil {
 		return d.m.errorf(StateDownload, "", err)
 	}
+	if err := growPipe(w, streamPipeSize); err != nil {
+		d.m.log.Debug("update module stream: pipe size left as it is", "stream", rel, "err", err)
+	}
+	if err := blockingWrites(w); err != nil {
+		w.Close()
+		return d.m.errorf(StateDownload, "", fmt.Errorf("%s: %w", rel, err))
+	}
 	// In FileWriteSize pieces, as the Mender client's io.Copy writes: a
-	// module that copies the stream (cat, dd) then reads and writes about
-	// 32 KiB at a time, where one 1 MiB write would fill the pipe's 64 KiB
-	// and hand it 64 KiB reads, the slow case of page-cache writes on the
-	// VM FileWriteSize describes (docs/benchmarks.md, session 6).
+	// module that copies the stream (cat, dd) reads what is in the pipe
+	// when it wakes, so it reads, and writes into the page cache, in small
+	// pieces whenever it keeps up (FileWriteSize says why that matters on
+	// some VMs; docs/benchmarks.md, session 6). With the larger pipe
+	// (streamPipeSize) 1 MiB writes measured the same (session 7).
 	werr, rerr := Copy(SmallWrites(w), r)
 	if cerr := w.Close(); werr == nil && rerr == nil {
 		werr = cerr
@@ -230,6 +252,32 @@ func (d *download) openFIFO(path string, stop <-chan struct{}) (*os.File, error)
 		case <-t.C:
 		}
 	}
+}
+
+// blockingWrites puts f, opened non-blocking (see openFIFO), into blocking
+// mode for the stream's writes. A non-blocking write into a full pipe
+// fails with EAGAIN and parks the goroutine in the runtime's poller until
+// epoll says the pipe has room: for 1 GiB in FileWriteSize pieces that was
+// about 6,000 failed writes and 12,000 epoll waits, each wake-up a trip
+// through the scheduler before the next write, while the module's reader
+// sat waiting on an empty pipe. A blocking write sleeps in the kernel and
+// is woken by the reader itself (docs/benchmarks.md, session 7). It still
+// ends when the module does: once no process holds the FIFO open for
+// reading, as after the kill of its process group on a timeout, the write
+// fails with EPIPE. f's deadlines no longer apply; none are set.
+func blockingWrites(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set blocking mode: %w", serr)
+	}
+	return nil
 }
 
 // saveFile stores f as files/<name> (files-augment/<name> for an augmented

@@ -29,7 +29,7 @@ func randomBytes(n int) []byte {
 func TestDownload(t *testing.T) {
 	files := []testFile{
 		{name: "a.txt", data: []byte("hello\n")},
-		{name: "big.bin", data: randomBytes(300 << 10)}, // more than a pipe buffer
+		{name: "big.bin", data: randomBytes(streamPipeSize + 300<<10)}, // more than the pipe holds
 		{name: "empty", data: nil},
 	}
 	tests := []struct {
@@ -142,7 +142,9 @@ func TestDownloadAugmentedFiles(t *testing.T) {
 }
 
 func TestDownloadFailures(t *testing.T) {
-	big := testFile{name: "big.bin", data: randomBytes(1 << 20)}
+	// More than the stream's pipe holds (streamPipeSize): writing it
+	// blocks until the module reads.
+	huge := testFile{name: "huge.bin", data: randomBytes(3 * streamPipeSize)}
 	good := testFile{name: "a.txt", data: []byte("hello\n")}
 	badSmall := testFile{name: "a.txt", data: []byte("hello\n"), bad: true}
 	badBig := testFile{name: "big.bin", data: randomBytes(200 << 10), bad: true}
@@ -159,9 +161,18 @@ func TestDownloadFailures(t *testing.T) {
 		{
 			name:     "module exits mid-stream",
 			typ:      "quitter",
-			files:    []testFile{big},
+			files:    []testFile{huge},
 			wantIs:   []error{syscall.EPIPE},
-			wantText: []string{"update module quitter: Download: stopped reading streams/big.bin", "exit status 3", "giving up"},
+			wantText: []string{"update module quitter: Download: stopped reading streams/huge.bin", "exit status 3", "giving up"},
+		},
+		{
+			name:     "module stops reading mid-stream and hangs",
+			typ:      "staller",
+			timeout:  300 * time.Millisecond,
+			files:    []testFile{huge},
+			wantIs:   []error{syscall.EPIPE},
+			wantText: []string{"stopped reading streams/huge.bin", "timed out after 300ms"},
+			childPID: true,
 		},
 		{
 			name:     "module skips a stream",

@@ -66,6 +66,23 @@ Download)
 	;;
 esac
 exit 0`,
+	// Opens the stream, reads 10 bytes of it, and hangs holding it open
+	// (and a background child holding it too), ignoring SIGTERM: the
+	// agent's writes into the full pipe end only with the kill of the
+	// process group.
+	"staller": `
+trap '' TERM
+case "$1" in
+Download)
+	next=$(cat stream-next)
+	exec 3<"$next"
+	head -c 10 <&3 > /dev/null
+	sleep 1000 &
+	echo $! > child.pid
+	sleep 1000
+	;;
+esac
+exit 0`,
 	// Reads stream-next once and exits 0 without reading the stream.
 	"skipper": `
 case "$1" in
