@@ -279,24 +279,6 @@ func TestDevcloudRotatedCredentials(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the link's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDevcloudThrottledConnect runs the link against the broker's connect
 // quota with a bucket of one that does not refill, taken by another client
 // first: the link's CONNECT is refused with CONNACK 0x03, the link logs
@@ -320,7 +302,7 @@ func TestDevcloudThrottledConnect(t *testing.T) {
 		t.Fatalf("first Run = %v", err)
 	}
 
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	opts := dcOptions(b, v)
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	l, err := iot.New(opts)

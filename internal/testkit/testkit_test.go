@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,5 +153,24 @@ func TestArtifactWriteErrorFails(t *testing.T) {
 	Artifact{Name: "", DeviceType: "edge-1", Module: "blob"}.Bytes(f)
 	if !strings.HasPrefix(f.msg, `write artifact "": `) {
 		t.Errorf("failure message = %q, want it to name the artifact", f.msg)
+	}
+}
+
+// TestSyncBuffer: writes from many goroutines while the test reads all
+// land, whole (under -race, a buffer without its lock fails here).
+func TestSyncBuffer(t *testing.T) {
+	var b SyncBuffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				fmt.Fprint(&b, "line\n")
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if got := strings.Count(b.String(), "line\n"); got != 800 {
+		t.Errorf("buffer holds %d lines, want 800", got)
 	}
 }

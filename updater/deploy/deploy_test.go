@@ -582,7 +582,7 @@ func TestSetPollInterval(t *testing.T) {
 func TestCheckNowWaitsForRetryAfter(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.srv.SetFaults(devcloud.MenderFaults{TooMany: devcloud.EndpointNext, TooManyCount: -1, RetryAfter: time.Hour})
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	p, err := deploy.NewPoller(deploy.PollerOptions{Client: e.client, Machine: e.m, PollInterval: time.Hour,
 		RetryInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -608,22 +608,4 @@ func TestCheckNowWaitsForRetryAfter(t *testing.T) {
 	if next := p.Status().NextCheck; next.Before(asked.Add(59 * time.Minute)) {
 		t.Errorf("next check at %v, want the end of the hour's Retry-After", next)
 	}
-}
-
-// lockedBuffer is a log destination the test reads while the poller writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
