@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -188,7 +189,7 @@ func TestAdminPeerCredentials(t *testing.T) {
 	socket := filepath.Join(base, "run", "admin.sock")
 
 	t.Run("allow lists", func(t *testing.T) {
-		logs := &logBuffer{}
+		logs := &testkit.SyncBuffer{}
 		cfg := testConfig(t, fmt.Sprintf("admin:\n  socket: %s\n  allow_uids: [65533]\n  allow_gids: [65531]\n", socket))
 		startAgentLog(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 		refused := "refused: admin: uid 65534 (gid 65534) may not use the admin API; root, the agent's user (uid 0) and the ids in admin.allow_uids and admin.allow_gids may"

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/edgefort/edgefort/agent/adminclient"
@@ -64,22 +62,4 @@ func TestPeerGateWithoutCredentials(t *testing.T) {
 	if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "served") {
 		t.Errorf("got %d %q, want 403 and not served", rec.Code, rec.Body)
 	}
-}
-
-// logBuffer collects log output written from the agent's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

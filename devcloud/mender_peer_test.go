@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,24 +30,6 @@ const (
 	menderIdentityScript = "/usr/share/mender/identity/mender-device-identity"
 	menderArtifactInfo   = "/etc/mender/artifact_info"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a child process and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestMenderPeerClient runs Debian's real mender-client 3.4 against the
 // server over mTLS: v2 next off (the client falls back to v1), one 401 on
@@ -79,7 +60,7 @@ func TestMenderPeerClient(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	var serverLog lockedBuffer
+	var serverLog testkit.SyncBuffer
 	s := newTestMender(t, MenderOptions{
 		CA: ca, ClientCAs: pool, ManualAccept: true, DisableV2: true,
 		Logger: slog.New(slog.NewTextHandler(&serverLog, nil)),
@@ -150,7 +131,7 @@ func TestMenderPeerClient(t *testing.T) {
 	s.SetFaults(MenderFaults{CutAfter: 100_000, Unauthorized: EndpointStatus})
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out lockedBuffer
+	var out testkit.SyncBuffer
 	cmd := exec.CommandContext(ctx, menderBin, "-c", confPath, "--data", data, "daemon")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -2,12 +2,12 @@ package keystore
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -23,29 +23,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// syncBuffer collects logs written from handshake goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newTLSTestManager opens an in-memory manager whose logs go to the
 // returned buffer; now is its clock (nil for time.Now).
-func newTLSTestManager(t testing.TB, now func() time.Time) (*Manager, *syncBuffer) {
+func newTLSTestManager(t testing.TB, now func() time.Time) (*Manager, *testkit.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	m, err := Open(Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: now})
 	if err != nil {
 		t.Fatal(err)

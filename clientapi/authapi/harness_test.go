@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"io"
 	"log/slog"
 	"math/big"
@@ -80,19 +81,6 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer collects log lines from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // rig is a running API on a loopback port: keystore "api" (CN
 // api.example) and truststore "modules" (the CA), plus a client with a
 // certificate from that CA.
@@ -100,7 +88,7 @@ type rig struct {
 	ca     *ca
 	api    *API
 	clock  *clock
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	client *http.Client // presents CN "auth-module"
 	url    string
 	cfg    Config
@@ -120,7 +108,7 @@ func newRig(t testing.TB, edit func(*Config)) *rig { return newRigWith(t, edit, 
 // newRigWith is newRig with the sessions kept in db (nil: memory).
 func newRigWith(t testing.TB, edit func(*Config), db *store.DB) *rig {
 	t.Helper()
-	r := &rig{ca: newCA(t, "module CA"), clock: &clock{t: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	r := &rig{ca: newCA(t, "module CA"), clock: &clock{t: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, logs: &testkit.SyncBuffer{}}
 	stores, err := keystore.Open(keystore.Options{Logger: slog.New(slog.DiscardHandler)})
 	must(t, err)
 	key, cert := r.ca.issue(t, "api.example")

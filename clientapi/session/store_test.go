@@ -39,31 +39,13 @@ func (c *clock) add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// logSink collects log output to scan for tokens.
-type logSink struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var lim = Limits{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 8 * time.Hour, MaxPerUser: 10}
 
 func alice() auth.Identity {
 	return auth.Identity{UserID: "alice", Directory: "corp", Groups: []string{"g1"}, Attributes: map[string][]string{"dept": {"x"}}, Solution: "ticket"}
 }
 
-func openStore(t *testing.T, db *store.DB, c *clock, logs *logSink) *Store {
+func openStore(t *testing.T, db *store.DB, c *clock, logs *testkit.SyncBuffer) *Store {
 	t.Helper()
 	opts := Options{Now: c.Now}
 	if logs != nil {
@@ -286,7 +268,7 @@ func TestOtherVirtualHost(t *testing.T) {
 func TestRevoke(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
-	logs := &logSink{}
+	logs := &testkit.SyncBuffer{}
 	db := testkit.OpenStore(t, dir)
 	s := openStore(t, db, c, logs)
 	a1, sa1, err := s.Create("hub", alice(), lim)

@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"errors"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +38,7 @@ func edgefortDev(t *testing.T, args ...string) (code int, stdout, stderr string)
 // devProc is edgefort-dev running as a child process.
 type devProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr testkit.SyncBuffer
 	exited         chan struct{} // closed when it exited; err is set then
 	err            error
 }
@@ -273,23 +273,4 @@ func TestDevHelp(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer a child process writes while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

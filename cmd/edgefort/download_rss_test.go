@@ -84,7 +84,7 @@ func TestProxiedDownloadPeakRSS(t *testing.T) {
       routes:
         - {name: files, match: "GET /files/", target: engine, action: app.read, anonymous: true, resource: {type: app, id: big, space: sales}}
 `)
-	log := &lockedBuffer{}
+	log := &testkit.SyncBuffer{}
 	p := startProc(t, buildEdgefort(t, t.TempDir(), "rss"), log, "run", "--config", cfgPath)
 	waitSocketReady(t, r.socket, p)
 	admin := adminclient.New(r.socket)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +24,7 @@ func TestHangupReloadsClients(t *testing.T) {
 	cfgPath := writeFile(t, "edgefort.yaml", head)
 	agent := exec.Command(os.Args[0], "run", "--config", cfgPath)
 	agent.Env = append(os.Environ(), "EDGEFORT_TEST_AS_MAIN=1")
-	agentErr := &lockedBuffer{}
+	agentErr := &testkit.SyncBuffer{}
 	agent.Stderr = agentErr
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -70,22 +68,4 @@ func TestHangupReloadsClients(t *testing.T) {
 	if err := waitExit(agent, 15*time.Second); err != nil {
 		t.Errorf("agent: %v; stderr:\n%s", err, agentErr)
 	}
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

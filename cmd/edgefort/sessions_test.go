@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -107,11 +108,11 @@ func redeem(t *testing.T, hub, ticket string) (int, string) {
 
 // startAgent runs the agent as a child process until ready and returns
 // it with its stderr and its status (the hub's and the auth API's URLs).
-func startAgent(t *testing.T, cfgPath, socket string) (*exec.Cmd, *lockedBuffer, *adminapi.Status) {
+func startAgent(t *testing.T, cfgPath, socket string) (*exec.Cmd, *testkit.SyncBuffer, *adminapi.Status) {
 	t.Helper()
 	agent := exec.Command(os.Args[0], "run", "--config", cfgPath)
 	agent.Env = append(os.Environ(), "EDGEFORT_TEST_AS_MAIN=1")
-	logs := &lockedBuffer{}
+	logs := &testkit.SyncBuffer{}
 	agent.Stderr = logs
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)

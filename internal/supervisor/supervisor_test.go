@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +25,7 @@ const patience = 10 * time.Second
 // harness runs a Supervisor for one test.
 type harness struct {
 	s       *Supervisor
-	logs    *syncBuffer
+	logs    *testkit.SyncBuffer
 	release chan struct{} // with gateBackoff, each send ends one backoff wait
 	cancel  context.CancelFunc
 	ended   chan struct{} // closed when Run has returned
@@ -37,7 +36,7 @@ type harness struct {
 // it if the test fails. Start it with start.
 func newHarness(t *testing.T, opts Options, specs ...Spec) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}, release: make(chan struct{}), ended: make(chan struct{})}
+	h := &harness{logs: &testkit.SyncBuffer{}, release: make(chan struct{}), ended: make(chan struct{})}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -116,24 +115,6 @@ func (h *harness) status(t *testing.T, name string) Status {
 	}
 	t.Fatalf("no status for %q", name)
 	return Status{}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 type runFunc func(ctx context.Context) error

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"io"
 	"log/slog"
 	"os"
@@ -36,28 +37,10 @@ type testEnv struct {
 	dir  string
 	ins  *Installer
 	p    module.Payload
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 
 	mu      sync.Mutex // guards running
 	running []byte     // content of the "running executable", for checkRunning
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // newTestEnv writes oldAgent as the binary and returns an Installer whose
@@ -66,7 +49,7 @@ func (b *syncBuffer) String() string {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &testEnv{t: t, dir: dir, running: oldAgent, logs: &syncBuffer{}}
+	e := &testEnv{t: t, dir: dir, running: oldAgent, logs: &testkit.SyncBuffer{}}
 	bin := filepath.Join(dir, "bin", "edgefort")
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
