@@ -184,20 +184,16 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		if !now.Before(nextCheck) {
 			deployed := p.deployments()
-			wait, err := p.checkOnce(ctx, checks)
+			next, err := p.checkOnce(ctx, checks)
 			if err != nil {
 				return err
 			}
-			nextCheck = time.Now().Add(wait)
+			nextCheck = next
 			if p.deployments() != deployed {
 				// The server should see the new artifact_name soon, not
 				// at the next inventory interval.
 				nextInventory = time.Now()
 			}
-			p.mu.Lock()
-			p.status.NextCheck = nextCheck
-			p.status.RetryAfterUntil = checks.notBefore
-			p.mu.Unlock()
 		}
 		t := time.NewTimer(time.Until(earliest(nextCheck, nextInventory)))
 		select {
@@ -253,35 +249,41 @@ func (p *Poller) sendInventory(ctx context.Context) error {
 	return nil
 }
 
-// checkOnce asks for a deployment and runs it. It returns how long to wait
-// before the next check, timed by sch, or an error that ends Run (ctx
-// ended is not one; a needed restart or a store failure is).
-func (p *Poller) checkOnce(ctx context.Context, sch *schedule) (time.Duration, error) {
+// checkOnce asks for a deployment and runs it. It returns when to check
+// next, timed by sch, or an error that ends Run (ctx ended is not one; a
+// needed restart or a store failure is). The check's result and the next
+// check are published in Status together, so that a reader never sees the
+// one without the other.
+func (p *Poller) checkOnce(ctx context.Context, sch *schedule) (time.Time, error) {
 	wait, result, err := p.check1(ctx)
 	now := time.Now()
 	if err != nil {
 		result = "error"
 	}
 	p.opts.Metrics.check(result, now)
+	var stop stopError
+	var end error
+	switch {
+	case ctx.Err() != nil:
+	case errors.As(err, &stop):
+		end = stop.err
+	case err != nil:
+		wait = sch.failed(now, err, p.pollInterval())
+		p.log.Warn("update check failed", "err", err, "retry_in", wait)
+	default:
+		wait = sch.ok(wait)
+	}
+	next := now.Add(wait)
 	p.mu.Lock()
 	p.status.LastCheck = now
 	p.status.LastCheckErr = ""
 	if err != nil {
 		p.status.LastCheckErr = err.Error()
 	}
+	p.status.NextCheck = next
+	p.status.RetryAfterUntil = sch.notBefore
 	p.mu.Unlock()
-	var stop stopError
-	switch {
-	case ctx.Err() != nil:
-		return wait, nil
-	case errors.As(err, &stop):
-		return wait, stop.err
-	case err != nil:
-		d := sch.failed(now, err, p.pollInterval())
-		p.log.Warn("update check failed", "err", err, "retry_in", d)
-		return d, nil
-	}
-	return sch.ok(wait), nil
+	return next, end
 }
 
 // stopError wraps errors that end the loop.
