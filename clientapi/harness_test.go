@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"github.com/edgefort/edgefort/internal/testkit"
 	"log/slog"
 	"math/big"
 	"net"
@@ -258,24 +259,14 @@ func (a *tableAuthz) Authorize(_ context.Context, r AuthzRequest) (Decision, err
 	return Decision{Allow: false, Reason: "secret internal policy detail", Source: "cloud"}, nil
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+// syncBuffer is a log sink safe for the server's goroutines, with readers
+// of its JSON records.
+type syncBuffer struct{ testkit.SyncBuffer }
 
 // lines are the JSON log records with msg.
 func (s *syncBuffer) lines(msg string) []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range bytes.Split(s.b.Bytes(), []byte("\n")) {
+	for _, l := range bytes.Split([]byte(s.String()), []byte("\n")) {
 		var m map[string]any
 		if json.Unmarshal(l, &m) == nil && m["msg"] == msg {
 			out = append(out, m)
@@ -290,9 +281,7 @@ func (s *syncBuffer) lines(msg string) []map[string]any {
 // again).
 func (s *syncBuffer) checkKeys(t testing.TB) {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range bytes.Split(s.b.Bytes(), []byte("\n")) {
+	for _, l := range bytes.Split([]byte(s.String()), []byte("\n")) {
 		dec := json.NewDecoder(bytes.NewReader(l))
 		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			continue
@@ -314,12 +303,6 @@ func (s *syncBuffer) checkKeys(t testing.TB) {
 			}
 		}
 	}
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // echo is a backend that answers with what it received.
